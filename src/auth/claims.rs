@@ -1,0 +1,267 @@
+//! The claims of an Entra access token that the gateway reads, and the
+//! route-independent and per-route checks on them (issuer, audience, lifetime,
+//! tenant). Unknown claims are ignored; a known claim of the wrong type, or
+//! given twice, makes the token malformed.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Deserializer};
+
+use super::AuthError;
+use crate::config::IssuerTemplate;
+
+/// Only the claims policy and logging read. v1 and v2 names both appear
+/// (`appid`/`azp`, `appidacr`/`azpacr`); the accessors pick whichever is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Claims {
+    pub iss: Option<String>,
+    #[serde(default)]
+    pub aud: Audience,
+    #[serde(default, deserialize_with = "numeric_date")]
+    pub exp: Option<i64>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    pub nbf: Option<i64>,
+    pub tid: Option<String>,
+    pub ver: Option<String>,
+    pub amr: Option<Vec<String>>,
+    pub scp: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub idtyp: Option<String>,
+    pub appid: Option<String>,
+    pub azp: Option<String>,
+    pub appidacr: Option<String>,
+    pub azpacr: Option<String>,
+    pub oid: Option<String>,
+    pub idp: Option<String>,
+    pub uti: Option<String>,
+}
+
+/// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let (one, many): (Option<&str>, &[String]) = match self {
+            Self::None => (None, &[]),
+            Self::One(s) => (Some(s.as_str()), &[]),
+            Self::Many(v) => (None, v.as_slice()),
+        };
+        one.into_iter().chain(many.iter().map(String::as_str))
+    }
+}
+
+impl Claims {
+    pub fn parse(payload: &[u8]) -> Result<Self, AuthError> {
+        serde_json::from_slice(payload)
+            .map_err(|_| AuthError::Malformed("claims are not valid JSON of the expected types"))
+    }
+
+    /// The calling client's application id (`appid` in v1, `azp` in v2).
+    pub fn app_id(&self) -> Option<&str> {
+        self.appid.as_deref().or(self.azp.as_deref())
+    }
+
+    /// How the client authenticated (`appidacr`/`azpacr`): `0` public, `1` secret, `2` certificate.
+    pub fn client_auth(&self) -> Option<&str> {
+        self.appidacr.as_deref().or(self.azpacr.as_deref())
+    }
+}
+
+/// JWT NumericDate: a JSON number of seconds; fractions are truncated.
+fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        Int(i64),
+        Float(f64),
+    }
+    Ok(match Option::<Num>::deserialize(d)? {
+        None => None,
+        Some(Num::Int(i)) => Some(i),
+        Some(Num::Float(f)) if f.is_finite() => Some(f as i64),
+        Some(Num::Float(_)) => return Err(serde::de::Error::custom("not a finite number")),
+    })
+}
+
+/// Route-independent claim checks, built once from `[identity]`.
+#[derive(Debug, Clone)]
+pub struct ClaimChecks {
+    pub issuers: Vec<IssuerTemplate>,
+    pub tenants: HashSet<String>,
+    pub skew_secs: i64,
+}
+
+impl ClaimChecks {
+    /// Issuer, audience, lifetime and tenant, in that order.
+    pub fn check(&self, claims: &Claims, audiences: &[String], now: i64) -> Result<(), AuthError> {
+        let iss = claims.iss.as_deref().ok_or(AuthError::BadIssuer)?;
+        let tid = claims.tid.as_deref().filter(|t| is_guid(t));
+        if !self.issuers.iter().any(|t| t.matches(iss, tid)) {
+            return Err(AuthError::BadIssuer);
+        }
+        if !claims.aud.iter().any(|a| audience_matches(a, audiences)) {
+            return Err(AuthError::BadAudience);
+        }
+        let exp = claims.exp.ok_or(AuthError::Malformed("exp claim is required"))?;
+        // RFC 7519 §4.1.4: the token must not be accepted on or after exp.
+        if now >= exp.saturating_add(self.skew_secs) {
+            return Err(AuthError::Expired);
+        }
+        if let Some(nbf) = claims.nbf {
+            if now.saturating_add(self.skew_secs) < nbf {
+                return Err(AuthError::NotYetValid);
+            }
+        }
+        if !self.tenants.is_empty() {
+            let allowed = tid.is_some_and(|t| self.tenants.contains(&t.to_ascii_lowercase()));
+            if !allowed {
+                return Err(AuthError::TenantNotAllowed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Entra emits v1 audiences "with or without a trailing slash"; the
+/// configured audiences are stored without one.
+fn audience_matches(aud: &str, accepted: &[String]) -> bool {
+    let aud = aud.strip_suffix('/').unwrap_or(aud);
+    accepted.iter().any(|a| a == aud)
+}
+
+/// `8-4-4-4-12` hexadecimal digits, as Entra writes tenant and object ids.
+pub fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TID: &str = "df845f1a-1111-2222-3333-444455556666";
+
+    fn checks() -> ClaimChecks {
+        ClaimChecks {
+            issuers: vec![
+                IssuerTemplate::parse("https://sts.windows.net/{tenantid}/").unwrap(),
+                IssuerTemplate::parse("https://login.microsoftonline.com/{tenantid}/v2.0").unwrap(),
+            ],
+            tenants: HashSet::new(),
+            skew_secs: 60,
+        }
+    }
+
+    fn claims(json: serde_json::Value) -> Claims {
+        Claims::parse(json.to_string().as_bytes()).unwrap()
+    }
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "iss": format!("https://sts.windows.net/{TID}/"),
+            "aud": "https://api.partnercenter.microsoft.com",
+            "exp": 2_000, "nbf": 1_000, "tid": TID,
+        })
+    }
+
+    fn run(json: serde_json::Value, now: i64) -> Result<(), &'static str> {
+        let aud = vec!["https://api.partnercenter.microsoft.com".to_string()];
+        checks().check(&claims(json), &aud, now).map_err(|e| e.reason().as_str())
+    }
+
+    fn with(key: &str, value: serde_json::Value) -> serde_json::Value {
+        let mut v = base();
+        v[key] = value;
+        v
+    }
+
+    #[test]
+    fn accepts_within_lifetime_and_skew() {
+        assert_eq!(run(base(), 1_500), Ok(()));
+        assert_eq!(run(base(), 2_059), Ok(()));
+        assert_eq!(run(base(), 940), Ok(()));
+    }
+
+    #[test]
+    fn lifetime_bounds() {
+        assert_eq!(run(base(), 2_060), Err("expired"));
+        assert_eq!(run(base(), 939), Err("not_yet_valid"));
+        let mut no_exp = base();
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert_eq!(run(no_exp, 1_500), Err("malformed_token"));
+    }
+
+    #[test]
+    fn issuer_must_carry_the_tokens_own_tenant() {
+        let other = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+        assert_eq!(run(with("iss", format!("https://sts.windows.net/{other}/").into()), 1_500), Err("bad_issuer"));
+        assert_eq!(run(with("iss", "https://sts.windows.net/{tenantid}/".into()), 1_500), Err("bad_issuer"));
+        assert_eq!(run(with("iss", "https://evil.example/".into()), 1_500), Err("bad_issuer"));
+        assert_eq!(run(with("tid", "not-a-guid".into()), 1_500), Err("bad_issuer"));
+        let v2 = with("iss", format!("https://login.microsoftonline.com/{TID}/v2.0").into());
+        assert_eq!(run(v2, 1_500), Ok(()));
+        let mut no_iss = base();
+        no_iss.as_object_mut().unwrap().remove("iss");
+        assert_eq!(run(no_iss, 1_500), Err("bad_issuer"));
+    }
+
+    #[test]
+    fn audience_forms() {
+        assert_eq!(run(with("aud", "https://api.partnercenter.microsoft.com/".into()), 1_500), Ok(()));
+        assert_eq!(
+            run(with("aud", serde_json::json!(["x", "https://api.partnercenter.microsoft.com"])), 1_500),
+            Ok(())
+        );
+        assert_eq!(run(with("aud", "https://graph.microsoft.com".into()), 1_500), Err("bad_audience"));
+        assert_eq!(run(with("aud", "https://api.partnercenter.microsoft.com.evil".into()), 1_500), Err("bad_audience"));
+        let mut no_aud = base();
+        no_aud.as_object_mut().unwrap().remove("aud");
+        assert_eq!(run(no_aud, 1_500), Err("bad_audience"));
+    }
+
+    #[test]
+    fn wrong_types_and_duplicates_are_malformed() {
+        for payload in [
+            r#"{"exp":"2000"}"#,
+            r#"{"aud":["a",1]}"#,
+            r#"{"amr":"mfa"}"#,
+            r#"{"exp":1,"exp":2}"#,
+            r#"{"amr":["pwd"],"amr":["mfa"]}"#,
+            r#"[1]"#,
+        ] {
+            assert!(Claims::parse(payload.as_bytes()).is_err(), "{payload}");
+        }
+        assert_eq!(Claims::parse(br#"{"exp":1.9e3}"#).unwrap().exp, Some(1900));
+    }
+
+    #[test]
+    fn tenant_allowlist() {
+        let mut c = checks();
+        c.tenants.insert("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into());
+        let aud = vec!["https://api.partnercenter.microsoft.com".to_string()];
+        let r = c.check(&claims(base()), &aud, 1_500);
+        assert_eq!(r.unwrap_err().reason().as_str(), "tenant_not_allowed");
+        c.tenants.insert(TID.into());
+        assert!(c.check(&claims(base()), &aud, 1_500).is_ok());
+    }
+
+    #[test]
+    fn guid_shape() {
+        assert!(is_guid(TID));
+        assert!(is_guid("DF845F1A-1111-2222-3333-444455556666"));
+        assert!(!is_guid("df845f1a11112222333344445555666677"));
+        assert!(!is_guid("df845f1a-1111-2222-3333-44445555666g"));
+        assert!(!is_guid("../../../../etc/passwd-aaaaaaaaaaaaa"));
+    }
+}

@@ -1,0 +1,127 @@
+//! Authentication: from the request's `Authorization` header to a
+//! `VerifiedToken`, whose claims are signed by a key from the configured key
+//! set, issued by an accepted issuer for the token's own tenant, meant for
+//! the route's audience, and within their lifetime.
+
+pub mod bearer;
+pub mod claims;
+pub mod jwks;
+pub mod keys;
+pub mod token;
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use crate::error::Reason;
+use claims::{ClaimChecks, Claims};
+use jwks::KeyStore;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token: {0}")]
+    MissingToken(&'static str),
+    #[error("legacy authentication scheme")]
+    LegacyAuth,
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    #[error("algorithm not allowed")]
+    DisallowedAlg,
+    #[error("signing key not found in the key set")]
+    UnknownKey,
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("issuer not accepted")]
+    BadIssuer,
+    #[error("audience not accepted")]
+    BadAudience,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("tenant not allowed")]
+    TenantNotAllowed,
+    #[error("signing keys unavailable")]
+    KeysUnavailable,
+}
+
+impl AuthError {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::MissingToken(_) => Reason::MissingToken,
+            Self::LegacyAuth => Reason::LegacyAuth,
+            Self::Malformed(_) => Reason::MalformedToken,
+            Self::DisallowedAlg => Reason::DisallowedAlg,
+            Self::UnknownKey => Reason::UnknownKey,
+            Self::BadSignature => Reason::BadSignature,
+            Self::BadIssuer => Reason::BadIssuer,
+            Self::BadAudience => Reason::BadAudience,
+            Self::Expired => Reason::Expired,
+            Self::NotYetValid => Reason::NotYetValid,
+            Self::TenantNotAllowed => Reason::TenantNotAllowed,
+            Self::KeysUnavailable => Reason::KeysUnavailable,
+        }
+    }
+}
+
+/// A token whose signature, issuer, audience, lifetime and tenant were
+/// checked. Only `Authenticator` builds one.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    claims: Claims,
+}
+
+impl VerifiedToken {
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    pub fn into_claims(self) -> Claims {
+        self.claims
+    }
+}
+
+pub struct Authenticator {
+    keys: Arc<KeyStore>,
+    checks: ClaimChecks,
+    max_token_bytes: usize,
+}
+
+impl Authenticator {
+    pub fn new(keys: Arc<KeyStore>, checks: ClaimChecks, max_token_bytes: usize) -> Self {
+        Self { keys, checks, max_token_bytes }
+    }
+
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
+    /// Authenticates the request for a route accepting `audiences`, at unix time `now`.
+    ///
+    /// When the signature verified but a later check failed, the (authentic)
+    /// claims come back with the error so that the decision can be logged
+    /// with them. Claims of a token whose signature did not verify are never
+    /// returned.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        audiences: &[String],
+        now: i64,
+    ) -> Result<VerifiedToken, (AuthError, Option<Claims>)> {
+        let token = bearer::extract(headers, self.max_token_bytes).map_err(|e| (e, None))?;
+        let jws = token::parse(token).map_err(|e| (e, None))?;
+        let claims = Claims::parse(&jws.payload).map_err(|e| (e, None))?;
+        let kid = jws.kid.as_deref().ok_or((AuthError::UnknownKey, None))?;
+        let key = self.keys.key(kid).await.map_err(|e| (e, None))?;
+        if !key.accepts(jws.alg) {
+            return Err((AuthError::DisallowedAlg, None));
+        }
+        if !key.verify(jws.alg, jws.signing_input, jws.signature) {
+            return Err((AuthError::BadSignature, None));
+        }
+        if let Err(e) = self.checks.check(&claims, audiences, now) {
+            return Err((e, Some(claims)));
+        }
+        Ok(VerifiedToken { claims })
+    }
+}

@@ -1,0 +1,456 @@
+//! Configuration: TOML file (or the built-in default) plus `MFAGATE__SECTION__KEY`
+//! environment overrides, deserialised into `raw` and checked into the runtime
+//! types below. Every error names the key it is about.
+
+mod env;
+pub mod raw;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use http::uri::{Authority, Scheme};
+
+use crate::auth::claims::is_guid;
+use crate::policy::{Mode, RoutePolicy};
+
+/// The configuration compiled into the binary: `config/mfagate.toml`.
+pub const BUILT_IN: &str = include_str!("../config/mfagate.toml");
+/// Where `run` looks for a configuration file when none is named.
+pub const DEFAULT_PATH: &str = "config/mfagate.toml";
+/// The route label used for requests that match no route; reserved as a route name.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+impl ConfigError {
+    pub fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid { key: key.into(), reason: reason.into() }
+    }
+
+    /// The configuration key the error is about, when it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { key, .. } => Some(key),
+            Self::Read { .. } => None,
+        }
+    }
+}
+
+/// Where the configuration text comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    BuiltIn,
+}
+
+impl Source {
+    /// `path` if given; else `config/mfagate.toml` when it exists; else the built-in default.
+    pub fn resolve(path: Option<&Path>) -> Self {
+        match path {
+            Some(p) => Self::File(p.to_path_buf()),
+            None if Path::new(DEFAULT_PATH).is_file() => Self::File(PathBuf::from(DEFAULT_PATH)),
+            None => Self::BuiltIn,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(p) => p.display().to_string(),
+            Self::BuiltIn => "built-in default".into(),
+        }
+    }
+}
+
+/// The validated configuration the gateway runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub identity: IdentityConfig,
+    pub log: LogConfig,
+    pub routes: Vec<RouteConfig>,
+    /// The effective settings (file + environment + defaults), for `check-config`.
+    pub effective: raw::Config,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub tls: TlsSource,
+    pub admin_listen: SocketAddr,
+    /// Worker threads; 0 means one per available CPU.
+    pub workers: usize,
+    pub tls_handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub drain_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// A certificate for `localhost`/`127.0.0.1` generated at start.
+    SelfSigned,
+}
+
+#[derive(Debug, Clone)]
+pub enum JwksLocation {
+    Url(Uri),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    pub jwks: JwksLocation,
+    pub jwks_ca: Option<PathBuf>,
+    pub issuers: Vec<IssuerTemplate>,
+    pub clock_skew_secs: u64,
+    /// Lower-case tenant GUIDs; empty means any tenant.
+    pub tenants: HashSet<String>,
+    pub refresh_interval: Duration,
+    pub unknown_kid_refetch_interval: Duration,
+    pub max_token_bytes: usize,
+}
+
+/// An issuer with an optional `{tenantid}` placeholder, split around it so
+/// matching needs no allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerTemplate {
+    prefix: String,
+    suffix: Option<String>,
+}
+
+impl IssuerTemplate {
+    const PLACEHOLDER: &'static str = "{tenantid}";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.split_once(Self::PLACEHOLDER) {
+            Some((_, rest)) if rest.contains(Self::PLACEHOLDER) => None,
+            Some((pre, post)) => Some(Self { prefix: pre.into(), suffix: Some(post.into()) }),
+            None => Some(Self { prefix: s.into(), suffix: None }),
+        }
+    }
+
+    /// True when `iss` is this template with `{tenantid}` replaced by `tid`.
+    pub fn matches(&self, iss: &str, tid: Option<&str>) -> bool {
+        match (&self.suffix, tid) {
+            (None, _) => iss == self.prefix,
+            (Some(suffix), Some(tid)) => iss
+                .strip_prefix(self.prefix.as_str())
+                .and_then(|rest| rest.strip_suffix(suffix.as_str()))
+                .is_some_and(|middle| middle == tid),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub json: bool,
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    pub path_prefix: String,
+    /// Lower-case host name without port; `None` matches any host.
+    pub host: Option<String>,
+    pub upstream: UpstreamTarget,
+    pub upstream_ca: Option<PathBuf>,
+    /// Accepted audiences, without a trailing slash.
+    pub audiences: Vec<String>,
+    pub mode: Mode,
+    pub policy: RoutePolicy,
+}
+
+/// Where a route forwards to: scheme and authority, plus an optional base path
+/// that is put in front of the request's path.
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    pub base_path: String,
+}
+
+impl Config {
+    /// Reads the source and applies the process environment's overrides.
+    pub fn load(source: &Source) -> Result<Self, ConfigError> {
+        Self::load_with_env(source, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        source: &Source,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = match source {
+            Source::File(path) => {
+                std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.clone(), source: e })?
+            }
+            Source::BuiltIn => BUILT_IN.to_string(),
+        };
+        Self::from_toml_with_env(&text, env)
+    }
+
+    /// Parses TOML text with no environment overrides (tests, tools).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_toml_with_env(text, std::iter::empty())
+    }
+
+    pub fn from_toml_with_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml));
+        for (key, value) in env::overrides(env)? {
+            builder = builder.set_override(key.clone(), value).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
+        }
+        let merged = builder.build().map_err(|e| ConfigError::invalid("(file)", e.to_string()))?;
+        let raw: raw::Config = serde_path_to_error::deserialize(merged).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." || key.is_empty() { "(top level)".to_string() } else { key };
+            ConfigError::invalid(key, e.into_inner().to_string())
+        })?;
+        Self::try_from(raw)
+    }
+}
+
+impl TryFrom<raw::Config> for Config {
+    type Error = ConfigError;
+
+    fn try_from(raw: raw::Config) -> Result<Self, ConfigError> {
+        let server = server(&raw.server)?;
+        let identity = identity(&raw.identity)?;
+        let log = log(&raw.log)?;
+        if raw.routes.is_empty() {
+            return Err(ConfigError::invalid("routes", "at least one [[routes]] entry is required"));
+        }
+        let mut names = HashSet::new();
+        let mut routes = Vec::with_capacity(raw.routes.len());
+        for (i, r) in raw.routes.iter().enumerate() {
+            let route = route(i, r)?;
+            if !names.insert(route.name.clone()) {
+                return Err(ConfigError::invalid(format!("routes[{i}].name"), "duplicate route name"));
+            }
+            routes.push(route);
+        }
+        Ok(Self { server, identity, log, routes, effective: raw })
+    }
+}
+
+fn server(raw: &raw::Server) -> Result<ServerConfig, ConfigError> {
+    let tls = match (&raw.tls_cert, &raw.tls_key) {
+        (Some(cert), Some(key)) => TlsSource::Files { cert: cert.into(), key: key.into() },
+        (None, None) => TlsSource::SelfSigned,
+        (Some(_), None) => return Err(ConfigError::invalid("server.tls_key", "required when server.tls_cert is set")),
+        (None, Some(_)) => return Err(ConfigError::invalid("server.tls_cert", "required when server.tls_key is set")),
+    };
+    Ok(ServerConfig {
+        listen: socket_addr("server.listen", &raw.listen)?,
+        tls,
+        admin_listen: socket_addr("server.admin_listen", &raw.admin_listen)?,
+        workers: raw.workers,
+        tls_handshake_timeout: duration("server.tls_handshake_timeout", &raw.tls_handshake_timeout)?,
+        header_read_timeout: duration("server.header_read_timeout", &raw.header_read_timeout)?,
+        upstream_connect_timeout: duration("server.upstream_connect_timeout", &raw.upstream_connect_timeout)?,
+        upstream_timeout: duration("server.upstream_timeout", &raw.upstream_timeout)?,
+        drain_grace: duration("server.drain_grace", &raw.drain_grace)?,
+    })
+}
+
+fn identity(raw: &raw::Identity) -> Result<IdentityConfig, ConfigError> {
+    let jwks = jwks_location(&raw.jwks_uri)?;
+    if raw.issuers.is_empty() {
+        return Err(ConfigError::invalid("identity.issuers", "at least one issuer is required"));
+    }
+    let mut issuers = Vec::with_capacity(raw.issuers.len());
+    for (i, s) in raw.issuers.iter().enumerate() {
+        let key = format!("identity.issuers[{i}]");
+        if !s.starts_with("https://") {
+            return Err(ConfigError::invalid(key, "an issuer is an https:// URL"));
+        }
+        issuers.push(IssuerTemplate::parse(s).ok_or_else(|| ConfigError::invalid(key, "{tenantid} may appear once"))?);
+    }
+    if raw.clock_skew_secs > 600 {
+        return Err(ConfigError::invalid("identity.clock_skew_secs", "at most 600 seconds"));
+    }
+    let tenants = guids("identity.tenants", &raw.tenants)?;
+    if !(1024..=1024 * 1024).contains(&raw.max_token_bytes) {
+        return Err(ConfigError::invalid("identity.max_token_bytes", "between 1024 and 1048576"));
+    }
+    Ok(IdentityConfig {
+        jwks,
+        jwks_ca: raw.jwks_ca.as_ref().map(PathBuf::from),
+        issuers,
+        clock_skew_secs: raw.clock_skew_secs,
+        tenants: tenants.into_iter().collect(),
+        refresh_interval: min_duration("identity.refresh_interval", &raw.refresh_interval, Duration::from_secs(1))?,
+        unknown_kid_refetch_interval: min_duration(
+            "identity.unknown_kid_refetch_interval",
+            &raw.unknown_kid_refetch_interval,
+            Duration::from_millis(1),
+        )?,
+        max_token_bytes: raw.max_token_bytes,
+    })
+}
+
+fn jwks_location(s: &str) -> Result<JwksLocation, ConfigError> {
+    const KEY: &str = "identity.jwks_uri";
+    if s.is_empty() {
+        return Err(ConfigError::invalid(KEY, "must not be empty"));
+    }
+    if let Some(path) = s.strip_prefix("file://") {
+        return Ok(JwksLocation::File(PathBuf::from(path)));
+    }
+    if s.starts_with("https://") || s.starts_with("http://") {
+        let uri: Uri = s.parse().map_err(|_| ConfigError::invalid(KEY, "not a valid URL"))?;
+        if uri.host().is_none() {
+            return Err(ConfigError::invalid(KEY, "URL has no host"));
+        }
+        return Ok(JwksLocation::Url(uri));
+    }
+    if s.contains("://") {
+        return Err(ConfigError::invalid(KEY, "use https://, http:// or a file path"));
+    }
+    Ok(JwksLocation::File(PathBuf::from(s)))
+}
+
+fn log(raw: &raw::Log) -> Result<LogConfig, ConfigError> {
+    let json = match raw.format.as_str() {
+        "json" => true,
+        "text" => false,
+        _ => return Err(ConfigError::invalid("log.format", "expected \"text\" or \"json\"")),
+    };
+    if raw.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+        return Err(ConfigError::invalid("log.level", "not a valid level or filter (e.g. \"info\")"));
+    }
+    Ok(LogConfig { json, level: raw.level.clone() })
+}
+
+fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
+    let key = |field: &str| format!("routes[{i}].{field}");
+    let name_ok = !raw.name.is_empty()
+        && raw.name.len() <= 64
+        && raw.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !name_ok {
+        return Err(ConfigError::invalid(key("name"), "1-64 characters from a-z, 0-9, '-' and '_'"));
+    }
+    if raw.name == UNMATCHED_ROUTE {
+        return Err(ConfigError::invalid(key("name"), "\"unmatched\" is reserved"));
+    }
+    if !raw.path_prefix.starts_with('/') {
+        return Err(ConfigError::invalid(key("path_prefix"), "must start with '/'"));
+    }
+    let host = match &raw.host {
+        Some(h) if h.is_empty() || h.contains(['/', ':', ' ']) => {
+            return Err(ConfigError::invalid(key("host"), "a host name without scheme, port or path"));
+        }
+        Some(h) => Some(h.to_ascii_lowercase()),
+        None => None,
+    };
+    let upstream = upstream_target(&key("upstream"), &raw.upstream)?;
+    if raw.audiences.is_empty() {
+        return Err(ConfigError::invalid(key("audiences"), "at least one audience is required"));
+    }
+    let audiences = raw.audiences.iter().map(|a| a.trim_end_matches('/').to_string()).collect();
+    let mode = match raw.mode.as_str() {
+        "enforce" => Mode::Enforce,
+        "report-only" => Mode::ReportOnly,
+        _ => return Err(ConfigError::invalid(key("mode"), "expected \"enforce\" or \"report-only\"")),
+    };
+    if raw.require_mfa && raw.accepted_amr.is_empty() {
+        return Err(ConfigError::invalid(key("accepted_amr"), "must not be empty while require_mfa is true"));
+    }
+    let allowed_apps = guids(&key("allowed_apps"), &raw.allowed_apps)?;
+    Ok(RouteConfig {
+        name: raw.name.clone(),
+        path_prefix: raw.path_prefix.clone(),
+        host,
+        upstream,
+        upstream_ca: raw.upstream_ca.as_ref().map(PathBuf::from),
+        audiences,
+        mode,
+        policy: RoutePolicy {
+            require_mfa: raw.require_mfa,
+            accepted_amr: raw.accepted_amr.clone(),
+            allow_app_only: raw.allow_app_only,
+            allow_public_clients: raw.allow_public_clients,
+            allowed_apps,
+        },
+    })
+}
+
+/// `https://host[:port][/base]`; plain `http://` only to a loopback address,
+/// since the request carries a bearer token.
+fn upstream_target(key: &str, s: &str) -> Result<UpstreamTarget, ConfigError> {
+    let uri: Uri = s.parse().map_err(|_| ConfigError::invalid(key, "not a valid URL"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
+        return Err(ConfigError::invalid(key, "an absolute https:// URL is required"));
+    };
+    if scheme == Scheme::HTTP && !is_loopback(authority.host()) {
+        return Err(ConfigError::invalid(key, "plain http:// is only allowed to a loopback address"));
+    }
+    if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+        return Err(ConfigError::invalid(key, "scheme must be https (or http to loopback)"));
+    }
+    if uri.query().is_some() || authority.as_str().contains('@') {
+        return Err(ConfigError::invalid(key, "no query or user information allowed"));
+    }
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    Ok(UpstreamTarget { scheme, authority, base_path })
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn guids(key: &str, values: &[String]) -> Result<Vec<String>, ConfigError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if is_guid(v) {
+                Ok(v.to_ascii_lowercase())
+            } else {
+                Err(ConfigError::invalid(format!("{key}[{i}]"), "not a GUID"))
+            }
+        })
+        .collect()
+}
+
+fn socket_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|_| ConfigError::invalid(key, "expected IP:PORT, e.g. 127.0.0.1:8443"))
+}
+
+/// Durations are written as `30s`, `5m`, `24h`, `250ms`.
+pub fn duration(key: &str, s: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(s).map_err(|e| ConfigError::invalid(key, format!("not a duration like \"30s\" ({e})")))
+}
+
+fn min_duration(key: &str, s: &str, min: Duration) -> Result<Duration, ConfigError> {
+    let d = duration(key, s)?;
+    if d < min {
+        return Err(ConfigError::invalid(key, format!("must be at least {}", humantime::format_duration(min))));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests;

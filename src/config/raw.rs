@@ -1,0 +1,138 @@
+//! The serde mirror of the configuration file: plain data, defaults filled in,
+//! unknown keys rejected. `config.rs` turns it into checked runtime types.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default)]
+    pub identity: Identity,
+    #[serde(default)]
+    pub log: Log,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    pub listen: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
+    pub admin_listen: String,
+    pub workers: usize,
+    pub tls_handshake_timeout: String,
+    pub header_read_timeout: String,
+    pub upstream_connect_timeout: String,
+    pub upstream_timeout: String,
+    pub drain_grace: String,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8443".into(),
+            tls_cert: None,
+            tls_key: None,
+            admin_listen: "127.0.0.1:9090".into(),
+            workers: 0,
+            tls_handshake_timeout: "10s".into(),
+            header_read_timeout: "30s".into(),
+            upstream_connect_timeout: "10s".into(),
+            upstream_timeout: "120s".into(),
+            drain_grace: "30s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Identity {
+    pub jwks_uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_ca: Option<String>,
+    pub issuers: Vec<String>,
+    pub clock_skew_secs: u64,
+    pub tenants: Vec<String>,
+    pub refresh_interval: String,
+    pub unknown_kid_refetch_interval: String,
+    pub max_token_bytes: usize,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self {
+            jwks_uri: "https://login.microsoftonline.com/common/discovery/keys".into(),
+            jwks_ca: None,
+            issuers: vec![
+                "https://sts.windows.net/{tenantid}/".into(),
+                "https://login.microsoftonline.com/{tenantid}/v2.0".into(),
+            ],
+            clock_skew_secs: 60,
+            tenants: Vec::new(),
+            refresh_interval: "1h".into(),
+            unknown_kid_refetch_interval: "5m".into(),
+            max_token_bytes: 16 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self { format: "text".into(), level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    #[serde(default = "default_path_prefix")]
+    pub path_prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub upstream: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_ca: Option<String>,
+    pub audiences: Vec<String>,
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    #[serde(default = "yes")]
+    pub require_mfa: bool,
+    #[serde(default = "default_accepted_amr")]
+    pub accepted_amr: Vec<String>,
+    #[serde(default)]
+    pub allow_app_only: bool,
+    #[serde(default)]
+    pub allow_public_clients: bool,
+    #[serde(default)]
+    pub allowed_apps: Vec<String>,
+}
+
+fn default_path_prefix() -> String {
+    "/".into()
+}
+
+fn default_mode() -> String {
+    "enforce".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_accepted_amr() -> Vec<String> {
+    vec!["mfa".into(), "ngcmfa".into()]
+}

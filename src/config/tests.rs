@@ -1,0 +1,169 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[[routes]]
+name = "pc"
+upstream = "https://api.partnercenter.microsoft.com"
+audiences = ["https://api.partnercenter.microsoft.com"]
+"#;
+
+fn err(text: &str) -> ConfigError {
+    match Config::from_toml(text) {
+        Ok(_) => panic!("config should be rejected:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+fn err_key(text: &str) -> String {
+    err(text).key().unwrap_or("").to_string()
+}
+
+#[test]
+fn built_in_default_is_valid_and_is_the_shipped_file() {
+    let config = Config::from_toml(BUILT_IN).unwrap();
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8443");
+    assert_eq!(config.server.admin_listen.to_string(), "127.0.0.1:9090");
+    assert!(matches!(config.server.tls, TlsSource::SelfSigned));
+    assert_eq!(config.routes.len(), 1);
+    let route = &config.routes[0];
+    assert_eq!(route.name, "partner-center");
+    assert_eq!(route.upstream.authority.as_str(), "api.partnercenter.microsoft.com");
+    assert_eq!(route.mode, Mode::Enforce);
+    assert!(route.policy.require_mfa && !route.policy.allow_app_only && !route.policy.allow_public_clients);
+    assert!(
+        matches!(&config.identity.jwks, JwksLocation::Url(u) if u == "https://login.microsoftonline.com/common/discovery/keys")
+    );
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/mfagate.toml")).unwrap();
+    assert_eq!(shipped, BUILT_IN);
+}
+
+#[test]
+fn example_configs_are_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            Config::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+}
+
+#[test]
+fn defaults_fill_what_is_not_written() {
+    let config = Config::from_toml(MINIMAL).unwrap();
+    assert_eq!(config.identity.clock_skew_secs, 60);
+    assert_eq!(config.identity.issuers.len(), 2);
+    assert_eq!(config.routes[0].path_prefix, "/");
+    assert_eq!(config.routes[0].policy.accepted_amr, ["mfa", "ngcmfa"]);
+    assert_eq!(config.server.upstream_timeout, Duration::from_secs(120));
+}
+
+#[test]
+fn unknown_keys_are_errors_that_name_the_key() {
+    let e = err(&format!("[server]\nlisten_port = 1\n{MINIMAL}"));
+    assert!(e.to_string().contains("listen_port"), "{e}");
+    assert_eq!(e.key(), Some("server.listen_port"));
+    let e = err(&format!("{MINIMAL}requre_mfa = false\n"));
+    assert!(e.to_string().contains("requre_mfa"), "{e}");
+    assert_eq!(e.key(), Some("routes[0].requre_mfa"));
+    let e = err(&format!("[telemetry]\nx = 1\n{MINIMAL}"));
+    assert!(e.to_string().contains("telemetry"), "{e}");
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    assert_eq!(err_key(&format!("[server]\nlisten = \"localhost\"\n{MINIMAL}")), "server.listen");
+    assert_eq!(err_key(&format!("[server]\nupstream_timeout = \"5 parsecs\"\n{MINIMAL}")), "server.upstream_timeout");
+    assert_eq!(err_key(&format!("[server]\ntls_cert = \"a.pem\"\n{MINIMAL}")), "server.tls_key");
+    assert_eq!(err_key(&format!("[identity]\nclock_skew_secs = \"abc\"\n{MINIMAL}")), "identity.clock_skew_secs");
+    assert_eq!(err_key(&format!("[identity]\nclock_skew_secs = 3600\n{MINIMAL}")), "identity.clock_skew_secs");
+    assert_eq!(err_key(&format!("[identity]\ntenants = [\"contoso\"]\n{MINIMAL}")), "identity.tenants[0]");
+    assert_eq!(
+        err_key(&format!("[identity]\nissuers = [\"http://sts.windows.net/{{tenantid}}/\"]\n{MINIMAL}")),
+        "identity.issuers[0]"
+    );
+    assert_eq!(err_key(&format!("[identity]\njwks_uri = \"ftp://x/keys\"\n{MINIMAL}")), "identity.jwks_uri");
+    assert_eq!(err_key(&format!("[log]\nformat = \"xml\"\n{MINIMAL}")), "log.format");
+    assert_eq!(err_key(&format!("{MINIMAL}mode = \"audit\"\n")), "routes[0].mode");
+    assert_eq!(err_key(&format!("{MINIMAL}allowed_apps = [\"az-cli\"]\n")), "routes[0].allowed_apps[0]");
+    assert_eq!(err_key(&format!("{MINIMAL}path_prefix = \"v1\"\n")), "routes[0].path_prefix");
+    assert_eq!(err_key(&format!("{MINIMAL}accepted_amr = []\n")), "routes[0].accepted_amr");
+    assert_eq!(err_key(&format!("{MINIMAL}require_mfa = \"maybe\"\n")), "routes[0].require_mfa");
+    assert_eq!(err_key("[[routes]]\nname = \"pc\"\nupstream = \"https://x\"\naudiences = []\n"), "routes[0].audiences");
+    assert_eq!(
+        err_key(
+            "[[routes]]\nname = \"pc\"\nupstream = \"http://api.partnercenter.microsoft.com\"\naudiences = [\"a\"]\n"
+        ),
+        "routes[0].upstream"
+    );
+    assert_eq!(
+        err_key("[[routes]]\nname = \"Partner Center\"\nupstream = \"https://x\"\naudiences = [\"a\"]\n"),
+        "routes[0].name"
+    );
+    assert_eq!(
+        err_key("[[routes]]\nname = \"unmatched\"\nupstream = \"https://x\"\naudiences = [\"a\"]\n"),
+        "routes[0].name"
+    );
+    assert_eq!(err_key(&format!("{MINIMAL}{}", MINIMAL)), "routes[1].name");
+    assert_eq!(err_key("[server]\n"), "routes");
+    assert_eq!(err_key("[[routes]]\nname = \"pc\"\naudiences = [\"a\"]\n"), "routes[0]");
+}
+
+#[test]
+fn http_upstream_only_to_loopback() {
+    for upstream in ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"] {
+        let text = format!("[[routes]]\nname = \"pc\"\nupstream = \"{upstream}\"\naudiences = [\"a\"]\n");
+        Config::from_toml(&text).unwrap_or_else(|e| panic!("{upstream}: {e}"));
+    }
+}
+
+#[test]
+fn environment_overrides_any_key() {
+    let env = [
+        ("MFAGATE__SERVER__LISTEN", "0.0.0.0:9443"),
+        ("MFAGATE__ROUTES__0__MODE", "report-only"),
+        ("MFAGATE__ROUTES__0__ALLOW_APP_ONLY", "true"),
+        ("MFAGATE__IDENTITY__TENANTS", r#"["DF845F1A-1111-2222-3333-444455556666"]"#),
+        ("MFAGATE__IDENTITY__CLOCK_SKEW_SECS", "30"),
+        ("MFAGATE_CONFIG", "ignored.toml"),
+        ("PATH", "/usr/bin"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let config = Config::from_toml_with_env(MINIMAL, env).unwrap();
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9443");
+    assert_eq!(config.routes[0].mode, Mode::ReportOnly);
+    assert!(config.routes[0].policy.allow_app_only);
+    assert!(config.identity.tenants.contains("df845f1a-1111-2222-3333-444455556666"));
+    assert_eq!(config.identity.clock_skew_secs, 30);
+}
+
+#[test]
+fn bad_environment_overrides_name_the_key() {
+    let one = |k: &str, v: &str| Config::from_toml_with_env(MINIMAL, [(k.to_string(), v.to_string())]).unwrap_err();
+    assert_eq!(one("MFAGATE__ROUTES__0__MODE", "audit").key(), Some("routes[0].mode"));
+    let e = one("MFAGATE__SERVER__LISTN", "1");
+    assert!(e.to_string().contains("listn"), "{e}");
+    assert_eq!(one("MFAGATE__SERVER__LISTEN", "nope").key(), Some("server.listen"));
+}
+
+#[test]
+fn issuer_templates() {
+    let t = IssuerTemplate::parse("https://sts.windows.net/{tenantid}/").unwrap();
+    let tid = "df845f1a-1111-2222-3333-444455556666";
+    assert!(t.matches(&format!("https://sts.windows.net/{tid}/"), Some(tid)));
+    assert!(!t.matches(&format!("https://sts.windows.net/{tid}"), Some(tid)));
+    assert!(!t.matches("https://sts.windows.net/{tenantid}/", Some(tid)));
+    assert!(!t.matches(&format!("https://sts.windows.net/{tid}/"), None));
+    let exact =
+        IssuerTemplate::parse("https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0").unwrap();
+    assert!(exact.matches("https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0", None));
+    assert!(IssuerTemplate::parse("https://x/{tenantid}/{tenantid}").is_none());
+}
+
+#[test]
+fn upstream_base_path_is_kept() {
+    let text = "[[routes]]\nname = \"graph\"\nupstream = \"https://graph.microsoft.com/v1.0/\"\naudiences = [\"a\"]\n";
+    let config = Config::from_toml(text).unwrap();
+    assert_eq!(config.routes[0].upstream.base_path, "/v1.0");
+}

@@ -1,0 +1,351 @@
+//! Every rejection becomes a response here and nowhere else: status, the
+//! Partner Center style JSON body, `WWW-Authenticate`, and the correlation
+//! headers.
+//!
+//! The body mirrors Partner Center's error contract
+//! (`{"code","description","data","source"}`) so that automation which already
+//! handles Partner Center's errors handles ours; `reason` and `correlationId`
+//! are added. Descriptions are fixed per reason: nothing from the request is
+//! echoed.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::policy::DenyReason;
+use crate::proxy::Body;
+use crate::proxy::forward::UpstreamError;
+
+/// Partner Center's own error code for a call without MFA.
+pub const PARTNER_CENTER_MFA_CODE: &str = "900421";
+
+/// Why a request was not forwarded (or not answered by the upstream): the
+/// stable, documented reason codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    MissingToken,
+    LegacyAuth,
+    MalformedToken,
+    DisallowedAlg,
+    UnknownKey,
+    BadSignature,
+    BadIssuer,
+    BadAudience,
+    Expired,
+    NotYetValid,
+    MfaRequired,
+    TenantNotAllowed,
+    AppOnlyNotAllowed,
+    PublicClient,
+    AppNotAllowed,
+    KeysUnavailable,
+    NoRoute,
+    BadRequest,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 20] = [
+        Self::MissingToken,
+        Self::LegacyAuth,
+        Self::MalformedToken,
+        Self::DisallowedAlg,
+        Self::UnknownKey,
+        Self::BadSignature,
+        Self::BadIssuer,
+        Self::BadAudience,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::MfaRequired,
+        Self::TenantNotAllowed,
+        Self::AppOnlyNotAllowed,
+        Self::PublicClient,
+        Self::AppNotAllowed,
+        Self::KeysUnavailable,
+        Self::NoRoute,
+        Self::BadRequest,
+        Self::UpstreamUnavailable,
+        Self::UpstreamTimeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::LegacyAuth => "legacy_auth",
+            Self::MalformedToken => "malformed_token",
+            Self::DisallowedAlg => "disallowed_alg",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::BadIssuer => "bad_issuer",
+            Self::BadAudience => "bad_audience",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::MfaRequired => "mfa_required",
+            Self::TenantNotAllowed => "tenant_not_allowed",
+            Self::AppOnlyNotAllowed => "app_only_not_allowed",
+            Self::PublicClient => "public_client",
+            Self::AppNotAllowed => "app_not_allowed",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::NoRoute => "no_route",
+            Self::BadRequest => "bad_request",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            // No `_` arm: every new reason has to choose its status.
+            Self::MissingToken
+            | Self::LegacyAuth
+            | Self::MalformedToken
+            | Self::DisallowedAlg
+            | Self::UnknownKey
+            | Self::BadSignature
+            | Self::BadIssuer
+            | Self::BadAudience
+            | Self::Expired
+            | Self::NotYetValid
+            | Self::MfaRequired => StatusCode::UNAUTHORIZED,
+            Self::TenantNotAllowed | Self::AppOnlyNotAllowed | Self::PublicClient | Self::AppNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
+            // Our fault, not the caller's: automation should retry, not re-authenticate.
+            Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// A decision about the caller's credentials (as opposed to routing,
+    /// request syntax or the upstream): what report-only mode waives.
+    pub fn is_policy(self) -> bool {
+        !matches!(self, Self::NoRoute | Self::BadRequest | Self::UpstreamUnavailable | Self::UpstreamTimeout)
+    }
+
+    /// A reason the gateway decides on (everything but upstream failures).
+    pub fn is_decision(self) -> bool {
+        !matches!(self, Self::UpstreamUnavailable | Self::UpstreamTimeout)
+    }
+
+    /// The human-readable `description` of the error body.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::MissingToken => "A bearer token is required: send 'Authorization: Bearer <access token>'.",
+            Self::LegacyAuth => {
+                "Legacy authentication (Basic, NTLM, Negotiate, Digest) cannot prove multi-factor authentication and is blocked. Use an OAuth access token obtained through the Secure Application Model."
+            }
+            Self::MalformedToken => "The bearer token is not a well-formed JSON Web Token.",
+            Self::DisallowedAlg => "The token's signing algorithm is not allowed.",
+            Self::UnknownKey => "The token is signed with a key that is not in the identity provider's key set.",
+            Self::BadSignature => "The token's signature is not valid.",
+            Self::BadIssuer => "The token's issuer is not an accepted Microsoft Entra issuer for the token's tenant.",
+            Self::BadAudience => "The token was not issued for this API.",
+            Self::Expired => "The token has expired.",
+            Self::NotYetValid => "The token is not valid yet.",
+            Self::MfaRequired => {
+                "Multi-factor authentication is required: the token's amr claim does not show MFA. Sign in interactively with MFA and use the Secure Application Model (no password flows)."
+            }
+            Self::TenantNotAllowed => "The token's tenant is not allowed by this gateway.",
+            Self::AppOnlyNotAllowed => {
+                "App-only tokens are not allowed on this route; use app+user authentication with MFA."
+            }
+            Self::PublicClient => {
+                "Tokens issued to public client applications are not allowed; use a confidential application (Secure Application Model)."
+            }
+            Self::AppNotAllowed => "The calling application is not allowed on this route.",
+            Self::KeysUnavailable => {
+                "The gateway cannot verify tokens right now: its signing keys are unavailable. Retry later."
+            }
+            Self::NoRoute => "No route is configured for this host and path.",
+            Self::BadRequest => "The request is malformed or ambiguous and was not forwarded.",
+            Self::UpstreamUnavailable => "The upstream service could not be reached.",
+            Self::UpstreamTimeout => "The upstream service did not answer in time.",
+        }
+    }
+
+    /// A short `error_description` for `WWW-Authenticate` (RFC 6750 §3: no
+    /// quote or backslash).
+    fn short(self) -> &'static str {
+        match self {
+            Self::MfaRequired => "MFA required",
+            Self::MalformedToken => "malformed token",
+            Self::DisallowedAlg => "algorithm not allowed",
+            Self::UnknownKey => "unknown signing key",
+            Self::BadSignature => "invalid signature",
+            Self::BadIssuer => "issuer not accepted",
+            Self::BadAudience => "audience not accepted",
+            Self::Expired => "token expired",
+            Self::NotYetValid => "token not yet valid",
+            Self::TenantNotAllowed => "tenant not allowed",
+            Self::AppOnlyNotAllowed => "app-only token not allowed",
+            Self::PublicClient => "public client not allowed",
+            Self::AppNotAllowed => "application not allowed",
+            Self::MissingToken
+            | Self::LegacyAuth
+            | Self::KeysUnavailable
+            | Self::NoRoute
+            | Self::BadRequest
+            | Self::UpstreamUnavailable
+            | Self::UpstreamTimeout => "",
+        }
+    }
+
+    /// The body's `code`: Partner Center's own for missing MFA, else the reason.
+    fn code(self) -> &'static str {
+        match self {
+            Self::MfaRequired => PARTNER_CENTER_MFA_CODE,
+            other => other.as_str(),
+        }
+    }
+
+    /// RFC 6750 §3: no error code when no token was presented; `invalid_token`
+    /// for a token that failed; `insufficient_scope` for a valid token that
+    /// may not do this.
+    fn challenge(self) -> Option<String> {
+        let error = match self.status() {
+            StatusCode::UNAUTHORIZED if matches!(self, Self::MissingToken | Self::LegacyAuth) => {
+                return Some(r#"Bearer realm="mfagate""#.to_string());
+            }
+            StatusCode::UNAUTHORIZED => "invalid_token",
+            StatusCode::FORBIDDEN => "insufficient_scope",
+            _ => return None,
+        };
+        Some(format!(r#"Bearer realm="mfagate", error="{error}", error_description="{}""#, self.short()))
+    }
+}
+
+/// A request that is answered by the gateway itself.
+#[derive(Debug, thiserror::Error)]
+pub enum Reject {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Denied(#[from] DenyReason),
+    #[error("no route matches")]
+    NoRoute,
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl Reject {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::Auth(e) => e.reason(),
+            Self::Denied(DenyReason::MfaRequired) => Reason::MfaRequired,
+            Self::Denied(DenyReason::AppOnlyNotAllowed) => Reason::AppOnlyNotAllowed,
+            Self::Denied(DenyReason::PublicClient) => Reason::PublicClient,
+            Self::Denied(DenyReason::AppNotAllowed) => Reason::AppNotAllowed,
+            Self::NoRoute => Reason::NoRoute,
+            Self::BadRequest(_) => Reason::BadRequest,
+            Self::Upstream(UpstreamError::Timeout) => Reason::UpstreamTimeout,
+            Self::Upstream(UpstreamError::Unavailable(_) | UpstreamError::Target) => Reason::UpstreamUnavailable,
+        }
+    }
+
+    /// The response for this rejection; `correlation_id` goes in the body, the
+    /// caller adds the correlation headers.
+    pub fn into_response(self, correlation_id: &str) -> Response<Body> {
+        error_response(self.reason(), correlation_id)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    description: &'a str,
+    data: [(); 0],
+    source: &'a str,
+    reason: &'a str,
+    #[serde(rename = "correlationId")]
+    correlation_id: &'a str,
+}
+
+/// The gateway's own answer for `reason`.
+pub fn error_response(reason: Reason, correlation_id: &str) -> Response<Body> {
+    let body = ErrorBody {
+        code: reason.code(),
+        description: reason.description(),
+        data: [],
+        source: "mfagate",
+        reason: reason.as_str(),
+        correlation_id,
+    };
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let mut rsp = Response::new(Body::Right(Full::new(Bytes::from(json))));
+    *rsp.status_mut() = reason.status();
+    let headers = rsp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(challenge) = reason.challenge().and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(WWW_AUTHENTICATE, challenge);
+    }
+    if reason == Reason::KeysUnavailable {
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    rsp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_and_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            assert!(seen.insert(r.as_str()), "{}", r.as_str());
+            assert!(r.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(!r.description().is_empty());
+            assert!(!r.short().contains(['"', '\\']));
+        }
+    }
+
+    #[test]
+    fn statuses_follow_whose_fault_it_is() {
+        assert_eq!(Reason::MfaRequired.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(Reason::PublicClient.status(), StatusCode::FORBIDDEN);
+        assert_eq!(Reason::KeysUnavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Reason::NoRoute.status(), StatusCode::NOT_FOUND);
+        assert_eq!(Reason::UpstreamUnavailable.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(Reason::UpstreamTimeout.status(), StatusCode::GATEWAY_TIMEOUT);
+    }
+
+    #[test]
+    fn challenges() {
+        assert_eq!(Reason::MissingToken.challenge().unwrap(), r#"Bearer realm="mfagate""#);
+        assert_eq!(
+            Reason::MfaRequired.challenge().unwrap(),
+            r#"Bearer realm="mfagate", error="invalid_token", error_description="MFA required""#
+        );
+        assert!(Reason::AppNotAllowed.challenge().unwrap().contains(r#"error="insufficient_scope""#));
+        assert!(Reason::KeysUnavailable.challenge().is_none());
+    }
+
+    #[test]
+    fn body_has_partner_center_shape() {
+        let rsp = error_response(Reason::MfaRequired, "c-1");
+        assert_eq!(rsp.status(), StatusCode::UNAUTHORIZED);
+        let Body::Right(full) = rsp.into_body() else { panic!("not a full body") };
+        let bytes = futures_executor(full);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["code"], "900421");
+        assert_eq!(v["reason"], "mfa_required");
+        assert_eq!(v["source"], "mfagate");
+        assert_eq!(v["data"], serde_json::json!([]));
+        assert_eq!(v["correlationId"], "c-1");
+    }
+
+    fn futures_executor(full: Full<Bytes>) -> Bytes {
+        use http_body_util::BodyExt;
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(full.collect()).unwrap().to_bytes()
+    }
+}

@@ -1,0 +1,17 @@
+//! mfagate: a TLS reverse proxy that lets through only Partner Center and
+//! AOBO calls whose bearer token meets Microsoft's partner security
+//! requirements. Modules in the order a request travels.
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod listener;
+pub mod metrics;
+pub mod policy;
+pub mod proxy;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tls;

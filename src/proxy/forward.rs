@@ -1,0 +1,101 @@
+//! Forwarding an authorised request to the route's upstream over a pooled
+//! connection (HTTP/2 when the upstream offers it by ALPN, else HTTP/1.1),
+//! bodies streamed both ways.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::uri::{Parts as UriParts, PathAndQuery};
+use http::{Extensions, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::Body;
+use super::headers::{self, Correlation};
+use crate::config::{RouteConfig, ServerConfig, UpstreamTarget};
+use crate::policy::Authorized;
+use crate::tls::{self, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream unavailable: {0}")]
+    Unavailable(#[source] hyper_util::client::legacy::Error),
+    #[error("upstream did not answer in time")]
+    Timeout,
+    #[error("cannot build the upstream URI for this request")]
+    Target,
+}
+
+/// A route's upstream: its address and a connection pool of its own (each
+/// route may trust its own extra CA).
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    target: UpstreamTarget,
+    timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(route: &RouteConfig, server: &ServerConfig) -> Result<Self, TlsError> {
+        let tls = tls::client(route.upstream_ca.as_deref())?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(server.upstream_connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(https);
+        Ok(Self { client, target: route.upstream.clone(), timeout: server.upstream_timeout })
+    }
+
+    /// Sends the request upstream and returns its response, headers rewritten.
+    /// Requires proof that the request was authorised.
+    pub async fn forward(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        ids: &Correlation,
+        _authorized: &Authorized,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let (mut parts, body) = req.into_parts();
+        let original_host = headers::original_host(&parts);
+        parts.uri = self.uri(&parts.uri).ok_or(UpstreamError::Target)?;
+        parts.version = Version::HTTP_11;
+        // Nothing the downstream connection attached travels on.
+        parts.extensions = Extensions::new();
+        headers::to_upstream(&mut parts.headers, peer.ip(), original_host, ids);
+        let pending = self.client.request(Request::from_parts(parts, body));
+        let rsp = tokio::time::timeout(self.timeout, pending)
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(UpstreamError::Unavailable)?;
+        let (mut parts, body) = rsp.into_parts();
+        headers::to_downstream(&mut parts.headers, ids);
+        parts.extensions = Extensions::new();
+        Ok(Response::from_parts(parts, Body::Left(body)))
+    }
+
+    /// The upstream's scheme and authority, its base path, then the request's path and query.
+    fn uri(&self, downstream: &Uri) -> Option<Uri> {
+        let path_and_query = downstream.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let path_and_query = if self.target.base_path.is_empty() {
+            path_and_query
+        } else {
+            format!("{}{}", self.target.base_path, path_and_query.as_str()).parse().ok()?
+        };
+        let mut parts = UriParts::default();
+        parts.scheme = Some(self.target.scheme.clone());
+        parts.authority = Some(self.target.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).ok()
+    }
+}

@@ -1,0 +1,200 @@
+//! Header rules of the proxy: hop-by-hop removal (RFC 9110 §7.6.1), the
+//! `X-Forwarded-*` set, and Partner Center's correlation headers.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+use http::header::{CONNECTION, HOST, HeaderName, HeaderValue};
+use http::request::Parts;
+
+pub static MS_CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
+pub static MS_REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Connection-specific fields: never forwarded in either direction.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    HeaderName::from_static("connection"),
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("proxy-authenticate"),
+    HeaderName::from_static("proxy-authorization"),
+    HeaderName::from_static("te"),
+    HeaderName::from_static("trailer"),
+    HeaderName::from_static("transfer-encoding"),
+    HeaderName::from_static("upgrade"),
+];
+
+/// Fields the gateway's decision rests on: a `Connection` header that names
+/// one would make the upstream see a different request than the one checked.
+const PROTECTED: [&str; 2] = ["authorization", "host"];
+
+/// The request and correlation ids of one exchange: the client's when it sent
+/// usable ones, otherwise new UUIDs.
+#[derive(Debug, Clone)]
+pub struct Correlation {
+    pub correlation_id: HeaderValue,
+    pub request_id: HeaderValue,
+}
+
+impl Correlation {
+    pub fn of(headers: &HeaderMap) -> Self {
+        Self { correlation_id: id_or_new(headers, &MS_CORRELATION_ID), request_id: id_or_new(headers, &MS_REQUEST_ID) }
+    }
+
+    pub fn correlation_str(&self) -> &str {
+        // Always visible ASCII: checked in `usable_id` or generated.
+        self.correlation_id.to_str().unwrap_or_default()
+    }
+
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        headers.insert(MS_CORRELATION_ID.clone(), self.correlation_id.clone());
+        headers.insert(MS_REQUEST_ID.clone(), self.request_id.clone());
+    }
+}
+
+fn id_or_new(headers: &HeaderMap, name: &HeaderName) -> HeaderValue {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) if usable_id(v.as_bytes()) => v.clone(),
+        _ => new_id(),
+    }
+}
+
+/// Ids are echoed into logs and responses, so only a short, plain charset is kept.
+fn usable_id(v: &[u8]) -> bool {
+    (1..=128).contains(&v.len())
+        && v.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn new_id() -> HeaderValue {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let s = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("00000000-0000-0000-0000-000000000000"))
+}
+
+/// Refuses a request whose `Connection` header names a protected field.
+pub fn check_connection(headers: &HeaderMap) -> Result<(), &'static str> {
+    for token in connection_tokens(headers) {
+        if PROTECTED.iter().any(|p| token.eq_ignore_ascii_case(p)) {
+            return Err("Connection header names a field the gateway checks");
+        }
+    }
+    Ok(())
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes hop-by-hop fields, including those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> =
+        connection_tokens(headers).filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok()).collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// The host the client addressed: `:authority` (HTTP/2) or `Host`.
+pub fn original_host(parts: &Parts) -> Option<HeaderValue> {
+    match parts.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => parts.headers.get(HOST).cloned(),
+    }
+}
+
+/// Rewrites a checked request's headers for the upstream.
+pub fn to_upstream(headers: &mut HeaderMap, peer: IpAddr, original_host: Option<HeaderValue>, ids: &Correlation) {
+    strip_hop_by_hop(headers);
+    // The upstream's own name is set from the upstream URI by the client.
+    headers.remove(HOST);
+    append_forwarded_for(headers, peer);
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
+    match original_host {
+        Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host),
+        None => headers.remove(&X_FORWARDED_HOST),
+    };
+    ids.apply(headers);
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
+    let previous: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
+    let value = if previous.is_empty() { peer.to_string() } else { format!("{}, {peer}", previous.join(", ")) };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+}
+
+/// Rewrites the upstream's response headers for the client.
+pub fn to_downstream(headers: &mut HeaderMap, ids: &Correlation) {
+    strip_hop_by_hop(headers);
+    ids.apply(headers);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_named_fields_go() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic abc"),
+            ("accept", "application/json"),
+            ("authorization", "Bearer t"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["accept", "authorization"]);
+    }
+
+    #[test]
+    fn connection_may_not_name_authorization_or_host() {
+        assert!(check_connection(&map(&[("connection", "close, Authorization")])).is_err());
+        assert!(check_connection(&map(&[("connection", "host")])).is_err());
+        assert!(check_connection(&map(&[("connection", "keep-alive")])).is_ok());
+    }
+
+    #[test]
+    fn forwarded_headers() {
+        let ids = Correlation::of(&HeaderMap::new());
+        let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("x-forwarded-proto", "http"), ("host", "127.0.0.1:8443")]);
+        to_upstream(&mut h, "127.0.0.2".parse().unwrap(), Some(HeaderValue::from_static("127.0.0.1:8443")), &ids);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "127.0.0.1:8443");
+        assert!(h.get("host").is_none());
+        assert_eq!(h["ms-correlationid"], ids.correlation_id);
+    }
+
+    #[test]
+    fn correlation_ids_are_kept_when_plain_and_replaced_otherwise() {
+        let ids = Correlation::of(&map(&[("ms-correlationid", "abc-123"), ("ms-requestid", "r1")]));
+        assert_eq!(ids.correlation_id, "abc-123");
+        assert_eq!(ids.request_id, "r1");
+        let ids = Correlation::of(&map(&[("ms-correlationid", "a b\"c")]));
+        assert_eq!(ids.correlation_id.len(), 36);
+        let ids = Correlation::of(&map(&[("ms-correlationid", "a"), ("ms-correlationid", "b")]));
+        assert_eq!(ids.correlation_id.len(), 36);
+    }
+}

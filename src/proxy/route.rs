@@ -1,0 +1,88 @@
+//! Route selection: the first route whose `host` (when set) and
+//! `path_prefix` match. No match means 404: this is not an open proxy.
+
+use http::header::HOST;
+use http::request::Parts;
+
+use super::forward::Upstream;
+use crate::config::RouteConfig;
+use crate::metrics::RouteMetrics;
+
+/// A configured route with its upstream connection pool and its metrics.
+pub struct Route {
+    pub config: RouteConfig,
+    pub upstream: Upstream,
+    pub metrics: RouteMetrics,
+}
+
+/// True when `path` is `prefix` or lies below it on a segment boundary:
+/// `/v1` matches `/v1` and `/v1/customers`, not `/v1x`.
+pub fn path_matches(prefix: &str, path: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        None => false,
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+    }
+}
+
+/// The host the request names, lower-cased, without port.
+pub fn request_host(parts: &Parts) -> Option<String> {
+    let raw = match parts.uri.authority() {
+        Some(a) => a.host().to_string(),
+        None => {
+            let value = parts.headers.get(HOST)?.to_str().ok()?;
+            let authority: http::uri::Authority = value.parse().ok()?;
+            authority.host().to_string()
+        }
+    };
+    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// The first route matching the request.
+pub fn find<'a>(routes: &'a [Route], parts: &Parts) -> Option<&'a Route> {
+    let path = parts.uri.path();
+    let mut host: Option<Option<String>> = None;
+    routes.iter().find(|route| {
+        let route = &route.config;
+        if !path_matches(&route.path_prefix, path) {
+            return false;
+        }
+        match &route.host {
+            None => true,
+            Some(want) => host.get_or_insert_with(|| request_host(parts)).as_deref() == Some(want.as_str()),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, host: Option<&str>) -> Parts {
+        let mut b = http::Request::builder().uri(uri);
+        if let Some(h) = host {
+            b = b.header(HOST, h);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn prefixes_match_on_segments() {
+        assert!(path_matches("/", "/anything"));
+        assert!(path_matches("/v1", "/v1"));
+        assert!(path_matches("/v1", "/v1/customers"));
+        assert!(!path_matches("/v1", "/v1x"));
+        assert!(path_matches("/v1/", "/v1/x"));
+        assert!(!path_matches("/v1/", "/v1"));
+    }
+
+    #[test]
+    fn host_from_authority_or_header() {
+        assert_eq!(
+            request_host(&parts("/", Some("API.PartnerCenter.microsoft.com:443"))).unwrap(),
+            "api.partnercenter.microsoft.com"
+        );
+        assert_eq!(request_host(&parts("https://graph.microsoft.com./v1.0", None)).unwrap(), "graph.microsoft.com");
+        assert_eq!(request_host(&parts("/", Some("[::1]:8443"))).unwrap(), "[::1]");
+        assert!(request_host(&parts("/", None)).is_none());
+    }
+}

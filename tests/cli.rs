@@ -1,0 +1,196 @@
+//! The binary as a user runs it: `check-config` exit codes and messages, and
+//! `run` without network (self-signed certificate, not ready, answers 503,
+//! drains on SIGTERM).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mfagate");
+
+fn mfagate(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("MFAGATE_CONFIG").env_remove("RUST_LOG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MFAGATE__") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+const VALID: &str = r#"
+[[routes]]
+name = "pc"
+upstream = "https://api.partnercenter.microsoft.com"
+audiences = ["https://api.partnercenter.microsoft.com"]
+"#;
+
+#[test]
+fn check_config_accepts_the_default_and_prints_it() {
+    let out = mfagate(&["check-config", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config/mfagate.toml")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(r#"listen = "127.0.0.1:8443""#), "{stdout}");
+    assert!(stdout.contains(r#"name = "partner-center""#));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("configuration OK"));
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "bad.toml", &format!("{VALID}mode = \"audit\"\n"));
+    let out = mfagate(&["check-config", "--config", &bad]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("routes[0].mode"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let unknown = write(&dir, "unknown.toml", &format!("[server]\nlisen = \"127.0.0.1:1\"\n{VALID}"));
+    let out = mfagate(&["check-config", "--config", &unknown]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.lisen"));
+
+    let missing = dir.path().join("missing.toml");
+    let out = mfagate(&["check-config", "--config", missing.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn environment_names_the_file_and_overrides_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(&dir, "good.toml", VALID);
+    let out = mfagate(&["check-config"])
+        .env("MFAGATE_CONFIG", &good)
+        .env("MFAGATE__ROUTES__0__MODE", "report-only")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#"mode = "report-only""#));
+    let out = mfagate(&["check-config"])
+        .env("MFAGATE_CONFIG", &good)
+        .env("MFAGATE__SERVER__LISTEN", "everywhere")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));
+}
+
+#[test]
+fn run_with_an_invalid_config_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "bad.toml", "[[routes]]\nname = \"x\"\n");
+    let out = mfagate(&["run", "--config", &bad]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("routes[0]"));
+}
+
+struct Running {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Running {
+    fn wait_for(&self, message: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("no log line {message:?}"));
+            if line["message"] == message {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn start(config: &str) -> Running {
+    let mut child = mfagate(&["run", "--config", config]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // Every line must be JSON: a panic or stray print would fail here.
+            let v: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+            assert_ne!(v["level"], "ERROR", "{line}");
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    Running { child, lines: rx }
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .env_remove("CURL_CA_BUNDLE")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn runs_without_network_not_ready_self_signed_and_drains_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap();
+    drop(closed);
+    let config = write(
+        &dir,
+        "offline.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[identity]\njwks_uri = \"https://{dead}/common/discovery/keys\"\n[log]\nformat = \"json\"\n{VALID}"
+        ),
+    );
+    let running = start(&config);
+    let cert = running.wait_for("no certificate configured: generated a self-signed one for localhost and 127.0.0.1");
+    let fingerprint = cert["sha256"].as_str().unwrap().to_string();
+    running.wait_for("cannot fetch signing keys");
+    let started = running.wait_for("mfagate started");
+    let listen = started["listen"].as_str().unwrap().to_string();
+    let admin = started["admin"].as_str().unwrap().to_string();
+
+    let ready = curl(&["-w", " %{http_code}", &format!("http://{admin}/readyz")]);
+    assert!(ready.ends_with(" 503"), "{ready}");
+    assert!(ready.contains(r#""keys":"unavailable""#), "{ready}");
+    assert!(curl(&["-w", "%{http_code}", "-o", "/dev/null", &format!("http://{admin}/healthz")]).ends_with("200"));
+
+    let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJleHAiOjF9.c2ln";
+    let body =
+        curl(&["-k", "-H", &format!("Authorization: Bearer {token}"), &format!("https://{listen}/v1/customers")]);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["reason"], "keys_unavailable");
+
+    // The served certificate is the one whose fingerprint was logged.
+    let served = Command::new("sh")
+        .arg("-c")
+        .arg(format!("openssl s_client -connect {listen} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"))
+        .output()
+        .unwrap();
+    let served = String::from_utf8(served.stdout).unwrap();
+    assert!(served.trim().ends_with(&fingerprint), "served {served}, logged {fingerprint}");
+
+    let pid = running.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    running.wait_for("mfagate stopped");
+    let mut running = running;
+    let status = running.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}

@@ -1,0 +1,250 @@
+//! Everything an end-to-end test needs, on 127.0.0.1 with ephemeral ports:
+//! a test CA, an identity provider serving a JWK Set over HTTP, a recording
+//! TLS upstream, the gateway itself (TLS) and an HTTP client that trusts it.
+#![allow(dead_code)]
+
+pub mod idp;
+pub mod pki;
+pub mod serve;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use mfagate::app::App;
+use mfagate::config::Config;
+use tokio::sync::oneshot;
+
+pub use idp::{Idp, JwksMode};
+pub use pki::Pki;
+pub use upstream::Upstream;
+
+/// Extra TOML for each section of the generated configuration.
+#[derive(Default, Clone)]
+pub struct Setup {
+    pub server: String,
+    pub identity: String,
+    pub route: String,
+    /// Whole `[[routes]]` tables appended after the main route.
+    pub more_routes: String,
+    pub jwks: Option<JwksMode>,
+}
+
+impl Setup {
+    pub fn route(mut self, toml: &str) -> Self {
+        self.route.push_str(toml);
+        self.route.push('\n');
+        self
+    }
+
+    pub fn identity(mut self, toml: &str) -> Self {
+        self.identity.push_str(toml);
+        self.identity.push('\n');
+        self
+    }
+
+    pub fn server(mut self, toml: &str) -> Self {
+        self.server.push_str(toml);
+        self.server.push('\n');
+        self
+    }
+
+    pub fn more_routes(mut self, toml: &str) -> Self {
+        self.more_routes.push_str(toml);
+        self.more_routes.push('\n');
+        self
+    }
+
+    pub fn jwks(mut self, mode: JwksMode) -> Self {
+        self.jwks = Some(mode);
+        self
+    }
+
+    pub async fn start(self) -> TestEnv {
+        TestEnv::start(self).await
+    }
+}
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub pki: Pki,
+    pub idp: Idp,
+    pub upstream: Upstream,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub fingerprint: String,
+    pub client: reqwest::Client,
+    pub config_toml: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestEnv {
+    pub fn setup() -> Setup {
+        Setup::default()
+    }
+
+    pub async fn start(setup: Setup) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path());
+        let upstream_leaf = pki.leaf(dir.path(), "upstream", &["localhost", "127.0.0.1"]);
+        let gateway_leaf = pki.leaf(dir.path(), "gateway", &["localhost", "127.0.0.1"]);
+        let upstream = Upstream::start(pki::server_config(&upstream_leaf)).await;
+        let idp = Idp::start(setup.jwks.unwrap_or(JwksMode::Serve)).await;
+        let config_toml = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+tls_cert = "{cert}"
+tls_key = "{key}"
+{server}
+[identity]
+jwks_uri = "{jwks}"
+{identity}
+[[routes]]
+name = "partner-center"
+upstream = "https://127.0.0.1:{uport}"
+upstream_ca = "{ca}"
+audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbd"]
+{route}
+{more_routes}
+"#,
+            cert = gateway_leaf.cert_path.display(),
+            key = gateway_leaf.key_path.display(),
+            server = with_defaults(&setup.server, &[("upstream_timeout", "\"2s\""), ("drain_grace", "\"2s\"")]),
+            jwks = idp.url,
+            identity = setup.identity,
+            uport = upstream.addr.port(),
+            ca = pki.ca_path.display(),
+            route = setup.route,
+            more_routes = setup
+                .more_routes
+                .replace("@UPSTREAM@", &format!("https://127.0.0.1:{}", upstream.addr.port()))
+                .replace("@CA@", &pki.ca_path.display().to_string()),
+        );
+        let config = Config::from_toml(&config_toml).unwrap_or_else(|e| panic!("test config: {e}\n{config_toml}"));
+        let app = App::build(config).await.expect("gateway starts");
+        let (addr, admin, fingerprint) = (app.local_addr(), app.admin_addr(), app.fingerprint().to_string());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        let client = client(&pki.ca_pem, false);
+        Self {
+            dir,
+            pki,
+            idp,
+            upstream,
+            addr,
+            admin,
+            fingerprint,
+            client,
+            config_toml,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `https://localhost:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("gateway answers")
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.admin_url("/metrics")).await.unwrap().text().await.unwrap()
+    }
+
+    /// The value of the sample `name{labels}` in the current scrape (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        sample(&self.metrics().await, series)
+    }
+
+    /// Stops the gateway and waits for it to drain.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// `section` plus each default whose key it does not set.
+fn with_defaults(section: &str, defaults: &[(&str, &str)]) -> String {
+    let mut out = section.to_string();
+    for (key, value) in defaults {
+        if !section.lines().any(|l| l.trim_start().starts_with(key)) {
+            out.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    out
+}
+
+pub fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+/// A client trusting only `ca_pem`; `http1_only` pins HTTP/1.1.
+pub fn client(ca_pem: &str, http1_only: bool) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
+    let mut b = reqwest::Client::builder().tls_certs_only([ca]).no_proxy();
+    if http1_only {
+        b = b.http1_only();
+    }
+    b.build().unwrap()
+}
+
+/// Asserts a gateway rejection: status, body `code`/`reason`/`source`,
+/// correlation headers, and returns the `WWW-Authenticate` value.
+pub async fn assert_rejected(rsp: reqwest::Response, status: u16, reason: &str) -> Option<String> {
+    assert_eq!(rsp.status().as_u16(), status, "status for {reason}");
+    let challenge = rsp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
+    let correlation = rsp.headers().get("ms-correlationid").expect("MS-CorrelationId").to_str().unwrap().to_string();
+    assert!(rsp.headers().contains_key("ms-requestid"), "MS-RequestId");
+    assert!(rsp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let body: serde_json::Value = rsp.json().await.expect("JSON body");
+    let code = if reason == "mfa_required" { "900421" } else { reason };
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["reason"], reason, "{body}");
+    assert_eq!(body["source"], "mfagate");
+    assert_eq!(body["data"], serde_json::json!([]));
+    assert_eq!(body["correlationId"], correlation.as_str());
+    assert!(body["description"].as_str().is_some_and(|d| !d.is_empty()));
+    challenge
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -1,0 +1,80 @@
+//! A recording upstream over TLS (HTTP/1.1 and HTTP/2): it counts requests,
+//! keeps what it received, and echoes the request body back, streamed.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Either, Full};
+
+use super::serve;
+
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: Method,
+    pub path_and_query: String,
+    pub version: Version,
+    pub headers: HeaderMap,
+}
+
+#[derive(Clone)]
+pub struct Upstream {
+    pub addr: std::net::SocketAddr,
+    hits: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Upstream {
+    /// Paths: `/slow` answers after 5 s; `/download/N` sends N bytes;
+    /// anything else echoes the request body with status 200.
+    pub async fn start(tls: Arc<rustls::ServerConfig>) -> Self {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (h, s) = (Arc::clone(&hits), Arc::clone(&seen));
+        let addr = serve::http(Some(tls), move |req: hyper::Request<hyper::body::Incoming>| {
+            let (h, s) = (Arc::clone(&h), Arc::clone(&s));
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+                s.lock().unwrap().push(Seen {
+                    method: req.method().clone(),
+                    path_and_query: path.clone(),
+                    version: req.version(),
+                    headers: req.headers().clone(),
+                });
+                let mut rsp = if path == "/slow" {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    Response::new(Either::Right(Full::new(Bytes::from_static(b"late"))))
+                } else if let Some(n) = path.strip_prefix("/download/") {
+                    let n: usize = n.parse().unwrap();
+                    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+                    let stream = futures_util::stream::iter((0..n.div_ceil(chunk.len())).map(move |i| {
+                        let len = chunk.len().min(n - i * chunk.len());
+                        Ok::<_, std::io::Error>(hyper::body::Frame::data(chunk.slice(0..len)))
+                    }));
+                    Response::new(Either::Left(Either::Right(http_body_util::StreamBody::new(stream))))
+                } else {
+                    Response::new(Either::Left(Either::Left(req.into_body().map_err(std::io::Error::other))))
+                };
+                rsp.headers_mut().insert("x-upstream", "recording".parse().unwrap());
+                rsp.headers_mut().insert("ms-correlationid", "upstream-own-id".parse().unwrap());
+                rsp.headers_mut().insert("connection", "x-upstream-private".parse().unwrap());
+                rsp.headers_mut().insert("x-upstream-private", "1".parse().unwrap());
+                *rsp.status_mut() = StatusCode::OK;
+                rsp
+            }
+        })
+        .await;
+        Self { addr, hits, seen }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen.lock().unwrap().last().cloned().expect("upstream saw no request")
+    }
+}
