@@ -101,8 +101,7 @@ tls_key = "{key}"
 {server}
 [identity]
 jwks_uri = "{jwks}"
-{identity}
-[[routes]]
+{identity}[[routes]]
 name = "partner-center"
 upstream = "https://127.0.0.1:{uport}"
 upstream_ca = "{ca}"
@@ -114,7 +113,7 @@ audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193
             key = gateway_leaf.key_path.display(),
             server = with_defaults(&setup.server, &[("upstream_timeout", "\"2s\""), ("drain_grace", "\"2s\"")]),
             jwks = idp.url,
-            identity = setup.identity,
+            identity = with_defaults(&setup.identity, &[("state_dir", &toml_str(&dir.path().join("state")))]),
             uport = upstream.addr.port(),
             ca = pki.ca_path.display(),
             route = setup.route,
@@ -204,6 +203,11 @@ fn with_defaults(section: &str, defaults: &[(&str, &str)]) -> String {
         }
     }
     out
+}
+
+/// `path` as a TOML basic string.
+pub fn toml_str(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
 }
 
 pub fn sample(scrape: &str, series: &str) -> f64 {
