@@ -112,6 +112,13 @@ pub enum Lookup {
     Unusable,
 }
 
+/// Fetches finished so far, read before a lookup.
+#[derive(Clone, Copy)]
+struct Counts {
+    attempts: u64,
+    successes: u64,
+}
+
 /// What a request-triggered refetch came to.
 enum Refetch {
     /// A fetch ran (this request's or one it waited for); `true` on success.
@@ -235,7 +242,7 @@ impl Source {
     /// The key for `kid`, refetching (rate-limited, shared) when it is
     /// unknown or the source has no usable keys.
     pub async fn key(self: &Arc<Self>, kid: &str) -> Lookup {
-        let attempts = self.attempts.load(Ordering::Acquire);
+        let seen = self.counts();
         let snap = self.snapshot.load_full();
         if self.usable(&snap) {
             if let Some(slot) = snap.keys.get(kid) {
@@ -245,7 +252,7 @@ impl Source {
             // Nothing usable: try to recover now rather than at the next
             // background retry; the same rate limit applies.
             drop(snap);
-            let _ = self.refetch(attempts).await;
+            let _ = self.refetch(seen).await;
             let snap = self.snapshot.load();
             if !self.usable(&snap) {
                 return Lookup::Unusable;
@@ -261,7 +268,7 @@ impl Source {
             self.metrics.unknown_kid(UnknownKid::NegativeCached);
             return Lookup::Unknown;
         }
-        let refetch = self.refetch(attempts).await;
+        let refetch = self.refetch(seen).await;
         let snap = self.snapshot.load();
         if !self.usable(&snap) {
             self.metrics.unknown_kid(UnknownKid::FetchFailed);
@@ -282,22 +289,28 @@ impl Source {
         Lookup::Unknown
     }
 
-    /// One fetch for a request: joins the fetch in flight if there is one,
-    /// else starts one if the rate limit allows. `attempts` is the count read
-    /// before the caller's lookup: a fetch finished since then counts as joined.
-    /// Never waits longer than the fetch timeout.
-    async fn refetch(self: &Arc<Self>, attempts: u64) -> Refetch {
-        let successes = self.successes.load(Ordering::Acquire);
+    fn counts(&self) -> Counts {
+        Counts { attempts: self.attempts.load(Ordering::Acquire), successes: self.successes.load(Ordering::Acquire) }
+    }
+
+    /// One fetch for a request: the outcome of a fetch that finished since
+    /// `seen` (read before the caller's lookup) if there is one, waiting for
+    /// the one in flight; else a new fetch if the rate limit allows. Never
+    /// waits longer than the fetch timeout.
+    async fn refetch(self: &Arc<Self>, seen: Counts) -> Refetch {
         let wait = self.fetcher.timeout();
-        let guard = match Arc::clone(&self.fetch_lock).try_lock_owned() {
+        let lock = Arc::clone(&self.fetch_lock);
+        let guard = match lock.clone().try_lock_owned() {
             Ok(guard) => guard,
-            Err(_) => {
-                let joined = tokio::time::timeout(wait, self.fetch_lock.lock()).await.is_ok();
-                return Refetch::Ran(joined && self.successes.load(Ordering::Acquire) != successes);
-            }
+            // Held: a fetch in flight (or a request looking at its outcome).
+            Err(_) => match tokio::time::timeout(wait, lock.lock_owned()).await {
+                Ok(guard) => guard,
+                Err(_) => return Refetch::Ran(false),
+            },
         };
-        if self.attempts.load(Ordering::Acquire) != attempts {
-            return Refetch::Ran(self.successes.load(Ordering::Acquire) != successes);
+        let now = self.counts();
+        if now.attempts != seen.attempts {
+            return Refetch::Ran(now.successes != seen.successes);
         }
         if self.refetch.check().is_err() {
             return Refetch::RateLimited;
