@@ -282,6 +282,20 @@ async fn discovery_sources_choose_keys_by_issuer() {
 }
 
 #[tokio::test]
+async fn the_discovery_document_is_refreshed_on_its_own_interval() {
+    let sources = format!("[[identity.sources]]\nname = \"entra-v1\"\nmetadata_uri = \"@IDP@{V1_METADATA}\"\n");
+    let env = TestEnv::setup()
+        .sources(&sources)
+        .identity("refresh_interval = \"1s\"\nmetadata_refresh_interval = \"3s\"")
+        .start()
+        .await;
+    wait_for("a second discovery fetch", || async { (env.idp.metadata_hits() >= 2).then_some(()) }).await;
+    let (keys, metadata) = (env.idp.hits(), env.idp.metadata_hits());
+    assert!(keys > metadata, "key sets {keys}, discovery documents {metadata}");
+    assert_eq!(outcome(&env, &env.idp.delegated().mint()).await, (200, "none".into()));
+}
+
+#[tokio::test]
 async fn token_version_selects_the_source() {
     let idp = Idp::start(JwksMode::Serve).await;
     let k = keys();

@@ -13,6 +13,9 @@
 //! (negative cache) until the next interval, so a flood of random `kid`s
 //! costs one fetch.
 
+mod fetching;
+mod persist;
+
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -21,12 +24,11 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tracing::{info, warn};
 
-use super::fetch::{FetchError, FetchResult, Fetcher, Metadata, parse_metadata};
-use super::state::{Saved, SavedKey, StateFile, age_of, unix_now};
+use super::fetch::Fetcher;
+use super::state::StateFile;
 use super::{SourceMetrics, UnknownKid};
-use crate::auth::keys::{VerifyKey, parse_jwk, parse_key_set};
+use crate::auth::keys::VerifyKey;
 use crate::config::{IssuerTemplate, JwksLocation, KeySourceConfig, SourceOrigin};
 
 /// Bounds the memory a flood of random `kid`s can take.
@@ -326,176 +328,6 @@ impl Source {
             Ok(Ok(ok)) => Refetch::Ran(ok),
             _ => Refetch::Ran(false),
         }
-    }
-
-    /// Fetches now, after any fetch in flight: at start and from the refresher,
-    /// which also refresh the discovery document when it is due.
-    pub async fn refresh(&self) -> Result<(), FetchError> {
-        let _guard = self.fetch_lock.lock().await;
-        self.fetch_locked(true).await
-    }
-
-    /// Fetches (the discovery document first when needed), merges, saves.
-    /// The caller holds `fetch_lock`.
-    async fn fetch_locked(&self, metadata_allowed: bool) -> Result<(), FetchError> {
-        let result = self.fetch_and_merge(metadata_allowed).await;
-        self.attempts.fetch_add(1, Ordering::AcqRel);
-        self.last_failed.store(result.is_err(), Ordering::Release);
-        if let Err(e) = &result {
-            let snap = self.snapshot.load();
-            let state = Self::freshness_of(&snap, self.config.timing.max_stale, true);
-            warn!(source = %self.config.name, error = %e, keys_kept = snap.keys.len(), state = state.as_str(), "cannot fetch signing keys");
-        }
-        result
-    }
-
-    async fn fetch_and_merge(&self, metadata_allowed: bool) -> Result<(), FetchError> {
-        let jwks = self.discovered.load().jwks.clone();
-        let jwks = match (&self.config.origin, jwks) {
-            (SourceOrigin::Discovery(location), None) => self.fetch_metadata(location).await?,
-            (SourceOrigin::Discovery(location), Some(current)) if metadata_allowed && self.metadata_is_due() => {
-                match self.fetch_metadata(location).await {
-                    Ok(jwks) => jwks,
-                    Err(e) => {
-                        warn!(source = %self.config.name, error = %e, "cannot refresh the discovery document: keeping its last answer");
-                        current
-                    }
-                }
-            }
-            (_, Some(current)) => current,
-            (SourceOrigin::Jwks(location), None) => location.clone(),
-        };
-        let started = Instant::now();
-        let fetched = self.fetcher.get(&jwks).await.and_then(|bytes| {
-            let set = parse_key_set(&bytes)?;
-            if set.keys.is_empty() {
-                return Err(FetchError::NoUsableKey(set.skipped));
-            }
-            Ok(set)
-        });
-        self.metrics.duration.observe(started.elapsed().as_secs_f64());
-        let set = match fetched {
-            Ok(set) => set,
-            Err(e) => {
-                self.metrics.fetch(e.result());
-                return Err(e);
-            }
-        };
-        self.metrics.fetch(FetchResult::Success);
-        let now = Stamp::now();
-        let old = self.snapshot.load();
-        let ttl = self.config.timing.key_ttl;
-        let mut keys: HashMap<String, Slot> = old
-            .keys
-            .iter()
-            .filter(|(_, slot)| slot.seen.age() < ttl)
-            .map(|(kid, slot)| (kid.clone(), Slot { key: Arc::clone(&slot.key), seen: slot.seen }))
-            .collect();
-        let (fetched, skipped) = (set.keys.len(), set.skipped);
-        for key in set.keys {
-            match keys.get_mut(key.kid.as_str()) {
-                // The same key: keep the loaded one, so that what was verified with it stays valid.
-                Some(slot) if slot.key.same_as(&key) => slot.seen = now,
-                _ => {
-                    keys.insert(key.kid.clone(), Slot { key: Arc::new(key), seen: now });
-                }
-            }
-        }
-        let total = keys.len();
-        let snapshot = Arc::new(Snapshot { keys, fetched: Some(now), restored: false });
-        self.snapshot.store(Arc::clone(&snapshot));
-        self.successes.fetch_add(1, Ordering::AcqRel);
-        self.metrics.keys.set(total as i64);
-        self.metrics.skipped.set(skipped as i64);
-        info!(source = %self.config.name, jwks_uri = %jwks, fetched, skipped, total, "signing keys loaded");
-        self.save(&snapshot, &jwks).await;
-        Ok(())
-    }
-
-    fn metadata_is_due(&self) -> bool {
-        let due = self.metadata_due.lock().map(|d| *d).unwrap_or(None);
-        due.is_none_or(|at| Instant::now() >= at)
-    }
-
-    async fn fetch_metadata(&self, location: &JwksLocation) -> Result<JwksLocation, FetchError> {
-        let fetched = self
-            .fetcher
-            .get(location)
-            .await
-            .and_then(|bytes| parse_metadata(&bytes, matches!(location, JwksLocation::File(_))));
-        let result = fetched.as_ref().map_or_else(FetchError::result, |_| FetchResult::Success);
-        self.metrics.metadata(result);
-        let Metadata { jwks, issuer, issuer_template } = fetched?;
-        info!(source = %self.config.name, %issuer, jwks_uri = %jwks, "discovery document loaded");
-        self.discovered
-            .store(Arc::new(Discovered { jwks: Some(jwks.clone()), issuer: Some((issuer, issuer_template)) }));
-        if let Ok(mut due) = self.metadata_due.lock() {
-            *due = Some(Instant::now() + super::refresh::jitter(self.config.timing.metadata_refresh_interval));
-        }
-        Ok(jwks)
-    }
-
-    async fn save(&self, snapshot: &Snapshot, jwks: &JwksLocation) {
-        let Some(file) = self.state_file.clone() else { return };
-        let now = unix_now();
-        let issuer = self.discovered.load().issuer.as_ref().map(|(text, _)| text.clone());
-        let mut saved =
-            Saved::new(&self.config.name, self.config.origin.location().to_string(), jwks.to_string(), issuer, now);
-        for slot in snapshot.keys.values() {
-            let Ok(jwk) = serde_json::from_str(slot.key.jwk()) else { continue };
-            saved.keys.push(SavedKey { seen: now.saturating_sub(slot.seen.age().as_secs()), jwk });
-        }
-        match tokio::task::spawn_blocking(move || file.save(&saved).map(|()| file)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                warn!(source = %self.config.name, error = %e, "cannot save the key set to the state directory")
-            }
-            Err(e) => warn!(source = %self.config.name, error = %e, "saving the key set failed"),
-        }
-    }
-
-    /// Loads the saved key set, when there is one for this source and nothing
-    /// was fetched. Its age is the saved one: past `max_stale` it is not used.
-    pub async fn restore(&self) {
-        let Some(file) = self.state_file.clone() else { return };
-        let (name, origin) = (self.config.name.clone(), self.config.origin.location().to_string());
-        let loaded = match tokio::task::spawn_blocking(move || file.load(&name, &origin)).await {
-            Ok(Ok(Some(saved))) => saved,
-            Ok(Ok(None)) => {
-                info!(source = %self.config.name, "no saved key set for this source");
-                return;
-            }
-            Ok(Err(e)) => {
-                warn!(source = %self.config.name, error = %e, "cannot read the saved key set");
-                return;
-            }
-            Err(_) => return,
-        };
-        if self.successes.load(Ordering::Acquire) > 0 {
-            return;
-        }
-        let mut keys = HashMap::new();
-        for saved in loaded.keys {
-            if let Some(key) = parse_jwk(saved.jwk) {
-                keys.insert(key.kid.clone(), Slot { key: Arc::new(key), seen: Stamp::aged(age_of(saved.seen)) });
-            }
-        }
-        if let SourceOrigin::Discovery(_) = self.config.origin {
-            let jwks = match (self.config.origin.location(), loaded.jwks_uri.strip_prefix("file://")) {
-                (JwksLocation::File(_), Some(path)) => Some(JwksLocation::File(path.into())),
-                _ => crate::config::identity::url_location(&loaded.jwks_uri).ok(),
-            };
-            let issuer = loaded.issuer.and_then(|i| IssuerTemplate::parse(&i).map(|t| (i, t)));
-            if jwks.is_some() && issuer.is_some() {
-                self.discovered.store(Arc::new(Discovered { jwks, issuer }));
-            }
-        }
-        let age = age_of(loaded.fetched_at);
-        let count = keys.len();
-        self.snapshot.store(Arc::new(Snapshot { keys, fetched: Some(Stamp::aged(age)), restored: true }));
-        self.metrics.keys.set(count as i64);
-        let state = self.freshness();
-        info!(source = %self.config.name, keys = count, age_secs = age.as_secs(), state = state.as_str(), "loaded the saved key set");
     }
 
     /// Sets the age gauge (at scrape time).
