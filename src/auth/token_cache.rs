@@ -93,15 +93,6 @@ impl TokenCache {
         let ttl = Duration::from_secs(left as u64).min(MAX_TTL);
         self.entries.insert(digest, Arc::new(CachedToken { claims, source, key, ttl }));
     }
-
-    pub fn len(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,11 @@ pub async fn run(source: Arc<Source>, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
         }
-        ok = source.refresh().await.is_ok();
+        // A fetch in flight does not hold up shutdown.
+        tokio::select! {
+            () = stop.cancelled() => return,
+            result = source.refresh() => ok = result.is_ok(),
+        }
     }
 }
 
