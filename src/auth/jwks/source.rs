@@ -292,7 +292,9 @@ impl Source {
     }
 
     fn counts(&self) -> Counts {
-        Counts { attempts: self.attempts.load(Ordering::Acquire), successes: self.successes.load(Ordering::Acquire) }
+        // `successes` first: see `fetch_locked`.
+        let successes = self.successes.load(Ordering::Acquire);
+        Counts { attempts: self.attempts.load(Ordering::Acquire), successes }
     }
 
     /// One fetch for a request: the outcome of a fetch that finished since

@@ -25,8 +25,12 @@ impl Source {
     /// The caller holds `fetch_lock`.
     pub(super) async fn fetch_locked(&self, metadata_allowed: bool) -> Result<(), FetchError> {
         let result = self.fetch_and_merge(metadata_allowed).await;
-        self.attempts.fetch_add(1, Ordering::AcqRel);
         self.last_failed.store(result.is_err(), Ordering::Release);
+        // `attempts` first: whoever sees the new `successes` sees the new `attempts` too.
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        if result.is_ok() {
+            self.successes.fetch_add(1, Ordering::AcqRel);
+        }
         if let Err(e) = &result {
             let snap = self.snapshot.load();
             let state = Self::freshness_of(&snap, self.config.timing.max_stale, true);
@@ -90,7 +94,6 @@ impl Source {
         let total = keys.len();
         let snapshot = Arc::new(Snapshot { keys, fetched: Some(now), restored: false });
         self.snapshot.store(Arc::clone(&snapshot));
-        self.successes.fetch_add(1, Ordering::AcqRel);
         self.metrics.keys.set(total as i64);
         self.metrics.skipped.set(skipped as i64);
         info!(source = %self.config.name, jwks_uri = %jwks, fetched, skipped, total, "signing keys loaded");
