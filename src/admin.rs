@@ -1,5 +1,6 @@
 //! The admin listener (plain HTTP): `/metrics` (Prometheus text format),
-//! `/healthz` (the process runs), `/readyz` (keys loaded and not draining).
+//! `/healthz` (the process runs), `/readyz` (every required key source has
+//! usable keys, and not draining; the JSON body says which source is not).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::auth::jwks::KeyStore;
+use crate::auth::jwks::source::Freshness;
 use crate::metrics::Metrics;
 use crate::shutdown::Readiness;
 
@@ -24,7 +26,10 @@ impl Admin {
             return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n");
         }
         match req.uri().path() {
-            "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", self.metrics.encode()),
+            "/metrics" => {
+                self.keys.observe();
+                respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", self.metrics.encode())
+            }
             "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
             "/readyz" => self.readyz(),
             _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
@@ -32,15 +37,28 @@ impl Admin {
     }
 
     fn readyz(&self) -> Response<Full<Bytes>> {
-        let keys = self.keys.is_ready();
+        let keys_ready = self.keys.is_ready();
         let draining = self.readiness.is_draining();
-        let ready = keys && !draining;
-        let body = serde_json::json!({
-            "ready": ready,
-            "keys": if keys { "loaded" } else { "unavailable" },
-            "key_count": self.keys.len(),
-            "draining": draining,
-        });
+        let ready = keys_ready && !draining;
+        let mut any_stale = false;
+        let mut sources = serde_json::Map::new();
+        for s in self.keys.status() {
+            any_stale |= s.required && s.freshness == Freshness::Stale;
+            let source = serde_json::json!({
+                "state": s.freshness.as_str(),
+                "usable": s.freshness.usable(),
+                "required": s.required,
+                "keys": s.keys,
+                "age_seconds": s.age.map(|a| a.as_secs()),
+            });
+            sources.insert(s.name.to_string(), source);
+        }
+        let keys = match (keys_ready, any_stale) {
+            (false, _) => "unavailable",
+            (true, true) => "stale",
+            (true, false) => "loaded",
+        };
+        let body = serde_json::json!({ "ready": ready, "draining": draining, "keys": keys, "sources": sources });
         let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
         respond(status, "application/json", body.to_string())
     }

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::auth::claims::ClaimChecks;
 use crate::auth::jwks::KeyStore;
+use crate::auth::token_cache::TokenCache;
 use crate::config::Config;
 use crate::listener::{self, ConnSettings};
 use crate::metrics::Metrics;
@@ -49,7 +50,8 @@ pub struct App {
 
 impl App {
     /// Builds everything and binds both listeners. Tries to load the signing
-    /// keys once; a failure is logged and retried in the background.
+    /// keys of every source once (falling back to the saved key sets); a
+    /// failure is logged and retried in the background.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let metrics = Arc::new(Metrics::new()?);
         let server_tls = tls::server(&config.server.tls)?;
@@ -58,16 +60,15 @@ impl App {
         } else {
             info!(sha256 = %server_tls.fingerprint, "serving the configured certificate");
         }
-        let keys = Arc::new(KeyStore::new(&config.identity, metrics.jwks())?);
-        if keys.refresh().await.is_err() {
-            warn!("signing keys are not available yet: not ready, retrying in the background");
-        }
+        let keys = Arc::new(KeyStore::new(&config.identity, |name| metrics.jwks_source(name))?);
+        keys.load().await;
         let checks = ClaimChecks {
             issuers: config.identity.issuers.clone(),
             tenants: config.identity.tenants.clone(),
             skew_secs: config.identity.clock_skew_secs as i64,
         };
-        let auth = Authenticator::new(Arc::clone(&keys), checks, config.identity.max_token_bytes);
+        let auth = Authenticator::new(Arc::clone(&keys), checks, config.identity.max_token_bytes)
+            .with_token_cache(TokenCache::new(config.identity.token_cache_size, metrics.token_cache()));
         let gateway = Arc::new(Gateway::build(&config, auth, &metrics)?);
         let listener = bind(config.server.listen).await?;
         let admin_listener = bind(config.server.admin_listen).await?;
@@ -106,7 +107,7 @@ impl App {
         let stop = CancellationToken::new();
         let grace = self.config.server.drain_grace;
         info!(listen = %self.local_addr(), admin = %self.admin_addr(), routes = self.config.routes.len(), "mfagate started");
-        let refresher = tokio::spawn(Arc::clone(&self.keys).run_refresher(stop.clone()));
+        let mut refreshers = self.keys.spawn_refreshers(&stop);
         let settings = ConnSettings {
             tls_handshake_timeout: self.config.server.tls_handshake_timeout,
             header_read_timeout: self.config.server.header_read_timeout,
@@ -139,7 +140,7 @@ impl App {
         self.readiness.set_draining();
         stop.cancel();
         let _ = gateway.await;
-        let _ = refresher.await;
+        while refreshers.join_next().await.is_some() {}
         admin_stop.cancel();
         let _ = admin_task.await;
         info!("mfagate stopped");

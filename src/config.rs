@@ -3,6 +3,7 @@
 //! types below. Every error names the key it is about.
 
 mod env;
+pub mod identity;
 pub mod raw;
 
 use std::collections::HashSet;
@@ -15,6 +16,7 @@ use http::uri::{Authority, Scheme};
 
 use crate::auth::claims::is_guid;
 use crate::policy::{Mode, RoutePolicy};
+pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
 
 /// The configuration compiled into the binary: `config/mfagate.toml`.
 pub const BUILT_IN: &str = include_str!("../config/mfagate.toml");
@@ -107,25 +109,6 @@ pub enum TlsSource {
     },
     /// A certificate for `localhost`/`127.0.0.1` generated at start.
     SelfSigned,
-}
-
-#[derive(Debug, Clone)]
-pub enum JwksLocation {
-    Url(Uri),
-    File(PathBuf),
-}
-
-#[derive(Debug, Clone)]
-pub struct IdentityConfig {
-    pub jwks: JwksLocation,
-    pub jwks_ca: Option<PathBuf>,
-    pub issuers: Vec<IssuerTemplate>,
-    pub clock_skew_secs: u64,
-    /// Lower-case tenant GUIDs; empty means any tenant.
-    pub tenants: HashSet<String>,
-    pub refresh_interval: Duration,
-    pub unknown_kid_refetch_interval: Duration,
-    pub max_token_bytes: usize,
 }
 
 /// An issuer with an optional `{tenantid}` placeholder, split around it so
@@ -236,7 +219,7 @@ impl TryFrom<raw::Config> for Config {
 
     fn try_from(raw: raw::Config) -> Result<Self, ConfigError> {
         let server = server(&raw.server)?;
-        let identity = identity(&raw.identity)?;
+        let identity = identity::from_raw(&raw.identity)?;
         let log = log(&raw.log)?;
         if raw.routes.is_empty() {
             return Err(ConfigError::invalid("routes", "at least one [[routes]] entry is required"));
@@ -272,63 +255,6 @@ fn server(raw: &raw::Server) -> Result<ServerConfig, ConfigError> {
         upstream_timeout: duration("server.upstream_timeout", &raw.upstream_timeout)?,
         drain_grace: duration("server.drain_grace", &raw.drain_grace)?,
     })
-}
-
-fn identity(raw: &raw::Identity) -> Result<IdentityConfig, ConfigError> {
-    let jwks = jwks_location(&raw.jwks_uri)?;
-    if raw.issuers.is_empty() {
-        return Err(ConfigError::invalid("identity.issuers", "at least one issuer is required"));
-    }
-    let mut issuers = Vec::with_capacity(raw.issuers.len());
-    for (i, s) in raw.issuers.iter().enumerate() {
-        let key = format!("identity.issuers[{i}]");
-        if !s.starts_with("https://") {
-            return Err(ConfigError::invalid(key, "an issuer is an https:// URL"));
-        }
-        issuers.push(IssuerTemplate::parse(s).ok_or_else(|| ConfigError::invalid(key, "{tenantid} may appear once"))?);
-    }
-    if raw.clock_skew_secs > 600 {
-        return Err(ConfigError::invalid("identity.clock_skew_secs", "at most 600 seconds"));
-    }
-    let tenants = guids("identity.tenants", &raw.tenants)?;
-    if !(1024..=1024 * 1024).contains(&raw.max_token_bytes) {
-        return Err(ConfigError::invalid("identity.max_token_bytes", "between 1024 and 1048576"));
-    }
-    Ok(IdentityConfig {
-        jwks,
-        jwks_ca: raw.jwks_ca.as_ref().map(PathBuf::from),
-        issuers,
-        clock_skew_secs: raw.clock_skew_secs,
-        tenants: tenants.into_iter().collect(),
-        refresh_interval: min_duration("identity.refresh_interval", &raw.refresh_interval, Duration::from_secs(1))?,
-        unknown_kid_refetch_interval: min_duration(
-            "identity.unknown_kid_refetch_interval",
-            &raw.unknown_kid_refetch_interval,
-            Duration::from_millis(1),
-        )?,
-        max_token_bytes: raw.max_token_bytes,
-    })
-}
-
-fn jwks_location(s: &str) -> Result<JwksLocation, ConfigError> {
-    const KEY: &str = "identity.jwks_uri";
-    if s.is_empty() {
-        return Err(ConfigError::invalid(KEY, "must not be empty"));
-    }
-    if let Some(path) = s.strip_prefix("file://") {
-        return Ok(JwksLocation::File(PathBuf::from(path)));
-    }
-    if s.starts_with("https://") || s.starts_with("http://") {
-        let uri: Uri = s.parse().map_err(|_| ConfigError::invalid(KEY, "not a valid URL"))?;
-        if uri.host().is_none() {
-            return Err(ConfigError::invalid(KEY, "URL has no host"));
-        }
-        return Ok(JwksLocation::Url(uri));
-    }
-    if s.contains("://") {
-        return Err(ConfigError::invalid(KEY, "use https://, http:// or a file path"));
-    }
-    Ok(JwksLocation::File(PathBuf::from(s)))
 }
 
 fn log(raw: &raw::Log) -> Result<LogConfig, ConfigError> {

@@ -2,6 +2,8 @@
 //! (route names from the configuration, decisions, reason codes); counters are
 //! resolved per label set at start, never built per request.
 
+mod keys;
+
 use std::time::Duration;
 
 use prometheus::{
@@ -9,7 +11,8 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::auth::jwks::JwksMetrics;
+use crate::auth::jwks::SourceMetrics;
+use crate::auth::token_cache::TokenCacheMetrics;
 use crate::error::Reason;
 use crate::proxy::record::Verdict;
 
@@ -24,7 +27,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     upstream_errors: IntCounterVec,
-    jwks_refresh: IntCounterVec,
+    keys: keys::KeyFamilies,
 }
 
 impl Metrics {
@@ -46,19 +49,15 @@ impl Metrics {
             ),
             &["route", "kind"],
         )?;
-        let jwks_refresh = IntCounterVec::new(
-            Opts::new("mfagate_jwks_refresh_total", "Signing key set fetches by result."),
-            &["result"],
-        )?;
         let build_info =
             IntGaugeVec::new(Opts::new("mfagate_build_info", "Build information; always 1."), &["version"])?;
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
-        registry.register(Box::new(jwks_refresh.clone()))?;
         registry.register(Box::new(build_info))?;
-        Ok(Self { registry, requests, duration, upstream_errors, jwks_refresh })
+        let keys = keys::KeyFamilies::register(&registry)?;
+        Ok(Self { registry, requests, duration, upstream_errors, keys })
     }
 
     /// The counters of one route, every label set resolved now.
@@ -74,11 +73,13 @@ impl Metrics {
         }
     }
 
-    pub fn jwks(&self) -> JwksMetrics {
-        JwksMetrics {
-            success: self.jwks_refresh.with_label_values(&["success"]),
-            failure: self.jwks_refresh.with_label_values(&["failure"]),
-        }
+    /// The series of key source `name`, every label set resolved now.
+    pub fn jwks_source(&self, name: &str) -> SourceMetrics {
+        self.keys.source(name)
+    }
+
+    pub fn token_cache(&self) -> TokenCacheMetrics {
+        self.keys.token_cache()
     }
 
     /// The Prometheus text exposition of every metric.

@@ -185,7 +185,7 @@ async fn metrics_health_and_readiness() {
         1.0
     );
     assert_eq!(support::sample(&scrape, r#"mfagate_request_duration_seconds_count{route="partner-center"}"#), 1.0);
-    assert!(support::sample(&scrape, r#"mfagate_jwks_refresh_total{result="success"}"#) >= 1.0);
+    assert!(support::sample(&scrape, r#"mfagate_jwks_fetch_total{result="success",source="default"}"#) >= 1.0);
     assert!(scrape.contains(&format!(r#"mfagate_build_info{{version="{}"}} 1"#, env!("CARGO_PKG_VERSION"))));
     assert_eq!(reqwest::get(env.admin_url("/healthz")).await.unwrap().status(), 200);
     let ready = reqwest::get(env.admin_url("/readyz")).await.unwrap();

@@ -156,7 +156,8 @@ fn runs_without_network_not_ready_self_signed_and_drains_on_sigterm() {
         &dir,
         "offline.toml",
         &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[identity]\njwks_uri = \"https://{dead}/common/discovery/keys\"\n[log]\nformat = \"json\"\n{VALID}"
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[identity]\njwks_uri = \"https://{dead}/common/discovery/keys\"\nstate_dir = {state:?}\n[log]\nformat = \"json\"\n{VALID}",
+            state = dir.path().join("state").display().to_string(),
         ),
     );
     let running = start(&config);

@@ -2,9 +2,14 @@
 //! fetched, so that a request only looks a key up and verifies.
 
 use jsonwebtoken::{Algorithm as JwtAlgorithm, DecodingKey};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::token::Algorithm;
+use crate::config::IssuerTemplate;
+
+/// Keys read from one document at most; the rest are skipped. Entra's sets
+/// hold fewer than ten.
+pub const MAX_KEYS: usize = 256;
 
 /// What kind of key, hence which algorithms it can verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +25,12 @@ pub struct VerifyKey {
     family: KeyFamily,
     /// The key's own `alg`, when the set states one: the token must use it.
     alg: Option<Algorithm>,
-    /// The v2 key's `issuer` (with `{tenantid}`), when stated.
+    /// The v2 key's `issuer` (with `{tenantid}`), when stated: the only
+    /// issuers this key may sign for.
     pub issuer: Option<String>,
+    issuer_template: Option<IssuerTemplate>,
+    /// The members read, as compact JSON: what the state file keeps.
+    jwk: Box<str>,
     decoding: DecodingKey,
 }
 
@@ -46,6 +55,24 @@ impl VerifyKey {
             Algorithm::ES384 => self.family == KeyFamily::EcP384,
         };
         family_ok && self.alg.is_none_or(|a| a == alg)
+    }
+
+    /// True when a token from `iss` (of tenant `tid`) may be signed by this
+    /// key: always for keys without an `issuer` (v1 key sets), else when
+    /// `iss` is the key's issuer with `{tenantid}` replaced by `tid`.
+    pub fn allows_issuer(&self, iss: &str, tid: Option<&str>) -> bool {
+        self.issuer_template.as_ref().is_none_or(|t| t.matches(iss, tid))
+    }
+
+    /// The key as the compact JWK it was read from (members we use only).
+    pub fn jwk(&self) -> &str {
+        &self.jwk
+    }
+
+    /// True when `other` is the same key (same members), so that a refetch
+    /// keeps the loaded key and what was verified with it.
+    pub fn same_as(&self, other: &VerifyKey) -> bool {
+        self.jwk == other.jwk
     }
 
     /// Checks `signature` (base64url) over `signing_input`. Call only after `accepts`.
@@ -87,18 +114,26 @@ struct RawSet {
 }
 
 /// Only the members we use; unknown members (x5c, x5t, cloud_instance_name…) are ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct RawKey {
     kty: String,
-    #[serde(rename = "use")]
+    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
     use_: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     kid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     alg: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     n: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     e: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     crv: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     x: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     y: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     issuer: Option<String>,
 }
 
@@ -106,7 +141,7 @@ pub fn parse_key_set(json: &[u8]) -> Result<KeySet, KeySetError> {
     let raw: RawSet = serde_json::from_slice(json).map_err(|_| KeySetError::NotAKeySet)?;
     let mut set = KeySet::default();
     for value in raw.keys {
-        match serde_json::from_value::<RawKey>(value).ok().and_then(parse_key) {
+        match (set.keys.len() < MAX_KEYS).then(|| parse_jwk(value)).flatten() {
             Some(key) => set.keys.push(key),
             None => set.skipped += 1,
         }
@@ -114,11 +149,16 @@ pub fn parse_key_set(json: &[u8]) -> Result<KeySet, KeySetError> {
     Ok(set)
 }
 
+/// One JWK; `None` when it is not a usable signing key.
+pub fn parse_jwk(value: serde_json::Value) -> Option<VerifyKey> {
+    serde_json::from_value::<RawKey>(value).ok().and_then(parse_key)
+}
+
 fn parse_key(raw: RawKey) -> Option<VerifyKey> {
     if raw.use_.as_deref().is_some_and(|u| u != "sig") {
         return None;
     }
-    let kid = raw.kid.filter(|k| !k.is_empty())?;
+    let kid = raw.kid.clone().filter(|k| !k.is_empty())?;
     let alg = match raw.alg.as_deref() {
         None => None,
         Some(a) => Some(Algorithm::parse(a)?),
@@ -136,7 +176,12 @@ fn parse_key(raw: RawKey) -> Option<VerifyKey> {
         // key set would let anyone sign.
         _ => return None,
     };
-    Some(VerifyKey { kid, family, alg, issuer: raw.issuer, decoding })
+    let issuer_template = match raw.issuer.as_deref() {
+        None => None,
+        Some(i) => Some(IssuerTemplate::parse(i)?),
+    };
+    let jwk = serde_json::to_string(&raw).ok()?.into_boxed_str();
+    Some(VerifyKey { kid, family, alg, issuer: raw.issuer.clone(), issuer_template, jwk, decoding })
 }
 
 #[cfg(test)]
@@ -176,6 +221,50 @@ mod tests {
         assert!(!set.keys[0].accepts(Algorithm::RS512));
         let json = serde_json::json!({"keys": [{"kty":"RSA","kid":"k","alg":"HS256","n": N, "e":"AQAB"}]});
         assert_eq!(parse_key_set(json.to_string().as_bytes()).unwrap().skipped, 1);
+    }
+
+    #[test]
+    fn a_v2_key_signs_only_for_its_issuer() {
+        let tid = "df845f1a-1111-2222-3333-444455556666";
+        let json = serde_json::json!({"keys": [
+            {"kty":"RSA","kid":"v2","n": N, "e":"AQAB", "issuer":"https://login.microsoftonline.com/{tenantid}/v2.0"},
+            {"kty":"RSA","kid":"msa","n": N, "e":"AQAB",
+             "issuer":"https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"},
+            {"kty":"RSA","kid":"v1","n": N, "e":"AQAB"},
+            {"kty":"RSA","kid":"bad","n": N, "e":"AQAB", "issuer":"https://x/{tenantid}/{tenantid}"},
+        ]});
+        let set = parse_key_set(json.to_string().as_bytes()).unwrap();
+        assert_eq!(set.skipped, 1);
+        let [v2, msa, v1] = [&set.keys[0], &set.keys[1], &set.keys[2]];
+        let v2_iss = format!("https://login.microsoftonline.com/{tid}/v2.0");
+        assert!(v2.allows_issuer(&v2_iss, Some(tid)));
+        assert!(!v2.allows_issuer(&format!("https://sts.windows.net/{tid}/"), Some(tid)));
+        assert!(!v2.allows_issuer(&v2_iss, Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")));
+        assert!(!msa.allows_issuer(&v2_iss, Some(tid)));
+        let msa_iss = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
+        assert!(msa.allows_issuer(msa_iss, Some("9188040d-6c67-4c5b-b112-36a304b66dad")));
+        assert!(v1.allows_issuer(&format!("https://sts.windows.net/{tid}/"), Some(tid)));
+    }
+
+    #[test]
+    fn the_kept_jwk_round_trips_and_identifies_the_key() {
+        let json = serde_json::json!({"keys": [{"kty":"RSA","use":"sig","kid":"k","n": N, "e":"AQAB","x5c":["MIIC"]}]});
+        let set = parse_key_set(json.to_string().as_bytes()).unwrap();
+        let key = &set.keys[0];
+        assert!(!key.jwk().contains("x5c"));
+        let again = parse_jwk(serde_json::from_str(key.jwk()).unwrap()).unwrap();
+        assert!(again.same_as(key));
+        let other = serde_json::json!({"kty":"RSA","kid":"k","n": N, "e":"AQAB","alg":"RS256"});
+        assert!(!parse_jwk(other).unwrap().same_as(key));
+    }
+
+    #[test]
+    fn at_most_max_keys_are_read() {
+        let keys: Vec<_> = (0..MAX_KEYS + 3)
+            .map(|i| serde_json::json!({"kty":"RSA","kid":format!("k{i}"),"n": N, "e":"AQAB"}))
+            .collect();
+        let set = parse_key_set(serde_json::json!({ "keys": keys }).to_string().as_bytes()).unwrap();
+        assert_eq!((set.keys.len(), set.skipped), (MAX_KEYS, 3));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod claims;
 pub mod jwks;
 pub mod keys;
 pub mod token;
+pub mod token_cache;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use http::HeaderMap;
 use crate::error::Reason;
 use claims::{ClaimChecks, Claims};
 use jwks::KeyStore;
+use token_cache::TokenCache;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -65,10 +67,11 @@ impl AuthError {
 }
 
 /// A token whose signature, issuer, audience, lifetime and tenant were
-/// checked. Only `Authenticator` builds one.
+/// checked. Only `Authenticator` builds one. The claims are shared with the
+/// verified-token cache, so a cache hit copies nothing.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
-    claims: Claims,
+    claims: Arc<Claims>,
 }
 
 impl VerifiedToken {
@@ -76,20 +79,34 @@ impl VerifiedToken {
         &self.claims
     }
 
-    pub fn into_claims(self) -> Claims {
+    pub fn into_claims(self) -> Arc<Claims> {
         self.claims
     }
 }
+
+/// A failed authentication, with the claims when the signature verified.
+pub type AuthFailure = (AuthError, Option<Arc<Claims>>);
 
 pub struct Authenticator {
     keys: Arc<KeyStore>,
     checks: ClaimChecks,
     max_token_bytes: usize,
+    cache: Option<TokenCache>,
 }
 
 impl Authenticator {
     pub fn new(keys: Arc<KeyStore>, checks: ClaimChecks, max_token_bytes: usize) -> Self {
-        Self { keys, checks, max_token_bytes }
+        Self { keys, checks, max_token_bytes, cache: None }
+    }
+
+    /// Adds the verified-token cache (`None`: every token is verified).
+    pub fn with_token_cache(mut self, cache: Option<TokenCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    pub fn token_cache(&self) -> Option<&TokenCache> {
+        self.cache.as_ref()
     }
 
     pub fn keys(&self) -> &Arc<KeyStore> {
@@ -107,18 +124,44 @@ impl Authenticator {
         headers: &HeaderMap,
         audiences: &[String],
         now: i64,
-    ) -> Result<VerifiedToken, (AuthError, Option<Claims>)> {
+    ) -> Result<VerifiedToken, AuthFailure> {
         let token = bearer::extract(headers, self.max_token_bytes).map_err(|e| (e, None))?;
+        let Some(cache) = &self.cache else {
+            let (claims, _) = self.verify(token).await?;
+            return self.check(claims, audiences, now);
+        };
+        let digest = TokenCache::digest(token);
+        if let Some(entry) = cache.get(&digest) {
+            if self.keys.vouches(entry.source, &entry.key) {
+                cache.hit();
+                return self.check(Arc::clone(&entry.claims), audiences, now);
+            }
+            cache.invalidate(&digest);
+        }
+        cache.miss();
+        let (claims, (source, key)) = self.verify(token).await?;
+        cache.insert(digest, Arc::clone(&claims), source, key, now, self.checks.skew_secs);
+        self.check(claims, audiences, now)
+    }
+
+    /// Decodes the token and checks its signature with the key its issuer,
+    /// version and `kid` select.
+    async fn verify(&self, token: &str) -> Result<(Arc<Claims>, (usize, Arc<keys::VerifyKey>)), AuthFailure> {
         let jws = token::parse(token).map_err(|e| (e, None))?;
         let claims = Claims::parse(&jws.payload).map_err(|e| (e, None))?;
         let kid = jws.kid.as_deref().ok_or((AuthError::UnknownKey, None))?;
-        let key = self.keys.key(kid).await.map_err(|e| (e, None))?;
+        let (source, key) = self.keys.key(&claims, kid).await.map_err(|e| (e, None))?;
         if !key.accepts(jws.alg) {
             return Err((AuthError::DisallowedAlg, None));
         }
         if !key.verify(jws.alg, jws.signing_input, jws.signature) {
             return Err((AuthError::BadSignature, None));
         }
+        Ok((Arc::new(claims), (source, key)))
+    }
+
+    /// The checks every request gets, cached or not.
+    fn check(&self, claims: Arc<Claims>, audiences: &[String], now: i64) -> Result<VerifiedToken, AuthFailure> {
         if let Err(e) = self.checks.check(&claims, audiences, now) {
             return Err((e, Some(claims)));
         }

@@ -53,7 +53,9 @@ impl Default for Server {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Identity {
-    pub jwks_uri: String,
+    /// One-source shorthand; absent with no `sources`: Entra's v1 common key set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_ca: Option<String>,
     pub issuers: Vec<String>,
@@ -62,12 +64,23 @@ pub struct Identity {
     pub refresh_interval: String,
     pub unknown_kid_refetch_interval: String,
     pub max_token_bytes: usize,
+    pub key_ttl: String,
+    pub max_stale: String,
+    pub metadata_refresh_interval: String,
+    pub fetch_connect_timeout: String,
+    pub fetch_timeout: String,
+    pub max_document_bytes: usize,
+    /// Empty disables saving the last good key sets.
+    pub state_dir: String,
+    pub token_cache_size: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<KeySource>,
 }
 
 impl Default for Identity {
     fn default() -> Self {
         Self {
-            jwks_uri: "https://login.microsoftonline.com/common/discovery/keys".into(),
+            jwks_uri: None,
             jwks_ca: None,
             issuers: vec![
                 "https://sts.windows.net/{tenantid}/".into(),
@@ -78,8 +91,45 @@ impl Default for Identity {
             refresh_interval: "1h".into(),
             unknown_kid_refetch_interval: "5m".into(),
             max_token_bytes: 16 * 1024,
+            key_ttl: "24h".into(),
+            max_stale: "24h".into(),
+            metadata_refresh_interval: "12h".into(),
+            fetch_connect_timeout: "5s".into(),
+            fetch_timeout: "10s".into(),
+            max_document_bytes: 1024 * 1024,
+            state_dir: "state".into(),
+            token_cache_size: 10_000,
+            sources: Vec::new(),
         }
     }
+}
+
+/// `[[identity.sources]]`: one key set, by its URI or through OIDC discovery.
+/// Timing keys left out take the `[identity]` value.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySource {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_version: Option<String>,
+    #[serde(default = "yes")]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_kid_refetch_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ttl: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_refresh_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -31,7 +31,7 @@ fn built_in_default_is_valid_and_is_the_shipped_file() {
     assert_eq!(route.mode, Mode::Enforce);
     assert!(route.policy.require_mfa && !route.policy.allow_app_only && !route.policy.allow_public_clients);
     assert!(
-        matches!(&config.identity.jwks, JwksLocation::Url(u) if u == "https://login.microsoftonline.com/common/discovery/keys")
+        matches!(config.identity.sources[0].origin.location(), JwksLocation::Url(u) if u == "https://login.microsoftonline.com/common/discovery/keys")
     );
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/mfagate.toml")).unwrap();
     assert_eq!(shipped, BUILT_IN);

@@ -2,6 +2,7 @@
 //! upstream's answer. Turned into metrics and one structured log line per
 //! decision, never with the token itself.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -45,7 +46,7 @@ pub struct Record<'a> {
     pub route: Option<&'a Route>,
     pub verdict: Verdict,
     /// Claims of a token whose signature verified, when there was one.
-    pub claims: Option<Claims>,
+    pub claims: Option<Arc<Claims>>,
     pub upstream_error: Option<Reason>,
 }
 
@@ -65,7 +66,7 @@ impl<'a> Record<'a> {
     pub fn finish(&self, unmatched: &RouteMetrics, ids: &Correlation, status: StatusCode, elapsed: Duration) {
         let metrics = self.route.map_or(unmatched, |r| &r.metrics);
         metrics.record(self.verdict, self.upstream_error, elapsed);
-        let claims = self.claims.as_ref();
+        let claims = self.claims.as_deref();
         let field = |f: fn(&Claims) -> Option<&str>| claims.and_then(f).unwrap_or("");
         info!(
             target: "mfagate::decision",

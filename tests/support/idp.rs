@@ -87,60 +87,139 @@ pub fn keys() -> &'static Keys {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JwksMode {
     Serve,
+    /// HTTP 500.
     Fail,
+    /// 200 with a body that is not a key set.
+    Garbage,
+    /// 200 with a 2 MiB body, `Content-Length` announced.
+    Huge,
+    /// 200 with a 2 MiB body streamed in chunks, no `Content-Length`.
+    HugeChunked,
+    /// Accepts the request and never answers.
+    Hang,
 }
+
+/// The v1 and v2 issuers of Entra, with `{tenantid}`.
+pub const V1_ISSUER: &str = "https://sts.windows.net/{tenantid}/";
+pub const V2_ISSUER: &str = "https://login.microsoftonline.com/{tenantid}/v2.0";
+/// The Microsoft account (consumer) tenant's issuer: matched exactly.
+pub const MSA_ISSUER: &str = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
+
+/// Paths served, after the base URL.
+pub const V1_KEYS: &str = "/common/discovery/keys";
+pub const V2_KEYS: &str = "/common/discovery/v2.0/keys";
+pub const V1_METADATA: &str = "/common/.well-known/openid-configuration";
+pub const V2_METADATA: &str = "/common/v2.0/.well-known/openid-configuration";
 
 struct IdpState {
     keys: Vec<Value>,
+    /// The v2 key set: each key carries its own `issuer`.
+    v2_keys: Vec<Value>,
     mode: JwksMode,
+    base: String,
 }
+
+type IdpBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
 
 #[derive(Clone)]
 pub struct Idp {
     pub url: String,
+    /// `scheme://host:port`, without a path.
+    pub base: String,
     hits: Arc<AtomicUsize>,
+    metadata_hits: Arc<AtomicUsize>,
     state: Arc<Mutex<IdpState>>,
 }
 
 impl Idp {
+    /// Over plain HTTP. Serves the v1 key set at `V1_KEYS` (and any other
+    /// path but the ones below), the v2 key set at `V2_KEYS`, and discovery
+    /// documents at `V1_METADATA` and `V2_METADATA`; `mode` applies to all.
     pub async fn start(mode: JwksMode) -> Self {
-        let k = keys();
-        let state = Arc::new(Mutex::new(IdpState { keys: vec![k.primary.jwk.clone(), k.ec.jwk.clone()], mode }));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let (s, h) = (Arc::clone(&state), Arc::clone(&hits));
-        let addr = serve::http(None, move |_req| {
-            let (s, h) = (Arc::clone(&s), Arc::clone(&h));
-            async move {
-                h.fetch_add(1, Ordering::SeqCst);
-                let (keys, mode) = {
-                    let st = s.lock().unwrap();
-                    (st.keys.clone(), st.mode)
-                };
-                let mut rsp = match mode {
-                    JwksMode::Serve => Response::new(Full::new(Bytes::from(json!({ "keys": keys }).to_string()))),
-                    JwksMode::Fail => Response::new(Full::new(Bytes::from_static(b"unavailable"))),
-                };
-                if mode == JwksMode::Fail {
-                    *rsp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                }
-                rsp
-            }
-        })
-        .await;
-        Self { url: format!("http://{addr}/common/discovery/keys"), hits, state }
+        Self::start_with(mode, None).await
     }
 
-    /// Key-set fetches so far.
+    /// Over HTTPS with `tls` (a certificate for `localhost`).
+    pub async fn start_tls(mode: JwksMode, tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::start_with(mode, Some(tls)).await
+    }
+
+    async fn start_with(mode: JwksMode, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        let k = keys();
+        let state = Arc::new(Mutex::new(IdpState {
+            keys: vec![k.primary.jwk.clone(), k.ec.jwk.clone()],
+            v2_keys: Vec::new(),
+            mode,
+            base: String::new(),
+        }));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let metadata_hits = Arc::new(AtomicUsize::new(0));
+        let (s, h, m) = (Arc::clone(&state), Arc::clone(&hits), Arc::clone(&metadata_hits));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let addr = serve::http(tls, move |req: hyper::Request<hyper::body::Incoming>| {
+            let (s, h, m) = (Arc::clone(&s), Arc::clone(&h), Arc::clone(&m));
+            async move { answer(req.uri().path(), &s, &h, &m).await }
+        })
+        .await;
+        let host = if scheme == "https" { format!("localhost:{}", addr.port()) } else { addr.to_string() };
+        let base = format!("{scheme}://{host}");
+        state.lock().unwrap().base = base.clone();
+        Self { url: format!("{base}{V1_KEYS}"), base, hits, metadata_hits, state }
+    }
+
+    /// Key-set fetches so far (v1 and v2).
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Discovery document fetches so far.
+    pub fn metadata_hits(&self) -> usize {
+        self.metadata_hits.load(Ordering::SeqCst)
     }
 
     pub fn publish(&self, key: &TestKey) {
         self.state.lock().unwrap().keys.push(key.jwk.clone());
     }
 
+    /// Adds any JSON value to the v1 key set (odd or unsupported keys).
+    pub fn publish_raw(&self, jwk: Value) {
+        self.state.lock().unwrap().keys.push(jwk);
+    }
+
+    /// Adds `key` to the v2 key set with its own `issuer`.
+    pub fn publish_v2(&self, key: &TestKey, issuer: &str) {
+        let mut jwk = key.jwk.clone();
+        jwk["issuer"] = issuer.into();
+        self.state.lock().unwrap().v2_keys.push(jwk);
+    }
+
+    /// Replaces the v1 key set with exactly `keys` (a front-end serving a subset, a rotation).
+    pub fn set_keys(&self, keys: &[&TestKey]) {
+        self.state.lock().unwrap().keys = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+
+    /// Removes `kid` from both key sets.
+    pub fn retire(&self, kid: &str) {
+        let mut st = self.state.lock().unwrap();
+        st.keys.retain(|k| k["kid"] != kid);
+        st.v2_keys.retain(|k| k["kid"] != kid);
+    }
+
     pub fn set_mode(&self, mode: JwksMode) {
         self.state.lock().unwrap().mode = mode;
+    }
+
+    /// An app-only v2 token (`ver` 2.0, v2 issuer, `azp`), signed by `key`.
+    pub fn app_only_v2(&self, key: &TestKey) -> TokenBuilder {
+        let now = now();
+        TokenBuilder::new(key).claims(json!({
+            "aud": PC_AUDIENCE,
+            "iss": format!("https://login.microsoftonline.com/{TID}/v2.0"),
+            "iat": now - 60, "nbf": now - 60, "exp": now + 3600,
+            "azp": SAM_APP, "azpacr": "1", "idtyp": "app",
+            "oid": "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d", "roles": ["Partner.Read.All"],
+            "tid": TID, "uti": "bBcDeFgHiJkLmNoPqRsTuV", "ver": "2.0",
+        }))
     }
 
     /// An app+user token shaped like Partner Center's documented sample:
@@ -171,6 +250,54 @@ impl Idp {
             "oid": "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d", "roles": ["Partner.Read.All"],
             "tid": TID, "uti": "aBcDeFgHiJkLmNoPqRsTuV", "ver": "1.0",
         }))
+    }
+}
+
+async fn answer(
+    path: &str,
+    state: &Mutex<IdpState>,
+    hits: &AtomicUsize,
+    metadata_hits: &AtomicUsize,
+) -> Response<IdpBody> {
+    use http_body_util::BodyExt;
+    let (doc, mode) = {
+        let st = state.lock().unwrap();
+        let doc = match path {
+            V1_METADATA => json!({"issuer": V1_ISSUER, "jwks_uri": format!("{}{V1_KEYS}", st.base),
+                "token_endpoint": format!("{}/common/oauth2/token", st.base), "cloud_instance_name": "microsoftonline.com"}),
+            V2_METADATA => json!({"issuer": V2_ISSUER, "jwks_uri": format!("{}{V2_KEYS}", st.base),
+                "token_endpoint": format!("{}/common/oauth2/v2.0/token", st.base)}),
+            V2_KEYS => json!({ "keys": st.v2_keys }),
+            _ => json!({ "keys": st.keys }),
+        };
+        (doc, st.mode)
+    };
+    if path.ends_with("openid-configuration") { metadata_hits } else { hits }.fetch_add(1, Ordering::SeqCst);
+    let full = |status: StatusCode, body: Bytes| {
+        let mut rsp = Response::new(Full::new(body).boxed());
+        *rsp.status_mut() = status;
+        rsp
+    };
+    const HUGE: usize = 2 * 1024 * 1024;
+    match mode {
+        JwksMode::Serve => full(StatusCode::OK, Bytes::from(doc.to_string())),
+        JwksMode::Fail => full(StatusCode::INTERNAL_SERVER_ERROR, Bytes::from_static(b"unavailable")),
+        JwksMode::Garbage => full(StatusCode::OK, Bytes::from_static(b"<html><body>Sign in to continue</body></html>")),
+        JwksMode::Huge => {
+            full(StatusCode::OK, Bytes::from(format!("{{\"keys\":[],\"pad\":\"{}\"}}", "x".repeat(HUGE))))
+        }
+        JwksMode::HugeChunked => {
+            let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+            let frames = futures_util::stream::iter(
+                (0..HUGE / chunk.len())
+                    .map(move |_| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk.clone()))),
+            );
+            Response::new(http_body_util::StreamBody::new(frames).boxed())
+        }
+        JwksMode::Hang => {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            full(StatusCode::OK, Bytes::new())
+        }
     }
 }
 

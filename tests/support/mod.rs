@@ -28,6 +28,13 @@ pub struct Setup {
     /// Whole `[[routes]]` tables appended after the main route.
     pub more_routes: String,
     pub jwks: Option<JwksMode>,
+    /// `[[identity.sources]]` tables replacing the `jwks_uri` shorthand;
+    /// `@IDP@` becomes the identity provider's base URL, `@DIR@` the test's directory.
+    pub sources: Option<String>,
+    /// An identity provider to use instead of starting one.
+    pub idp: Option<Idp>,
+    /// Serve the key set over HTTPS; `true` also sets `jwks_ca` to the test CA.
+    pub idp_https: Option<bool>,
 }
 
 impl Setup {
@@ -57,6 +64,21 @@ impl Setup {
 
     pub fn jwks(mut self, mode: JwksMode) -> Self {
         self.jwks = Some(mode);
+        self
+    }
+
+    pub fn sources(mut self, toml: &str) -> Self {
+        self.sources.get_or_insert_with(String::new).push_str(toml);
+        self
+    }
+
+    pub fn idp(mut self, idp: Idp) -> Self {
+        self.idp = Some(idp);
+        self
+    }
+
+    pub fn idp_https(mut self, trust_ca: bool) -> Self {
+        self.idp_https = Some(trust_ca);
         self
     }
 
@@ -90,7 +112,29 @@ impl TestEnv {
         let upstream_leaf = pki.leaf(dir.path(), "upstream", &["localhost", "127.0.0.1"]);
         let gateway_leaf = pki.leaf(dir.path(), "gateway", &["localhost", "127.0.0.1"]);
         let upstream = Upstream::start(pki::server_config(&upstream_leaf)).await;
-        let idp = Idp::start(setup.jwks.unwrap_or(JwksMode::Serve)).await;
+        let mode = setup.jwks.unwrap_or(JwksMode::Serve);
+        let mut identity = setup.identity.clone();
+        let idp = match (setup.idp.clone(), setup.idp_https) {
+            (Some(idp), _) => idp,
+            (None, Some(trust_ca)) => {
+                let leaf = pki.leaf(dir.path(), "idp", &["localhost"]);
+                if trust_ca {
+                    identity.push_str(&format!("jwks_ca = {}\n", toml_str(&pki.ca_path)));
+                }
+                Idp::start_tls(mode, pki::server_config(&leaf)).await
+            }
+            (None, None) => Idp::start(mode).await,
+        };
+        let jwks_line = match &setup.sources {
+            Some(_) => String::new(),
+            None => format!("jwks_uri = \"{}\"\n", idp.url),
+        };
+        let sources = setup
+            .sources
+            .as_deref()
+            .unwrap_or("")
+            .replace("@IDP@", &idp.base)
+            .replace("@DIR@", &dir.path().display().to_string());
         let config_toml = format!(
             r#"
 [server]
@@ -100,9 +144,8 @@ tls_cert = "{cert}"
 tls_key = "{key}"
 {server}
 [identity]
-jwks_uri = "{jwks}"
-{identity}
-[[routes]]
+{jwks_line}{identity}
+{sources}[[routes]]
 name = "partner-center"
 upstream = "https://127.0.0.1:{uport}"
 upstream_ca = "{ca}"
@@ -113,8 +156,7 @@ audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193
             cert = gateway_leaf.cert_path.display(),
             key = gateway_leaf.key_path.display(),
             server = with_defaults(&setup.server, &[("upstream_timeout", "\"2s\""), ("drain_grace", "\"2s\"")]),
-            jwks = idp.url,
-            identity = setup.identity,
+            identity = with_defaults(&identity, &[("state_dir", &toml_str(&dir.path().join("state")))]),
             uport = upstream.addr.port(),
             ca = pki.ca_path.display(),
             route = setup.route,
@@ -204,6 +246,11 @@ fn with_defaults(section: &str, defaults: &[(&str, &str)]) -> String {
         }
     }
     out
+}
+
+/// `path` as a TOML basic string.
+pub fn toml_str(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
 }
 
 pub fn sample(scrape: &str, series: &str) -> f64 {
