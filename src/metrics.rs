@@ -9,6 +9,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::audit::AuditMetrics;
 use crate::auth::jwks::JwksMetrics;
 use crate::error::Reason;
 use crate::proxy::record::Verdict;
@@ -25,6 +26,8 @@ pub struct Metrics {
     duration: HistogramVec,
     upstream_errors: IntCounterVec,
     jwks_refresh: IntCounterVec,
+    audit_records: IntCounterVec,
+    exemptions: IntGaugeVec,
 }
 
 impl Metrics {
@@ -58,7 +61,17 @@ impl Metrics {
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(jwks_refresh.clone()))?;
         registry.register(Box::new(build_info))?;
-        Ok(Self { registry, requests, duration, upstream_errors, jwks_refresh })
+        let audit_records = IntCounterVec::new(
+            Opts::new("mfagate_audit_records_total", "Decision log lines by result (written, dropped, failed)."),
+            &["result"],
+        )?;
+        let exemptions = IntGaugeVec::new(
+            Opts::new("mfagate_exemptions", "Configured exemptions by state (active, expired) when loaded."),
+            &["state"],
+        )?;
+        registry.register(Box::new(audit_records.clone()))?;
+        registry.register(Box::new(exemptions.clone()))?;
+        Ok(Self { registry, requests, duration, upstream_errors, jwks_refresh, audit_records, exemptions })
     }
 
     /// The counters of one route, every label set resolved now.
@@ -68,10 +81,26 @@ impl Metrics {
             allow: counter("allow", "none"),
             deny: Reason::ALL.map(|r| r.is_decision().then(|| counter("deny", r.as_str()))),
             would_deny: Reason::ALL.map(|r| r.is_policy().then(|| counter("would_deny", r.as_str()))),
+            exempt: Reason::ALL.map(|r| r.deny_reason().is_some().then(|| counter("exempt", r.as_str()))),
             duration: self.duration.with_label_values(&[name]),
             upstream_unavailable: self.upstream_errors.with_label_values(&[name, "unavailable"]),
             upstream_timeout: self.upstream_errors.with_label_values(&[name, "timeout"]),
         }
+    }
+
+    pub fn audit(&self) -> AuditMetrics {
+        AuditMetrics {
+            written: self.audit_records.with_label_values(&["written"]),
+            dropped: self.audit_records.with_label_values(&["dropped"]),
+            failed: self.audit_records.with_label_values(&["failed"]),
+        }
+    }
+
+    /// How many configured exemptions were active and expired at load.
+    pub fn exemptions(&self, active: usize, expired: usize) {
+        let set = |state: &str, n: usize| self.exemptions.with_label_values(&[state]).set(n as i64);
+        set("active", active);
+        set("expired", expired);
     }
 
     pub fn jwks(&self) -> JwksMetrics {
@@ -95,6 +124,7 @@ pub struct RouteMetrics {
     allow: IntCounter,
     deny: [Option<IntCounter>; Reason::ALL.len()],
     would_deny: [Option<IntCounter>; Reason::ALL.len()],
+    exempt: [Option<IntCounter>; Reason::ALL.len()],
     duration: Histogram,
     upstream_unavailable: IntCounter,
     upstream_timeout: IntCounter,
@@ -106,6 +136,7 @@ impl RouteMetrics {
             Verdict::Allow => self.allow.inc(),
             Verdict::Deny(r) => Self::inc(&self.deny[r as usize]),
             Verdict::WouldDeny(r) => Self::inc(&self.would_deny[r as usize]),
+            Verdict::Exempt(r) => Self::inc(&self.exempt[r as usize]),
         }
         match upstream_error {
             Some(Reason::UpstreamTimeout) => self.upstream_timeout.inc(),

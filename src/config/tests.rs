@@ -1,4 +1,5 @@
 use super::*;
+use crate::policy::Mode;
 
 const MINIMAL: &str = r#"
 [[routes]]
@@ -28,7 +29,7 @@ fn built_in_default_is_valid_and_is_the_shipped_file() {
     let route = &config.routes[0];
     assert_eq!(route.name, "partner-center");
     assert_eq!(route.upstream.authority.as_str(), "api.partnercenter.microsoft.com");
-    assert_eq!(route.mode, Mode::Enforce);
+    assert_eq!(route.policy.schedule.mode, Mode::Enforce);
     assert!(route.policy.require_mfa && !route.policy.allow_app_only && !route.policy.allow_public_clients);
     assert!(
         matches!(&config.identity.jwks, JwksLocation::Url(u) if u == "https://login.microsoftonline.com/common/discovery/keys")
@@ -132,7 +133,7 @@ fn environment_overrides_any_key() {
     .map(|(k, v)| (k.to_string(), v.to_string()));
     let config = Config::from_toml_with_env(MINIMAL, env).unwrap();
     assert_eq!(config.server.listen.to_string(), "0.0.0.0:9443");
-    assert_eq!(config.routes[0].mode, Mode::ReportOnly);
+    assert_eq!(config.routes[0].policy.schedule.mode, Mode::ReportOnly);
     assert!(config.routes[0].policy.allow_app_only);
     assert!(config.identity.tenants.contains("df845f1a-1111-2222-3333-444455556666"));
     assert_eq!(config.identity.clock_skew_secs, 30);
