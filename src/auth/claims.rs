@@ -59,7 +59,7 @@ pub enum Audience {
 }
 
 impl Audience {
-    fn iter(&self) -> impl Iterator<Item = &str> {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
         let (one, many): (Option<&str>, &[String]) = match self {
             Self::None => (None, &[]),
             Self::One(s) => (Some(s.as_str()), &[]),

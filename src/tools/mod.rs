@@ -2,4 +2,5 @@
 //! every rule) and `replay` (a decision log under another configuration).
 
 pub mod check_token;
+pub mod hints;
 pub mod replay;
