@@ -256,6 +256,10 @@ fn authenticate(
         Ok(v) => headers.insert(AUTHORIZATION, v),
         Err(_) => return Ok(Err((AuthError::Malformed("the token is not visible ASCII"), None))),
     };
+    // A token that does not parse is judged without fetching any key.
+    if let Err(e) = crate::auth::token::parse(token) {
+        return Ok(Err((e, None)));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
