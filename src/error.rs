@@ -329,10 +329,10 @@ impl Reject {
     /// caller adds the correlation headers.
     pub fn into_response(self, correlation_id: &str) -> Response<Body> {
         let mut rsp = error_response(self.reason(), correlation_id);
-        if let Self::Denied(Denial { step_up: Some(step_up), .. }) = &self {
-            if let Ok(challenge) = HeaderValue::from_str(&step_up_challenge(step_up)) {
-                rsp.headers_mut().insert(WWW_AUTHENTICATE, challenge);
-            }
+        if let Self::Denied(Denial { step_up: Some(step_up), .. }) = &self
+            && let Ok(challenge) = HeaderValue::from_str(&step_up_challenge(step_up))
+        {
+            rsp.headers_mut().insert(WWW_AUTHENTICATE, challenge);
         }
         rsp
     }

@@ -69,6 +69,12 @@ impl Metrics {
             Opts::new("mfagate_exemptions", "Configured exemptions by state (active, expired) when loaded."),
             &["state"],
         )?;
+        for result in ["written", "dropped", "failed"] {
+            audit_records.with_label_values(&[result]);
+        }
+        for state in ["active", "expired"] {
+            exemptions.with_label_values(&[state]);
+        }
         registry.register(Box::new(audit_records.clone()))?;
         registry.register(Box::new(exemptions.clone()))?;
         Ok(Self { registry, requests, duration, upstream_errors, jwks_refresh, audit_records, exemptions })
@@ -178,5 +184,10 @@ mod tests {
         assert!(!text.contains(r#"decision="deny",reason="upstream_timeout""#));
         assert!(!text.contains(r#"decision="would_deny",reason="no_route""#));
         assert!(text.contains(r#"mfagate_build_info{version=""#));
+        assert!(text.contains(
+            r#"mfagate_requests_total{decision="exempt",reason="privileged_role",route="partner-center"} 0"#
+        ));
+        assert!(!text.contains(r#"decision="exempt",reason="expired""#), "only rule reasons can be exempted");
+        assert!(text.contains(r#"mfagate_audit_records_total{result="dropped"} 0"#));
     }
 }

@@ -219,6 +219,16 @@ async fn password_grant_on_the_token_endpoint() {
     assert_eq!(rsp.text().await.unwrap(), body);
     assert_eq!(env.upstream.last().path_and_query, "/organizations/oauth2/v2.0/token");
     assert_eq!(env.upstream.last().headers["content-length"], body.len().to_string().as_str());
+    let chunks = futures_util::stream::iter(
+        ["grant_type=authorization_code&", "code=0.AQ&", "redirect_uri=https%3A%2F%2Flocalhost"]
+            .map(|c| Ok::<_, std::io::Error>(c.as_bytes().to_vec())),
+    );
+    let rsp = env.client.post(&url).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(
+        rsp.text().await.unwrap(),
+        "grant_type=authorization_code&code=0.AQ&redirect_uri=https%3A%2F%2Flocalhost"
+    );
     // Bounded: larger bodies and encoded bodies are refused.
     let big = "a".repeat(64 * 1024 + 1);
     assert_rejected(env.client.post(&url).body(big.clone()).send().await.unwrap(), 400, "bad_request").await;
@@ -227,7 +237,7 @@ async fn password_grant_on_the_token_endpoint() {
     assert_rejected(rsp, 400, "bad_request").await;
     let rsp = env.client.post(&url).header("content-encoding", "gzip").body("x").send().await.unwrap();
     assert_rejected(rsp, 400, "bad_request").await;
-    assert_eq!(env.upstream.hits(), 1);
+    assert_eq!(env.upstream.hits(), 2);
 }
 
 #[tokio::test]

@@ -147,12 +147,12 @@ pub(super) fn instant(key: &str, s: &str) -> Result<i64, ConfigError> {
     })
 }
 
+/// An exemption and the routes it is limited to (`None`: every route).
+pub(super) type ScopedExemption = (Exemption, Option<Vec<String>>);
+
 /// `[[exemptions]]`: each with exactly one of `oid` and `appid`, a reason,
 /// and an `expires` instant; `routes` limits it to the named routes.
-pub(super) fn exemptions(
-    raw: &[raw::Exemption],
-    route_names: &[&str],
-) -> Result<Vec<(Exemption, Option<Vec<String>>)>, ConfigError> {
+pub(super) fn exemptions(raw: &[raw::Exemption], route_names: &[&str]) -> Result<Vec<ScopedExemption>, ConfigError> {
     let mut out = Vec::with_capacity(raw.len());
     for (i, e) in raw.iter().enumerate() {
         let key = |field: &str| format!("exemptions[{i}].{field}");
@@ -167,13 +167,10 @@ pub(super) fn exemptions(
             return Err(ConfigError::invalid(key("reason"), "say why the exemption exists"));
         }
         let expires = instant(&key("expires"), &e.expires)?;
-        if let Some(routes) = &e.routes {
-            if let Some((j, unknown)) = routes.iter().enumerate().find(|(_, r)| !route_names.contains(&r.as_str())) {
-                return Err(ConfigError::invalid(
-                    format!("exemptions[{i}].routes[{j}]"),
-                    format!("no route {unknown:?}"),
-                ));
-            }
+        if let Some(routes) = &e.routes
+            && let Some((j, unknown)) = routes.iter().enumerate().find(|(_, r)| !route_names.contains(&r.as_str()))
+        {
+            return Err(ConfigError::invalid(format!("exemptions[{i}].routes[{j}]"), format!("no route {unknown:?}")));
         }
         out.push((Exemption { selector, reason: e.reason.clone(), expires }, e.routes.clone()));
     }

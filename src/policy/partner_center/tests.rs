@@ -108,6 +108,9 @@ fn eval(policy: &RoutePolicy, v: &Value, customer: Option<&str>) -> Result<(), D
     }
 }
 
+/// Name, policy, claims, Partner Center customer in the path, expected outcome.
+type Row<'a> = (&'a str, &'a RoutePolicy, Value, Option<&'a str>, Result<(), DenyReason>);
+
 #[test]
 fn policy_table() {
     use DenyReason::*;
@@ -134,7 +137,7 @@ fn policy_table() {
         ..strict()
     };
     let partner_user_in_customer = with(aobo(), json!({"wids": null}));
-    let rows: Vec<(&str, &RoutePolicy, Value, Option<&str>, Result<(), DenyReason>)> = vec![
+    let rows: Vec<Row> = vec![
         // Partner Center's MFA requirement.
         ("PC sample, confidential", &st, pc_sample(), None, Ok(())),
         (
