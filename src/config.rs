@@ -405,7 +405,7 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
         None => None,
     };
     let upstream = upstream_target(&key("upstream"), &raw.upstream)?;
-    let kind = policy::kind(&key("kind"), raw)?;
+    let kind = policy::kind(&key("kind"), raw, upstream.authority.host())?;
     // A login route checks token requests, which carry no token to check.
     if raw.audiences.is_empty() && kind != RouteKind::Login {
         return Err(ConfigError::invalid(key("audiences"), "at least one audience is required"));

@@ -199,6 +199,14 @@ fn policy_defaults_follow_the_route_kind() {
     )
     .unwrap();
     assert_eq!(login.routes[0].policy.kind, RouteKind::Login);
+    let inferred =
+        Config::from_toml("[[routes]]\nname = \"login\"\nupstream = \"https://LOGIN.microsoftonline.com\"\n").unwrap();
+    assert_eq!(inferred.routes[0].policy.kind, RouteKind::Login);
+    let explicit = Config::from_toml(
+        "[[routes]]\nname = \"idp\"\nkind = \"aobo\"\nupstream = \"https://login.microsoftonline.com\"\naudiences = [\"a\"]\n",
+    )
+    .unwrap();
+    assert_eq!(explicit.routes[0].policy.kind, RouteKind::Aobo);
 }
 
 #[test]

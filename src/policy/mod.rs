@@ -333,11 +333,9 @@ pub fn evaluate<'p>(policy: &'p RoutePolicy, input: &Input<'_>, now: i64) -> Eva
             first.get_or_insert(reason);
         }
     }
-    let (exemption, expired_exemption) = match input.verified {
-        true => exemptions::find(&policy.exemptions, claims, now),
-        // An exemption allows: it never rests on claims nobody verified.
-        false => (None, None),
-    };
+    // An exemption allows: it never rests on claims nobody verified.
+    let (exemption, expired_exemption) =
+        if input.verified { exemptions::find(&policy.exemptions, claims, now) } else { (None, None) };
     let failed = deny.or(report);
     let exemption = exemption.filter(|_| failed.is_some());
     let decision = match (failed, deny) {

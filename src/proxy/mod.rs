@@ -142,16 +142,18 @@ impl Gateway {
         if let Check::Fail(reason) = legacy::exchange(parts.uri.path(), credential) {
             return settle(record, policy::judge(policy, reason, now));
         }
-        let customer = match policy.needs_path_customer() {
-            true => gdap::customer_in_path(parts.uri.path()).map_err(Reject::BadRequest)?,
-            false => None,
+        let customer = if policy.needs_path_customer() {
+            gdap::customer_in_path(parts.uri.path()).map_err(Reject::BadRequest)?
+        } else {
+            None
         };
         record.customer = customer.clone();
         record.verified = policy.verify_signature;
         let audiences = &route.config.audiences;
-        let authenticated = match policy.verify_signature {
-            true => self.auth.authenticate(&parts.headers, audiences, now).await.map(|t| t.into_claims()),
-            false => self.auth.decode_unverified(&parts.headers, audiences, now),
+        let authenticated = if policy.verify_signature {
+            self.auth.authenticate(&parts.headers, audiences, now).await.map(|t| t.into_claims())
+        } else {
+            self.auth.decode_unverified(&parts.headers, audiences, now)
         };
         let claims = match authenticated {
             Ok(claims) => claims,

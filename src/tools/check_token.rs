@@ -276,9 +276,10 @@ fn authenticate(
             skew_secs: config.identity.clock_skew_secs as i64,
         };
         let auth = Authenticator::new(Arc::new(keys), checks, config.identity.max_token_bytes);
-        Ok(match verify {
-            true => auth.authenticate(&headers, &route.audiences, now).await.map(|t| t.into_claims()),
-            false => auth.decode_unverified(&headers, &route.audiences, now),
+        Ok(if verify {
+            auth.authenticate(&headers, &route.audiences, now).await.map(|t| t.into_claims())
+        } else {
+            auth.decode_unverified(&headers, &route.audiences, now)
         })
     })
 }

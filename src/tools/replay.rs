@@ -186,10 +186,7 @@ pub fn decide(route: &RouteConfig, record: &AuditRecord, now: i64) -> Option<Out
     }
     if policy.kind == RouteKind::Login {
         let password = record.grant_type.as_deref().is_some_and(|g| g.eq_ignore_ascii_case("password"));
-        let decision = match password {
-            true => policy::judge(policy, DenyReason::PasswordGrant, now),
-            false => Decision::Allow,
-        };
+        let decision = if password { policy::judge(policy, DenyReason::PasswordGrant, now) } else { Decision::Allow };
         return Some(outcome(&decision));
     }
     let rule_reason = reason.and_then(Reason::deny_reason);
