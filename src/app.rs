@@ -32,6 +32,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Gateway(#[from] crate::proxy::BuildError),
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,4 +25,42 @@ pub enum Command {
     Run,
     /// Validate the configuration and print the effective settings; exit 0 when valid, 1 when not.
     CheckConfig,
+    /// Decode a token and show every rule's verdict on it, with hints; exit 0 allow, 2 deny, 1 error.
+    CheckToken(CheckTokenArgs),
+    /// Show which decisions of a decision log would change under the configuration; exit 0 when none
+    /// would be newly denied, 2 when some would, 1 on error.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckTokenArgs {
+    /// The route whose policy applies [default: the first route accepting the token's audience]
+    #[arg(long, value_name = "NAME")]
+    pub route: Option<String>,
+    /// Do not check the signature (no key set is fetched); the claim rules still apply
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// The request path, for rules that read it (Partner Center's /v1/customers/{customer-id}/...)
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// The access token, or - for standard input [default: standard input]; prefer standard input,
+    /// since arguments are visible to other users of the machine
+    #[arg(value_name = "TOKEN|-")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Decide every record at this RFC 3339 instant instead of its own time (e.g. an enforce_after date)
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// The decision log (JSON lines), or - for standard input
+    #[arg(value_name = "AUDIT.jsonl")]
+    pub log: PathBuf,
 }

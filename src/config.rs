@@ -2,8 +2,10 @@
 //! environment overrides, deserialised into `raw` and checked into the runtime
 //! types below. Every error names the key it is about.
 
+pub mod customers;
 mod env;
 pub mod identity;
+mod policy;
 pub mod raw;
 
 use std::collections::HashSet;
@@ -15,7 +17,7 @@ use http::Uri;
 use http::uri::{Authority, Scheme};
 
 use crate::auth::claims::is_guid;
-use crate::policy::{Mode, RoutePolicy};
+use crate::policy::{Exemption, RouteKind, RoutePolicy};
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
 
 /// The configuration compiled into the binary: `config/mfagate.toml`.
@@ -82,7 +84,10 @@ pub struct Config {
     pub server: ServerConfig,
     pub identity: IdentityConfig,
     pub log: LogConfig,
+    pub audit: AuditConfig,
     pub routes: Vec<RouteConfig>,
+    /// Every `[[exemptions]]` entry (each route's policy holds those that apply to it).
+    pub exemptions: Vec<Exemption>,
     /// The effective settings (file + environment + defaults), for `check-config`.
     pub effective: raw::Config,
 }
@@ -149,6 +154,20 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// Where the decision log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditSink {
+    Off,
+    Stdout,
+    /// Appended to; created when missing.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub sink: AuditSink,
+}
+
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
     pub name: String,
@@ -159,7 +178,6 @@ pub struct RouteConfig {
     pub upstream_ca: Option<PathBuf>,
     /// Accepted audiences, without a trailing slash.
     pub audiences: Vec<String>,
-    pub mode: Mode,
     pub policy: RoutePolicy,
 }
 
@@ -221,6 +239,7 @@ impl TryFrom<raw::Config> for Config {
         let server = server(&raw.server)?;
         let identity = identity::from_raw(&raw.identity)?;
         let log = log(&raw.log)?;
+        let audit = audit(&raw.audit)?;
         if raw.routes.is_empty() {
             return Err(ConfigError::invalid("routes", "at least one [[routes]] entry is required"));
         }
@@ -233,7 +252,17 @@ impl TryFrom<raw::Config> for Config {
             }
             routes.push(route);
         }
-        Ok(Self { server, identity, log, routes, effective: raw })
+        let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+        let exemptions = policy::exemptions(&raw.exemptions, &names)?;
+        for route in &mut routes {
+            route.policy.exemptions = exemptions
+                .iter()
+                .filter(|(_, only)| only.as_ref().is_none_or(|names| names.contains(&route.name)))
+                .map(|(e, _)| e.clone())
+                .collect();
+        }
+        let exemptions = exemptions.into_iter().map(|(e, _)| e).collect();
+        Ok(Self { server, identity, log, audit, routes, exemptions, effective: raw })
     }
 }
 
@@ -269,6 +298,17 @@ fn log(raw: &raw::Log) -> Result<LogConfig, ConfigError> {
     Ok(LogConfig { json, level: raw.level.clone() })
 }
 
+fn audit(raw: &raw::Audit) -> Result<AuditConfig, ConfigError> {
+    let sink = match (raw.sink.as_str(), &raw.path) {
+        ("off", _) => AuditSink::Off,
+        ("stdout", _) => AuditSink::Stdout,
+        ("file", Some(path)) if !path.is_empty() => AuditSink::File(PathBuf::from(path)),
+        ("file", _) => return Err(ConfigError::invalid("audit.path", "required when audit.sink = \"file\"")),
+        _ => return Err(ConfigError::invalid("audit.sink", "expected \"off\", \"stdout\" or \"file\"")),
+    };
+    Ok(AuditConfig { sink })
+}
+
 fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
     let key = |field: &str| format!("routes[{i}].{field}");
     let name_ok = !raw.name.is_empty()
@@ -291,19 +331,12 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
         None => None,
     };
     let upstream = upstream_target(&key("upstream"), &raw.upstream)?;
-    if raw.audiences.is_empty() {
+    let kind = policy::kind(&key("kind"), raw, upstream.authority.host())?;
+    // A login route checks token requests, which carry no token to check.
+    if raw.audiences.is_empty() && kind != RouteKind::Login {
         return Err(ConfigError::invalid(key("audiences"), "at least one audience is required"));
     }
     let audiences = raw.audiences.iter().map(|a| a.trim_end_matches('/').to_string()).collect();
-    let mode = match raw.mode.as_str() {
-        "enforce" => Mode::Enforce,
-        "report-only" => Mode::ReportOnly,
-        _ => return Err(ConfigError::invalid(key("mode"), "expected \"enforce\" or \"report-only\"")),
-    };
-    if raw.require_mfa && raw.accepted_amr.is_empty() {
-        return Err(ConfigError::invalid(key("accepted_amr"), "must not be empty while require_mfa is true"));
-    }
-    let allowed_apps = guids(&key("allowed_apps"), &raw.allowed_apps)?;
     Ok(RouteConfig {
         name: raw.name.clone(),
         path_prefix: raw.path_prefix.clone(),
@@ -311,14 +344,7 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
         upstream,
         upstream_ca: raw.upstream_ca.as_ref().map(PathBuf::from),
         audiences,
-        mode,
-        policy: RoutePolicy {
-            require_mfa: raw.require_mfa,
-            accepted_amr: raw.accepted_amr.clone(),
-            allow_app_only: raw.allow_app_only,
-            allow_public_clients: raw.allow_public_clients,
-            allowed_apps,
-        },
+        policy: policy::route_policy(i, raw, kind)?,
     })
 }
 

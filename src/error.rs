@@ -14,8 +14,11 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
 use crate::auth::AuthError;
-use crate::policy::DenyReason;
+use crate::policy::{Denial, DenyReason, StepUp};
 use crate::proxy::Body;
 use crate::proxy::forward::UpstreamError;
 
@@ -41,6 +44,14 @@ pub enum Reason {
     AppOnlyNotAllowed,
     PublicClient,
     AppNotAllowed,
+    AppDenied,
+    CertificateRequired,
+    MfaUnprovableV2,
+    ForeignTenantNotAllowed,
+    CustomerNotAllowed,
+    RelationshipExpired,
+    PrivilegedRole,
+    PasswordGrant,
     KeysUnavailable,
     NoRoute,
     BadRequest,
@@ -49,7 +60,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 28] = [
         Self::MissingToken,
         Self::LegacyAuth,
         Self::MalformedToken,
@@ -65,6 +76,14 @@ impl Reason {
         Self::AppOnlyNotAllowed,
         Self::PublicClient,
         Self::AppNotAllowed,
+        Self::AppDenied,
+        Self::CertificateRequired,
+        Self::MfaUnprovableV2,
+        Self::ForeignTenantNotAllowed,
+        Self::CustomerNotAllowed,
+        Self::RelationshipExpired,
+        Self::PrivilegedRole,
+        Self::PasswordGrant,
         Self::KeysUnavailable,
         Self::NoRoute,
         Self::BadRequest,
@@ -89,6 +108,14 @@ impl Reason {
             Self::AppOnlyNotAllowed => "app_only_not_allowed",
             Self::PublicClient => "public_client",
             Self::AppNotAllowed => "app_not_allowed",
+            Self::AppDenied => "app_denied",
+            Self::CertificateRequired => "certificate_required",
+            Self::MfaUnprovableV2 => "mfa_unprovable_v2",
+            Self::ForeignTenantNotAllowed => "foreign_tenant_not_allowed",
+            Self::CustomerNotAllowed => "customer_not_allowed",
+            Self::RelationshipExpired => "relationship_expired",
+            Self::PrivilegedRole => "privileged_role",
+            Self::PasswordGrant => "password_grant",
             Self::KeysUnavailable => "keys_unavailable",
             Self::NoRoute => "no_route",
             Self::BadRequest => "bad_request",
@@ -110,10 +137,19 @@ impl Reason {
             | Self::BadAudience
             | Self::Expired
             | Self::NotYetValid
-            | Self::MfaRequired => StatusCode::UNAUTHORIZED,
-            Self::TenantNotAllowed | Self::AppOnlyNotAllowed | Self::PublicClient | Self::AppNotAllowed => {
-                StatusCode::FORBIDDEN
-            }
+            | Self::MfaRequired
+            | Self::MfaUnprovableV2 => StatusCode::UNAUTHORIZED,
+            Self::TenantNotAllowed
+            | Self::AppOnlyNotAllowed
+            | Self::PublicClient
+            | Self::AppNotAllowed
+            | Self::AppDenied
+            | Self::CertificateRequired
+            | Self::ForeignTenantNotAllowed
+            | Self::CustomerNotAllowed
+            | Self::RelationshipExpired
+            | Self::PrivilegedRole
+            | Self::PasswordGrant => StatusCode::FORBIDDEN,
             // Our fault, not the caller's: automation should retry, not re-authenticate.
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoRoute => StatusCode::NOT_FOUND,
@@ -121,6 +157,17 @@ impl Reason {
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
+    }
+
+    /// The reason with this code, e.g. from a decision log.
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == code)
+    }
+
+    /// The policy rule's reason, when this is one (as opposed to a failed
+    /// token check, routing, request syntax or the upstream).
+    pub fn deny_reason(self) -> Option<DenyReason> {
+        DENY_REASONS.into_iter().find(|d| Reason::from(*d) == self)
     }
 
     /// A decision about the caller's credentials (as opposed to routing,
@@ -160,6 +207,26 @@ impl Reason {
                 "Tokens issued to public client applications are not allowed; use a confidential application (Secure Application Model)."
             }
             Self::AppNotAllowed => "The calling application is not allowed on this route.",
+            Self::AppDenied => {
+                "The calling application is denied on this route: public tools for scripted sign-ins with a user's credentials are not part of the Secure Application Model."
+            }
+            Self::CertificateRequired => {
+                "The calling application must authenticate with a certificate (appidacr or azpacr 2), not a client secret or no credential."
+            }
+            Self::MfaUnprovableV2 => {
+                "Multi-factor authentication is required, and a v2.0 access token cannot prove it: v2.0 tokens carry no amr claim. Request a v1.0 token for this API."
+            }
+            Self::ForeignTenantNotAllowed => {
+                "The user belongs to another tenant (a guest or delegated admin) that is not one of the partner's tenants."
+            }
+            Self::CustomerNotAllowed => "The partner has no admin relationship with this customer tenant.",
+            Self::RelationshipExpired => "The partner's admin relationship with this customer tenant has ended.",
+            Self::PrivilegedRole => {
+                "The token carries a directory role this route denies (e.g. Global Administrator): use a least-privileged role."
+            }
+            Self::PasswordGrant => {
+                "The resource owner password credentials grant cannot perform multi-factor authentication and is blocked. Use the authorization code flow with MFA (Secure Application Model)."
+            }
             Self::KeysUnavailable => {
                 "The gateway cannot verify tokens right now: its signing keys are unavailable. Retry later."
             }
@@ -187,7 +254,15 @@ impl Reason {
             Self::AppOnlyNotAllowed => "app-only token not allowed",
             Self::PublicClient => "public client not allowed",
             Self::AppNotAllowed => "application not allowed",
+            Self::AppDenied => "application denied",
+            Self::CertificateRequired => "certificate credential required",
+            Self::MfaUnprovableV2 => "MFA required, v2 token has no amr",
+            Self::ForeignTenantNotAllowed => "foreign tenant not allowed",
+            Self::CustomerNotAllowed => "customer not allowed",
+            Self::RelationshipExpired => "customer relationship expired",
+            Self::PrivilegedRole => "privileged role",
             Self::MissingToken
+            | Self::PasswordGrant
             | Self::LegacyAuth
             | Self::KeysUnavailable
             | Self::NoRoute
@@ -200,7 +275,7 @@ impl Reason {
     /// The body's `code`: Partner Center's own for missing MFA, else the reason.
     fn code(self) -> &'static str {
         match self {
-            Self::MfaRequired => PARTNER_CENTER_MFA_CODE,
+            Self::MfaRequired | Self::MfaUnprovableV2 => PARTNER_CENTER_MFA_CODE,
             other => other.as_str(),
         }
     }
@@ -214,6 +289,8 @@ impl Reason {
                 return Some(r#"Bearer realm="mfagate""#.to_string());
             }
             StatusCode::UNAUTHORIZED => "invalid_token",
+            // A refused token request presented no bearer token to challenge.
+            StatusCode::FORBIDDEN if self == Self::PasswordGrant => return None,
             StatusCode::FORBIDDEN => "insufficient_scope",
             _ => return None,
         };
@@ -227,7 +304,7 @@ pub enum Reject {
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
-    Denied(#[from] DenyReason),
+    Denied(#[from] Denial),
     #[error("no route matches")]
     NoRoute,
     #[error("bad request: {0}")]
@@ -240,10 +317,7 @@ impl Reject {
     pub fn reason(&self) -> Reason {
         match self {
             Self::Auth(e) => e.reason(),
-            Self::Denied(DenyReason::MfaRequired) => Reason::MfaRequired,
-            Self::Denied(DenyReason::AppOnlyNotAllowed) => Reason::AppOnlyNotAllowed,
-            Self::Denied(DenyReason::PublicClient) => Reason::PublicClient,
-            Self::Denied(DenyReason::AppNotAllowed) => Reason::AppNotAllowed,
+            Self::Denied(denial) => Reason::from(denial.reason),
             Self::NoRoute => Reason::NoRoute,
             Self::BadRequest(_) => Reason::BadRequest,
             Self::Upstream(UpstreamError::Timeout) => Reason::UpstreamTimeout,
@@ -254,8 +328,68 @@ impl Reject {
     /// The response for this rejection; `correlation_id` goes in the body, the
     /// caller adds the correlation headers.
     pub fn into_response(self, correlation_id: &str) -> Response<Body> {
-        error_response(self.reason(), correlation_id)
+        let mut rsp = error_response(self.reason(), correlation_id);
+        if let Self::Denied(Denial { step_up: Some(step_up), .. }) = &self
+            && let Ok(challenge) = HeaderValue::from_str(&step_up_challenge(step_up))
+        {
+            rsp.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        rsp
     }
+}
+
+impl From<DenyReason> for Reject {
+    fn from(reason: DenyReason) -> Self {
+        Self::Denied(reason.into())
+    }
+}
+
+const DENY_REASONS: [DenyReason; 13] = [
+    DenyReason::LegacyAuth,
+    DenyReason::PasswordGrant,
+    DenyReason::AppDenied,
+    DenyReason::AppOnlyNotAllowed,
+    DenyReason::MfaRequired,
+    DenyReason::MfaUnprovableV2,
+    DenyReason::PublicClient,
+    DenyReason::CertificateRequired,
+    DenyReason::AppNotAllowed,
+    DenyReason::ForeignTenantNotAllowed,
+    DenyReason::CustomerNotAllowed,
+    DenyReason::RelationshipExpired,
+    DenyReason::PrivilegedRole,
+];
+
+impl From<DenyReason> for Reason {
+    fn from(reason: DenyReason) -> Self {
+        match reason {
+            DenyReason::LegacyAuth => Self::LegacyAuth,
+            DenyReason::PasswordGrant => Self::PasswordGrant,
+            DenyReason::AppDenied => Self::AppDenied,
+            DenyReason::AppOnlyNotAllowed => Self::AppOnlyNotAllowed,
+            DenyReason::MfaRequired => Self::MfaRequired,
+            DenyReason::MfaUnprovableV2 => Self::MfaUnprovableV2,
+            DenyReason::PublicClient => Self::PublicClient,
+            DenyReason::CertificateRequired => Self::CertificateRequired,
+            DenyReason::AppNotAllowed => Self::AppNotAllowed,
+            DenyReason::ForeignTenantNotAllowed => Self::ForeignTenantNotAllowed,
+            DenyReason::CustomerNotAllowed => Self::CustomerNotAllowed,
+            DenyReason::RelationshipExpired => Self::RelationshipExpired,
+            DenyReason::PrivilegedRole => Self::PrivilegedRole,
+        }
+    }
+}
+
+/// The claims challenge of Entra's "claims challenge" contract: one
+/// `WWW-Authenticate: Bearer` header with `realm`, `authorization_uri`,
+/// `error="insufficient_claims"` and the base64 claims request. MSAL clients
+/// that declared `cp1` answer it by signing in again for those claims.
+fn step_up_challenge(step_up: &StepUp) -> String {
+    format!(
+        r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/{}/oauth2/authorize", error="insufficient_claims", claims="{}""#,
+        step_up.tenant,
+        STANDARD.encode(step_up.claims_request())
+    )
 }
 
 #[derive(Serialize)]
@@ -303,7 +437,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for r in Reason::ALL {
             assert!(seen.insert(r.as_str()), "{}", r.as_str());
-            assert!(r.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(r.as_str().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
             assert!(!r.description().is_empty());
             assert!(!r.short().contains(['"', '\\']));
         }
@@ -342,6 +476,41 @@ mod tests {
         assert_eq!(v["source"], "mfagate");
         assert_eq!(v["data"], serde_json::json!([]));
         assert_eq!(v["correlationId"], "c-1");
+    }
+
+    #[test]
+    fn codes_parse_back_and_rules_map_both_ways() {
+        for r in Reason::ALL {
+            assert_eq!(Reason::parse(r.as_str()), Some(r));
+            if let Some(d) = r.deny_reason() {
+                assert_eq!(Reason::from(d), r);
+                assert!(r.is_policy());
+            }
+        }
+        for d in DENY_REASONS {
+            assert_eq!(Reason::from(d).deny_reason(), Some(d));
+        }
+        assert_eq!(Reason::parse("nope"), None);
+        assert_eq!(Reason::BadSignature.deny_reason(), None);
+        assert_eq!(Reason::MfaUnprovableV2.code(), PARTNER_CENTER_MFA_CODE);
+        assert!(Reason::PasswordGrant.challenge().is_none());
+        assert!(Reason::PrivilegedRole.challenge().unwrap().contains("insufficient_scope"));
+    }
+
+    #[test]
+    fn step_up_replaces_the_challenge() {
+        let denial = Denial {
+            reason: DenyReason::MfaRequired,
+            step_up: Some(StepUp { tenant: "df845f1a-1e2f-4f5e-9a7c-0b1c2d3e4f50".into(), auth_context: "c1".into() }),
+        };
+        let rsp = Reject::Denied(denial).into_response("c-1");
+        assert_eq!(rsp.status(), StatusCode::UNAUTHORIZED);
+        let all: Vec<_> = rsp.headers().get_all(WWW_AUTHENTICATE).iter().collect();
+        assert_eq!(all.len(), 1, "one challenge header");
+        assert_eq!(
+            all[0],
+            r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/df845f1a-1e2f-4f5e-9a7c-0b1c2d3e4f50/oauth2/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19""#
+        );
     }
 
     fn futures_executor(full: Full<Bytes>) -> Bytes {

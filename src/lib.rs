@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -12,6 +13,8 @@ pub mod listener;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod rfc3339;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod tools;

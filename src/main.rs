@@ -4,7 +4,7 @@ use clap::Parser;
 use mfagate::app::App;
 use mfagate::cli::{Cli, Command};
 use mfagate::config::{Config, Source};
-use mfagate::{shutdown, telemetry};
+use mfagate::{shutdown, telemetry, tools};
 
 /// sysexits.h EX_CONFIG: the configuration is invalid.
 const EX_CONFIG: u8 = 78;
@@ -14,6 +14,8 @@ fn main() -> ExitCode {
     let source = Source::resolve(cli.config.as_deref());
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig => check_config(&source),
+        Command::CheckToken(args) => tools::check_token::run(&source, &args),
+        Command::Replay(args) => tools::replay::run(&source, &args),
         Command::Run => run(&source),
     }
 }

@@ -11,6 +11,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::audit::AuditMetrics;
 use crate::auth::jwks::SourceMetrics;
 use crate::auth::token_cache::TokenCacheMetrics;
 use crate::error::Reason;
@@ -28,6 +29,8 @@ pub struct Metrics {
     duration: HistogramVec,
     upstream_errors: IntCounterVec,
     keys: keys::KeyFamilies,
+    audit_records: IntCounterVec,
+    exemptions: IntGaugeVec,
 }
 
 impl Metrics {
@@ -56,8 +59,24 @@ impl Metrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(build_info))?;
+        let audit_records = IntCounterVec::new(
+            Opts::new("mfagate_audit_records_total", "Decision log lines by result (written, dropped, failed)."),
+            &["result"],
+        )?;
+        let exemptions = IntGaugeVec::new(
+            Opts::new("mfagate_exemptions", "Configured exemptions by state (active, expired) when loaded."),
+            &["state"],
+        )?;
+        for result in ["written", "dropped", "failed"] {
+            audit_records.with_label_values(&[result]);
+        }
+        for state in ["active", "expired"] {
+            exemptions.with_label_values(&[state]);
+        }
+        registry.register(Box::new(audit_records.clone()))?;
+        registry.register(Box::new(exemptions.clone()))?;
         let keys = keys::KeyFamilies::register(&registry)?;
-        Ok(Self { registry, requests, duration, upstream_errors, keys })
+        Ok(Self { registry, requests, duration, upstream_errors, keys, audit_records, exemptions })
     }
 
     /// The counters of one route, every label set resolved now.
@@ -67,6 +86,7 @@ impl Metrics {
             allow: counter("allow", "none"),
             deny: Reason::ALL.map(|r| r.is_decision().then(|| counter("deny", r.as_str()))),
             would_deny: Reason::ALL.map(|r| r.is_policy().then(|| counter("would_deny", r.as_str()))),
+            exempt: Reason::ALL.map(|r| r.deny_reason().is_some().then(|| counter("exempt", r.as_str()))),
             duration: self.duration.with_label_values(&[name]),
             upstream_unavailable: self.upstream_errors.with_label_values(&[name, "unavailable"]),
             upstream_timeout: self.upstream_errors.with_label_values(&[name, "timeout"]),
@@ -80,6 +100,21 @@ impl Metrics {
 
     pub fn token_cache(&self) -> TokenCacheMetrics {
         self.keys.token_cache()
+    }
+
+    pub fn audit(&self) -> AuditMetrics {
+        AuditMetrics {
+            written: self.audit_records.with_label_values(&["written"]),
+            dropped: self.audit_records.with_label_values(&["dropped"]),
+            failed: self.audit_records.with_label_values(&["failed"]),
+        }
+    }
+
+    /// How many configured exemptions were active and expired at load.
+    pub fn exemptions(&self, active: usize, expired: usize) {
+        let set = |state: &str, n: usize| self.exemptions.with_label_values(&[state]).set(n as i64);
+        set("active", active);
+        set("expired", expired);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -96,6 +131,7 @@ pub struct RouteMetrics {
     allow: IntCounter,
     deny: [Option<IntCounter>; Reason::ALL.len()],
     would_deny: [Option<IntCounter>; Reason::ALL.len()],
+    exempt: [Option<IntCounter>; Reason::ALL.len()],
     duration: Histogram,
     upstream_unavailable: IntCounter,
     upstream_timeout: IntCounter,
@@ -107,6 +143,7 @@ impl RouteMetrics {
             Verdict::Allow => self.allow.inc(),
             Verdict::Deny(r) => Self::inc(&self.deny[r as usize]),
             Verdict::WouldDeny(r) => Self::inc(&self.would_deny[r as usize]),
+            Verdict::Exempt(r) => Self::inc(&self.exempt[r as usize]),
         }
         match upstream_error {
             Some(Reason::UpstreamTimeout) => self.upstream_timeout.inc(),
@@ -148,5 +185,10 @@ mod tests {
         assert!(!text.contains(r#"decision="deny",reason="upstream_timeout""#));
         assert!(!text.contains(r#"decision="would_deny",reason="no_route""#));
         assert!(text.contains(r#"mfagate_build_info{version=""#));
+        assert!(text.contains(
+            r#"mfagate_requests_total{decision="exempt",reason="privileged_role",route="partner-center"} 0"#
+        ));
+        assert!(!text.contains(r#"decision="exempt",reason="expired""#), "only rule reasons can be exempted");
+        assert!(text.contains(r#"mfagate_audit_records_total{result="dropped"} 0"#));
     }
 }

@@ -34,6 +34,18 @@ pub struct Claims {
     pub oid: Option<String>,
     pub idp: Option<String>,
     pub uti: Option<String>,
+    /// Role template ids of the user's tenant-wide directory roles.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub wids: Option<Vec<String>>,
+    /// Client capabilities; `cp1` means the client handles claims challenges.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub xms_cc: Option<Vec<String>>,
+    /// Conditional Access authentication contexts the token satisfied.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub acrs: Option<Vec<String>>,
+    pub upn: Option<String>,
+    pub unique_name: Option<String>,
+    pub preferred_username: Option<String>,
 }
 
 /// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
@@ -47,7 +59,7 @@ pub enum Audience {
 }
 
 impl Audience {
-    fn iter(&self) -> impl Iterator<Item = &str> {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
         let (one, many): (Option<&str>, &[String]) = match self {
             Self::None => (None, &[]),
             Self::One(s) => (Some(s.as_str()), &[]),
@@ -72,6 +84,27 @@ impl Claims {
     pub fn client_auth(&self) -> Option<&str> {
         self.appidacr.as_deref().or(self.azpacr.as_deref())
     }
+
+    /// The signed-in user's name: `upn`, else `unique_name` (v1), else `preferred_username` (v2).
+    pub fn user_name(&self) -> Option<&str> {
+        self.upn.as_deref().or(self.unique_name.as_deref()).or(self.preferred_username.as_deref())
+    }
+}
+
+/// A claim Entra writes as an array of strings; a single string is read as a
+/// one-element array.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => None,
+        Some(OneOrMany::One(s)) => Some(vec![s]),
+        Some(OneOrMany::Many(v)) => Some(v),
+    })
 }
 
 /// JWT NumericDate: a JSON number of seconds; fractions are truncated.
@@ -243,6 +276,20 @@ mod tests {
             assert!(Claims::parse(payload.as_bytes()).is_err(), "{payload}");
         }
         assert_eq!(Claims::parse(br#"{"exp":1.9e3}"#).unwrap().exp, Some(1900));
+        for payload in [r#"{"wids":[1]}"#, r#"{"xms_cc":{"a":1}}"#, r#"{"wids":["a"],"wids":["b"]}"#] {
+            assert!(Claims::parse(payload.as_bytes()).is_err(), "{payload}");
+        }
+    }
+
+    #[test]
+    fn list_claims_accept_one_string() {
+        let c = Claims::parse(br#"{"xms_cc":"cp1","wids":["62e90394-69f5-4237-9190-012177145e10"],"acrs":["c1"]}"#)
+            .unwrap();
+        assert_eq!(c.xms_cc.as_deref(), Some(&["cp1".to_string()][..]));
+        assert_eq!(c.wids.unwrap().len(), 1);
+        assert_eq!(c.acrs.unwrap(), ["c1"]);
+        let c = Claims::parse(br#"{"unique_name":"u@x","preferred_username":"p@x"}"#).unwrap();
+        assert_eq!(c.user_name(), Some("u@x"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The serde mirror of the configuration file: plain data, defaults filled in,
 //! unknown keys rejected. `config.rs` turns it into checked runtime types.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -13,7 +15,11 @@ pub struct Config {
     #[serde(default)]
     pub log: Log,
     #[serde(default)]
+    pub audit: Audit,
+    #[serde(default)]
     pub routes: Vec<Route>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exemptions: Vec<Exemption>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -145,10 +151,27 @@ impl Default for Log {
     }
 }
 
+/// The decision log: one JSON line per decision.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    pub sink: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self { sink: "off".into(), path: None }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     #[serde(default = "default_path_prefix")]
     pub path_prefix: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,9 +179,16 @@ pub struct Route {
     pub upstream: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_ca: Option<String>,
+    #[serde(default)]
     pub audiences: Vec<String>,
     #[serde(default = "default_mode")]
     pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforce_after: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rule_modes: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    pub verify_signature: bool,
     #[serde(default = "yes")]
     pub require_mfa: bool,
     #[serde(default = "default_accepted_amr")]
@@ -168,7 +198,41 @@ pub struct Route {
     #[serde(default)]
     pub allow_public_clients: bool,
     #[serde(default)]
+    pub require_certificate_client: bool,
+    #[serde(default)]
     pub allowed_apps: Vec<String>,
+    #[serde(default)]
+    pub denied_apps: Vec<String>,
+    #[serde(default)]
+    pub partner_tenants: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customers: Option<Customers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_roles: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_context_id: Option<String>,
+}
+
+/// A file of relationships (CSV or JSON), or the relationships inline as
+/// `{ tenant_id = "...", ends = "..." }` tables.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Customers {
+    File(String),
+    Inline(Vec<BTreeMap<String, String>>),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exemption {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appid: Option<String>,
+    pub reason: String,
+    pub expires: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<String>>,
 }
 
 fn default_path_prefix() -> String {

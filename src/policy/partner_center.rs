@@ -1,8 +1,7 @@
-//! Microsoft's partner security requirements as rules on a token's claims:
-//! app+user calls must prove MFA in `amr` and come from a confidential client
-//! (the Secure Application Model); app-only calls only where a route allows them.
+//! Partner Center's MFA requirement, and how a token is classified: app+user
+//! calls must prove MFA in `amr`; app-only calls are not checked for MFA.
 
-use super::{DenyReason, RoutePolicy};
+use super::{Check, DenyReason, RoutePolicy};
 use crate::auth::claims::Claims;
 
 /// Who the token speaks for.
@@ -12,6 +11,15 @@ pub enum Principal {
     AppOnly,
     /// App+user: an application acting for a signed-in user.
     Delegated,
+}
+
+impl Principal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AppOnly => "app_only",
+            Self::Delegated => "app_user",
+        }
+    }
 }
 
 /// How the client application authenticated (`appidacr` / `azpacr`).
@@ -45,6 +53,48 @@ impl ClientType {
             Self::Unknown => "unknown",
         }
     }
+
+    /// The `appidacr` value this type stands for.
+    pub fn acr(self) -> Option<&'static str> {
+        match self {
+            Self::Public => Some("0"),
+            Self::Secret => Some("1"),
+            Self::Certificate => Some("2"),
+            Self::Unknown => None,
+        }
+    }
+}
+
+/// Entra's access-token format: v1 tokens carry `amr`, v2 tokens never do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenVersion {
+    V1,
+    V2,
+    Unknown,
+}
+
+impl TokenVersion {
+    /// `ver` when present, else the issuer's form.
+    pub fn of(claims: &Claims) -> Self {
+        match claims.ver.as_deref() {
+            Some("1.0") => Self::V1,
+            Some("2.0") => Self::V2,
+            Some(_) => Self::Unknown,
+            None => match claims.iss.as_deref() {
+                Some(iss) if iss.ends_with("/v2.0") => Self::V2,
+                Some(iss) if iss.starts_with("https://sts.windows.net/") => Self::V1,
+                _ => Self::Unknown,
+            },
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "1.0",
+            Self::V2 => "2.0",
+            Self::Unknown => "unknown",
+        }
+    }
 }
 
 /// `idtyp` decides when present (Entra calls it the most accurate signal).
@@ -60,33 +110,28 @@ pub fn classify(claims: &Claims) -> Principal {
     }
 }
 
-/// The rules in order: principal type, then (app+user) MFA and client type,
-/// then the application allowlist.
-pub fn evaluate(policy: &RoutePolicy, claims: &Claims) -> Result<(), DenyReason> {
-    match classify(claims) {
-        Principal::AppOnly if !policy.allow_app_only => return Err(DenyReason::AppOnlyNotAllowed),
-        Principal::AppOnly => {}
-        Principal::Delegated => {
-            if policy.require_mfa && !proves_mfa(claims, &policy.accepted_amr) {
-                return Err(DenyReason::MfaRequired);
-            }
-            if !policy.allow_public_clients && !ClientType::of(claims).is_confidential() {
-                return Err(DenyReason::PublicClient);
-            }
-        }
+/// App+user tokens must show an accepted method in `amr`. A v2 token has no
+/// `amr` at all (Microsoft has no v2 replacement), so it cannot prove MFA
+/// and gets a reason that says so.
+pub fn mfa(policy: &RoutePolicy, claims: &Claims, principal: Principal) -> Check {
+    if !policy.require_mfa {
+        return Check::Off;
     }
-    if !policy.allowed_apps.is_empty() {
-        let allowed = claims.app_id().is_some_and(|id| policy.allowed_apps.iter().any(|a| a.eq_ignore_ascii_case(id)));
-        if !allowed {
-            return Err(DenyReason::AppNotAllowed);
-        }
+    if principal == Principal::AppOnly {
+        return Check::Skip;
     }
-    Ok(())
+    if proves_mfa(claims, &policy.accepted_amr) {
+        return Check::Pass;
+    }
+    if claims.amr.is_none() && TokenVersion::of(claims) == TokenVersion::V2 {
+        return Check::Fail(DenyReason::MfaUnprovableV2);
+    }
+    Check::Fail(DenyReason::MfaRequired)
 }
 
 /// `amr` must hold an accepted method as a whole element: `wiaormfa`
 /// ("Windows or MFA") does not prove MFA, and neither does a substring.
-fn proves_mfa(claims: &Claims, accepted: &[String]) -> bool {
+pub fn proves_mfa(claims: &Claims, accepted: &[String]) -> bool {
     claims.amr.as_ref().is_some_and(|amr| amr.iter().any(|m| accepted.iter().any(|a| a == m)))
 }
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use http::uri::{Parts as UriParts, PathAndQuery};
 use http::{Extensions, Request, Response, Uri, Version};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -32,7 +31,7 @@ pub enum UpstreamError {
 /// A route's upstream: its address and a connection pool of its own (each
 /// route may trust its own extra CA).
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     target: UpstreamTarget,
     timeout: Duration,
 }
@@ -61,7 +60,7 @@ impl Upstream {
     /// Requires proof that the request was authorised.
     pub async fn forward(
         &self,
-        req: Request<Incoming>,
+        req: Request<Body>,
         peer: SocketAddr,
         ids: &Correlation,
         _authorized: &Authorized,

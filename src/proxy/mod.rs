@@ -1,42 +1,59 @@
 //! The gateway's request path, in the order a request travels:
-//! correlation ids → request checks → route → authenticate → authorise →
-//! forward → record. `handle` is the one place a rejection becomes a response.
+//! correlation ids → request checks → route → credentials → authenticate →
+//! authorise → forward → record. `handle` is the one place a rejection
+//! becomes a response.
 
 pub mod forward;
 pub mod headers;
 pub mod record;
 pub mod route;
+pub mod token_request;
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use bytes::Bytes;
+use http::request::Parts;
 use http::{Method, Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use tracing::warn;
 
-use crate::auth::Authenticator;
+use crate::audit::{AuditError, AuditLog};
+use crate::auth::{AuthError, Authenticator};
 use crate::config::{Config, UNMATCHED_ROUTE};
 use crate::error::Reject;
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::policy::{self, Authorized};
+use crate::policy::legacy::{self, Credential, TokenRequest};
+use crate::policy::{self, Authorized, Check, Decision, Input, RouteKind, Rule, gdap};
+use crate::rfc3339::{self, unix_now};
 use crate::tls::TlsError;
 use forward::Upstream;
 use headers::Correlation;
 use record::{Record, Verdict};
 use route::Route;
 
-/// Response bodies: the upstream's, streamed, or the gateway's own.
+/// Request and response bodies: streamed from the peer, or held whole (the
+/// gateway's own answers, an inspected token request).
 pub type Body = Either<Incoming, Full<Bytes>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
 
 pub struct Gateway {
     routes: Vec<Route>,
     auth: Authenticator,
     unmatched: RouteMetrics,
+    audit: Option<AuditLog>,
 }
 
 impl Gateway {
-    pub fn build(config: &Config, auth: Authenticator, metrics: &Metrics) -> Result<Self, TlsError> {
+    pub fn build(config: &Config, auth: Authenticator, metrics: &Metrics) -> Result<Self, BuildError> {
         let routes = config
             .routes
             .iter()
@@ -48,7 +65,14 @@ impl Gateway {
                 })
             })
             .collect::<Result<_, TlsError>>()?;
-        Ok(Self { routes, auth, unmatched: metrics.route(UNMATCHED_ROUTE) })
+        let now = unix_now();
+        let expired = config.exemptions.iter().filter(|e| !e.is_active(now)).collect::<Vec<_>>();
+        for e in &expired {
+            warn!(reason = %e.reason, expired = %rfc3339::format(e.expires), "exemption has expired and no longer applies");
+        }
+        metrics.exemptions(config.exemptions.len() - expired.len(), expired.len());
+        let audit = AuditLog::open(&config.audit, metrics.audit())?;
+        Ok(Self { routes, auth, unmatched: metrics.route(UNMATCHED_ROUTE), audit })
     }
 
     pub fn auth(&self) -> &Authenticator {
@@ -68,7 +92,7 @@ impl Gateway {
             }
         };
         ids.apply(rsp.headers_mut());
-        record.finish(&self.unmatched, &ids, rsp.status(), started.elapsed());
+        record.finish(&self.unmatched, self.audit.as_ref(), &ids, rsp.status(), started.elapsed());
         rsp
     }
 
@@ -86,39 +110,98 @@ impl Gateway {
         let (parts, body) = req.into_parts();
         let route = route::find(&self.routes, &parts).ok_or(Reject::NoRoute)?;
         record.route = Some(route);
-        let authorized = match self.authorize(route, &parts.headers, record).await {
-            Ok(authorized) => authorized,
-            Err(reject) => match policy::waive(route.config.mode).filter(|_| reject.reason().is_policy()) {
-                Some(waived) => {
-                    record.verdict = Verdict::WouldDeny(reject.reason());
-                    waived
-                }
-                None => return Err(reject),
-            },
+        let now = unix_now();
+        record.mode = Some(route.config.policy.schedule.mode_at(now));
+        let (authorized, body) = match route.config.policy.kind {
+            RouteKind::Login => {
+                let bytes = token_request::read(body, &parts.headers).await?;
+                let authorized = self.check_token_request(route, &parts, &bytes, now, record)?;
+                (authorized, Either::Right(Full::new(bytes)))
+            }
+            RouteKind::PartnerCenter | RouteKind::Aobo => {
+                (self.authorize(route, &parts, now, record).await?, Either::Left(body))
+            }
         };
         let req = Request::from_parts(parts, body);
-        Ok(route.upstream.forward(req, peer, ids, &authorized).await?)
+        let rsp = route.upstream.forward(req, peer, ids, &authorized).await?;
+        record.upstream_status = Some(rsp.status());
+        Ok(rsp)
     }
 
+    /// Credentials, token, then the route's rules.
     async fn authorize(
         &self,
         route: &Route,
-        headers: &http::HeaderMap,
+        parts: &Parts,
+        now: i64,
         record: &mut Record<'_>,
     ) -> Result<Authorized, Reject> {
-        let token = match self.auth.authenticate(headers, &route.config.audiences, unix_now()).await {
-            Ok(token) => token,
+        let policy = &route.config.policy;
+        let credential = Credential::of(&parts.headers);
+        record.credential = Some(credential);
+        if let Check::Fail(reason) = legacy::exchange(parts.uri.path(), credential) {
+            return settle(record, policy::judge(policy, reason, now));
+        }
+        let customer = if policy.needs_path_customer() {
+            gdap::customer_in_path(parts.uri.path()).map_err(Reject::BadRequest)?
+        } else {
+            None
+        };
+        record.customer = customer.clone();
+        record.verified = policy.verify_signature;
+        let audiences = &route.config.audiences;
+        let authenticated = if policy.verify_signature {
+            self.auth.authenticate(&parts.headers, audiences, now).await.map(|t| t.into_claims())
+        } else {
+            self.auth.decode_unverified(&parts.headers, audiences, now)
+        };
+        let claims = match authenticated {
+            Ok(claims) => claims,
             Err((e, claims)) => {
                 record.claims = claims;
-                return Err(e.into());
+                let rule = (e == AuthError::LegacyAuth).then_some(Rule::LegacyAuth);
+                return match policy::waive(policy, rule, now) {
+                    Some(waived) => {
+                        record.verdict = Verdict::WouldDeny(e.reason());
+                        Ok(waived)
+                    }
+                    None => Err(e.into()),
+                };
             }
         };
-        let decision = policy::authorize(&route.config.policy, &token);
-        record.claims = Some(token.into_claims());
-        Ok(decision?)
+        let input = Input { claims: &claims, verified: policy.verify_signature, customer: customer.as_deref() };
+        let evaluation = policy::evaluate(policy, &input, now);
+        record.exemption = evaluation.exemption.map(|e| e.reason.clone());
+        record.expired_exemption = evaluation.expired_exemption.map(|e| e.reason.clone());
+        record.claims = Some(claims);
+        settle(record, evaluation.decision)
+    }
+
+    /// A login route forwards token requests, except the password grant.
+    fn check_token_request(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        body: &[u8],
+        now: i64,
+        record: &mut Record<'_>,
+    ) -> Result<Authorized, Reject> {
+        let request = TokenRequest::parse(parts.uri.query(), body);
+        let decision = match request.check() {
+            Check::Fail(reason) => policy::judge(&route.config.policy, reason, now),
+            Check::Off | Check::Skip | Check::Pass => Decision::Allow,
+        };
+        record.token_request = Some(request);
+        settle(record, decision)
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+/// Notes a forwarded decision's verdict and returns the proof, or the denial.
+fn settle(record: &mut Record<'_>, decision: Decision) -> Result<Authorized, Reject> {
+    match &decision {
+        Decision::WouldDeny(r) => record.verdict = Verdict::WouldDeny((*r).into()),
+        Decision::Exempt(r) => record.verdict = Verdict::Exempt((*r).into()),
+        Decision::Allow | Decision::Deny(_) => {}
+    }
+    Ok(policy::authorize(&decision)?)
 }

@@ -24,6 +24,10 @@ pub const SAM_APP: &str = "23ec45a3-5f8b-4c3d-9e1a-7b6c5d4e3f21";
 /// Microsoft Azure CLI, a public client.
 pub const AZURE_CLI: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 pub const PC_AUDIENCE: &str = "https://api.partnercenter.microsoft.com";
+pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+/// Role template ids.
+pub const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+pub const USER_ADMIN: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
 
 /// A signing key with its public JWK.
 #[derive(Clone)]
@@ -239,6 +243,43 @@ impl Idp {
         }))
     }
 
+    /// A partner technician (GDAP) calling Microsoft Graph in the customer
+    /// tenant `OTHER_TID`: issued by the customer's tenant, `idp` the partner's
+    /// (`TID`), confidential client, MFA done.
+    pub fn aobo(&self) -> TokenBuilder {
+        let now = now();
+        TokenBuilder::new(&keys().primary).claims(json!({
+            "aud": GRAPH_AUDIENCE,
+            "iss": format!("https://sts.windows.net/{OTHER_TID}/"),
+            "idp": format!("https://sts.windows.net/{TID}/"),
+            "iat": now - 60, "nbf": now - 60, "exp": now + 3600,
+            "acr": "1", "amr": ["pwd", "mfa"], "appid": SAM_APP, "appidacr": "1",
+            "oid": "5d9c3c1a-0b7e-4f3a-9d62-8e1f2a3b4c5d", "scp": "Directory.Read.All User.Read.All",
+            "tid": OTHER_TID, "unique_name": "tech@partner.onmicrosoft.com",
+            "uti": "aObOuTiAObOuTiAObOuTiA", "ver": "1.0", "wids": [USER_ADMIN],
+        }))
+    }
+
+    /// A v2.0 access token for Partner Center: `azp`/`azpacr`, no `amr`.
+    pub fn v2(&self) -> TokenBuilder {
+        let now = now();
+        TokenBuilder::new(&keys().primary).claims(json!({
+            "aud": PC_AUDIENCE,
+            "iss": format!("https://login.microsoftonline.com/{TID}/v2.0"),
+            "iat": now - 60, "nbf": now - 60, "exp": now + 3600,
+            "azp": SAM_APP, "azpacr": "1", "name": "Admin Agent", "oid": OID,
+            "preferred_username": "admin@contoso.onmicrosoft.com", "scp": "user_impersonation", "tid": TID,
+            "uti": "djJ1dGl2MnV0aXYydXRpdjI", "ver": "2.0",
+        }))
+    }
+
+    /// A Microsoft Graph token as Graph's clients get it: a `nonce` header
+    /// whose hash, not the value, was signed, so nobody but Graph can verify
+    /// it (here: a signature the key set cannot verify).
+    pub fn graph_with_nonce(&self) -> TokenBuilder {
+        self.aobo().header("nonce", "kWeOL3rvRmU_AKSCBfbVwLsRLYFdwz4x4ZJmQrWBGHw").signed_by(&keys().rogue)
+    }
+
     /// A client-credentials token: no `scp`, application `roles`.
     pub fn app_only(&self) -> TokenBuilder {
         let now = now();
@@ -301,6 +342,11 @@ async fn answer(
     }
 }
 
+/// The identity provider's key set as a JSON document (for file-based configurations).
+pub fn jwks_document() -> Value {
+    json!({ "keys": [keys().primary.jwk.clone(), keys().ec.jwk.clone()] })
+}
+
 pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
@@ -360,6 +406,11 @@ impl TokenBuilder {
 
     pub fn amr(self, amr: &[&str]) -> Self {
         self.claim("amr", amr.to_vec())
+    }
+
+    /// Issued by (and for) tenant `tid`: sets `tid` and a v1 `iss`.
+    pub fn tenant(self, tid: &str) -> Self {
+        self.claim("tid", tid).claim("iss", format!("https://sts.windows.net/{tid}/"))
     }
 
     pub fn unsigned_parts(&self) -> (String, String) {

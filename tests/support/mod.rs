@@ -280,7 +280,7 @@ pub async fn assert_rejected(rsp: reqwest::Response, status: u16, reason: &str) 
     assert!(rsp.headers().contains_key("ms-requestid"), "MS-RequestId");
     assert!(rsp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
     let body: serde_json::Value = rsp.json().await.expect("JSON body");
-    let code = if reason == "mfa_required" { "900421" } else { reason };
+    let code = if matches!(reason, "mfa_required" | "mfa_unprovable_v2") { "900421" } else { reason };
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["reason"], reason, "{body}");
     assert_eq!(body["source"], "mfagate");

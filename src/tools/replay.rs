@@ -1,0 +1,295 @@
+//! `mfagate replay`: the what-if before a rollout. Reads a decision log,
+//! decides every record again under a candidate configuration (at the
+//! record's own time, or `--at`), and prints the decisions that would
+//! change. The policy is a pure function of what the log records, so a
+//! replayed decision is the decision the gateway would have taken.
+//!
+//! What is replayed: the rules, from the recorded claims; the mode of a
+//! failed token check (which stays failed); the password grant on login
+//! routes. What is not: routing and request errors, and records of routes
+//! the candidate does not have (counted).
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::ExitCode;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::check_token::EXIT_DENY;
+use crate::audit::AuditRecord;
+use crate::auth::claims::Claims;
+use crate::cli::ReplayArgs;
+use crate::config::{Config, ConfigError, RouteConfig, Source};
+use crate::error::Reason;
+use crate::policy::{self, Decision, DenyReason, Input, Mode, RouteKind, Rule};
+use crate::rfc3339;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Input(String),
+}
+
+pub fn run(source: &Source, args: &ReplayArgs) -> ExitCode {
+    match replay(source, args) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap_or_default());
+            } else {
+                print!("{}", report.to_text());
+            }
+            if report.newly_denied() > 0 { ExitCode::from(EXIT_DENY) } else { ExitCode::SUCCESS }
+        }
+        Err(e) => {
+            eprintln!("replay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One decision that would change.
+#[derive(Debug, Serialize)]
+pub struct Change {
+    pub line: usize,
+    pub timestamp: String,
+    pub route: String,
+    pub correlation_id: String,
+    pub appid: Option<String>,
+    pub oid: Option<String>,
+    pub before: Outcome,
+    pub after: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub decision: String,
+    pub reason: String,
+}
+
+impl Outcome {
+    fn new(decision: &str, reason: Option<Reason>) -> Self {
+        Self { decision: decision.into(), reason: reason.map_or("none", Reason::as_str).into() }
+    }
+
+    /// Sent upstream (allowed, exempt, or only reported).
+    fn forwarded(&self) -> bool {
+        self.decision != "deny"
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.reason.as_str() {
+            "none" => write!(f, "{}", self.decision),
+            reason => write!(f, "{} ({reason})", self.decision),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub source: String,
+    pub records: usize,
+    pub changes: Vec<Change>,
+    /// Records of routes the candidate does not have, by route name.
+    pub missing_routes: Vec<(String, usize)>,
+    /// Records that cannot be replayed (routing and request errors).
+    pub not_replayed: usize,
+    /// Line numbers that are not decision records.
+    pub unreadable: Vec<usize>,
+}
+
+impl Report {
+    /// Forwarded then, denied now.
+    pub fn newly_denied(&self) -> usize {
+        self.changes.iter().filter(|c| c.before.forwarded() && !c.after.forwarded()).count()
+    }
+
+    pub fn newly_forwarded(&self) -> usize {
+        self.changes.iter().filter(|c| !c.before.forwarded() && c.after.forwarded()).count()
+    }
+}
+
+fn replay(source: &Source, args: &ReplayArgs) -> Result<Report, ReplayError> {
+    let config = Config::load(source)?;
+    let at = match &args.at {
+        Some(s) => Some(
+            rfc3339::parse(s).ok_or_else(|| ReplayError::Input(format!("--at {s:?}: not an RFC 3339 date-time")))?,
+        ),
+        None => None,
+    };
+    let input: Box<dyn Read> = match args.log.to_str() {
+        Some("-") => Box::new(std::io::stdin()),
+        _ => Box::new(
+            std::fs::File::open(&args.log)
+                .map_err(|e| ReplayError::Input(format!("cannot read {}: {e}", args.log.display())))?,
+        ),
+    };
+    let mut report = Report { source: source.describe(), ..Report::default() };
+    for (i, line) in BufReader::new(input).lines().enumerate() {
+        let line = line.map_err(|e| ReplayError::Input(format!("reading {}: {e}", args.log.display())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Ok(record) = serde_json::from_str::<AuditRecord>(&line) else {
+            report.unreadable.push(i + 1);
+            continue;
+        };
+        report.records += 1;
+        let Some(now) = at.or_else(|| rfc3339::parse_millis(&record.timestamp).map(|ms| (ms / 1000) as i64)) else {
+            report.unreadable.push(i + 1);
+            continue;
+        };
+        let Some(route) = config.routes.iter().find(|r| r.name == record.route) else {
+            match report.missing_routes.iter_mut().find(|(name, _)| *name == record.route) {
+                Some((_, n)) => *n += 1,
+                None => report.missing_routes.push((record.route.clone(), 1)),
+            }
+            continue;
+        };
+        let before = Outcome { decision: record.decision.clone(), reason: record.reason.clone() };
+        let Some(after) = decide(route, &record, now) else {
+            report.not_replayed += 1;
+            continue;
+        };
+        if after != before {
+            report.changes.push(Change {
+                line: i + 1,
+                timestamp: record.timestamp.clone(),
+                route: record.route.clone(),
+                correlation_id: record.correlation_id.clone(),
+                appid: record.appid.clone(),
+                oid: record.oid.clone(),
+                before,
+                after,
+            });
+        }
+    }
+    if report.records == 0 && !report.unreadable.is_empty() {
+        return Err(ReplayError::Input(format!("{} holds no decision records", args.log.display())));
+    }
+    Ok(report)
+}
+
+/// The record's decision under `route`'s policy at `now`; `None` when it
+/// cannot be replayed.
+pub fn decide(route: &RouteConfig, record: &AuditRecord, now: i64) -> Option<Outcome> {
+    let policy = &route.policy;
+    let reason = match record.reason.as_str() {
+        "none" => None,
+        code => Some(Reason::parse(code)?),
+    };
+    if reason.is_some_and(|r| !r.is_policy()) {
+        return None;
+    }
+    if policy.kind == RouteKind::Login {
+        let password = record.grant_type.as_deref().is_some_and(|g| g.eq_ignore_ascii_case("password"));
+        let decision = if password { policy::judge(policy, DenyReason::PasswordGrant, now) } else { Decision::Allow };
+        return Some(outcome(&decision));
+    }
+    let rule_reason = reason.and_then(Reason::deny_reason);
+    match (reason, rule_reason) {
+        // Failed before the rules (credentials or token checks): only the mode can change.
+        (Some(r), None) | (Some(r), Some(DenyReason::LegacyAuth)) => {
+            let rule = (r == Reason::LegacyAuth).then_some(Rule::LegacyAuth);
+            let decision = match policy.mode(rule, now) {
+                Mode::Enforce => "deny",
+                Mode::ReportOnly => "would_deny",
+            };
+            Some(Outcome::new(decision, Some(r)))
+        }
+        _ => {
+            let verified = record.verified?;
+            let claims = claims(record);
+            let input = Input { claims: &claims, verified, customer: record.customer.as_deref() };
+            Some(outcome(&policy::evaluate(policy, &input, now).decision))
+        }
+    }
+}
+
+fn outcome(decision: &Decision) -> Outcome {
+    Outcome::new(decision.as_str(), decision.reason().map(Reason::from))
+}
+
+/// The claims the rules read, as the decision log recorded them.
+pub fn claims(r: &AuditRecord) -> Claims {
+    Claims {
+        tid: r.tid.clone(),
+        idp: r.idp.clone(),
+        oid: r.oid.clone(),
+        appid: r.appid.clone(),
+        appidacr: match r.client.as_deref() {
+            Some("public") => Some("0".into()),
+            Some("secret") => Some("1".into()),
+            Some("certificate") => Some("2".into()),
+            _ => None,
+        },
+        idtyp: match r.principal.as_deref() {
+            Some("app_only") => Some("app".into()),
+            Some("app_user") => Some("user".into()),
+            _ => None,
+        },
+        ver: r.ver.clone().filter(|v| v != "unknown"),
+        amr: r.amr.clone(),
+        wids: r.wids.clone(),
+        xms_cc: r.xms_cc.clone(),
+        acrs: r.acrs.clone(),
+        ..Claims::default()
+    }
+}
+
+impl Report {
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "config": self.source,
+            "records": self.records,
+            "changed": self.changes.len(),
+            "newly_denied": self.newly_denied(),
+            "newly_forwarded": self.newly_forwarded(),
+            "not_replayed": self.not_replayed,
+            "missing_routes": self.missing_routes.iter().map(|(r, n)| json!({"route": r, "records": n})).collect::<Vec<_>>(),
+            "unreadable_lines": self.unreadable,
+            "changes": self.changes,
+        })
+    }
+
+    fn to_text(&self) -> String {
+        let mut out = String::new();
+        for c in &self.changes {
+            out.push_str(&format!(
+                "{}  {}  {} -> {}  correlation={} appid={} oid={}\n",
+                c.timestamp,
+                c.route,
+                c.before,
+                c.after,
+                c.correlation_id,
+                c.appid.as_deref().unwrap_or("-"),
+                c.oid.as_deref().unwrap_or("-"),
+            ));
+        }
+        out.push_str(&format!(
+            "{} decisions replayed under {}: {} would change ({} newly denied, {} newly forwarded, {} other)\n",
+            self.records,
+            self.source,
+            self.changes.len(),
+            self.newly_denied(),
+            self.newly_forwarded(),
+            self.changes.len() - self.newly_denied() - self.newly_forwarded(),
+        ));
+        for (route, n) in &self.missing_routes {
+            out.push_str(&format!(
+                "{n} records of route {route:?}, which the configuration does not have: not replayed\n"
+            ));
+        }
+        if self.not_replayed > 0 {
+            out.push_str(&format!("{} routing or request errors: not replayed\n", self.not_replayed));
+        }
+        if !self.unreadable.is_empty() {
+            let lines: Vec<String> = self.unreadable.iter().map(usize::to_string).collect();
+            out.push_str(&format!("unreadable lines skipped: {}\n", lines.join(", ")));
+        }
+        out
+    }
+}
