@@ -2,6 +2,7 @@
 //! environment overrides, deserialised into `raw` and checked into the runtime
 //! types below. Every error names the key it is about.
 
+pub mod egress;
 mod env;
 pub mod identity;
 pub mod raw;
@@ -16,6 +17,7 @@ use http::uri::{Authority, Scheme};
 
 use crate::auth::claims::is_guid;
 use crate::policy::{Mode, RoutePolicy};
+pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
 
 /// The configuration compiled into the binary: `config/mfagate.toml`.
@@ -83,6 +85,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub log: LogConfig,
     pub routes: Vec<RouteConfig>,
+    /// The forward proxy, when `[egress]` is configured.
+    pub egress: Option<EgressConfig>,
     /// The effective settings (file + environment + defaults), for `check-config`.
     pub effective: raw::Config,
 }
@@ -233,7 +237,8 @@ impl TryFrom<raw::Config> for Config {
             }
             routes.push(route);
         }
-        Ok(Self { server, identity, log, routes, effective: raw })
+        let egress = raw.egress.as_ref().map(egress::from_raw).transpose()?;
+        Ok(Self { server, identity, log, routes, egress, effective: raw })
     }
 }
 
@@ -286,6 +291,9 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
     let host = match &raw.host {
         Some(h) if h.is_empty() || h.contains(['/', ':', ' ']) => {
             return Err(ConfigError::invalid(key("host"), "a host name without scheme, port or path"));
+        }
+        Some(h) if h.contains('*') && !crate::egress::hosts::is_wildcard(h) => {
+            return Err(ConfigError::invalid(key("host"), "a wildcard is only allowed as *.name"));
         }
         Some(h) => Some(h.to_ascii_lowercase()),
         None => None,

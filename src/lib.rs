@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod egress;
 pub mod error;
 pub mod listener;
 pub mod metrics;

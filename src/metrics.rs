@@ -2,6 +2,7 @@
 //! (route names from the configuration, decisions, reason codes); counters are
 //! resolved per label set at start, never built per request.
 
+mod egress;
 mod keys;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::auth::jwks::SourceMetrics;
 use crate::auth::token_cache::TokenCacheMetrics;
 use crate::error::Reason;
 use crate::proxy::record::Verdict;
+pub use egress::EgressMetrics;
 
 /// Request latency buckets, from sub-millisecond (rejections, cache hits) to
 /// slow upstream calls.
@@ -28,6 +30,7 @@ pub struct Metrics {
     duration: HistogramVec,
     upstream_errors: IntCounterVec,
     keys: keys::KeyFamilies,
+    egress: egress::EgressFamilies,
 }
 
 impl Metrics {
@@ -57,7 +60,8 @@ impl Metrics {
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(build_info))?;
         let keys = keys::KeyFamilies::register(&registry)?;
-        Ok(Self { registry, requests, duration, upstream_errors, keys })
+        let egress = egress::EgressFamilies::register(&registry)?;
+        Ok(Self { registry, requests, duration, upstream_errors, keys, egress })
     }
 
     /// The counters of one route, every label set resolved now.
@@ -80,6 +84,11 @@ impl Metrics {
 
     pub fn token_cache(&self) -> TokenCacheMetrics {
         self.keys.token_cache()
+    }
+
+    /// The egress proxy's series, every label set resolved now.
+    pub fn egress(&self) -> EgressMetrics {
+        self.egress.metrics()
     }
 
     /// The Prometheus text exposition of every metric.

@@ -14,6 +14,9 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// The forward-proxy listener; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<super::egress::RawEgress>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
