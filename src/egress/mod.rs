@@ -100,6 +100,11 @@ impl Target {
         }
     }
 
+    /// The unchecked target, for the log line of a refused request.
+    fn raw(authority: &Authority) -> Self {
+        Self { host: authority.host().to_ascii_lowercase(), port: authority.port_u16().unwrap_or(0) }
+    }
+
     fn parse(authority: &Authority, default_port: Option<u16>) -> Result<Self, Reject> {
         if authority.as_str().contains('@') {
             return Err(Reject::BadRequest("user information in the proxy target"));
@@ -246,11 +251,13 @@ impl Egress {
         }
         if req.method() == Method::CONNECT {
             let authority = connect_target(req.uri())?;
-            let t = target.insert(Target::parse(authority, None)?).clone();
+            let t = Target::parse(authority, None).inspect_err(|_| *target = Some(Target::raw(authority)))?;
+            *target = Some(t.clone());
             return self.connect(&mut req, t, conn).await;
         }
         let authority = plain_target(req.uri())?;
-        let t = target.insert(Target::parse(authority, Some(80))?).clone();
+        let t = Target::parse(authority, Some(80)).inspect_err(|_| *target = Some(Target::raw(authority)))?;
+        *target = Some(t.clone());
         match self.rules.plain(&t.host, t.port) {
             Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
             Verdict::Intercept | Verdict::Pass => {
