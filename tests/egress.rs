@@ -5,7 +5,7 @@
 //! intercepted tunnel. Blind tunnels and plain forwards are in
 //! `egress/tunnel.rs`, bypass attempts in `egress/bypass.rs`, Python
 //! `requests` in `egress/python.rs`, `ca init` and start-up checks in
-//! `egress/ca.rs`.
+//! `egress/ca.rs`, the systemd unit in `egress/deploy.rs`.
 
 mod support;
 
@@ -15,6 +15,8 @@ mod bypass;
 mod ca;
 #[path = "egress/clients.rs"]
 mod clients;
+#[path = "egress/deploy.rs"]
+mod deploy;
 #[path = "egress/python.rs"]
 mod python;
 #[path = "egress/tunnel.rs"]
@@ -177,6 +179,18 @@ async fn proxy_credentials_are_required_when_configured() {
             .await;
     assert_eq!((out.code, out.connect), (200, 200), "{out:?}");
     assert_eq!(env.upstream.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_wildcard_route_guards_every_name_below_it() {
+    let env = TestEnv::setup().route("host = \"*.partnercenter.microsoft.com\"").egress("").start().await;
+    let ca = egress_ca(&env);
+    let out = curl(&env, &["--cacert", &ca, "-H", &bearer(&env.idp.delegated().mint()), PC_URL]).await;
+    assert_eq!(out.code, 200, "{out:?}");
+    let out = curl(&env, &["--cacert", &ca, "-H", &bearer(&env.idp.delegated().amr(&["pwd"]).mint()), PC_URL]).await;
+    assert_eq!((out.code, out.json()["reason"].as_str()), (401, Some("mfa_required")), "{out:?}");
+    assert_eq!(env.upstream.hits(), 1);
+    assert_eq!(env.metric(r#"mfagate_egress_connections_total{kind="intercepted"}"#).await, 2.0);
 }
 
 /// reqwest with the egress proxy for https and only `ca_pem` trusted.

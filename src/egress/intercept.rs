@@ -123,10 +123,14 @@ pub(super) async fn serve(
         let tls = start.into_stream(config).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((tls, sni))
     };
-    let (tls, sni) = match tokio::time::timeout(egress.settings.tls_handshake_timeout, handshake).await {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => return debug!(%peer, host = %target.host, error = %e, "intercepted TLS handshake failed"),
-        Err(_) => return debug!(%peer, host = %target.host, "intercepted TLS handshake timed out"),
+    let handshake = tokio::time::timeout(egress.settings.tls_handshake_timeout, handshake);
+    let (tls, sni) = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => return debug!(%peer, host = %target.host, error = %e, "intercepted TLS handshake failed"),
+            Err(_) => return debug!(%peer, host = %target.host, "intercepted TLS handshake timed out"),
+        },
+        () = conn.kill.cancelled() => return,
     };
     let sni_matches = sni.as_deref() == Some(target.host.as_str());
     if !sni_matches {

@@ -106,6 +106,17 @@ pub async fn connect(env: &TestEnv, target: &str, credentials: Option<&str>) -> 
     (status, headers, body)
 }
 
+/// A tunnel through the proxy, held open: the upgraded connection after `CONNECT target` got 200.
+pub async fn open_tunnel(env: &TestEnv, target: &str) -> TokioIo<hyper::upgrade::Upgraded> {
+    let tcp = tokio::net::TcpStream::connect(env.egress.unwrap()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn.with_upgrades());
+    let req = Request::builder().method("CONNECT").uri(target).header("host", target);
+    let rsp = sender.send_request(req.body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
+    assert_eq!(rsp.status(), 200, "CONNECT {target}");
+    TokioIo::new(hyper::upgrade::on(rsp).await.unwrap())
+}
+
 /// A TLS server whose certificate comes from a CA of its own.
 pub struct TlsPeer {
     pub addr: SocketAddr,

@@ -4,7 +4,7 @@
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::clients::{PROXY_ENV, PlainPeer, TlsPeer, bearer, connect, curl, egress_ca};
+use crate::clients::{PROXY_ENV, PlainPeer, TlsPeer, bearer, connect, curl, egress_ca, open_tunnel};
 use crate::support::PC_HOST;
 use crate::{guarded, proxied_client};
 
@@ -136,4 +136,22 @@ async fn plain_http_is_forwarded_to_allowed_hosts_and_never_to_guarded_ones() {
     assert_eq!(rsp.status(), 400);
     assert_eq!(plain.hits(), 1);
     assert_eq!(env.upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn shutdown_closes_tunnels_still_open_after_the_grace_period() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let peer = TlsPeer::start(dir.path(), "files.example.net").await;
+    let env = guarded().egress("default = \"tunnel\"").resolve("files.example.net", peer.addr).start().await;
+    // Clients that opened a tunnel and never speak: one blind, one intercepted.
+    let mut blind = open_tunnel(&env, "files.example.net:443").await;
+    let mut intercepted = open_tunnel(&env, "api.partnercenter.microsoft.com:443").await;
+    // drain_grace is 2 s in tests; the bound only guards against hanging forever.
+    tokio::time::timeout(std::time::Duration::from_secs(30), env.shutdown()).await.expect("shutdown finishes");
+    let mut buf = [0u8; 16];
+    for (what, io) in [("blind", &mut blind), ("intercepted", &mut intercepted)] {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(30), io.read(&mut buf)).await.expect(what);
+        assert!(matches!(read, Ok(0) | Err(_)), "{what} tunnel closed: {read:?}");
+    }
 }
