@@ -226,11 +226,18 @@ impl Egress {
         let (kind, outcome) = match result {
             Ok((kind, rsp)) => (kind, rsp),
             Err(reject) => {
-                self.metrics.denied.inc();
                 let reason = reject.reason();
+                // The target failing is not a refusal: counted apart.
+                let outcome = if reason.is_decision() {
+                    self.metrics.denied.inc();
+                    "denied"
+                } else {
+                    self.metrics.failed.inc();
+                    "failed"
+                };
                 let mut rsp = reject.into_response(ids.correlation_str());
                 ids.apply(rsp.headers_mut());
-                log(conn.peer, connect, target.as_ref(), "denied", reason.as_str(), &ids);
+                log(conn.peer, connect, target.as_ref(), outcome, reason.as_str(), &ids);
                 return rsp;
             }
         };
@@ -262,7 +269,8 @@ impl Egress {
             Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
             Verdict::Intercept | Verdict::Pass => {
                 self.binding.check(req.headers(), &t.host)?;
-                let rsp = self.plain.forward(req, &t).await?;
+                let authority = t.authority(80).ok_or(Reject::BadRequest("proxy target is not a host name"))?;
+                let rsp = self.plain.forward(req, &authority).await?;
                 self.metrics.forwarded.inc();
                 Ok(("forwarded", rsp))
             }

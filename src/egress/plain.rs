@@ -6,16 +6,17 @@
 use std::time::Duration;
 
 use http::header::{HOST, HeaderValue, VIA};
-use http::uri::{Parts as UriParts, PathAndQuery, Scheme};
+use http::uri::{Authority, Parts as UriParts, PathAndQuery, Scheme};
 use http::{Extensions, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::EgressError;
 use super::resolve::{Connector, Resolve};
-use super::{EgressError, Target};
 use crate::config::ServerConfig;
+use crate::error::Reject;
 use crate::proxy::Body;
 use crate::proxy::headers::strip_hop_by_hop;
 
@@ -37,14 +38,14 @@ impl Forwarder {
         Self { client, timeout: server.upstream_timeout }
     }
 
-    pub async fn forward(&self, req: Request<Incoming>, target: &Target) -> Result<Response<Body>, EgressError> {
+    /// Sends the request to `http://{authority}` and streams the answer back.
+    pub async fn forward(&self, req: Request<Incoming>, authority: &Authority) -> Result<Response<Body>, Reject> {
         let (mut parts, body) = req.into_parts();
-        let authority = target.authority(80).ok_or(EgressError::Misdirected("target is not a host name"))?;
         let mut uri = UriParts::default();
         uri.scheme = Some(Scheme::HTTP);
         uri.authority = Some(authority.clone());
         uri.path_and_query = Some(parts.uri.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/")));
-        parts.uri = Uri::from_parts(uri).map_err(|_| EgressError::Misdirected("target is not a host name"))?;
+        parts.uri = Uri::from_parts(uri).map_err(|_| Reject::BadRequest("cannot build the target URL"))?;
         parts.version = Version::HTTP_11;
         parts.extensions = Extensions::new();
         strip_hop_by_hop(&mut parts.headers);

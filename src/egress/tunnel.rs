@@ -56,8 +56,8 @@ pub(super) async fn serve(
                 host = %target.host,
                 port = target.port,
                 outcome = "denied",
-                reason = "guarded_server_name",
-                server_name = %name,
+                reason = "egress_denied",
+                guarded_server_name = %name,
                 "egress"
             );
             return;

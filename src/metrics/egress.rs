@@ -17,6 +17,8 @@ pub struct EgressMetrics {
     pub tunnelled: IntCounter,
     pub forwarded: IntCounter,
     pub denied: IntCounter,
+    /// The target could not be reached or did not answer.
+    pub failed: IntCounter,
     /// Client → target bytes through blind tunnels.
     pub bytes_upstream: IntCounter,
     /// Target → client bytes through blind tunnels.
@@ -30,7 +32,7 @@ impl EgressFamilies {
         let connections = IntCounterVec::new(
             Opts::new(
                 "mfagate_egress_connections_total",
-                "Egress proxy requests by outcome: CONNECTs intercepted or tunnelled, plain HTTP forwarded, or denied.",
+                "Egress proxy requests by outcome: CONNECTs intercepted or tunnelled, plain HTTP forwarded, denied, or failed (target unreachable).",
             ),
             &["kind"],
         )?;
@@ -61,6 +63,7 @@ impl EgressFamilies {
             tunnelled: kind("tunnelled"),
             forwarded: kind("forwarded"),
             denied: kind("denied"),
+            failed: kind("failed"),
             bytes_upstream: self.tunnel_bytes.with_label_values(&["upstream"]),
             bytes_downstream: self.tunnel_bytes.with_label_values(&["downstream"]),
             cert_hit: self.cert_cache.with_label_values(&["hit"]),

@@ -89,6 +89,8 @@ async fn the_deny_list_wins_over_default_tunnel_and_an_unreachable_target_is_502
     let (status, _, body) = connect(&env, "gone.example.net:443", None).await;
     assert_eq!(status, 502);
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["reason"], "upstream_unavailable");
+    assert_eq!(env.metric(r#"mfagate_egress_connections_total{kind="failed"}"#).await, 1.0);
+    assert_eq!(env.metric(r#"mfagate_egress_connections_total{kind="denied"}"#).await, 0.0);
 }
 
 #[tokio::test]
