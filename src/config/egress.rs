@@ -223,6 +223,17 @@ audiences = ["https://api.partnercenter.microsoft.com"]
     }
 
     #[test]
+    fn route_hosts_take_a_wildcard_only_as_the_first_label() {
+        let route =
+            |host: &str| ROUTE.replace("api.partnercenter.microsoft.com\"\nupstream", &format!("{host}\"\nupstream"));
+        assert!(Config::from_toml(&route("*.partnercenter.microsoft.com")).is_ok());
+        for bad in ["api.*.microsoft.com", "*", "*.", "a*.microsoft.com"] {
+            let err = Config::from_toml(&route(bad)).unwrap_err();
+            assert_eq!(err.key(), Some("routes[0].host"), "{bad}");
+        }
+    }
+
+    #[test]
     fn the_password_is_never_printed() {
         let config =
             load(&format!("{BASE}[egress.proxy_auth]\nusername = \"svc\"\npassword = \"s3cret-value\"\n")).unwrap();

@@ -251,10 +251,8 @@ impl Egress {
         conn: &Conn,
         target: &mut Option<Target>,
     ) -> Result<(&'static str, Response<Body>), Reject> {
-        if let Some(auth) = &self.auth {
-            if !auth.admits(req.headers()) {
-                return Err(EgressError::ProxyAuth.into());
-            }
+        if self.auth.as_ref().is_some_and(|auth| !auth.admits(req.headers())) {
+            return Err(EgressError::ProxyAuth.into());
         }
         if req.method() == Method::CONNECT {
             let authority = connect_target(req.uri())?;
