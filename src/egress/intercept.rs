@@ -58,7 +58,7 @@ impl Certs {
 }
 
 /// One intercepted tunnel: what every request inside it is held to.
-struct Session {
+struct Tunnel {
     egress: Arc<Egress>,
     target: Target,
     authority: Authority,
@@ -66,7 +66,7 @@ struct Session {
     sni_matches: bool,
 }
 
-impl Guard for Session {
+impl Guard for Tunnel {
     fn check(&self, parts: &Parts) -> Result<(), Reject> {
         if !self.sni_matches {
             return Err(EgressError::Misdirected("TLS server name differs from the CONNECT target").into());
@@ -137,12 +137,12 @@ pub(super) async fn serve(
         debug!(%peer, host = %target.host, "TLS server name differs from the CONNECT target; requests get 421");
     }
     let builder = listener::connection_builder(&egress.settings);
-    let session = Arc::new(Session { egress, target, authority, sni_matches });
+    let tunnel = Arc::new(Tunnel { egress, target, authority, sni_matches });
     let service = service_fn(move |req: http::Request<Incoming>| {
-        let session = Arc::clone(&session);
+        let tunnel = Arc::clone(&tunnel);
         async move {
-            let routed = Routed { host: &session.target.host, authority: &session.authority, guard: &*session };
-            Ok::<_, Infallible>(session.egress.gateway.handle_routed(req, peer, &routed).await)
+            let routed = Routed { host: &tunnel.target.host, authority: &tunnel.authority, guard: &*tunnel };
+            Ok::<_, Infallible>(tunnel.egress.gateway.handle_routed(req, peer, &routed).await)
         }
     });
     let served = builder.serve_connection(TokioIo::new(tls), service);

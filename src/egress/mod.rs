@@ -178,7 +178,7 @@ impl Egress {
         })
     }
 
-    /// Serves until `stop`, then lets requests, intercepted sessions and
+    /// Serves until `stop`, then lets requests, intercepted tunnels and blind
     /// tunnels finish for up to `grace` before closing what is left.
     pub async fn serve(self: Arc<Self>, tcp: TcpListener, stop: CancellationToken, grace: Duration) {
         let kill = CancellationToken::new();
