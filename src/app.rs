@@ -1,5 +1,6 @@
 //! Startup and lifetime: builds every part from the configuration, binds the
-//! listeners, runs them with the key refresher, and drains on shutdown.
+//! listeners (and the egress proxy's, when `[egress]` is set), runs them with
+//! the key refresher, and drains on shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +17,8 @@ use crate::auth::claims::ClaimChecks;
 use crate::auth::jwks::KeyStore;
 use crate::auth::token_cache::TokenCache;
 use crate::config::Config;
+use crate::egress::Egress;
+use crate::egress::ca::CaError;
 use crate::listener::{self, ConnSettings};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
@@ -36,12 +39,15 @@ pub enum StartupError {
     Gateway(#[from] crate::proxy::BuildError),
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Egress(#[from] CaError),
 }
 
 pub struct App {
     config: Config,
     listener: TcpListener,
     admin_listener: TcpListener,
+    egress: Option<(Arc<Egress>, TcpListener)>,
     acceptor: TlsAcceptor,
     fingerprint: String,
     gateway: Arc<Gateway>,
@@ -72,9 +78,17 @@ impl App {
         let auth = Authenticator::new(Arc::clone(&keys), checks, config.identity.max_token_bytes)
             .with_token_cache(TokenCache::new(config.identity.token_cache_size, metrics.token_cache()));
         let gateway = Arc::new(Gateway::build(&config, auth, &metrics)?);
+        let egress = match &config.egress {
+            Some(e) => {
+                let egress = Egress::build(e, &config, Arc::clone(&gateway), metrics.egress())?;
+                Some((Arc::new(egress), bind(e.listen).await?))
+            }
+            None => None,
+        };
         let listener = bind(config.server.listen).await?;
         let admin_listener = bind(config.server.admin_listen).await?;
         Ok(Self {
+            egress,
             acceptor: TlsAcceptor::from(server_tls.config),
             fingerprint: server_tls.fingerprint,
             config,
@@ -93,6 +107,11 @@ impl App {
 
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_listener.local_addr().unwrap_or(self.config.server.admin_listen)
+    }
+
+    /// The egress proxy's address, when `[egress]` is configured.
+    pub fn egress_addr(&self) -> Option<SocketAddr> {
+        self.egress.as_ref().and_then(|(_, l)| l.local_addr().ok())
     }
 
     /// SHA-256 fingerprint of the served certificate.
@@ -122,6 +141,10 @@ impl App {
             stop.clone(),
             grace,
         ));
+        let egress = self.egress.map(|(egress, tcp)| {
+            info!(listen = %tcp.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "egress proxy started");
+            tokio::spawn(egress.serve(tcp, stop.clone(), grace))
+        });
         let admin = Arc::new(Admin {
             metrics: Arc::clone(&self.metrics),
             keys: Arc::clone(&self.keys),
@@ -142,6 +165,9 @@ impl App {
         self.readiness.set_draining();
         stop.cancel();
         let _ = gateway.await;
+        if let Some(egress) = egress {
+            let _ = egress.await;
+        }
         while refreshers.join_next().await.is_some() {}
         admin_stop.cancel();
         let _ = admin_task.await;

@@ -30,6 +30,11 @@ pub enum Command {
     /// Show which decisions of a decision log would change under the configuration; exit 0 when none
     /// would be newly denied, 2 when some would, 1 on error.
     Replay(ReplayArgs),
+    /// The egress proxy's interception CA.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -63,4 +68,24 @@ pub struct ReplayArgs {
     /// The decision log (JSON lines), or - for standard input
     #[arg(value_name = "AUDIT.jsonl")]
     pub log: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Write a new interception CA into DIR (ca.pem, and ca.key with mode 0600) and print how to trust it.
+    Init(CaInit),
+}
+
+#[derive(Debug, Args)]
+pub struct CaInit {
+    /// Directory for ca.pem and ca.key (created with mode 0700 if missing; existing files are never overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Let the CA vouch only for this DNS name and the names below it (repeatable; X.509 name constraints).
+    /// Without it the CA is unconstrained.
+    #[arg(long, value_name = "DNS_NAME")]
+    pub permit: Vec<String>,
+    /// Validity of the CA certificate in days.
+    #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub days: u32,
 }

@@ -3,6 +3,7 @@
 //! types below. Every error names the key it is about.
 
 pub mod customers;
+pub mod egress;
 mod env;
 pub mod identity;
 mod policy;
@@ -18,6 +19,7 @@ use http::uri::{Authority, Scheme};
 
 use crate::auth::claims::is_guid;
 use crate::policy::{Exemption, RouteKind, RoutePolicy};
+pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
 
 /// The configuration compiled into the binary: `config/mfagate.toml`.
@@ -88,6 +90,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Every `[[exemptions]]` entry (each route's policy holds those that apply to it).
     pub exemptions: Vec<Exemption>,
+    /// The forward proxy, when `[egress]` is configured.
+    pub egress: Option<EgressConfig>,
     /// The effective settings (file + environment + defaults), for `check-config`.
     pub effective: raw::Config,
 }
@@ -262,7 +266,8 @@ impl TryFrom<raw::Config> for Config {
                 .collect();
         }
         let exemptions = exemptions.into_iter().map(|(e, _)| e).collect();
-        Ok(Self { server, identity, log, audit, routes, exemptions, effective: raw })
+        let egress = raw.egress.as_ref().map(egress::from_raw).transpose()?;
+        Ok(Self { server, identity, log, audit, routes, exemptions, egress, effective: raw })
     }
 }
 
@@ -326,6 +331,9 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
     let host = match &raw.host {
         Some(h) if h.is_empty() || h.contains(['/', ':', ' ']) => {
             return Err(ConfigError::invalid(key("host"), "a host name without scheme, port or path"));
+        }
+        Some(h) if h.contains('*') && !crate::egress::hosts::is_wildcard(h) => {
+            return Err(ConfigError::invalid(key("host"), "a wildcard is only allowed as *.name"));
         }
         Some(h) => Some(h.to_ascii_lowercase()),
         None => None,

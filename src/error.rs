@@ -9,7 +9,7 @@
 //! echoed.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, PROXY_AUTHENTICATE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
@@ -18,6 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::auth::AuthError;
+use crate::egress::EgressError;
 use crate::policy::{Denial, DenyReason, StepUp};
 use crate::proxy::Body;
 use crate::proxy::forward::UpstreamError;
@@ -57,10 +58,15 @@ pub enum Reason {
     BadRequest,
     UpstreamUnavailable,
     UpstreamTimeout,
+    AudienceHostMismatch,
+    MisdirectedRequest,
+    EgressDenied,
+    TlsRequired,
+    ProxyAuthRequired,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 28] = [
+    pub const ALL: [Reason; 33] = [
         Self::MissingToken,
         Self::LegacyAuth,
         Self::MalformedToken,
@@ -89,6 +95,11 @@ impl Reason {
         Self::BadRequest,
         Self::UpstreamUnavailable,
         Self::UpstreamTimeout,
+        Self::AudienceHostMismatch,
+        Self::MisdirectedRequest,
+        Self::EgressDenied,
+        Self::TlsRequired,
+        Self::ProxyAuthRequired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -121,6 +132,11 @@ impl Reason {
             Self::BadRequest => "bad_request",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::AudienceHostMismatch => "audience_host_mismatch",
+            Self::MisdirectedRequest => "misdirected_request",
+            Self::EgressDenied => "egress_denied",
+            Self::TlsRequired => "tls_required",
+            Self::ProxyAuthRequired => "proxy_auth_required",
         }
     }
 
@@ -156,6 +172,9 @@ impl Reason {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::AudienceHostMismatch | Self::EgressDenied | Self::TlsRequired => StatusCode::FORBIDDEN,
+            Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
+            Self::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
         }
     }
 
@@ -173,7 +192,20 @@ impl Reason {
     /// A decision about the caller's credentials (as opposed to routing,
     /// request syntax or the upstream): what report-only mode waives.
     pub fn is_policy(self) -> bool {
-        !matches!(self, Self::NoRoute | Self::BadRequest | Self::UpstreamUnavailable | Self::UpstreamTimeout)
+        // Egress refusals are about where a request goes, not who sent it:
+        // report-only never lets a token travel to the wrong host.
+        !matches!(
+            self,
+            Self::NoRoute
+                | Self::BadRequest
+                | Self::UpstreamUnavailable
+                | Self::UpstreamTimeout
+                | Self::AudienceHostMismatch
+                | Self::MisdirectedRequest
+                | Self::EgressDenied
+                | Self::TlsRequired
+                | Self::ProxyAuthRequired
+        )
     }
 
     /// A reason the gateway decides on (everything but upstream failures).
@@ -234,6 +266,17 @@ impl Reason {
             Self::BadRequest => "The request is malformed or ambiguous and was not forwarded.",
             Self::UpstreamUnavailable => "The upstream service could not be reached.",
             Self::UpstreamTimeout => "The upstream service did not answer in time.",
+            Self::AudienceHostMismatch => {
+                "The token's audience names another service: through the egress proxy a token may only be sent to the host its audience names."
+            }
+            Self::MisdirectedRequest => {
+                "The request names another host than the tunnel was opened to: the CONNECT target, the TLS server name and Host must agree."
+            }
+            Self::EgressDenied => "The egress proxy does not allow connections to this host or port.",
+            Self::TlsRequired => "This host is only reachable over TLS (CONNECT); plain HTTP to it is refused.",
+            Self::ProxyAuthRequired => {
+                "The egress proxy requires its own credentials: send 'Proxy-Authorization: Basic <credentials>'."
+            }
         }
     }
 
@@ -261,6 +304,7 @@ impl Reason {
             Self::CustomerNotAllowed => "customer not allowed",
             Self::RelationshipExpired => "customer relationship expired",
             Self::PrivilegedRole => "privileged role",
+            Self::AudienceHostMismatch => "token audience names another host",
             Self::MissingToken
             | Self::PasswordGrant
             | Self::LegacyAuth
@@ -268,7 +312,11 @@ impl Reason {
             | Self::NoRoute
             | Self::BadRequest
             | Self::UpstreamUnavailable
-            | Self::UpstreamTimeout => "",
+            | Self::UpstreamTimeout
+            | Self::MisdirectedRequest
+            | Self::EgressDenied
+            | Self::TlsRequired
+            | Self::ProxyAuthRequired => "",
         }
     }
 
@@ -284,6 +332,10 @@ impl Reason {
     /// for a token that failed; `insufficient_scope` for a valid token that
     /// may not do this.
     fn challenge(self) -> Option<String> {
+        if matches!(self, Self::EgressDenied | Self::TlsRequired) {
+            // Refused for where it goes, whatever the credentials.
+            return None;
+        }
         let error = match self.status() {
             StatusCode::UNAUTHORIZED if matches!(self, Self::MissingToken | Self::LegacyAuth) => {
                 return Some(r#"Bearer realm="mfagate""#.to_string());
@@ -311,6 +363,8 @@ pub enum Reject {
     BadRequest(&'static str),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Egress(#[from] EgressError),
 }
 
 impl Reject {
@@ -322,6 +376,7 @@ impl Reject {
             Self::BadRequest(_) => Reason::BadRequest,
             Self::Upstream(UpstreamError::Timeout) => Reason::UpstreamTimeout,
             Self::Upstream(UpstreamError::Unavailable(_) | UpstreamError::Target) => Reason::UpstreamUnavailable,
+            Self::Egress(e) => e.reason(),
         }
     }
 
@@ -425,6 +480,9 @@ pub fn error_response(reason: Reason, correlation_id: &str) -> Response<Body> {
     if reason == Reason::KeysUnavailable {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
     }
+    if reason == Reason::ProxyAuthRequired {
+        headers.insert(PROXY_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="mfagate", charset="UTF-8""#));
+    }
     rsp
 }
 
@@ -451,6 +509,29 @@ mod tests {
         assert_eq!(Reason::NoRoute.status(), StatusCode::NOT_FOUND);
         assert_eq!(Reason::UpstreamUnavailable.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(Reason::UpstreamTimeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(Reason::AudienceHostMismatch.status(), StatusCode::FORBIDDEN);
+        assert_eq!(Reason::MisdirectedRequest.status(), StatusCode::MISDIRECTED_REQUEST);
+        assert_eq!(Reason::ProxyAuthRequired.status(), StatusCode::PROXY_AUTHENTICATION_REQUIRED);
+    }
+
+    #[test]
+    fn egress_refusals_are_never_waived_and_challenge_only_for_tokens() {
+        for r in [
+            Reason::AudienceHostMismatch,
+            Reason::MisdirectedRequest,
+            Reason::EgressDenied,
+            Reason::TlsRequired,
+            Reason::ProxyAuthRequired,
+        ] {
+            assert!(!r.is_policy(), "{}", r.as_str());
+            assert!(r.is_decision(), "{}", r.as_str());
+        }
+        assert!(Reason::AudienceHostMismatch.challenge().unwrap().contains("insufficient_scope"));
+        assert!(Reason::EgressDenied.challenge().is_none());
+        assert!(Reason::TlsRequired.challenge().is_none());
+        let rsp = error_response(Reason::ProxyAuthRequired, "c-1");
+        assert_eq!(rsp.headers()[PROXY_AUTHENTICATE], r#"Basic realm="mfagate", charset="UTF-8""#);
+        assert!(!rsp.headers().contains_key(WWW_AUTHENTICATE));
     }
 
     #[test]

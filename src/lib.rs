@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod egress;
 pub mod error;
 pub mod listener;
 pub mod metrics;

@@ -38,9 +38,7 @@ pub async fn serve_gateway(
     stop: CancellationToken,
     grace: Duration,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(100);
+    let builder = connection_builder(&settings);
     accept_loop(listener, stop, grace, move |tcp, peer, watcher| {
         let acceptor = acceptor.clone();
         let gateway = Arc::clone(&gateway);
@@ -63,6 +61,15 @@ pub async fn serve_gateway(
         }
     })
     .await;
+}
+
+/// The HTTP/1.1 + HTTP/2 server settings of a gateway connection, also used
+/// inside intercepted egress tunnels.
+pub(crate) fn connection_builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(100);
+    builder
 }
 
 /// Serves plain HTTP/1.1 (the admin endpoints) until `stop`.
@@ -89,8 +96,14 @@ where
     .await;
 }
 
-async fn accept_loop<F, Fut>(listener: TcpListener, stop: CancellationToken, grace: Duration, on_connection: F)
-where
+/// Accepts until `stop`, runs `on_connection` in a task per connection, then
+/// waits up to `grace` for every `Watcher` handed out to be dropped.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    stop: CancellationToken,
+    grace: Duration,
+    on_connection: F,
+) where
     F: Fn(TcpStream, SocketAddr, Watcher) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {

@@ -2,9 +2,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mfagate::app::App;
-use mfagate::cli::{Cli, Command};
+use mfagate::cli::{CaCommand, CaInit, Cli, Command};
 use mfagate::config::{Config, Source};
-use mfagate::{shutdown, telemetry, tools};
+use mfagate::egress::{ca, hosts};
+use mfagate::{shutdown, telemetry, tls, tools};
 
 /// sysexits.h EX_CONFIG: the configuration is invalid.
 const EX_CONFIG: u8 = 78;
@@ -17,7 +18,51 @@ fn main() -> ExitCode {
         Command::CheckToken(args) => tools::check_token::run(&source, &args),
         Command::Replay(args) => tools::replay::run(&source, &args),
         Command::Run => run(&source),
+        Command::Ca { command: CaCommand::Init(args) } => ca_init(&args),
     }
+}
+
+fn ca_init(args: &CaInit) -> ExitCode {
+    let mut permit = Vec::with_capacity(args.permit.len());
+    for name in &args.permit {
+        match hosts::normalize(name) {
+            Ok(n) => permit.push(n),
+            Err(_) => {
+                eprintln!("ca init: --permit {name}: not a DNS name");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let options = ca::CaOptions { permit, days: args.days, ..ca::CaOptions::default() };
+    let files = match ca::init(&args.out, &options) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("ca init: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let fingerprint = rustls_pki_types::pem::PemObject::from_pem_file(&files.cert)
+        .map(|der: rustls_pki_types::CertificateDer<'_>| tls::fingerprint(&der))
+        .unwrap_or_default();
+    println!("Wrote {} (certificate) and {} (private key, mode 0600).", files.cert.display(), files.key.display());
+    println!("SHA-256 fingerprint: {fingerprint}");
+    if options.permit.is_empty() {
+        println!(
+            "The CA is not name-constrained: it can vouch for any host. Consider --permit for each guarded domain."
+        );
+    } else {
+        println!("The CA can only vouch for: {}", options.permit.join(", "));
+    }
+    println!();
+    print!("{}", ca::trust_instructions(&files.cert));
+    println!();
+    println!("Configure the gateway with:");
+    println!();
+    println!("[egress]");
+    println!("listen = \"0.0.0.0:3128\"");
+    println!("ca_cert = {:?}", files.cert.display().to_string());
+    println!("ca_key = {:?}", files.key.display().to_string());
+    ExitCode::SUCCESS
 }
 
 fn check_config(source: &Source) -> ExitCode {

@@ -2,6 +2,7 @@
 //! (route names from the configuration, decisions, reason codes); counters are
 //! resolved per label set at start, never built per request.
 
+mod egress;
 mod keys;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::auth::jwks::SourceMetrics;
 use crate::auth::token_cache::TokenCacheMetrics;
 use crate::error::Reason;
 use crate::proxy::record::Verdict;
+pub use egress::EgressMetrics;
 
 /// Request latency buckets, from sub-millisecond (rejections, cache hits) to
 /// slow upstream calls.
@@ -31,6 +33,7 @@ pub struct Metrics {
     keys: keys::KeyFamilies,
     audit_records: IntCounterVec,
     exemptions: IntGaugeVec,
+    egress: egress::EgressFamilies,
 }
 
 impl Metrics {
@@ -76,7 +79,8 @@ impl Metrics {
         registry.register(Box::new(audit_records.clone()))?;
         registry.register(Box::new(exemptions.clone()))?;
         let keys = keys::KeyFamilies::register(&registry)?;
-        Ok(Self { registry, requests, duration, upstream_errors, keys, audit_records, exemptions })
+        let egress = egress::EgressFamilies::register(&registry)?;
+        Ok(Self { registry, requests, duration, upstream_errors, keys, audit_records, exemptions, egress })
     }
 
     /// The counters of one route, every label set resolved now.
@@ -115,6 +119,11 @@ impl Metrics {
         let set = |state: &str, n: usize| self.exemptions.with_label_values(&[state]).set(n as i64);
         set("active", active);
         set("expired", expired);
+    }
+
+    /// The egress proxy's series, every label set resolved now.
+    pub fn egress(&self) -> EgressMetrics {
+        self.egress.metrics()
     }
 
     /// The Prometheus text exposition of every metric.

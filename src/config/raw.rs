@@ -20,6 +20,9 @@ pub struct Config {
     pub routes: Vec<Route>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exemptions: Vec<Exemption>,
+    /// The forward-proxy listener; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<super::egress::RawEgress>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http::uri::{Parts as UriParts, PathAndQuery};
+use http::uri::{Authority, Parts as UriParts, PathAndQuery, Scheme};
 use http::{Extensions, Request, Response, Uri, Version};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::Body;
 use super::headers::{self, Correlation};
 use crate::config::{RouteConfig, ServerConfig, UpstreamTarget};
+use crate::egress::resolve::{Connector, Resolve};
 use crate::policy::Authorized;
 use crate::tls::{self, TlsError};
 
@@ -31,13 +32,13 @@ pub enum UpstreamError {
 /// A route's upstream: its address and a connection pool of its own (each
 /// route may trust its own extra CA).
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    client: Client<HttpsConnector<Connector>, Body>,
     target: UpstreamTarget,
     timeout: Duration,
 }
 
 impl Upstream {
-    pub fn new(route: &RouteConfig, server: &ServerConfig) -> Result<Self, TlsError> {
+    pub fn new(route: &RouteConfig, server: &ServerConfig, resolve: &Resolve) -> Result<Self, TlsError> {
         let tls = tls::client(route.upstream_ca.as_deref())?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -47,7 +48,7 @@ impl Upstream {
             .with_tls_config(tls)
             .https_or_http()
             .enable_all_versions()
-            .wrap_connector(http);
+            .wrap_connector(resolve.connector(http));
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -57,17 +58,23 @@ impl Upstream {
     }
 
     /// Sends the request upstream and returns its response, headers rewritten.
-    /// Requires proof that the request was authorised.
+    /// Requires proof that the request was authorised. `to`: the `https://`
+    /// authority to send it to instead of the route's upstream.
     pub async fn forward(
         &self,
         req: Request<Body>,
         peer: SocketAddr,
         ids: &Correlation,
         _authorized: &Authorized,
+        to: Option<&Authority>,
     ) -> Result<Response<Body>, UpstreamError> {
         let (mut parts, body) = req.into_parts();
         let original_host = headers::original_host(&parts);
-        parts.uri = self.uri(&parts.uri).ok_or(UpstreamError::Target)?;
+        parts.uri = match to {
+            None => self.uri(&parts.uri),
+            Some(authority) => direct_uri(authority, &parts.uri),
+        }
+        .ok_or(UpstreamError::Target)?;
         parts.version = Version::HTTP_11;
         // Nothing the downstream connection attached travels on.
         parts.extensions = Extensions::new();
@@ -97,4 +104,13 @@ impl Upstream {
         parts.path_and_query = Some(path_and_query);
         Uri::from_parts(parts).ok()
     }
+}
+
+/// `https://{authority}` and the request's path and query, unchanged.
+fn direct_uri(authority: &Authority, downstream: &Uri) -> Option<Uri> {
+    let mut parts = UriParts::default();
+    parts.scheme = Some(Scheme::HTTPS);
+    parts.authority = Some(authority.clone());
+    parts.path_and_query = Some(downstream.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
+    Uri::from_parts(parts).ok()
 }

@@ -1,7 +1,8 @@
 //! The gateway's request path, in the order a request travels:
 //! correlation ids → request checks → route → credentials → authenticate →
 //! authorise → forward → record. `handle` is the one place a rejection
-//! becomes a response.
+//! becomes a response. `handle_routed` is the same path for a request whose
+//! host was fixed before it was read (an intercepted egress tunnel).
 
 pub mod forward;
 pub mod headers;
@@ -14,6 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::request::Parts;
+use http::uri::Authority;
 use http::{Method, Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -22,6 +24,7 @@ use tracing::warn;
 use crate::audit::{AuditError, AuditLog};
 use crate::auth::{AuthError, Authenticator};
 use crate::config::{Config, UNMATCHED_ROUTE};
+use crate::egress::resolve::Resolve;
 use crate::error::Reject;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::policy::legacy::{self, Credential, TokenRequest};
@@ -45,6 +48,20 @@ pub enum BuildError {
     Audit(#[from] AuditError),
 }
 
+/// A request whose target is known before it is read: the route is chosen
+/// by `host` (never by a header the client sends) and the request goes to
+/// `authority` instead of the route's configured upstream.
+pub struct Routed<'a> {
+    pub host: &'a str,
+    pub authority: &'a Authority,
+    /// Checks run once the route is known, before authentication.
+    pub guard: &'a dyn Guard,
+}
+
+pub trait Guard: Sync {
+    fn check(&self, parts: &Parts) -> Result<(), Reject>;
+}
+
 pub struct Gateway {
     routes: Vec<Route>,
     auth: Authenticator,
@@ -54,12 +71,13 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn build(config: &Config, auth: Authenticator, metrics: &Metrics) -> Result<Self, BuildError> {
+        let resolve = config.egress.as_ref().map(|e| Resolve::new(e.resolve.clone())).unwrap_or_default();
         let routes = config
             .routes
             .iter()
             .map(|r| {
                 Ok(Route {
-                    upstream: Upstream::new(r, &config.server)?,
+                    upstream: Upstream::new(r, &config.server, &resolve)?,
                     metrics: metrics.route(&r.name),
                     config: r.clone(),
                 })
@@ -81,10 +99,19 @@ impl Gateway {
 
     /// Answers one request: forwarded, or rejected with the reason's response.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        self.respond(req, peer, None).await
+    }
+
+    /// Answers one request of an intercepted tunnel, through the same phases.
+    pub async fn handle_routed(&self, req: Request<Incoming>, peer: SocketAddr, routed: &Routed<'_>) -> Response<Body> {
+        self.respond(req, peer, Some(routed)).await
+    }
+
+    async fn respond(&self, req: Request<Incoming>, peer: SocketAddr, routed: Option<&Routed<'_>>) -> Response<Body> {
         let started = Instant::now();
         let ids = Correlation::of(req.headers());
         let mut record = Record::new();
-        let mut rsp = match self.process(req, peer, &ids, &mut record).await {
+        let mut rsp = match self.process(req, peer, routed, &ids, &mut record).await {
             Ok(rsp) => rsp,
             Err(reject) => {
                 record.rejected(&reject);
@@ -100,6 +127,7 @@ impl Gateway {
         &'a self,
         req: Request<Incoming>,
         peer: SocketAddr,
+        routed: Option<&Routed<'_>>,
         ids: &Correlation,
         record: &mut Record<'a>,
     ) -> Result<Response<Body>, Reject> {
@@ -108,8 +136,15 @@ impl Gateway {
         }
         headers::check_connection(req.headers()).map_err(Reject::BadRequest)?;
         let (parts, body) = req.into_parts();
-        let route = route::find(&self.routes, &parts).ok_or(Reject::NoRoute)?;
+        let route = match routed {
+            None => route::find(&self.routes, &parts),
+            Some(r) => route::find_for_host(&self.routes, r.host, parts.uri.path()),
+        };
+        let route = route.ok_or(Reject::NoRoute)?;
         record.route = Some(route);
+        if let Some(r) = routed {
+            r.guard.check(&parts)?;
+        }
         let now = unix_now();
         record.mode = Some(route.config.policy.schedule.mode_at(now));
         let (authorized, body) = match route.config.policy.kind {
@@ -123,7 +158,7 @@ impl Gateway {
             }
         };
         let req = Request::from_parts(parts, body);
-        let rsp = route.upstream.forward(req, peer, ids, &authorized).await?;
+        let rsp = route.upstream.forward(req, peer, ids, &authorized, routed.map(|r| r.authority)).await?;
         record.upstream_status = Some(rsp.status());
         Ok(rsp)
     }

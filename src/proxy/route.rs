@@ -1,11 +1,13 @@
-//! Route selection: the first route whose `host` (when set) and
-//! `path_prefix` match. No match means 404: this is not an open proxy.
+//! Route selection: the first route whose `host` (when set; `*.name` for any
+//! name below `name`) and `path_prefix` match. No match means 404: this is
+//! not an open proxy.
 
 use http::header::HOST;
 use http::request::Parts;
 
 use super::forward::Upstream;
 use crate::config::RouteConfig;
+use crate::egress::hosts::pattern_matches;
 use crate::metrics::RouteMetrics;
 
 /// A configured route with its upstream connection pool and its metrics.
@@ -48,8 +50,20 @@ pub fn find<'a>(routes: &'a [Route], parts: &Parts) -> Option<&'a Route> {
         }
         match &route.host {
             None => true,
-            Some(want) => host.get_or_insert_with(|| request_host(parts)).as_deref() == Some(want.as_str()),
+            Some(want) => {
+                host.get_or_insert_with(|| request_host(parts)).as_deref().is_some_and(|h| pattern_matches(want, h))
+            }
         }
+    })
+}
+
+/// The first route that names `host` (lower-case, chosen by the caller, not
+/// read from the request) and matches `path`. Routes without a `host` never
+/// match: they forward to their own upstream, not to `host`.
+pub fn find_for_host<'a>(routes: &'a [Route], host: &str, path: &str) -> Option<&'a Route> {
+    routes.iter().find(|route| {
+        let route = &route.config;
+        route.host.as_deref().is_some_and(|want| pattern_matches(want, host)) && path_matches(&route.path_prefix, path)
     })
 }
 

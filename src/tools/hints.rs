@@ -109,7 +109,14 @@ pub fn hint(reason: Reason, cx: &Context<'_>) -> String {
         Reason::MissingToken => "No token was given.".into(),
         Reason::LegacyAuth => "Legacy authentication cannot prove MFA: use an OAuth access token.".into(),
         Reason::PasswordGrant => "The password grant (ROPC) cannot perform MFA: use the authorization code flow.".into(),
+        Reason::AudienceHostMismatch => {
+            "Through the egress proxy a token may only travel to the host its audience names: request a token for this host's API.".into()
+        }
         Reason::KeysUnavailable
+        | Reason::MisdirectedRequest
+        | Reason::EgressDenied
+        | Reason::TlsRequired
+        | Reason::ProxyAuthRequired
         | Reason::NoRoute
         | Reason::BadRequest
         | Reason::UpstreamUnavailable

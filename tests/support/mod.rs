@@ -19,6 +19,12 @@ pub use idp::{Idp, JwksMode};
 pub use pki::Pki;
 pub use upstream::Upstream;
 
+/// The Microsoft hosts an egress test reaches by name; `[egress.resolve]`
+/// sends them to the recording upstream, whose certificate names them.
+pub const PC_HOST: &str = "api.partnercenter.microsoft.com";
+pub const GRAPH_HOST: &str = "graph.microsoft.com";
+pub const ARM_HOST: &str = "management.azure.com";
+
 /// Extra TOML for each section of the generated configuration.
 #[derive(Default, Clone)]
 pub struct Setup {
@@ -35,6 +41,12 @@ pub struct Setup {
     pub idp: Option<Idp>,
     /// Serve the key set over HTTPS; `true` also sets `jwks_ca` to the test CA.
     pub idp_https: Option<bool>,
+    /// Extra `[egress]` keys; `Some` turns the egress proxy on, with an
+    /// interception CA made for the test and the Microsoft hosts resolved
+    /// to the recording upstream.
+    pub egress: Option<String>,
+    /// More `[egress.resolve]` entries.
+    pub resolve: Vec<(String, SocketAddr)>,
 }
 
 impl Setup {
@@ -82,6 +94,18 @@ impl Setup {
         self
     }
 
+    pub fn egress(mut self, toml: &str) -> Self {
+        let section = self.egress.get_or_insert_with(String::new);
+        section.push_str(toml);
+        section.push('\n');
+        self
+    }
+
+    pub fn resolve(mut self, host: &str, addr: SocketAddr) -> Self {
+        self.resolve.push((host.to_string(), addr));
+        self
+    }
+
     pub async fn start(self) -> TestEnv {
         TestEnv::start(self).await
     }
@@ -95,6 +119,9 @@ pub struct TestEnv {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub fingerprint: String,
+    /// The egress proxy and its interception CA (PEM file), when configured.
+    pub egress: Option<SocketAddr>,
+    pub egress_ca: Option<std::path::PathBuf>,
     pub client: reqwest::Client,
     pub config_toml: String,
     stop: Option<oneshot::Sender<()>>,
@@ -109,7 +136,8 @@ impl TestEnv {
     pub async fn start(setup: Setup) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new(dir.path());
-        let upstream_leaf = pki.leaf(dir.path(), "upstream", &["localhost", "127.0.0.1"]);
+        let upstream_leaf =
+            pki.leaf(dir.path(), "upstream", &["localhost", "127.0.0.1", PC_HOST, GRAPH_HOST, ARM_HOST]);
         let gateway_leaf = pki.leaf(dir.path(), "gateway", &["localhost", "127.0.0.1"]);
         let upstream = Upstream::start(pki::server_config(&upstream_leaf)).await;
         let mode = setup.jwks.unwrap_or(JwksMode::Serve);
@@ -135,6 +163,25 @@ impl TestEnv {
             .unwrap_or("")
             .replace("@IDP@", &idp.base)
             .replace("@DIR@", &dir.path().display().to_string());
+        let egress_ca = setup.egress.as_ref().map(|_| {
+            let options = mfagate::egress::ca::CaOptions::default();
+            mfagate::egress::ca::init(&dir.path().join("egress-ca"), &options).unwrap().cert
+        });
+        let egress = match (&setup.egress, &egress_ca) {
+            (Some(extra), Some(ca)) => {
+                let mut section = format!(
+                    "[egress]\nlisten = \"127.0.0.1:0\"\nca_cert = {}\nca_key = {}\n{extra}\n[egress.resolve]\n",
+                    toml_str(ca),
+                    toml_str(&ca.with_file_name("ca.key")),
+                );
+                let mapped = [PC_HOST, GRAPH_HOST, ARM_HOST].map(|h| (h.to_string(), upstream.addr));
+                for (host, addr) in mapped.iter().chain(setup.resolve.iter()) {
+                    section.push_str(&format!("\"{host}\" = \"{addr}\"\n"));
+                }
+                section
+            }
+            _ => String::new(),
+        };
         let config_toml = format!(
             r#"
 [server]
@@ -152,6 +199,7 @@ upstream_ca = "{ca}"
 audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbd"]
 {route}
 {more_routes}
+{egress}
 "#,
             cert = gateway_leaf.cert_path.display(),
             key = gateway_leaf.key_path.display(),
@@ -168,6 +216,7 @@ audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193
         let config = Config::from_toml(&config_toml).unwrap_or_else(|e| panic!("test config: {e}\n{config_toml}"));
         let app = App::build(config).await.expect("gateway starts");
         let (addr, admin, fingerprint) = (app.local_addr(), app.admin_addr(), app.fingerprint().to_string());
+        let egress_addr = app.egress_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run(async move {
             let _ = stopped.await;
@@ -181,6 +230,8 @@ audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193
             addr,
             admin,
             fingerprint,
+            egress: egress_addr,
+            egress_ca,
             client,
             config_toml,
             stop: Some(stop),

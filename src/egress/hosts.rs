@@ -1,0 +1,250 @@
+//! Which hosts the proxy intercepts, tunnels or refuses. A host is *guarded*
+//! when a route's `host` names it (exactly, or as `*.name`); guarded hosts
+//! are always intercepted and never reached any other way. Other hosts are
+//! tunnelled blind when the lists and `default` allow it.
+
+use std::net::IpAddr;
+
+use crate::config::{DefaultAction, EgressConfig, RouteConfig};
+
+/// A host name pattern: `name` (exactly that name) or `*.name` (every name
+/// below `name`, not `name` itself). Stored lower-case, without a final dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern(String);
+
+impl HostPattern {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (wild, name) = match s.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let name = normalize(name).ok()?;
+        Some(Self(if wild { format!("*.{name}") } else { name }))
+    }
+
+    pub fn matches(&self, host: &str) -> bool {
+        pattern_matches(&self.0, host)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// True when `pattern` (`name` or `*.name`, lower-case) matches the
+/// lower-case `host`.
+pub fn pattern_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+        None => host == pattern,
+    }
+}
+
+/// `*.name` with no other wildcard.
+pub fn is_wildcard(s: &str) -> bool {
+    s.strip_prefix("*.").is_some_and(|rest| !rest.is_empty() && !rest.contains('*'))
+}
+
+/// Why a target host was not accepted as a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadHost {
+    /// An IP address, or a name a resolver could read as one (`127.1`, `0x7f.1`).
+    IpLiteral,
+    /// Not a syntactically valid host name.
+    Invalid,
+}
+
+/// The host name lower-cased and without a final dot, if it is a DNS name.
+pub fn normalize(host: &str) -> Result<String, BadHost> {
+    if host.starts_with('[') || host.parse::<IpAddr>().is_ok() {
+        return Err(BadHost::IpLiteral);
+    }
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    if host.is_empty() || host.len() > 253 {
+        return Err(BadHost::Invalid);
+    }
+    for label in host.split('.') {
+        let ok = (1..=63).contains(&label.len())
+            && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(BadHost::Invalid);
+        }
+    }
+    // No top-level domain is numeric: such a name is an address in disguise,
+    // which getaddrinfo would happily connect to (`127.1`, `2130706433`).
+    let last = host.rsplit('.').next().unwrap_or_default();
+    if last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x") {
+        return Err(BadHost::IpLiteral);
+    }
+    Ok(host)
+}
+
+/// What the proxy does with a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A guarded host: terminate TLS and enforce the route's policy.
+    Intercept,
+    /// Another allowed host: a blind tunnel (CONNECT) or a plain forward.
+    Pass,
+    Deny(Refusal),
+}
+
+/// Why a target was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    IpLiteral,
+    Port,
+    DenyList,
+    NotAllowed,
+    /// Plain HTTP to a guarded host: it must be reached over TLS.
+    TlsRequired,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IpLiteral => "ip_literal",
+            Self::Port => "port",
+            Self::DenyList => "deny_list",
+            Self::NotAllowed => "not_allowed",
+            Self::TlsRequired => "tls_required",
+        }
+    }
+}
+
+/// The host rules of the egress listener.
+#[derive(Debug, Clone)]
+pub struct HostRules {
+    guarded: Vec<String>,
+    allow: Vec<HostPattern>,
+    deny: Vec<HostPattern>,
+    default: DefaultAction,
+    connect_ports: Vec<u16>,
+    http_ports: Vec<u16>,
+}
+
+impl HostRules {
+    pub fn new(config: &EgressConfig, routes: &[RouteConfig]) -> Self {
+        Self {
+            guarded: routes.iter().filter_map(|r| r.host.clone()).collect(),
+            allow: config.allow_hosts.clone(),
+            deny: config.deny_hosts.clone(),
+            default: config.default,
+            connect_ports: config.connect_ports.clone(),
+            http_ports: config.http_ports.clone(),
+        }
+    }
+
+    /// True when a route guards `host` (normalised).
+    pub fn is_guarded(&self, host: &str) -> bool {
+        self.guarded.iter().any(|p| pattern_matches(p, host))
+    }
+
+    /// The exact host names and wildcard patterns routes guard.
+    pub fn guarded(&self) -> &[String] {
+        &self.guarded
+    }
+
+    /// A `CONNECT host:port` (host normalised).
+    pub fn connect(&self, host: &str, port: u16) -> Verdict {
+        if self.deny.iter().any(|p| p.matches(host)) {
+            return Verdict::Deny(Refusal::DenyList);
+        }
+        if !self.connect_ports.contains(&port) {
+            return Verdict::Deny(Refusal::Port);
+        }
+        if self.is_guarded(host) {
+            return Verdict::Intercept;
+        }
+        self.allowed(host)
+    }
+
+    /// A plain `GET http://host:port/...` (host normalised).
+    pub fn plain(&self, host: &str, port: u16) -> Verdict {
+        if self.deny.iter().any(|p| p.matches(host)) {
+            return Verdict::Deny(Refusal::DenyList);
+        }
+        if self.is_guarded(host) {
+            return Verdict::Deny(Refusal::TlsRequired);
+        }
+        if !self.http_ports.contains(&port) {
+            return Verdict::Deny(Refusal::Port);
+        }
+        self.allowed(host)
+    }
+
+    fn allowed(&self, host: &str) -> Verdict {
+        if self.allow.iter().any(|p| p.matches(host)) || self.default == DefaultAction::Tunnel {
+            Verdict::Pass
+        } else {
+            Verdict::Deny(Refusal::NotAllowed)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(default: DefaultAction) -> HostRules {
+        HostRules {
+            guarded: vec!["api.partnercenter.microsoft.com".into(), "*.graph.example".into()],
+            allow: vec![HostPattern::parse("*.example.net").unwrap(), HostPattern::parse("pypi.org").unwrap()],
+            deny: vec![HostPattern::parse("bad.example.net").unwrap()],
+            default,
+            connect_ports: vec![443],
+            http_ports: vec![80],
+        }
+    }
+
+    #[test]
+    fn patterns() {
+        let p = HostPattern::parse("*.Example.NET.").unwrap();
+        assert_eq!(p.as_str(), "*.example.net");
+        assert!(p.matches("a.example.net"));
+        assert!(p.matches("a.b.example.net"));
+        assert!(!p.matches("example.net"));
+        assert!(!p.matches("aexample.net"));
+        let exact = HostPattern::parse("pypi.org").unwrap();
+        assert!(exact.matches("pypi.org"));
+        assert!(!exact.matches("x.pypi.org"));
+        for bad in ["", "*", "*.", "a.*.b", "http://x", "x/y", "x:1", "127.0.0.1", "a..b", "-*.x", "[::1]"] {
+            assert!(HostPattern::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses_in_disguise_are_ip_literals() {
+        for ip in ["127.0.0.1", "[::1]", "::1", "127.1", "2130706433", "0x7f.1", "10.0.0.0x1"] {
+            assert_eq!(normalize(ip), Err(BadHost::IpLiteral), "{ip}");
+        }
+        assert_eq!(normalize("API.PartnerCenter.Microsoft.com.").unwrap(), "api.partnercenter.microsoft.com");
+        assert_eq!(normalize("1password.com").unwrap(), "1password.com");
+        assert_eq!(normalize("a b"), Err(BadHost::Invalid));
+        assert_eq!(normalize(&format!("{}.com", "x".repeat(64))), Err(BadHost::Invalid));
+    }
+
+    #[test]
+    fn connect_verdicts() {
+        let r = rules(DefaultAction::Deny);
+        assert_eq!(r.connect("api.partnercenter.microsoft.com", 443), Verdict::Intercept);
+        assert_eq!(r.connect("v1.graph.example", 443), Verdict::Intercept);
+        assert_eq!(r.connect("api.partnercenter.microsoft.com", 8443), Verdict::Deny(Refusal::Port));
+        assert_eq!(r.connect("files.example.net", 443), Verdict::Pass);
+        assert_eq!(r.connect("bad.example.net", 443), Verdict::Deny(Refusal::DenyList));
+        assert_eq!(r.connect("elsewhere.org", 443), Verdict::Deny(Refusal::NotAllowed));
+        let open = rules(DefaultAction::Tunnel);
+        assert_eq!(open.connect("elsewhere.org", 443), Verdict::Pass);
+        assert_eq!(open.connect("elsewhere.org", 22), Verdict::Deny(Refusal::Port));
+        assert_eq!(open.connect("bad.example.net", 443), Verdict::Deny(Refusal::DenyList));
+    }
+
+    #[test]
+    fn plain_http_never_reaches_a_guarded_host() {
+        let r = rules(DefaultAction::Tunnel);
+        assert_eq!(r.plain("api.partnercenter.microsoft.com", 80), Verdict::Deny(Refusal::TlsRequired));
+        assert_eq!(r.plain("api.partnercenter.microsoft.com", 443), Verdict::Deny(Refusal::TlsRequired));
+        assert_eq!(r.plain("files.example.net", 80), Verdict::Pass);
+        assert_eq!(r.plain("files.example.net", 8080), Verdict::Deny(Refusal::Port));
+    }
+}

@@ -1,0 +1,359 @@
+//! The egress (forward) proxy: a plain HTTP listener that automation reaches
+//! through `HTTPS_PROXY`. In the order a request travels:
+//! proxy credentials → target (`CONNECT host:port` or an absolute `http://`
+//! URL) → host rules → one of
+//! - *intercept* (a host a route guards): answer 200, terminate TLS with a
+//!   leaf issued by the interception CA, and hand every request inside to
+//!   the gateway's own pipeline with the route chosen from the CONNECT
+//!   target (`intercept`);
+//! - *tunnel* (another allowed host): answer 200 and copy bytes blind
+//!   (`tunnel`);
+//! - *forward* (plain HTTP to an allowed host, `plain`);
+//! - *deny*: the gateway's JSON error, as in reverse mode.
+//!
+//! Audience binding (`binding`) applies to every request whose headers the
+//! proxy can read.
+
+pub mod auth;
+pub mod binding;
+pub mod ca;
+pub mod hosts;
+pub mod intercept;
+pub mod plain;
+pub mod resolve;
+pub mod tunnel;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::Watcher;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::config::{Config, EgressConfig};
+use crate::error::{Reason, Reject};
+use crate::listener::{self, ConnSettings};
+use crate::metrics::EgressMetrics;
+use crate::proxy::headers::Correlation;
+use crate::proxy::{Body, Gateway};
+use auth::ProxyAuth;
+use binding::AudienceBinding;
+use ca::{CaError, InterceptCa};
+use hosts::{BadHost, HostRules, Refusal, Verdict};
+use resolve::Resolve;
+
+/// Why the egress proxy answered a request itself.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressError {
+    #[error("proxy credentials missing or wrong")]
+    ProxyAuth,
+    #[error("target refused: {}", .0.as_str())]
+    Denied(Refusal),
+    #[error("request does not match the tunnel: {0}")]
+    Misdirected(&'static str),
+    #[error("the token's audience names another host")]
+    AudienceHostMismatch,
+    #[error("cannot reach the target: {0}")]
+    Unreachable(#[source] std::io::Error),
+    #[error("the target did not answer in time")]
+    Timeout,
+}
+
+impl EgressError {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::ProxyAuth => Reason::ProxyAuthRequired,
+            Self::Denied(Refusal::TlsRequired) => Reason::TlsRequired,
+            Self::Denied(_) => Reason::EgressDenied,
+            Self::Misdirected(_) => Reason::MisdirectedRequest,
+            Self::AudienceHostMismatch => Reason::AudienceHostMismatch,
+            Self::Unreachable(_) => Reason::UpstreamUnavailable,
+            Self::Timeout => Reason::UpstreamTimeout,
+        }
+    }
+}
+
+/// A checked proxy target: a lower-case DNS name and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Target {
+    /// `host` alone on the scheme's default port, else `host:port`.
+    pub fn authority(&self, default_port: u16) -> Option<Authority> {
+        if self.port == default_port {
+            self.host.parse().ok()
+        } else {
+            format!("{}:{}", self.host, self.port).parse().ok()
+        }
+    }
+
+    /// The unchecked target, for the log line of a refused request.
+    fn raw(authority: &Authority) -> Self {
+        Self { host: authority.host().to_ascii_lowercase(), port: authority.port_u16().unwrap_or(0) }
+    }
+
+    fn parse(authority: &Authority, default_port: Option<u16>) -> Result<Self, Reject> {
+        if authority.as_str().contains('@') {
+            return Err(Reject::BadRequest("user information in the proxy target"));
+        }
+        let port =
+            authority.port_u16().or(default_port).ok_or(Reject::BadRequest("CONNECT target must be host:port"))?;
+        match hosts::normalize(authority.host()) {
+            Ok(host) => Ok(Self { host, port }),
+            Err(BadHost::IpLiteral) => Err(EgressError::Denied(Refusal::IpLiteral).into()),
+            Err(BadHost::Invalid) => Err(Reject::BadRequest("proxy target is not a host name")),
+        }
+    }
+}
+
+/// The egress listener's shared state.
+pub struct Egress {
+    gateway: Arc<Gateway>,
+    rules: HostRules,
+    certs: intercept::Certs,
+    auth: Option<ProxyAuth>,
+    binding: AudienceBinding,
+    resolve: Resolve,
+    plain: plain::Forwarder,
+    metrics: EgressMetrics,
+    settings: ConnSettings,
+    connect_timeout: Duration,
+}
+
+/// One client connection to the proxy. The watcher is held by every task
+/// the connection starts (tunnels included), so draining waits for them.
+#[derive(Clone)]
+struct Conn {
+    peer: SocketAddr,
+    watcher: Arc<Watcher>,
+    stop: CancellationToken,
+    kill: CancellationToken,
+}
+
+impl Egress {
+    /// Loads the interception CA and checks that it can vouch for every
+    /// guarded host.
+    pub fn build(
+        egress: &EgressConfig,
+        config: &Config,
+        gateway: Arc<Gateway>,
+        metrics: EgressMetrics,
+    ) -> Result<Self, CaError> {
+        let ca = InterceptCa::load(&egress.ca_cert, &egress.ca_key)?;
+        let rules = HostRules::new(egress, &config.routes);
+        for pattern in rules.guarded() {
+            let host = pattern.strip_prefix("*.").map_or_else(|| pattern.clone(), |s| format!("mfagate-check.{s}"));
+            if hosts::normalize(&host).is_ok() {
+                ca.self_check(&host)?;
+            }
+        }
+        let resolve = Resolve::new(egress.resolve.clone());
+        Ok(Self {
+            gateway,
+            rules,
+            certs: intercept::Certs::new(ca, metrics.clone()),
+            auth: egress.proxy_auth.as_ref().map(ProxyAuth::new),
+            binding: AudienceBinding::new(&config.routes, config.identity.max_token_bytes),
+            plain: plain::Forwarder::new(&resolve, &config.server),
+            resolve,
+            metrics,
+            settings: ConnSettings {
+                tls_handshake_timeout: config.server.tls_handshake_timeout,
+                header_read_timeout: config.server.header_read_timeout,
+            },
+            connect_timeout: config.server.upstream_connect_timeout,
+        })
+    }
+
+    /// Serves until `stop`, then lets requests, intercepted tunnels and blind
+    /// tunnels finish for up to `grace` before closing what is left.
+    pub async fn serve(self: Arc<Self>, tcp: TcpListener, stop: CancellationToken, grace: Duration) {
+        let kill = CancellationToken::new();
+        let (stop_all, kill_all) = (stop.clone(), kill.clone());
+        listener::accept_loop(tcp, stop, grace, move |tcp, peer, watcher| {
+            let conn = Conn { peer, watcher: Arc::new(watcher), stop: stop_all.clone(), kill: kill_all.clone() };
+            Arc::clone(&self).connection(tcp, conn)
+        })
+        .await;
+        kill.cancel();
+    }
+
+    async fn connection(self: Arc<Self>, tcp: TcpStream, conn: Conn) {
+        let (stop, kill, peer) = (conn.stop.clone(), conn.kill.clone(), conn.peer);
+        let header_read_timeout = self.settings.header_read_timeout;
+        let service = service_fn(move |req| {
+            let (egress, conn) = (Arc::clone(&self), conn.clone());
+            async move { Ok::<_, Infallible>(egress.handle(req, &conn).await) }
+        });
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+        let served = http1.serve_connection(TokioIo::new(tcp), service).with_upgrades();
+        tokio::pin!(served);
+        let result = tokio::select! {
+            result = served.as_mut() => result,
+            () = stop.cancelled() => {
+                served.as_mut().graceful_shutdown();
+                tokio::select! {
+                    result = served.as_mut() => result,
+                    () = kill.cancelled() => Ok(()),
+                }
+            }
+        };
+        if let Err(e) = result {
+            debug!(%peer, error = %e, "proxy connection ended with an error");
+        }
+    }
+
+    /// Answers one proxy request; a refusal becomes the gateway's JSON error.
+    async fn handle(self: &Arc<Self>, req: Request<Incoming>, conn: &Conn) -> Response<Body> {
+        let ids = Correlation::of(req.headers());
+        let connect = req.method() == Method::CONNECT;
+        let mut target = None;
+        let result = self.process(req, conn, &mut target).await;
+        let (kind, outcome) = match result {
+            Ok((kind, rsp)) => (kind, rsp),
+            Err(reject) => {
+                let reason = reject.reason();
+                // The target failing is not a refusal: counted apart.
+                let outcome = if reason.is_decision() {
+                    self.metrics.denied.inc();
+                    "denied"
+                } else {
+                    self.metrics.failed.inc();
+                    "failed"
+                };
+                let mut rsp = reject.into_response(ids.correlation_str());
+                ids.apply(rsp.headers_mut());
+                log(conn.peer, connect, target.as_ref(), outcome, reason.as_str(), &ids);
+                return rsp;
+            }
+        };
+        log(conn.peer, connect, target.as_ref(), kind, "none", &ids);
+        outcome
+    }
+
+    async fn process(
+        self: &Arc<Self>,
+        mut req: Request<Incoming>,
+        conn: &Conn,
+        target: &mut Option<Target>,
+    ) -> Result<(&'static str, Response<Body>), Reject> {
+        if self.auth.as_ref().is_some_and(|auth| !auth.admits(req.headers())) {
+            return Err(EgressError::ProxyAuth.into());
+        }
+        if req.method() == Method::CONNECT {
+            let authority = connect_target(req.uri())?;
+            let t = Target::parse(authority, None).inspect_err(|_| *target = Some(Target::raw(authority)))?;
+            *target = Some(t.clone());
+            return self.connect(&mut req, t, conn).await;
+        }
+        let authority = plain_target(req.uri())?;
+        let t = Target::parse(authority, Some(80)).inspect_err(|_| *target = Some(Target::raw(authority)))?;
+        *target = Some(t.clone());
+        match self.rules.plain(&t.host, t.port) {
+            Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
+            Verdict::Intercept | Verdict::Pass => {
+                self.binding.check(req.headers(), &t.host)?;
+                let authority = t.authority(80).ok_or(Reject::BadRequest("proxy target is not a host name"))?;
+                let rsp = self.plain.forward(req, &authority).await?;
+                self.metrics.forwarded.inc();
+                Ok(("forwarded", rsp))
+            }
+        }
+    }
+
+    async fn connect(
+        self: &Arc<Self>,
+        req: &mut Request<Incoming>,
+        target: Target,
+        conn: &Conn,
+    ) -> Result<(&'static str, Response<Body>), Reject> {
+        match self.rules.connect(&target.host, target.port) {
+            Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
+            Verdict::Intercept => {
+                let authority = target.authority(443).ok_or(Reject::BadRequest("proxy target is not a host name"))?;
+                let upgrade = hyper::upgrade::on(req);
+                let (egress, conn) = (Arc::clone(self), conn.clone());
+                tokio::spawn(async move {
+                    match upgrade.await {
+                        Ok(io) => intercept::serve(egress, TokioIo::new(io), target, authority, &conn).await,
+                        Err(e) => debug!(peer = %conn.peer, error = %e, "CONNECT upgrade failed"),
+                    }
+                });
+                self.metrics.intercepted.inc();
+                Ok(("intercepted", established()))
+            }
+            Verdict::Pass => {
+                let upstream = self
+                    .resolve
+                    .connect(&target.host, target.port, self.connect_timeout)
+                    .await
+                    .map_err(EgressError::Unreachable)?;
+                let upgrade = hyper::upgrade::on(req);
+                let (egress, conn) = (Arc::clone(self), conn.clone());
+                tokio::spawn(async move {
+                    match upgrade.await {
+                        Ok(io) => tunnel::serve(&egress, TokioIo::new(io), upstream, &target, &conn).await,
+                        Err(e) => debug!(peer = %conn.peer, error = %e, "CONNECT upgrade failed"),
+                    }
+                });
+                self.metrics.tunnelled.inc();
+                Ok(("tunnelled", established()))
+            }
+        }
+    }
+}
+
+/// RFC 9110 §9.3.6: a 2xx answer to CONNECT has no content.
+fn established() -> Response<Body> {
+    let mut rsp = Response::new(Body::Right(Full::new(Bytes::new())));
+    *rsp.status_mut() = StatusCode::OK;
+    rsp
+}
+
+/// The authority-form target of a CONNECT (RFC 9112 §3.2.3).
+fn connect_target(uri: &Uri) -> Result<&Authority, Reject> {
+    match (uri.scheme(), uri.authority(), uri.path_and_query()) {
+        (None, Some(authority), None) => Ok(authority),
+        _ => Err(Reject::BadRequest("CONNECT target must be host:port")),
+    }
+}
+
+/// The absolute-form target of a plain proxy request (RFC 9112 §3.2.2).
+fn plain_target(uri: &Uri) -> Result<&Authority, Reject> {
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http"), Some(authority)) => Ok(authority),
+        (Some(_), _) => Err(Reject::BadRequest("only http:// URLs are forwarded; use CONNECT for https")),
+        (None, _) => Err(Reject::BadRequest("not a proxy request: send an absolute http:// URL or CONNECT")),
+    }
+}
+
+/// One line per proxy request (target `mfagate::egress`); the credentials
+/// and headers are never logged.
+fn log(peer: SocketAddr, connect: bool, target: Option<&Target>, outcome: &str, reason: &str, ids: &Correlation) {
+    let (host, port) = target.map_or(("", 0), |t| (t.host.as_str(), t.port));
+    info!(
+        target: "mfagate::egress",
+        peer = %peer.ip(),
+        connect,
+        host,
+        port,
+        outcome,
+        reason,
+        correlation_id = ids.correlation_str(),
+        "egress"
+    );
+}

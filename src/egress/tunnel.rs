@@ -1,0 +1,190 @@
+//! A blind tunnel to a host no route guards: bytes are copied both ways and
+//! counted, never decrypted. Only the client's first TLS record is read, to
+//! refuse a ClientHello whose server name is a guarded host (reaching a
+//! guarded service through another name's tunnel would skip its policy).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use prometheus::IntCounter;
+use rustls::server::Acceptor;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tracing::{debug, info};
+
+use super::{Conn, Egress, Target};
+
+/// A ClientHello fits in one TLS record (16 KiB) plus its header; a client
+/// that has sent more without completing one is not speaking TLS.
+const MAX_FIRST_FLIGHT: usize = 16 * 1024 + 5;
+
+/// What the client's first bytes were.
+#[derive(Debug, PartialEq, Eq)]
+enum FirstFlight {
+    /// A ClientHello naming this server (lower-case).
+    Sni(String),
+    /// A ClientHello without a server name, or no TLS at all: passed on as is.
+    Other,
+}
+
+pub(super) async fn serve(
+    egress: &Egress,
+    client: TokioIo<Upgraded>,
+    upstream: TcpStream,
+    target: &Target,
+    conn: &Conn,
+) {
+    let _watch = std::sync::Arc::clone(&conn.watcher);
+    let mut client = Counted { inner: client, counter: egress.metrics.bytes_upstream.clone() };
+    let mut buffered = Vec::new();
+    let first = tokio::select! {
+        first = tokio::time::timeout(egress.settings.tls_handshake_timeout, first_flight(&mut client, &mut buffered)) => first,
+        () = conn.kill.cancelled() => return,
+    };
+    // No bytes in time: a protocol where the server speaks first; nothing to check.
+    let first = first.unwrap_or(Ok(FirstFlight::Other));
+    match first {
+        Err(e) => return debug!(peer = %conn.peer, error = %e, "tunnel closed before the first bytes"),
+        Ok(FirstFlight::Sni(name)) if egress.rules.is_guarded(&name) => {
+            egress.metrics.denied.inc();
+            info!(
+                target: "mfagate::egress",
+                peer = %conn.peer.ip(),
+                connect = true,
+                host = %target.host,
+                port = target.port,
+                outcome = "denied",
+                reason = "egress_denied",
+                guarded_server_name = %name,
+                "egress"
+            );
+            return;
+        }
+        Ok(_) => {}
+    }
+    let mut upstream = Counted { inner: upstream, counter: egress.metrics.bytes_downstream.clone() };
+    let copied = async {
+        upstream.inner.write_all(&buffered).await?;
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+    };
+    tokio::select! {
+        result = copied => if let Err(e) = result {
+            debug!(peer = %conn.peer, host = %target.host, error = %e, "tunnel ended with an error");
+        },
+        () = conn.kill.cancelled() => {}
+    }
+}
+
+/// Reads until the first TLS ClientHello is complete (keeping every byte
+/// read in `buffered`), or until the bytes cannot be TLS.
+async fn first_flight<R: AsyncRead + Unpin>(client: &mut R, buffered: &mut Vec<u8>) -> std::io::Result<FirstFlight> {
+    let mut acceptor = Acceptor::default();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if buffered.len() >= MAX_FIRST_FLIGHT {
+            return Ok(FirstFlight::Other);
+        }
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buffered.extend_from_slice(&chunk[..n]);
+        let mut fresh = &chunk[..n];
+        while !fresh.is_empty() {
+            if acceptor.read_tls(&mut fresh).is_err() {
+                return Ok(FirstFlight::Other);
+            }
+        }
+        match acceptor.accept() {
+            Ok(Some(accepted)) => {
+                let name = accepted.client_hello().server_name().map(|s| s.trim_end_matches('.').to_ascii_lowercase());
+                return Ok(name.map_or(FirstFlight::Other, FirstFlight::Sni));
+            }
+            Ok(None) => {}
+            Err(_) => return Ok(FirstFlight::Other),
+        }
+    }
+}
+
+/// A stream whose reads are added to a counter as they happen.
+struct Counted<T> {
+    inner: T,
+    counter: IntCounter,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            self.counter.inc_by(read as u64);
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_hello(server_name: &str) -> Vec<u8> {
+        let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from(server_name.to_string()).unwrap();
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let mut out = Vec::new();
+        conn.write_tls(&mut out).unwrap();
+        out
+    }
+
+    async fn flight(bytes: &[u8]) -> (FirstFlight, Vec<u8>) {
+        let (mut tx, mut rx) = tokio::io::duplex(64);
+        let bytes = bytes.to_vec();
+        // Written in small pieces: the hello arrives over several reads.
+        let writer = tokio::spawn(async move {
+            for piece in bytes.chunks(50) {
+                tx.write_all(piece).await.unwrap();
+            }
+            tx
+        });
+        let mut buffered = Vec::new();
+        let first = first_flight(&mut rx, &mut buffered).await.unwrap();
+        drop(writer);
+        (first, buffered)
+    }
+
+    #[tokio::test]
+    async fn reads_the_server_name_and_keeps_every_byte() {
+        let hello = client_hello("API.PartnerCenter.microsoft.com");
+        let (first, buffered) = flight(&hello).await;
+        assert_eq!(first, FirstFlight::Sni("api.partnercenter.microsoft.com".into()));
+        assert_eq!(buffered, hello);
+    }
+
+    #[tokio::test]
+    async fn anything_else_passes_unread() {
+        let (first, buffered) = flight(b"GET / HTTP/1.1\r\nHost: files.example.net\r\n\r\n").await;
+        assert_eq!(first, FirstFlight::Other);
+        assert!(buffered.starts_with(b"GET / "));
+    }
+}

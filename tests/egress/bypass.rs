@@ -1,0 +1,144 @@
+//! Attempts to get around the policy through the proxy: another TLS server
+//! name or `Host` inside an intercepted tunnel, an IP literal or an unlisted
+//! port, a guarded name inside a blind tunnel, and tokens sent to a host
+//! their audience does not name. Each is refused and nothing is forwarded.
+
+use crate::clients::{PlainPeer, TlsPeer, bearer, connect, curl, egress_ca};
+use crate::support::{GRAPH_HOST, PC_HOST, assert_rejected};
+use crate::{PC_URL, graph_token, guarded, proxied_client};
+
+#[tokio::test]
+async fn a_tls_server_name_other_than_the_connect_target_gets_421() {
+    let env = guarded().egress("").start().await;
+    // CONNECT api.partnercenter.microsoft.com, then TLS and Host for Graph.
+    let to = format!("{GRAPH_HOST}:443:{PC_HOST}:443");
+    let token = graph_token(&env);
+    let url = "https://graph.microsoft.com/v1.0/me";
+    let out = curl(&env, &["-k", "--connect-to", &to, "-H", &bearer(&token), url]).await;
+    assert_eq!((out.connect, out.code), (200, 421), "{out:?}");
+    assert_eq!(out.json()["reason"], "misdirected_request");
+    // Even with the right Host, a wrong server name is refused.
+    let out = curl(&env, &["-k", "--connect-to", &to, "-H", &format!("Host: {PC_HOST}"), url]).await;
+    assert_eq!(out.code, 421, "{out:?}");
+    // A client that checks certificates stops first: the leaf names the CONNECT target.
+    let out = curl(&env, &["--cacert", &egress_ca(&env), "--connect-to", &to, url]).await;
+    assert_eq!(out.exit, 60, "{out:?}");
+    assert_eq!(env.upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_host_or_authority_other_than_the_connect_target_gets_421() {
+    let env = guarded().egress("").start().await;
+    let ca = egress_ca(&env);
+    let token = graph_token(&env);
+    for version in ["--http1.1", "--http2"] {
+        let out =
+            curl(&env, &[version, "--cacert", &ca, "-H", &bearer(&token), "-H", "Host: graph.microsoft.com", PC_URL])
+                .await;
+        assert_eq!(out.code, 421, "{version}: {out:?}");
+        assert_eq!(out.json()["reason"], "misdirected_request");
+    }
+    let out = curl(&env, &["--cacert", &ca, "-H", &format!("Host: {PC_HOST}:8443"), PC_URL]).await;
+    assert_eq!(out.code, 421, "another port: {out:?}");
+    assert_eq!(env.upstream.hits(), 0);
+    assert_eq!(
+        env.metric(r#"mfagate_requests_total{decision="deny",reason="misdirected_request",route="partner-center"}"#)
+            .await,
+        3.0
+    );
+}
+
+#[tokio::test]
+async fn ip_literals_and_unlisted_ports_are_refused() {
+    // Even with `default = "tunnel"`: an address skips every name check.
+    let env = guarded().egress("default = \"tunnel\"").start().await;
+    for target in ["127.0.0.1:443", "[::1]:443", "127.1:443", "2130706433:443", &env.upstream.addr.to_string()] {
+        let (status, headers, body) = connect(&env, target, None).await;
+        assert_eq!(status, 403, "{target}");
+        assert!(headers.contains_key("ms-correlationid"));
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["reason"], "egress_denied", "{target}");
+    }
+    let out = curl(&env, &["-k", &format!("https://{}/v1/customers", env.upstream.addr)]).await;
+    assert_eq!(out.connect, 403, "{out:?}");
+    let (status, _, body) = connect(&env, "api.partnercenter.microsoft.com:8443", None).await;
+    assert_eq!(status, 403, "a guarded host on a port not in connect_ports");
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["reason"], "egress_denied");
+    let (status, _, _) = connect(&env, "files.example.net:22", None).await;
+    assert_eq!(status, 403, "any host on a port not in connect_ports");
+    let (status, _, _) = connect(&env, "api.partnercenter.microsoft.com", None).await;
+    assert_eq!(status, 400, "no port");
+    assert_eq!(env.upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_blind_tunnel_may_not_carry_a_guarded_server_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = TlsPeer::start(dir.path(), "files.example.net").await;
+    let env = guarded().egress("default = \"tunnel\"").resolve("files.example.net", peer.addr).start().await;
+    // CONNECT to an allowed host, then a ClientHello for Partner Center.
+    let to = format!("{PC_HOST}:443:files.example.net:443");
+    let token = env.idp.delegated().amr(&["pwd"]).mint();
+    let out = curl(&env, &["-k", "--connect-to", &to, "-H", &bearer(&token), PC_URL]).await;
+    assert_eq!(out.connect, 200, "{out:?}");
+    assert_eq!(out.exit, 35, "the tunnel is closed before the hello is passed on: {out:?}");
+    assert!(out.stderr.contains("SSL_connect"), "{out:?}");
+    assert_eq!(peer.hits(), 0);
+    assert_eq!(env.upstream.hits(), 0);
+    assert_eq!(env.metric(r#"mfagate_egress_connections_total{kind="denied"}"#).await, 1.0);
+    // The same tunnel with the target's own name works.
+    let out = curl(&env, &["--cacert", &peer.ca_path.display().to_string(), "https://files.example.net/"]).await;
+    assert_eq!(out.code, 200, "{out:?}");
+}
+
+#[tokio::test]
+async fn a_token_may_only_travel_to_the_host_its_audience_names() {
+    let plain = PlainPeer::start().await;
+    let env = guarded().egress("default = \"tunnel\"").resolve("intranet.example.net", plain.addr).start().await;
+    let ca = std::fs::read_to_string(env.egress_ca.as_ref().unwrap()).unwrap();
+    let client = proxied_client(&env, &ca, false);
+    let pc_token = env.idp.delegated().mint();
+    let graph = graph_token(&env);
+
+    // A Graph token to Partner Center, a Partner Center token to Graph.
+    let rsp = client.get(PC_URL).bearer_auth(&graph).send().await.unwrap();
+    let challenge = assert_rejected(rsp, 403, "audience_host_mismatch").await;
+    assert!(challenge.unwrap().contains(r#"error="insufficient_scope""#));
+    let rsp = client.get("https://graph.microsoft.com/v1.0/me").bearer_auth(&pc_token).send().await.unwrap();
+    assert_rejected(rsp, 403, "audience_host_mismatch").await;
+    // The app id form of the audience is bound too.
+    let by_id = env.idp.delegated().claim("aud", "00000003-0000-0000-c000-000000000000").mint();
+    let rsp = client.get(PC_URL).bearer_auth(&by_id).send().await.unwrap();
+    assert_rejected(rsp, 403, "audience_host_mismatch").await;
+    assert_eq!(env.upstream.hits(), 0);
+    // Over plain HTTP to a host no route guards: the token would leave in clear.
+    let out = curl(&env, &["-H", &bearer(&pc_token), "http://intranet.example.net/upload"]).await;
+    assert_eq!((out.code, out.json()["reason"].as_str()), (403, Some("audience_host_mismatch")), "{out:?}");
+    assert_eq!(plain.hits(), 0);
+
+    // Each token where it belongs.
+    assert_eq!(
+        client.get("https://graph.microsoft.com/v1.0/me").bearer_auth(&graph).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(client.get(PC_URL).bearer_auth(&pc_token).send().await.unwrap().status(), 200);
+    assert_eq!(env.upstream.hits(), 2);
+    assert_eq!(
+        env.metric(r#"mfagate_requests_total{decision="deny",reason="audience_host_mismatch",route="partner-center"}"#)
+            .await,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn report_only_never_lets_a_token_go_to_the_wrong_host() {
+    let env = guarded().route("mode = \"report-only\"").egress("").start().await;
+    let ca = egress_ca(&env);
+    let without_mfa = env.idp.delegated().amr(&["pwd"]).mint();
+    let out = curl(&env, &["--cacert", &ca, "-H", &bearer(&without_mfa), PC_URL]).await;
+    assert_eq!(out.code, 200, "report-only waives the policy: {out:?}");
+    let out = curl(&env, &["--cacert", &ca, "-H", &bearer(&graph_token(&env)), PC_URL]).await;
+    assert_eq!(out.code, 403, "{out:?}");
+    assert_eq!(out.json()["reason"], "audience_host_mismatch");
+    assert_eq!(env.upstream.hits(), 1);
+}
