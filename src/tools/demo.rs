@@ -215,7 +215,7 @@ fn instructions(
         (
             "A compliant call: app+user token, MFA done (amr = pwd, mfa), confidential client",
             idp.compliant()?,
-            "200 (the echo upstream's answer)",
+            "200 allow (forwarded; the echo upstream answers)",
         ),
         ("A user who signed in without MFA (amr = pwd)", idp.without_mfa()?, "401 mfa_required (code 900421)"),
         (
