@@ -32,11 +32,9 @@ impl Metrics {
         let registry = Registry::new();
         let routes = route::RouteFamilies::register(&registry)?;
         let listeners = listener::ListenerFamilies::register(&registry)?;
-        let build_info = IntGaugeVec::new(
-            Opts::new("mfagate_build_info", "Build information; always 1."),
-            &["version", "target_arch", "target_os"],
-        )?;
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), std::env::consts::ARCH, std::env::consts::OS]).set(1);
+        let build_info =
+            IntGaugeVec::new(Opts::new("mfagate_build_info", "Build information; always 1."), &["version"])?;
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(build_info))?;
         let audit_records = prometheus::IntCounterVec::new(
             Opts::new("mfagate_audit_records_total", "Decision log lines by result (written, dropped, failed)."),
@@ -161,7 +159,7 @@ mod tests {
         ));
         assert!(!text.contains(r#"decision="deny",reason="upstream_timeout""#));
         assert!(!text.contains(r#"decision="would_deny",reason="no_route""#));
-        assert!(text.contains(r#"mfagate_build_info{target_arch="#) && text.contains(r#",version=""#));
+        assert!(text.contains(r#"mfagate_build_info{version=""#));
         assert!(text.contains(
             r#"mfagate_requests_total{decision="exempt",reason="privileged_role",route="partner-center"} 0"#
         ));
