@@ -153,7 +153,7 @@ async fn dashboard_and_rules_name_only_exported_metrics_and_readme_documents_eve
 
     let mut used = metric_names(&exprs);
     for variable in dashboard["templating"]["list"].as_array().unwrap() {
-        used.extend(metric_names(&variable["definition"].as_str().unwrap_or_default().to_string()));
+        used.extend(metric_names(variable["definition"].as_str().unwrap_or_default()));
     }
     for file in ["prometheus/alerts.yml", "prometheus/alerts_test.yml"] {
         used.extend(metric_names(&std::fs::read_to_string(deploy(file)).unwrap()));

@@ -217,7 +217,7 @@ fn build(args: &ReportArgs) -> Result<Report, ReportError> {
         })
         .collect();
     // Most frequent first; ties in key order.
-    report.non_compliant.sort_by(|a, b| b.count.cmp(&a.count));
+    report.non_compliant.sort_by_key(|n| std::cmp::Reverse(n.count));
     Ok(report)
 }
 
