@@ -28,6 +28,7 @@ impl Admin {
         match req.uri().path() {
             "/metrics" => {
                 self.keys.observe();
+                self.metrics.set_ready(self.keys.is_ready() && !self.readiness.is_draining());
                 respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", self.metrics.encode())
             }
             "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),

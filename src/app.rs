@@ -68,6 +68,7 @@ impl App {
         } else {
             info!(sha256 = %server_tls.fingerprint, "serving the configured certificate");
         }
+        metrics.tls_cert_not_after("gateway", server_tls.not_after);
         let keys = Arc::new(KeyStore::new(&config.identity, |name| metrics.jwks_source(name))?);
         keys.load().await;
         let checks = ClaimChecks {

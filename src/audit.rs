@@ -112,6 +112,10 @@ pub struct AuditRecord {
     pub upstream_status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_error: Option<String>,
+    /// From forwarding to the upstream's response headers (or its failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_latency_us: Option<u64>,
+    /// To the response headers sent to the client.
     pub latency_us: u64,
 }
 

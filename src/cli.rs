@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +35,12 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// Summarise a decision log: MFA compliance per day and application, and every principal and
+    /// application denied or that would be denied; exit 0 when none was, 2 when some were, 1 on error.
+    Report(ReportArgs),
+    /// Start a local identity provider, an echo upstream and the gateway, and print curl commands
+    /// to try it.
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -88,4 +94,51 @@ pub struct CaInit {
     /// Validity of the CA certificate in days.
     #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// With --format csv: which table to print
+    #[arg(long, value_enum, default_value_t = ReportTable::Compliance)]
+    pub table: ReportTable,
+    /// Only records at or after this instant: RFC 3339, a date (2026-04-01), or a duration back from now (7d)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records at or before this instant (same forms as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// The decision log (JSON lines), or - for standard input
+    #[arg(value_name = "AUDIT.jsonl")]
+    pub log: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportTable {
+    /// loginDate, applicationId, mfaCompliantRequestCount, totalRequestCount
+    Compliance,
+    /// Principals and applications denied, would be denied or exempt, by reason
+    Denials,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The gateway's TLS listener
+    #[arg(long, env = "MFAGATE_DEMO_LISTEN", default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// The gateway's admin listener (/metrics, /healthz, /readyz)
+    #[arg(long, env = "MFAGATE_DEMO_ADMIN_LISTEN", default_value = "127.0.0.1:9090", value_name = "ADDR")]
+    pub admin_listen: std::net::SocketAddr,
+    /// Where to write the demo's certificate authority and decision log [default: a new temporary directory]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

@@ -45,6 +45,7 @@ pub async fn serve_gateway(
         let builder = builder.clone();
         let handshake_timeout = settings.tls_handshake_timeout;
         async move {
+            let _open = gateway.connection();
             let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),

@@ -4,65 +4,42 @@
 
 mod egress;
 mod keys;
+mod listener;
+mod route;
 
-use std::time::Duration;
-
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::audit::AuditMetrics;
 use crate::auth::jwks::SourceMetrics;
 use crate::auth::token_cache::TokenCacheMetrics;
-use crate::error::Reason;
-use crate::proxy::record::Verdict;
+use crate::config::RouteConfig;
 pub use egress::EgressMetrics;
 
-/// Request latency buckets, from sub-millisecond (rejections, cache hits) to
-/// slow upstream calls.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
+pub use listener::{InFlight, ListenerMetrics};
+pub use route::{LATENCY_BUCKETS, Observation, RouteMetrics};
 
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
-    duration: HistogramVec,
-    upstream_errors: IntCounterVec,
+    routes: route::RouteFamilies,
+    listeners: listener::ListenerFamilies,
     keys: keys::KeyFamilies,
-    audit_records: IntCounterVec,
+    audit_records: prometheus::IntCounterVec,
     exemptions: IntGaugeVec,
     egress: egress::EgressFamilies,
+    tls_not_after: IntGaugeVec,
+    ready: IntGauge,
 }
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new("mfagate_requests_total", "Requests by route, decision (allow, deny, would_deny) and reason."),
-            &["route", "decision", "reason"],
-        )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new("mfagate_request_duration_seconds", "Time from request to response headers, by route.")
-                .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route"],
-        )?;
-        let upstream_errors = IntCounterVec::new(
-            Opts::new(
-                "mfagate_upstream_errors_total",
-                "Allowed requests the upstream did not answer, by route and kind.",
-            ),
-            &["route", "kind"],
-        )?;
+        let routes = route::RouteFamilies::register(&registry)?;
+        let listeners = listener::ListenerFamilies::register(&registry)?;
         let build_info =
             IntGaugeVec::new(Opts::new("mfagate_build_info", "Build information; always 1."), &["version"])?;
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(build_info))?;
-        let audit_records = IntCounterVec::new(
+        let audit_records = prometheus::IntCounterVec::new(
             Opts::new("mfagate_audit_records_total", "Decision log lines by result (written, dropped, failed)."),
             &["result"],
         )?;
@@ -78,23 +55,50 @@ impl Metrics {
         }
         registry.register(Box::new(audit_records.clone()))?;
         registry.register(Box::new(exemptions.clone()))?;
+        let tls_not_after = IntGaugeVec::new(
+            Opts::new(
+                "mfagate_tls_cert_not_after_seconds",
+                "Unix time at which the listener's certificate expires (notAfter of the leaf).",
+            ),
+            &["listener"],
+        )?;
+        let ready = IntGauge::new(
+            "mfagate_ready",
+            "1 while /readyz answers 200 (required key sources usable, not draining), else 0.",
+        )?;
+        registry.register(Box::new(tls_not_after.clone()))?;
+        registry.register(Box::new(ready.clone()))?;
         let keys = keys::KeyFamilies::register(&registry)?;
         let egress = egress::EgressFamilies::register(&registry)?;
-        Ok(Self { registry, requests, duration, upstream_errors, keys, audit_records, exemptions, egress })
+        Ok(Self { registry, routes, listeners, keys, audit_records, exemptions, tls_not_after, ready, egress })
     }
 
     /// The counters of one route, every label set resolved now.
     pub fn route(&self, name: &str) -> RouteMetrics {
-        let counter = |decision: &str, reason: &str| self.requests.with_label_values(&[name, decision, reason]);
-        RouteMetrics {
-            allow: counter("allow", "none"),
-            deny: Reason::ALL.map(|r| r.is_decision().then(|| counter("deny", r.as_str()))),
-            would_deny: Reason::ALL.map(|r| r.is_policy().then(|| counter("would_deny", r.as_str()))),
-            exempt: Reason::ALL.map(|r| r.deny_reason().is_some().then(|| counter("exempt", r.as_str()))),
-            duration: self.duration.with_label_values(&[name]),
-            upstream_unavailable: self.upstream_errors.with_label_values(&[name, "unavailable"]),
-            upstream_timeout: self.upstream_errors.with_label_values(&[name, "timeout"]),
+        self.routes.route(name)
+    }
+
+    /// A configured route's series, with its kind, mode and `enforce_after` published.
+    pub fn route_of(&self, config: &RouteConfig) -> RouteMetrics {
+        self.routes.describe(config);
+        self.routes.route(&config.name)
+    }
+
+    /// Connection and in-flight gauges of listener `name`.
+    pub fn listener(&self, name: &str) -> ListenerMetrics {
+        self.listeners.listener(name)
+    }
+
+    /// Publishes when `listener`'s certificate expires.
+    pub fn tls_cert_not_after(&self, listener: &str, not_after: Option<i64>) {
+        if let Some(t) = not_after {
+            self.tls_not_after.with_label_values(&[listener]).set(t);
         }
+    }
+
+    /// What `/readyz` answers, as of the scrape.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     /// The series of key source `name`, every label set resolved now.
@@ -135,48 +139,19 @@ impl Metrics {
     }
 }
 
-#[derive(Clone)]
-pub struct RouteMetrics {
-    allow: IntCounter,
-    deny: [Option<IntCounter>; Reason::ALL.len()],
-    would_deny: [Option<IntCounter>; Reason::ALL.len()],
-    exempt: [Option<IntCounter>; Reason::ALL.len()],
-    duration: Histogram,
-    upstream_unavailable: IntCounter,
-    upstream_timeout: IntCounter,
-}
-
-impl RouteMetrics {
-    pub fn record(&self, verdict: Verdict, upstream_error: Option<Reason>, elapsed: Duration) {
-        match verdict {
-            Verdict::Allow => self.allow.inc(),
-            Verdict::Deny(r) => Self::inc(&self.deny[r as usize]),
-            Verdict::WouldDeny(r) => Self::inc(&self.would_deny[r as usize]),
-            Verdict::Exempt(r) => Self::inc(&self.exempt[r as usize]),
-        }
-        match upstream_error {
-            Some(Reason::UpstreamTimeout) => self.upstream_timeout.inc(),
-            Some(_) => self.upstream_unavailable.inc(),
-            None => {}
-        }
-        self.duration.observe(elapsed.as_secs_f64());
-    }
-
-    fn inc(counter: &Option<IntCounter>) {
-        if let Some(c) = counter {
-            c.inc();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Reason;
+    use crate::proxy::forward::UpstreamErrorKind;
 
     #[test]
-    fn reasons_index_their_own_slot() {
+    fn label_arrays_are_indexed_by_the_enums() {
         for (i, r) in Reason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "{}", r.as_str());
+        }
+        for (i, k) in UpstreamErrorKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{}", k.as_str());
         }
     }
 
@@ -199,5 +174,12 @@ mod tests {
         ));
         assert!(!text.contains(r#"decision="exempt",reason="expired""#), "only rule reasons can be exempted");
         assert!(text.contains(r#"mfagate_audit_records_total{result="dropped"} 0"#));
+        assert!(text.contains(r#"mfagate_upstream_errors_total{kind="connect",route="partner-center"} 0"#));
+        assert!(text.contains(r#"mfagate_upstream_responses_total{class="5xx",route="partner-center"} 0"#));
+        assert!(
+            text.contains(
+                r#"mfagate_token_verification_duration_seconds_bucket{route="partner-center",le="0.00001"} 0"#
+            )
+        );
     }
 }

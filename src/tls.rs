@@ -12,6 +12,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::config::TlsSource;
 
+mod validity;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("{path}: {reason}")]
@@ -36,6 +38,8 @@ pub struct ServerTls {
     /// SHA-256 of the leaf certificate (DER), as colon-separated hex.
     pub fingerprint: String,
     pub self_signed: bool,
+    /// Unix time at which the leaf certificate expires.
+    pub not_after: Option<i64>,
 }
 
 pub fn server(source: &TlsSource) -> Result<ServerTls, TlsError> {
@@ -48,6 +52,7 @@ pub fn server(source: &TlsSource) -> Result<ServerTls, TlsError> {
         }
     };
     let fingerprint = fingerprint(&chain[0]);
+    let not_after = validity::not_after(&chain[0]);
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
@@ -55,7 +60,7 @@ pub fn server(source: &TlsSource) -> Result<ServerTls, TlsError> {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // Clients keep connections alive; resumption tickets would only cost work.
     config.send_tls13_tickets = 0;
-    Ok(ServerTls { config: Arc::new(config), fingerprint, self_signed })
+    Ok(ServerTls { config: Arc::new(config), fingerprint, self_signed, not_after })
 }
 
 /// Client configuration trusting the public web roots plus `extra_ca`. ALPN

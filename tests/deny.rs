@@ -266,7 +266,7 @@ async fn upstream_unavailable() {
     let token = env.idp.delegated().mint();
     let rsp = env.get("/dead/x", Some(&token)).await;
     assert!(assert_rejected(rsp, 502, "upstream_unavailable").await.is_none());
-    let errors = env.metric(r#"mfagate_upstream_errors_total{kind="unavailable",route="dead"}"#).await;
+    let errors = env.metric(r#"mfagate_upstream_errors_total{kind="connect",route="dead"}"#).await;
     assert_eq!(errors, 1.0);
 }
 

@@ -4,6 +4,7 @@
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::auth::jwks::fetch::FetchResult;
+use crate::auth::jwks::source::Freshness;
 use crate::auth::jwks::{SourceMetrics, UnknownKid};
 use crate::auth::token_cache::TokenCacheMetrics;
 
@@ -16,6 +17,7 @@ pub struct KeyFamilies {
     keys: IntGaugeVec,
     skipped: IntGaugeVec,
     age: GaugeVec,
+    state: IntGaugeVec,
     unknown_kid: IntCounterVec,
     token_cache: IntCounterVec,
 }
@@ -47,6 +49,13 @@ impl KeyFamilies {
             Opts::new("mfagate_jwks_age_seconds", "Seconds since the last good key set fetch (+Inf: none yet)."),
             &["source"],
         )?;
+        let state = IntGaugeVec::new(
+            Opts::new(
+                "mfagate_jwks_state",
+                "Key source state (fresh, stale, expired, missing), 1 for the current one, as of the scrape.",
+            ),
+            &["source", "state"],
+        )?;
         let unknown_kid = IntCounterVec::new(
             Opts::new("mfagate_jwks_unknown_kid_total", "Requests whose kid was not in the key set, by outcome."),
             &["source", "outcome"],
@@ -61,9 +70,10 @@ impl KeyFamilies {
         registry.register(Box::new(keys.clone()))?;
         registry.register(Box::new(skipped.clone()))?;
         registry.register(Box::new(age.clone()))?;
+        registry.register(Box::new(state.clone()))?;
         registry.register(Box::new(unknown_kid.clone()))?;
         registry.register(Box::new(token_cache.clone()))?;
-        Ok(Self { fetch, metadata, duration, keys, skipped, age, unknown_kid, token_cache })
+        Ok(Self { fetch, metadata, duration, keys, skipped, age, state, unknown_kid, token_cache })
     }
 
     pub fn source(&self, name: &str) -> SourceMetrics {
@@ -76,6 +86,11 @@ impl KeyFamilies {
             keys: self.keys.with_label_values(&[name]),
             skipped: self.skipped.with_label_values(&[name]),
             age,
+            state: Freshness::ALL.map(|f| {
+                let gauge = self.state.with_label_values(&[name, f.as_str()]);
+                gauge.set(i64::from(f == Freshness::Missing));
+                gauge
+            }),
             unknown_kid: UnknownKid::ALL.map(|o| self.unknown_kid.with_label_values(&[name, o.as_str()])),
         }
     }

@@ -29,6 +29,42 @@ pub enum UpstreamError {
     Target,
 }
 
+/// What went wrong with the upstream, for the `kind` metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    /// No connection: refused, unreachable, DNS, TLS handshake or certificate.
+    Connect,
+    /// The connection failed after it was made (reset, protocol error).
+    Connection,
+    Timeout,
+    /// The request could not be turned into an upstream URI.
+    Target,
+}
+
+impl UpstreamErrorKind {
+    pub const ALL: [Self; 4] = [Self::Connect, Self::Connection, Self::Timeout, Self::Target];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Connection => "connection",
+            Self::Timeout => "timeout",
+            Self::Target => "target",
+        }
+    }
+}
+
+impl UpstreamError {
+    pub fn kind(&self) -> UpstreamErrorKind {
+        match self {
+            Self::Unavailable(e) if e.is_connect() => UpstreamErrorKind::Connect,
+            Self::Unavailable(_) => UpstreamErrorKind::Connection,
+            Self::Timeout => UpstreamErrorKind::Timeout,
+            Self::Target => UpstreamErrorKind::Target,
+        }
+    }
+}
+
 /// A route's upstream: its address and a connection pool of its own (each
 /// route may trust its own extra CA).
 pub struct Upstream {

@@ -26,7 +26,7 @@ use crate::auth::{AuthError, Authenticator};
 use crate::config::{Config, UNMATCHED_ROUTE};
 use crate::egress::resolve::Resolve;
 use crate::error::Reject;
-use crate::metrics::{Metrics, RouteMetrics};
+use crate::metrics::{InFlight, ListenerMetrics, Metrics, RouteMetrics};
 use crate::policy::legacy::{self, Credential, TokenRequest};
 use crate::policy::{self, Authorized, Check, Decision, Input, RouteKind, Rule, gdap};
 use crate::rfc3339::{self, unix_now};
@@ -67,6 +67,7 @@ pub struct Gateway {
     auth: Authenticator,
     unmatched: RouteMetrics,
     audit: Option<AuditLog>,
+    listener: ListenerMetrics,
 }
 
 impl Gateway {
@@ -78,7 +79,7 @@ impl Gateway {
             .map(|r| {
                 Ok(Route {
                     upstream: Upstream::new(r, &config.server, &resolve)?,
-                    metrics: metrics.route(&r.name),
+                    metrics: metrics.route_of(r),
                     config: r.clone(),
                 })
             })
@@ -90,11 +91,22 @@ impl Gateway {
         }
         metrics.exemptions(config.exemptions.len() - expired.len(), expired.len());
         let audit = AuditLog::open(&config.audit, metrics.audit())?;
-        Ok(Self { routes, auth, unmatched: metrics.route(UNMATCHED_ROUTE), audit })
+        Ok(Self {
+            routes,
+            auth,
+            unmatched: metrics.route(UNMATCHED_ROUTE),
+            audit,
+            listener: metrics.listener("gateway"),
+        })
     }
 
     pub fn auth(&self) -> &Authenticator {
         &self.auth
+    }
+
+    /// Counts an open client connection until the guard is dropped.
+    pub fn connection(&self) -> InFlight {
+        self.listener.connection()
     }
 
     /// Answers one request: forwarded, or rejected with the reason's response.
@@ -109,6 +121,7 @@ impl Gateway {
 
     async fn respond(&self, req: Request<Incoming>, peer: SocketAddr, routed: Option<&Routed<'_>>) -> Response<Body> {
         let started = Instant::now();
+        let _in_flight = self.listener.request();
         let ids = Correlation::of(req.headers());
         let mut record = Record::new();
         let mut rsp = match self.process(req, peer, routed, &ids, &mut record).await {
@@ -158,7 +171,10 @@ impl Gateway {
             }
         };
         let req = Request::from_parts(parts, body);
-        let rsp = route.upstream.forward(req, peer, ids, &authorized, routed.map(|r| r.authority)).await?;
+        let sent = Instant::now();
+        let forwarded = route.upstream.forward(req, peer, ids, &authorized, routed.map(|r| r.authority)).await;
+        record.upstream_latency = Some(sent.elapsed());
+        let rsp = forwarded?;
         record.upstream_status = Some(rsp.status());
         Ok(rsp)
     }
@@ -185,11 +201,13 @@ impl Gateway {
         record.customer = customer.clone();
         record.verified = policy.verify_signature;
         let audiences = &route.config.audiences;
+        let verifying = Instant::now();
         let authenticated = if policy.verify_signature {
             self.auth.authenticate(&parts.headers, audiences, now).await.map(|t| t.into_claims())
         } else {
             self.auth.decode_unverified(&parts.headers, audiences, now)
         };
+        record.verification = Some(verifying.elapsed());
         let claims = match authenticated {
             Ok(claims) => claims,
             Err((e, claims)) => {

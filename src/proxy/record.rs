@@ -8,13 +8,14 @@ use std::time::{Duration, SystemTime};
 use http::StatusCode;
 use tracing::info;
 
+use super::forward::UpstreamErrorKind;
 use super::headers::Correlation;
 use super::route::Route;
 use crate::audit::{AuditLog, AuditRecord, sha256_hex, user_fingerprint};
 use crate::auth::claims::{Claims, is_guid};
 use crate::config::UNMATCHED_ROUTE;
 use crate::error::{Reason, Reject};
-use crate::metrics::RouteMetrics;
+use crate::metrics::{Observation, RouteMetrics};
 use crate::policy::gdap::tenant_of;
 use crate::policy::legacy::{Credential, TokenRequest};
 use crate::policy::{ClientType, Mode, TokenVersion, classify};
@@ -65,6 +66,11 @@ pub struct Record<'a> {
     pub expired_exemption: Option<String>,
     pub upstream_status: Option<StatusCode>,
     pub upstream_error: Option<Reason>,
+    pub upstream_error_kind: Option<UpstreamErrorKind>,
+    /// Time taken to authenticate the bearer token.
+    pub verification: Option<Duration>,
+    /// Time from forwarding to the upstream's response headers or failure.
+    pub upstream_latency: Option<Duration>,
 }
 
 impl<'a> Record<'a> {
@@ -82,13 +88,19 @@ impl<'a> Record<'a> {
             expired_exemption: None,
             upstream_status: None,
             upstream_error: None,
+            upstream_error_kind: None,
+            verification: None,
+            upstream_latency: None,
         }
     }
 
     /// Notes a rejection: a deny, or an upstream failure after the decision.
     pub fn rejected(&mut self, reject: &Reject) {
         match reject {
-            Reject::Upstream(_) => self.upstream_error = Some(reject.reason()),
+            Reject::Upstream(e) => {
+                self.upstream_error = Some(reject.reason());
+                self.upstream_error_kind = Some(e.kind());
+            }
             _ => self.verdict = Verdict::Deny(reject.reason()),
         }
     }
@@ -102,7 +114,14 @@ impl<'a> Record<'a> {
         elapsed: Duration,
     ) {
         let metrics = self.route.map_or(unmatched, |r| &r.metrics);
-        metrics.record(self.verdict, self.upstream_error, elapsed);
+        metrics.record(&Observation {
+            verdict: self.verdict,
+            elapsed,
+            verification: self.verification,
+            upstream: self.upstream_latency,
+            upstream_status: self.upstream_status,
+            upstream_error: self.upstream_error_kind,
+        });
         let claims = self.claims.as_deref();
         let field = |f: fn(&Claims) -> Option<&str>| claims.and_then(f).unwrap_or("");
         info!(
@@ -149,6 +168,7 @@ impl<'a> Record<'a> {
             status: status.as_u16(),
             upstream_status: self.upstream_status.map(|s| s.as_u16()),
             upstream_error: self.upstream_error.map(|r| r.as_str().into()),
+            upstream_latency_us: self.upstream_latency.map(|d| d.as_micros() as u64),
             latency_us: elapsed.as_micros() as u64,
             ..AuditRecord::default()
         };

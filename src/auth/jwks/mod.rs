@@ -67,6 +67,8 @@ pub struct SourceMetrics {
     pub keys: IntGauge,
     pub skipped: IntGauge,
     pub age: Gauge,
+    /// One gauge per `Freshness`, 1 for the current state.
+    pub state: [IntGauge; Freshness::ALL.len()],
     pub unknown_kid: [IntCounter; UnknownKid::ALL.len()],
 }
 

@@ -91,6 +91,8 @@ pub enum Freshness {
 }
 
 impl Freshness {
+    pub const ALL: [Self; 4] = [Self::Fresh, Self::Stale, Self::Expired, Self::Missing];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Fresh => "fresh",
@@ -332,10 +334,14 @@ impl Source {
         }
     }
 
-    /// Sets the age gauge (at scrape time).
+    /// Sets the age and state gauges (at scrape time).
     pub fn observe(&self) {
         let age = self.snapshot.load().fetched.map_or(f64::INFINITY, |f| f.age().as_secs_f64());
         self.metrics.age.set(age);
+        let now = self.freshness();
+        for (gauge, state) in self.metrics.state.iter().zip(Freshness::ALL) {
+            gauge.set(i64::from(state == now));
+        }
     }
 
     /// True when the last fetch attempt succeeded.

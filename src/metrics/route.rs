@@ -1,0 +1,196 @@
+//! Per-route series: decisions, latency of the whole request, of token
+//! verification and of the upstream, and the upstream's answers and
+//! failures. `route` takes configured route names only.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use crate::config::RouteConfig;
+use crate::error::Reason;
+use crate::proxy::forward::UpstreamErrorKind;
+use crate::proxy::record::Verdict;
+
+/// Latency buckets, from sub-millisecond (rejections, cached tokens) to
+/// slow upstream calls.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0,
+];
+
+/// Token verification: a cache hit takes microseconds, an RSA check tens of
+/// them, a key fetch on an unknown `kid` up to `fetch_timeout`.
+const VERIFY_BUCKETS: &[f64] =
+    &[0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0, 10.0];
+
+/// Status classes of upstream answers, indexed by the first digit minus one.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+pub struct RouteFamilies {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    verification: HistogramVec,
+    upstream_duration: HistogramVec,
+    upstream_responses: IntCounterVec,
+    upstream_errors: IntCounterVec,
+    info: IntGaugeVec,
+    enforce_after: IntGaugeVec,
+}
+
+impl RouteFamilies {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "mfagate_requests_total",
+                "Requests by route, decision (allow, deny, would_deny, exempt) and reason.",
+            ),
+            &["route", "decision", "reason"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new("mfagate_request_duration_seconds", "Time from request to response headers, by route.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )?;
+        let verification = HistogramVec::new(
+            HistogramOpts::new(
+                "mfagate_token_verification_duration_seconds",
+                "Time taken to authenticate a bearer token (cache, key lookup, signature, claims), by route.",
+            )
+            .buckets(VERIFY_BUCKETS.to_vec()),
+            &["route"],
+        )?;
+        let upstream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "mfagate_upstream_duration_seconds",
+                "Time from forwarding a request to the upstream's response headers (or its failure), by route.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )?;
+        let upstream_responses = IntCounterVec::new(
+            Opts::new("mfagate_upstream_responses_total", "Upstream answers by route and status class."),
+            &["route", "class"],
+        )?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "mfagate_upstream_errors_total",
+                "Forwarded requests the upstream did not answer, by route and kind (connect, connection, timeout, target).",
+            ),
+            &["route", "kind"],
+        )?;
+        let info = IntGaugeVec::new(
+            Opts::new("mfagate_route_info", "Configured routes with their kind and configured mode; always 1."),
+            &["route", "kind", "mode"],
+        )?;
+        let enforce_after = IntGaugeVec::new(
+            Opts::new(
+                "mfagate_route_enforce_after_timestamp_seconds",
+                "Unix time from which a route with enforce_after enforces (report-only before).",
+            ),
+            &["route"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(verification.clone()))?;
+        registry.register(Box::new(upstream_duration.clone()))?;
+        registry.register(Box::new(upstream_responses.clone()))?;
+        registry.register(Box::new(upstream_errors.clone()))?;
+        registry.register(Box::new(info.clone()))?;
+        registry.register(Box::new(enforce_after.clone()))?;
+        Ok(Self {
+            requests,
+            duration,
+            verification,
+            upstream_duration,
+            upstream_responses,
+            upstream_errors,
+            info,
+            enforce_after,
+        })
+    }
+
+    /// The series of route `name`, every label set resolved now.
+    pub fn route(&self, name: &str) -> RouteMetrics {
+        let counter = |decision: &str, reason: &str| self.requests.with_label_values(&[name, decision, reason]);
+        RouteMetrics {
+            allow: counter("allow", "none"),
+            deny: Reason::ALL.map(|r| r.is_decision().then(|| counter("deny", r.as_str()))),
+            would_deny: Reason::ALL.map(|r| r.is_policy().then(|| counter("would_deny", r.as_str()))),
+            exempt: Reason::ALL.map(|r| r.deny_reason().is_some().then(|| counter("exempt", r.as_str()))),
+            duration: self.duration.with_label_values(&[name]),
+            verification: self.verification.with_label_values(&[name]),
+            upstream_duration: self.upstream_duration.with_label_values(&[name]),
+            upstream_responses: CLASSES.map(|c| self.upstream_responses.with_label_values(&[name, c])),
+            upstream_errors: UpstreamErrorKind::ALL
+                .map(|k| self.upstream_errors.with_label_values(&[name, k.as_str()])),
+        }
+    }
+
+    /// Publishes a configured route's kind, mode and `enforce_after`.
+    pub fn describe(&self, route: &RouteConfig) {
+        let schedule = route.policy.schedule;
+        self.info.with_label_values(&[&route.name, route.policy.kind.as_str(), schedule.mode.as_str()]).set(1);
+        if let Some(after) = schedule.enforce_after {
+            self.enforce_after.with_label_values(&[&route.name]).set(after);
+        }
+    }
+}
+
+/// What the request path records once per request.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation {
+    pub verdict: Verdict,
+    /// To the response headers.
+    pub elapsed: Duration,
+    /// Authenticating the bearer token, when one was checked.
+    pub verification: Option<Duration>,
+    /// Forwarding, when the request was forwarded.
+    pub upstream: Option<Duration>,
+    pub upstream_status: Option<StatusCode>,
+    pub upstream_error: Option<UpstreamErrorKind>,
+}
+
+#[derive(Clone)]
+pub struct RouteMetrics {
+    allow: IntCounter,
+    deny: [Option<IntCounter>; Reason::ALL.len()],
+    would_deny: [Option<IntCounter>; Reason::ALL.len()],
+    exempt: [Option<IntCounter>; Reason::ALL.len()],
+    duration: Histogram,
+    verification: Histogram,
+    upstream_duration: Histogram,
+    upstream_responses: [IntCounter; CLASSES.len()],
+    upstream_errors: [IntCounter; UpstreamErrorKind::ALL.len()],
+}
+
+impl RouteMetrics {
+    pub fn record(&self, o: &Observation) {
+        match o.verdict {
+            Verdict::Allow => self.allow.inc(),
+            Verdict::Deny(r) => Self::inc(&self.deny[r as usize]),
+            Verdict::WouldDeny(r) => Self::inc(&self.would_deny[r as usize]),
+            Verdict::Exempt(r) => Self::inc(&self.exempt[r as usize]),
+        }
+        self.duration.observe(o.elapsed.as_secs_f64());
+        if let Some(d) = o.verification {
+            self.verification.observe(d.as_secs_f64());
+        }
+        if let Some(d) = o.upstream {
+            self.upstream_duration.observe(d.as_secs_f64());
+        }
+        if let Some(status) = o.upstream_status {
+            let class = usize::from(status.as_u16() / 100).clamp(1, CLASSES.len()) - 1;
+            self.upstream_responses[class].inc();
+        }
+        if let Some(kind) = o.upstream_error {
+            self.upstream_errors[kind as usize].inc();
+        }
+    }
+
+    fn inc(counter: &Option<IntCounter>) {
+        if let Some(c) = counter {
+            c.inc();
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! `mfagate report`: what a partner needs before switching to enforce,
+//! from the decision log. Two tables:
+//!
+//! - MFA compliance of app+user requests per day and application, in the
+//!   shape of Partner Center's own summary (`GET /v1/applicationmfaadoptionstatus`:
+//!   `loginDate`, `applicationId`, `mfaCompliantRequestCount`,
+//!   `totalRequestCount`), so the two can be reconciled;
+//! - every principal and application that was denied, would be denied
+//!   (report-only) or got through only by an exemption, by reason, with
+//!   counts and the first and last time seen.
+//!
+//! A request counts as MFA-compliant when its token's `amr` holds `mfa` or
+//! `ngcmfa` (the gateway's default `accepted_amr`). App-only requests,
+//! token requests and requests without a readable token are not app+user
+//! requests and are left out of the first table, as Partner Center does.
+
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read};
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::check_token::EXIT_DENY;
+use crate::audit::AuditRecord;
+use crate::cli::{ReportArgs, ReportFormat};
+use crate::error::Reason;
+use crate::rfc3339;
+
+/// `amr` values that prove MFA, as the default `accepted_amr`.
+pub const MFA_AMR: [&str; 2] = ["mfa", "ngcmfa"];
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReportError(String);
+
+pub fn run(args: &ReportArgs) -> ExitCode {
+    match build(args) {
+        Ok(report) => {
+            let out = match args.format {
+                ReportFormat::Text => render::text(&report),
+                ReportFormat::Csv => render::csv(&report, args.table),
+                ReportFormat::Json => render::json(&report),
+            };
+            print!("{out}");
+            if report.non_compliant.iter().any(|n| n.decision != "exempt") {
+                ExitCode::from(EXIT_DENY)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One row of the compliance table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Compliance {
+    pub login_date: String,
+    pub application_id: String,
+    pub mfa_compliant_request_count: u64,
+    pub total_request_count: u64,
+}
+
+/// One principal and application that a rule stopped (or would have).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NonCompliant {
+    /// `deny`, `would_deny` or `exempt`.
+    pub decision: String,
+    pub reason: String,
+    pub application_id: String,
+    pub tenant_id: String,
+    pub object_id: String,
+    /// SHA-256 of the lower-cased user name, as the decision log keeps it.
+    pub upn_sha256: String,
+    pub count: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub routes: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub log: String,
+    /// Inclusive bounds, RFC 3339, when given.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// Decision records read (in range or not).
+    pub records: u64,
+    /// Of these, in range.
+    pub in_range: u64,
+    /// Line numbers that are not decision records.
+    pub unreadable: Vec<usize>,
+    pub compliance: Vec<Compliance>,
+    pub non_compliant: Vec<NonCompliant>,
+}
+
+#[derive(Default)]
+struct Counts {
+    compliant: u64,
+    total: u64,
+}
+
+type PrincipalKey = (String, String, String, String, String, String);
+
+struct Seen {
+    count: u64,
+    first: (i128, String),
+    last: (i128, String),
+    routes: BTreeSet<String>,
+}
+
+fn build(args: &ReportArgs) -> Result<Report, ReportError> {
+    let now_ms = i128::from(rfc3339::unix_now()) * 1000;
+    let bound = |flag: &str, value: &Option<String>| -> Result<Option<i128>, ReportError> {
+        value.as_deref().map(|v| instant(v, now_ms).ok_or_else(|| ReportError(format!("{flag} {v:?}: expected an RFC 3339 date-time, a date (2026-04-01) or a duration back from now (7d, 12h)")))).transpose()
+    };
+    let since = bound("--since", &args.since)?;
+    let until = bound("--until", &args.until)?;
+    let input: Box<dyn Read> = match args.log.to_str() {
+        Some("-") => Box::new(std::io::stdin()),
+        _ => Box::new(
+            std::fs::File::open(&args.log)
+                .map_err(|e| ReportError(format!("cannot read {}: {e}", args.log.display())))?,
+        ),
+    };
+    let mut report = Report {
+        log: args.log.display().to_string(),
+        since: since.map(|ms| rfc3339::format((ms / 1000) as i64)),
+        until: until.map(|ms| rfc3339::format((ms / 1000) as i64)),
+        ..Report::default()
+    };
+    let mut compliance: BTreeMap<(String, String), Counts> = BTreeMap::new();
+    let mut principals: BTreeMap<PrincipalKey, Seen> = BTreeMap::new();
+    for (i, line) in BufReader::new(input).lines().enumerate() {
+        let line = line.map_err(|e| ReportError(format!("reading {}: {e}", args.log.display())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((record, at)) = serde_json::from_str::<AuditRecord>(&line)
+            .ok()
+            .and_then(|r| rfc3339::parse_millis(&r.timestamp).map(|at| (r, at)))
+        else {
+            report.unreadable.push(i + 1);
+            continue;
+        };
+        report.records += 1;
+        if since.is_some_and(|s| at < s) || until.is_some_and(|u| at > u) {
+            continue;
+        }
+        report.in_range += 1;
+        if record.principal.as_deref() == Some("app_user") {
+            let day = rfc3339::format((at.div_euclid(1000)) as i64)[..10].to_string();
+            let counts = compliance.entry((day, id(&record.appid))).or_default();
+            counts.total += 1;
+            if record.amr.as_deref().is_some_and(|amr| amr.iter().any(|a| MFA_AMR.contains(&a.as_str()))) {
+                counts.compliant += 1;
+            }
+        }
+        if is_non_compliance(&record) {
+            let key = (
+                record.decision.clone(),
+                record.reason.clone(),
+                id(&record.appid),
+                id(&record.tid),
+                id(&record.oid),
+                id(&record.upn_sha256),
+            );
+            let seen = principals.entry(key).or_insert_with(|| Seen {
+                count: 0,
+                first: (at, record.timestamp.clone()),
+                last: (at, record.timestamp.clone()),
+                routes: BTreeSet::new(),
+            });
+            seen.count += 1;
+            if at < seen.first.0 {
+                seen.first = (at, record.timestamp.clone());
+            }
+            if at > seen.last.0 {
+                seen.last = (at, record.timestamp.clone());
+            }
+            seen.routes.insert(record.route.clone());
+        }
+    }
+    if report.records == 0 && !report.unreadable.is_empty() {
+        return Err(ReportError(format!("{} holds no decision records", args.log.display())));
+    }
+    report.compliance = compliance
+        .into_iter()
+        .map(|((login_date, application_id), c)| Compliance {
+            login_date,
+            application_id,
+            mfa_compliant_request_count: c.compliant,
+            total_request_count: c.total,
+        })
+        .collect();
+    report.non_compliant = principals
+        .into_iter()
+        .map(|((decision, reason, application_id, tenant_id, object_id, upn_sha256), s)| NonCompliant {
+            decision,
+            reason,
+            application_id,
+            tenant_id,
+            object_id,
+            upn_sha256,
+            count: s.count,
+            first_seen: s.first.1,
+            last_seen: s.last.1,
+            routes: s.routes.into_iter().collect(),
+        })
+        .collect();
+    // Most frequent first; ties in key order.
+    report.non_compliant.sort_by_key(|n| std::cmp::Reverse(n.count));
+    Ok(report)
+}
+
+/// A decision about the caller's credentials that stopped the request, or
+/// would have: not routing, request syntax, the upstream, or our own keys.
+fn is_non_compliance(record: &AuditRecord) -> bool {
+    matches!(record.decision.as_str(), "deny" | "would_deny" | "exempt")
+        && Reason::parse(&record.reason).is_some_and(|r| r.is_policy() && r != Reason::KeysUnavailable)
+}
+
+fn id(value: &Option<String>) -> String {
+    value.clone().unwrap_or_default()
+}
+
+/// An RFC 3339 instant, a date, or a duration back from `now_ms`, in milliseconds.
+fn instant(value: &str, now_ms: i128) -> Option<i128> {
+    if let Some(ms) = rfc3339::parse_millis(value) {
+        return Some(ms);
+    }
+    let back = humantime::parse_duration(value.trim()).ok()?;
+    Some(now_ms - back.as_millis() as i128)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_take_instants_dates_and_durations() {
+        let now = 1_775_000_000_000;
+        assert_eq!(instant("2026-04-01", now), Some(1_775_001_600_000));
+        assert_eq!(instant("2026-04-01T00:00:00.250Z", now), Some(1_775_001_600_250));
+        assert_eq!(instant("7d", now), Some(now - 7 * 86_400_000));
+        assert_eq!(instant("12h", now), Some(now - 12 * 3_600_000));
+        assert_eq!(instant("yesterday", now), None);
+    }
+
+    #[test]
+    fn only_credential_decisions_are_non_compliance() {
+        let record = |decision: &str, reason: &str| AuditRecord {
+            decision: decision.into(),
+            reason: reason.into(),
+            ..AuditRecord::default()
+        };
+        assert!(is_non_compliance(&record("deny", "mfa_required")));
+        assert!(is_non_compliance(&record("would_deny", "public_client")));
+        assert!(is_non_compliance(&record("exempt", "privileged_role")));
+        assert!(is_non_compliance(&record("deny", "legacy_auth")));
+        assert!(!is_non_compliance(&record("allow", "none")));
+        assert!(!is_non_compliance(&record("deny", "no_route")));
+        assert!(!is_non_compliance(&record("deny", "keys_unavailable")));
+        assert!(!is_non_compliance(&record("deny", "bad_request")));
+        assert!(!is_non_compliance(&record("deny", "invented")));
+    }
+}

@@ -1,0 +1,137 @@
+//! The report as text for a terminal, CSV for a spreadsheet (one table at a
+//! time, Partner Center's column names), or one JSON object.
+
+use std::fmt::Write;
+
+use super::Report;
+use crate::cli::ReportTable;
+
+pub fn text(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "Decision log: {} ({} records", report.log, report.records);
+    if report.since.is_some() || report.until.is_some() {
+        let _ = write!(
+            out,
+            ", {} from {} to {}",
+            report.in_range,
+            report.since.as_deref().unwrap_or("the start"),
+            report.until.as_deref().unwrap_or("the end")
+        );
+    }
+    if !report.unreadable.is_empty() {
+        let _ = write!(out, "; {} unreadable lines skipped", report.unreadable.len());
+    }
+    out.push_str(")\n\nMFA compliance of app+user requests, by day and application\n");
+    if report.compliance.is_empty() {
+        out.push_str("  (no app+user requests)\n");
+    } else {
+        let _ =
+            writeln!(out, "  {:<10}  {:<36}  {:>9}  {:>9}  {:>6}", "date", "application", "compliant", "total", "%");
+        for c in &report.compliance {
+            let percent = 100.0 * c.mfa_compliant_request_count as f64 / c.total_request_count.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "  {:<10}  {:<36}  {:>9}  {:>9}  {:>6.1}",
+                c.login_date,
+                or_unknown(&c.application_id),
+                c.mfa_compliant_request_count,
+                c.total_request_count,
+                percent
+            );
+        }
+    }
+    out.push_str("\nDenied, would be denied (report-only) or let through by an exemption, by principal\n");
+    if report.non_compliant.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for n in &report.non_compliant {
+        let _ = writeln!(out, "  {} {} x{}  routes: {}", n.decision, n.reason, n.count, n.routes.join(", "));
+        let _ = writeln!(
+            out,
+            "      application {}  tenant {}  object {}  upn_sha256 {}",
+            or_unknown(&n.application_id),
+            or_unknown(&n.tenant_id),
+            or_unknown(&n.object_id),
+            or_unknown(&n.upn_sha256)
+        );
+        let _ = writeln!(out, "      first {}  last {}", n.first_seen, n.last_seen);
+    }
+    let (deny, would, exempt) = report.non_compliant.iter().fold((0, 0, 0), |(d, w, e), n| match n.decision.as_str() {
+        "deny" => (d + n.count, w, e),
+        "would_deny" => (d, w + n.count, e),
+        _ => (d, w, e + n.count),
+    });
+    let _ = writeln!(out, "\nSummary: {deny} denied, {would} would be denied, {exempt} exempt");
+    out
+}
+
+pub fn csv(report: &Report, table: ReportTable) -> String {
+    let mut out = String::new();
+    match table {
+        ReportTable::Compliance => {
+            out.push_str("loginDate,applicationId,mfaCompliantRequestCount,totalRequestCount\n");
+            for c in &report.compliance {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{}",
+                    field(&c.login_date),
+                    field(&c.application_id),
+                    c.mfa_compliant_request_count,
+                    c.total_request_count
+                );
+            }
+        }
+        ReportTable::Denials => {
+            out.push_str("decision,reason,applicationId,tenantId,objectId,upnSha256,count,firstSeen,lastSeen,routes\n");
+            for n in &report.non_compliant {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{}",
+                    field(&n.decision),
+                    field(&n.reason),
+                    field(&n.application_id),
+                    field(&n.tenant_id),
+                    field(&n.object_id),
+                    field(&n.upn_sha256),
+                    n.count,
+                    field(&n.first_seen),
+                    field(&n.last_seen),
+                    field(&n.routes.join(" "))
+                );
+            }
+        }
+    }
+    out
+}
+
+pub fn json(report: &Report) -> String {
+    let mut out = serde_json::to_string_pretty(report).unwrap_or_default();
+    out.push('\n');
+    out
+}
+
+fn or_unknown(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
+
+/// RFC 4180: quoted when it holds a comma, a quote or a line break. A
+/// leading `=`, `+`, `-` or `@` is prefixed with `'` so that a spreadsheet
+/// never runs a value from the log as a formula.
+fn field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(field("plain"), "plain");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(field("-1,2"), "\"'-1,2\"");
+    }
+}

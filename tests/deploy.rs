@@ -1,0 +1,277 @@
+//! Everything under `deploy/` checked by the real tool for it, each also
+//! shown to fail on a broken copy: promtool (scrape configuration, alert
+//! rules and their unit tests), kubernetes-validate (Kubernetes schemas),
+//! the Prometheus Operator's ServiceMonitor schema, hadolint, and
+//! systemd-analyze. The dashboard and the rules are checked against a live
+//! gateway's scrape: every metric they name exists, and every metric the
+//! gateway exports is documented in README.
+//!
+//! `.ci/run` installs the tools: promtool from Debian's `prometheus`, the
+//! Python ones in a virtual environment and the Node one with npm, both
+//! under `target/ops-tools` (or `$MFAGATE_OPS_TOOLS`).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use support::TestEnv;
+use support::idp::now;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const BIN: &str = env!("CARGO_BIN_EXE_mfagate");
+
+fn deploy(path: &str) -> PathBuf {
+    Path::new(ROOT).join("deploy").join(path)
+}
+
+fn tools_dir() -> PathBuf {
+    std::env::var_os("MFAGATE_OPS_TOOLS").map_or_else(|| Path::new(ROOT).join("target/ops-tools"), PathBuf::from)
+}
+
+/// A tool installed by `.ci/run`; fails with how to get it when it is missing.
+fn ops_tool(relative: &str) -> PathBuf {
+    let path = tools_dir().join(relative);
+    assert!(path.exists(), "{} is missing: run .ci/run, which installs the deploy checks", path.display());
+    path
+}
+
+struct Run {
+    code: i32,
+    out: String,
+}
+
+async fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Run {
+    let program = program.as_ref().to_owned();
+    let out = tokio::process::Command::new(&program)
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{program:?} runs: {e}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        out: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
+/// `text` with `from` replaced, written to a temporary file named `name`.
+fn broken_copy(dir: &Path, name: &str, text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} not found");
+    support::write(dir, name, &text.replacen(from, to, 1)).display().to_string()
+}
+
+#[tokio::test]
+async fn promtool_accepts_the_scrape_config_and_rules_and_their_tests_pass() {
+    let config = deploy("prometheus/prometheus.yml");
+    let r = run("promtool", &["check", "config", config.to_str().unwrap()]).await;
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(!r.out.contains("WARNING"), "{}", r.out);
+    let rules = deploy("prometheus/alerts.yml");
+    let r = run("promtool", &["check", "rules", rules.to_str().unwrap()]).await;
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.out.contains("SUCCESS: 10 rules found"), "{}", r.out);
+    let tests = deploy("prometheus/alerts_test.yml");
+    let r = run("promtool", &["test", "rules", tests.to_str().unwrap()]).await;
+    assert_eq!(r.code, 0, "{}", r.out);
+
+    // The same tools refuse a broken rule, and a rule test whose alert no longer fires.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let bad = broken_copy(dir.path(), "alerts.yml", &text, "expr: mfagate_ready == 0", "expr: mfagate_ready ==");
+    assert_eq!(run("promtool", &["check", "rules", &bad]).await.code, 1);
+    let weakened = text.replace("> 0.05", "> 0.5");
+    support::write(dir.path(), "alerts.yml", &weakened);
+    let test_text = std::fs::read_to_string(&tests).unwrap();
+    let copy = support::write(dir.path(), "alerts_test.yml", &test_text);
+    let r = run("promtool", &["test", "rules", copy.to_str().unwrap()]).await;
+    assert_eq!(r.code, 1, "a 10 % error ratio no longer alerts: {}", r.out);
+    assert!(r.out.contains("MfagateUpstreamErrors"), "{}", r.out);
+}
+
+/// Metric names (`mfagate_...`) in `text`.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("mfagate_") {
+        let tail = &rest[i..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        names.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test]
+async fn dashboard_and_rules_name_only_exported_metrics_and_readme_documents_every_one() {
+    let enforce_after = mfagate::rfc3339::format(now() + 86_400);
+    let env = TestEnv::setup().route(&format!("enforce_after = \"{enforce_after}\"")).start().await;
+    let token = env.idp.delegated().mint();
+    assert_eq!(env.get("/v1/customers", Some(&token)).await.status(), 200);
+    let scrape = env.metrics().await;
+    // Sample names: histograms' _bucket, _sum and _count included.
+    let exported: BTreeSet<String> = scrape
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect();
+    let families: BTreeSet<String> = scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+
+    let dashboard_text = std::fs::read_to_string(deploy("grafana/mfagate.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard_text).expect("the dashboard is valid JSON");
+    assert_eq!(dashboard["uid"], "mfagate");
+    let panels = dashboard["panels"].as_array().unwrap();
+    let mut exprs = String::new();
+    for panel in panels {
+        let kind = panel["type"].as_str().unwrap();
+        if matches!(kind, "row" | "text") {
+            continue;
+        }
+        let targets = panel["targets"].as_array().unwrap_or_else(|| panic!("{} has no targets", panel["title"]));
+        assert!(!targets.is_empty(), "{}", panel["title"]);
+        for t in targets {
+            exprs.push_str(t["expr"].as_str().unwrap());
+            exprs.push('\n');
+        }
+    }
+    for expected in [
+        "sum by (decision, reason) (rate(mfagate_requests_total",
+        "histogram_quantile(0.99, sum by (le) (rate(mfagate_request_duration_seconds_bucket",
+        "mfagate_token_verification_duration_seconds_bucket",
+        "mfagate_upstream_duration_seconds_bucket",
+        "mfagate_jwks_age_seconds",
+        "mfagate_upstream_errors_total",
+        "mfagate_tls_cert_not_after_seconds",
+        "mfagate_route_enforce_after_timestamp_seconds",
+    ] {
+        assert!(exprs.contains(expected), "the dashboard shows {expected}");
+    }
+    assert!(dashboard_text.contains("mfagate report"), "the dashboard says where per-application detail is");
+
+    let mut used = metric_names(&exprs);
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        used.extend(metric_names(variable["definition"].as_str().unwrap_or_default()));
+    }
+    for file in ["prometheus/alerts.yml", "prometheus/alerts_test.yml"] {
+        used.extend(metric_names(&std::fs::read_to_string(deploy(file)).unwrap()));
+    }
+    assert!(used.len() >= 15, "{used:?}");
+    let missing: Vec<_> = used.difference(&exported).collect();
+    assert!(missing.is_empty(), "named in deploy/ but not exported: {missing:?}\n{scrape}");
+
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let undocumented: Vec<_> = families.iter().filter(|f| !readme.contains(&format!("`{f}`"))).collect();
+    assert!(undocumented.is_empty(), "metrics missing from README: {undocumented:?}");
+}
+
+#[tokio::test]
+async fn kubernetes_manifests_pass_schema_validation() {
+    let validate = ops_tool("venv/bin/kubernetes-validate");
+    let files = [deploy("kubernetes/sidecar.yaml"), deploy("kubernetes/egress.yaml")];
+    let files: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
+    let mut args = vec!["--strict"];
+    args.extend(&files);
+    let r = run(&validate, &args).await;
+    assert_eq!(r.code, 0, "{}", r.out);
+    for resource in [
+        "configmap/mfagate-config",
+        "secret/mfagate-tls",
+        "deployment/partner-automation",
+        "service/mfagate-admin",
+        "configmap/mfagate-egress-config",
+        "deployment/mfagate-egress",
+        "service/mfagate-egress",
+        "poddisruptionbudget/mfagate-egress",
+    ] {
+        assert!(r.out.contains(&format!("passed for resource {resource}")), "{resource}: {}", r.out);
+    }
+
+    // The Prometheus Operator's ServiceMonitor, against its own schema.
+    let npm = ops_tool("npm");
+    let monitor = deploy("kubernetes/servicemonitor.yaml");
+    let script = npm.join("servicemonitor-check.mjs");
+    let r = run("node", &[script.to_str().unwrap(), monitor.to_str().unwrap()]).await;
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.out.contains("ServiceMonitor/mfagate valid"), "{}", r.out);
+
+    // Both refuse what the schema does not allow.
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = std::fs::read_to_string(files[0]).unwrap();
+    let bad =
+        broken_copy(dir.path(), "s.yaml", &sidecar, "readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true");
+    assert_ne!(run(&validate, &["--strict", &bad]).await.code, 0, "an unknown field fails");
+    let text = std::fs::read_to_string(&monitor).unwrap();
+    let bad = broken_copy(dir.path(), "m.yaml", &text, "interval: 30s", "interval: thirty");
+    let r = run("node", &[script.to_str().unwrap(), &bad]).await;
+    assert_eq!(r.code, 1, "{}", r.out);
+
+    // What the issue asks of the pods: probes, non-root, read-only root, requests, TLS key as a Secret.
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for needle in [
+            "path: /healthz",
+            "path: /readyz",
+            "runAsNonRoot: true",
+            "readOnlyRootFilesystem: true",
+            "allowPrivilegeEscalation: false",
+            "requests:",
+            "secretName: mfagate",
+        ] {
+            assert!(text.contains(needle), "{file}: {needle}");
+        }
+    }
+
+    // The configuration each ConfigMap carries is one the gateway accepts.
+    let python = ops_tool("venv/bin/python");
+    for (file, name) in [(files[0], "mfagate-config"), (files[1], "mfagate-egress-config")] {
+        let script = format!(
+            "import sys, yaml\nfor d in yaml.safe_load_all(open({file:?})):\n    if d and d['kind'] == 'ConfigMap' and d['metadata']['name'] == {name:?}:\n        sys.stdout.write(d['data']['mfagate.toml'])\n"
+        );
+        let r = run(&python, &["-c", &script]).await;
+        assert_eq!(r.code, 0, "{}", r.out);
+        let toml = support::write(dir.path(), &format!("{name}.toml"), &r.out);
+        let r = run(BIN, &["check-config", "--config", toml.to_str().unwrap()]).await;
+        assert_eq!(r.code, 0, "{name}: {}", r.out);
+    }
+}
+
+#[tokio::test]
+async fn dockerfile_passes_hadolint() {
+    let hadolint = ops_tool("venv/bin/hadolint");
+    let dockerfile = deploy("docker/Dockerfile");
+    let r = run(&hadolint, &["--failure-threshold", "style", dockerfile.to_str().unwrap()]).await;
+    assert_eq!(r.code, 0, "{}", r.out);
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    assert!(text.matches("\nFROM ").count() >= 2, "multi-stage");
+    assert!(text.contains("USER 65532:65532") && text.contains("distroless"), "small, non-root runtime");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = broken_copy(dir.path(), "Dockerfile", &text, "USER 65532:65532", "RUN apt-get install curl\nUSER root");
+    let r = run(&hadolint, &["--failure-threshold", "style", &bad]).await;
+    assert_ne!(r.code, 0, "{}", r.out);
+}
+
+#[tokio::test]
+async fn systemd_unit_verifies_and_is_hardened() {
+    // The unit names the installed path; check it against the binary built here.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(deploy("systemd/mfagate.service")).unwrap();
+    let unit = support::write(dir.path(), "mfagate.service", &text.replace("/usr/local/bin/mfagate", BIN));
+    let unit = unit.to_str().unwrap();
+    let r = run("systemd-analyze", &["verify", unit]).await;
+    assert_eq!(r.code, 0, "{}", r.out);
+    // Exposure at most 2.0 of 10 ("OK").
+    let r = run("systemd-analyze", &["security", "--offline=yes", "--threshold=20", unit]).await;
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.out.contains("Overall exposure level for mfagate.service: 1."), "{}", r.out);
+
+    let start = text.find("DynamicUser=yes").unwrap();
+    let end = text.find("LimitNOFILE").unwrap();
+    let soft = format!("{}{}", &text[..start], &text[end..]);
+    let soft = support::write(dir.path(), "soft.service", &soft.replace("/usr/local/bin/mfagate", BIN));
+    let r = run("systemd-analyze", &["security", "--offline=yes", "--threshold=20", soft.to_str().unwrap()]).await;
+    assert_ne!(r.code, 0, "a unit without the hardening is over the threshold: {}", r.out);
+}
