@@ -3,24 +3,23 @@
 //! re-run a decision under another configuration), never the token: `uti`
 //! and the user's name are kept only as SHA-256 fingerprints.
 //!
-//! Lines are written by a thread of their own through a bounded queue, so
-//! the request path never waits on I/O; when the queue is full a line is
-//! dropped and counted. Dropping the log flushes and closes it.
+//! Lines are written by a thread of their own (`spool`), so the request path
+//! never waits on I/O; when the writer falls `BACKLOG` bytes behind, lines
+//! are dropped and counted. Dropping the log flushes and closes it.
 
+use std::cell::RefCell;
 use std::fs::OpenOptions;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::thread::JoinHandle;
 
-use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
-use tracing::warn;
 
 use crate::config::{AuditConfig, AuditSink};
+use crate::spool::{Spool, SpoolMetrics};
 
-/// Lines waiting for the writer before new ones are dropped.
-const QUEUE: usize = 8192;
+/// Bytes waiting for the writer before new lines are dropped (some ten
+/// thousand lines).
+const BACKLOG: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open the decision log {path}: {source}")]
@@ -31,87 +30,86 @@ pub struct AuditError {
 }
 
 /// Counters for decision log lines.
-#[derive(Clone)]
-pub struct AuditMetrics {
-    pub written: IntCounter,
-    pub dropped: IntCounter,
-    pub failed: IntCounter,
-}
+pub type AuditMetrics = SpoolMetrics;
 
-/// One decision. Optional fields are left out when empty.
+/// One decision. Optional fields are left out when empty. Read as owned
+/// strings (the default parameters); written from borrowed ones
+/// (`AuditRecord<&str, &[String]>`), so that the request path copies nothing
+/// to log a decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRecord {
+#[serde(bound(serialize = "S: Serialize + AsRef<str>, L: Serialize"))]
+pub struct AuditRecord<S = String, L = Vec<String>> {
     /// RFC 3339, UTC, milliseconds.
-    pub timestamp: String,
-    pub route: String,
+    pub timestamp: S,
+    pub route: S,
     /// `allow`, `deny`, `would_deny` or `exempt`.
-    pub decision: String,
+    pub decision: S,
     /// A reason code; `none` for `allow`.
-    pub reason: String,
+    pub reason: S,
     /// The route's mode at that instant (`enforce` or `report-only`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub mode: String,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub mode: S,
     /// Whether the token's signature was verified (absent: no claims).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tid: Option<String>,
+    pub tid: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idp: Option<String>,
+    pub idp: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idp_tenant: Option<String>,
+    pub idp_tenant: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oid: Option<String>,
+    pub oid: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub appid: Option<String>,
+    pub appid: Option<S>,
     /// `public`, `secret`, `certificate` or `unknown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client: Option<String>,
+    pub client: Option<S>,
     /// `app_user` or `app_only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal: Option<String>,
+    pub principal: Option<S>,
     /// `1.0`, `2.0` or `unknown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ver: Option<String>,
+    pub ver: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amr: Option<Vec<String>>,
+    pub amr: Option<L>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wids: Option<Vec<String>>,
+    pub wids: Option<L>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xms_cc: Option<Vec<String>>,
+    pub xms_cc: Option<L>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acrs: Option<Vec<String>>,
+    pub acrs: Option<L>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uti_sha256: Option<String>,
+    pub uti_sha256: Option<S>,
     /// Of the lower-cased `upn` (or `unique_name`, `preferred_username`, or
     /// a password grant's `username`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upn_sha256: Option<String>,
+    pub upn_sha256: Option<S>,
     /// Partner Center's `{customer-id}` from the path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub customer: Option<String>,
+    pub customer: Option<S>,
     /// The `Authorization` scheme (`bearer`, `basic`, `none`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
+    pub credential: Option<S>,
     /// A token request's grant type (login routes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grant_type: Option<String>,
+    pub grant_type: Option<S>,
     /// The reason of the exemption that let the request through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exemption: Option<String>,
+    pub exemption: Option<S>,
     /// The reason of an exemption that matched but had expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expired_exemption: Option<String>,
-    pub correlation_id: String,
+    pub expired_exemption: Option<S>,
+    pub correlation_id: S,
     #[serde(default)]
-    pub request_id: String,
+    pub request_id: S,
     /// The status the client got.
     pub status: u16,
     /// The upstream's status, when the request was forwarded and answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream_error: Option<String>,
+    pub upstream_error: Option<S>,
     /// From forwarding to the upstream's response headers (or its failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_latency_us: Option<u64>,
@@ -119,10 +117,20 @@ pub struct AuditRecord {
     pub latency_us: u64,
 }
 
+fn is_empty<S: AsRef<str>>(s: &S) -> bool {
+    s.as_ref().is_empty()
+}
+
 /// Lower-case hexadecimal SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in digest.as_ref() {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// A user name's fingerprint: names are case-insensitive, so lower-cased first.
@@ -132,9 +140,7 @@ pub fn user_fingerprint(name: &str) -> String {
 
 /// The decision log's writer.
 pub struct AuditLog {
-    queue: Option<SyncSender<Vec<u8>>>,
-    writer: Option<JoinHandle<()>>,
-    metrics: AuditMetrics,
+    spool: Spool,
 }
 
 impl AuditLog {
@@ -151,59 +157,25 @@ impl AuditLog {
                     .map_err(|source| AuditError { path: path.clone(), source })?,
             ),
         };
-        let (queue, lines) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
-        let counters = metrics.clone();
-        let writer = std::thread::Builder::new()
-            .name("mfagate-audit".into())
-            .spawn(move || write_lines(BufWriter::new(out), lines, counters))
+        let spool = Spool::start("mfagate-audit", out, BACKLOG, metrics)
             .map_err(|source| AuditError { path: PathBuf::from("(writer thread)"), source })?;
-        Ok(Some(Self { queue: Some(queue), writer: Some(writer), metrics }))
+        Ok(Some(Self { spool }))
     }
 
     /// Queues one record; never blocks.
-    pub fn write(&self, record: &AuditRecord) {
-        let Some(queue) = &self.queue else { return };
-        let Ok(mut line) = serde_json::to_vec(record) else { return };
-        line.push(b'\n');
-        match queue.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.metrics.dropped.inc(),
+    pub fn write<S: Serialize + AsRef<str>, L: Serialize>(&self, record: &AuditRecord<S, L>) {
+        thread_local! {
+            static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
-    }
-}
-
-impl Drop for AuditLog {
-    /// Lets the writer drain the queue and flush before the process goes on.
-    fn drop(&mut self) {
-        self.queue.take();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
-    }
-}
-
-/// Writes until every sender is gone, flushing whenever the queue is empty.
-fn write_lines(mut out: BufWriter<Box<dyn Write + Send>>, lines: mpsc::Receiver<Vec<u8>>, metrics: AuditMetrics) {
-    let mut healthy = true;
-    while let Ok(first) = lines.recv() {
-        let mut batch = vec![first];
-        batch.extend(std::iter::from_fn(|| lines.try_recv().ok()).take(QUEUE));
-        let n = batch.len() as u64;
-        match batch.iter().try_for_each(|line| out.write_all(line)).and_then(|()| out.flush()) {
-            Ok(()) => {
-                metrics.written.inc_by(n);
-                healthy = true;
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            if serde_json::to_writer(&mut *line, record).is_ok() {
+                line.push(b'\n');
+                self.spool.push(line);
             }
-            Err(e) => {
-                metrics.failed.inc_by(n);
-                if healthy {
-                    warn!(error = %e, "cannot write the decision log");
-                }
-                healthy = false;
-            }
-        }
+            line.shrink_to(64 * 1024);
+        });
     }
-    let _ = out.flush();
 }
 
 #[cfg(test)]

@@ -107,6 +107,11 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// Idle connections kept per upstream host; requests beyond it open
+    /// (and close) connections of their own, so it should be at least the
+    /// number of requests in flight to one upstream.
+    pub upstream_pool_max_idle: usize,
+    pub upstream_pool_idle_timeout: Duration,
     pub drain_grace: Duration,
 }
 
@@ -287,6 +292,8 @@ fn server(raw: &raw::Server) -> Result<ServerConfig, ConfigError> {
         header_read_timeout: duration("server.header_read_timeout", &raw.header_read_timeout)?,
         upstream_connect_timeout: duration("server.upstream_connect_timeout", &raw.upstream_connect_timeout)?,
         upstream_timeout: duration("server.upstream_timeout", &raw.upstream_timeout)?,
+        upstream_pool_max_idle: raw.upstream_pool_max_idle,
+        upstream_pool_idle_timeout: duration("server.upstream_pool_idle_timeout", &raw.upstream_pool_idle_timeout)?,
         drain_grace: duration("server.drain_grace", &raw.drain_grace)?,
     })
 }

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod proxy;
 pub mod rfc3339;
 pub mod shutdown;
+pub mod spool;
 pub mod telemetry;
 pub mod tls;
 pub mod tools;

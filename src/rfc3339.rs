@@ -46,6 +46,21 @@ pub fn format_millis(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// Room for `format_millis_into`: 24 bytes up to year 9999.
+#[derive(Default)]
+pub struct MillisBuf([u8; 32]);
+
+/// `format_millis` without allocating: written into `buf`.
+pub fn format_millis_into(t: SystemTime, buf: &mut MillisBuf) -> &str {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buf.0[..]);
+    let len = match write!(cursor, "{}", humantime::format_rfc3339_millis(t)) {
+        Ok(()) => cursor.position() as usize,
+        Err(_) => 0,
+    };
+    std::str::from_utf8(&buf.0[..len]).unwrap_or_default()
+}
+
 /// Seconds since the epoch, now.
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -54,6 +69,14 @@ pub fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millis_into_a_buffer_match_the_allocating_form() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_775_001_600_123);
+        let mut buf = MillisBuf::default();
+        assert_eq!(format_millis_into(t, &mut buf), "2026-04-01T00:00:00.123Z");
+        assert_eq!(format_millis_into(t, &mut buf), format_millis(t));
+    }
 
     #[test]
     fn instants() {

@@ -4,11 +4,15 @@
 //! given twice, makes the token malformed.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
+use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::AuthError;
+use crate::audit::{sha256_hex, user_fingerprint};
 use crate::config::IssuerTemplate;
+use crate::policy::gdap::tenant_of;
 
 /// Only the claims policy and logging read. v1 and v2 names both appear
 /// (`appid`/`azp`, `appidacr`/`azpacr`); the accessors pick whichever is set.
@@ -46,16 +50,40 @@ pub struct Claims {
     pub upn: Option<String>,
     pub unique_name: Option<String>,
     pub preferred_username: Option<String>,
+    /// What the decision log derives from the claims, computed once: a
+    /// cached token's claims are shared by all its requests.
+    #[serde(skip)]
+    pub derived: Derived,
+}
+
+/// Not a claim: see `Claims::derived`.
+#[derive(Debug, Clone, Default)]
+pub struct Derived(OnceLock<DerivedValues>);
+
+#[derive(Debug, Clone)]
+struct DerivedValues {
+    uti_sha256: Option<String>,
+    upn_sha256: Option<String>,
+    idp_tenant: Option<String>,
 }
 
 /// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, Default)]
 pub enum Audience {
     #[default]
     None,
     One(String),
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match d.deserialize_any(StringOrList("a string or an array of strings"))? {
+            None => Self::None,
+            Some(OneOrMany::One(s)) => Self::One(s),
+            Some(OneOrMany::Many(v)) => Self::Many(v),
+        })
+    }
 }
 
 impl Audience {
@@ -71,8 +99,10 @@ impl Audience {
 
 impl Claims {
     pub fn parse(payload: &[u8]) -> Result<Self, AuthError> {
-        serde_json::from_slice(payload)
-            .map_err(|_| AuthError::Malformed("claims are not valid JSON of the expected types"))
+        const MALFORMED: AuthError = AuthError::Malformed("claims are not valid JSON of the expected types");
+        // UTF-8 checked once for the whole payload rather than per string.
+        let text = std::str::from_utf8(payload).map_err(|_| MALFORMED)?;
+        serde_json::from_str(text).map_err(|_| MALFORMED)
     }
 
     /// The calling client's application id (`appid` in v1, `azp` in v2).
@@ -89,38 +119,107 @@ impl Claims {
     pub fn user_name(&self) -> Option<&str> {
         self.upn.as_deref().or(self.unique_name.as_deref()).or(self.preferred_username.as_deref())
     }
+
+    /// SHA-256 (hex) of `uti`.
+    pub fn uti_fingerprint(&self) -> Option<&str> {
+        self.derived().uti_sha256.as_deref()
+    }
+
+    /// `audit::user_fingerprint` of `user_name`.
+    pub fn user_fingerprint(&self) -> Option<&str> {
+        self.derived().upn_sha256.as_deref()
+    }
+
+    /// The tenant of a foreign principal's identity provider (`idp`), lower-cased.
+    pub fn idp_tenant(&self) -> Option<&str> {
+        self.derived().idp_tenant.as_deref()
+    }
+
+    fn derived(&self) -> &DerivedValues {
+        self.derived.0.get_or_init(|| DerivedValues {
+            uti_sha256: self.uti.as_deref().map(|u| sha256_hex(u.as_bytes())),
+            upn_sha256: self.user_name().map(user_fingerprint),
+            idp_tenant: self.idp.as_deref().and_then(tenant_of).map(str::to_ascii_lowercase),
+        })
+    }
 }
 
 /// A claim Entra writes as an array of strings; a single string is read as a
 /// one-element array.
 fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match Option::<OneOrMany>::deserialize(d)? {
+    Ok(match d.deserialize_any(StringOrList("a string or an array of strings"))? {
         None => None,
         Some(OneOrMany::One(s)) => Some(vec![s]),
         Some(OneOrMany::Many(v)) => Some(v),
     })
 }
 
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Reads a string, an array of strings or `null` in one pass (an untagged
+/// enum would buffer the value first).
+struct StringOrList(&'static str);
+
+impl<'de> Visitor<'de> for StringOrList {
+    type Value = Option<OneOrMany>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(OneOrMany::One(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(OneOrMany::One(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+        while let Some(item) = seq.next_element::<String>()? {
+            items.push(item);
+        }
+        Ok(Some(OneOrMany::Many(items)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
 /// JWT NumericDate: a JSON number of seconds; fractions are truncated.
 fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        Int(i64),
-        Float(f64),
+    struct NumericDate;
+
+    impl<'de> Visitor<'de> for NumericDate {
+        type Value = Option<i64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number of seconds")
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(i64::try_from(v).unwrap_or(i64::MAX)))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            if v.is_finite() { Ok(Some(v as i64)) } else { Err(E::custom("not a finite number")) }
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
     }
-    Ok(match Option::<Num>::deserialize(d)? {
-        None => None,
-        Some(Num::Int(i)) => Some(i),
-        Some(Num::Float(f)) if f.is_finite() => Some(f as i64),
-        Some(Num::Float(_)) => return Err(serde::de::Error::custom("not a finite number")),
-    })
+
+    d.deserialize_any(NumericDate)
 }
 
 /// Route-independent claim checks, built once from `[identity]`.
@@ -276,6 +375,11 @@ mod tests {
             assert!(Claims::parse(payload.as_bytes()).is_err(), "{payload}");
         }
         assert_eq!(Claims::parse(br#"{"exp":1.9e3}"#).unwrap().exp, Some(1900));
+        assert_eq!(Claims::parse(br#"{"exp":null,"nbf":18446744073709551615}"#).unwrap().exp, None);
+        assert_eq!(Claims::parse(br#"{"nbf":18446744073709551615}"#).unwrap().nbf, Some(i64::MAX));
+        for payload in [r#"{"exp":true}"#, r#"{"exp":[1]}"#, r#"{"aud":{"a":1}}"#, r#"{"aud":5}"#, r#"{"nbf":"1"}"#] {
+            assert!(Claims::parse(payload.as_bytes()).is_err(), "{payload}");
+        }
         for payload in [r#"{"wids":[1]}"#, r#"{"xms_cc":{"a":1}}"#, r#"{"wids":["a"],"wids":["b"]}"#] {
             assert!(Claims::parse(payload.as_bytes()).is_err(), "{payload}");
         }

@@ -1,11 +1,14 @@
 //! Signing keys from a JWK Set (RFC 7517): parsed once when the set is
-//! fetched, so that a request only looks a key up and verifies.
+//! fetched, into aws-lc-rs public keys ready to verify, so that a request only
+//! looks a key up and checks the signature.
 
-use jsonwebtoken::{Algorithm as JwtAlgorithm, DecodingKey};
+mod verifiers;
+
 use serde::{Deserialize, Serialize};
 
 use super::token::Algorithm;
 use crate::config::IssuerTemplate;
+use verifiers::Verifiers;
 
 /// Keys read from one document at most; the rest are skipped. Entra's sets
 /// hold fewer than ten.
@@ -19,19 +22,37 @@ pub enum KeyFamily {
     EcP384,
 }
 
+impl KeyFamily {
+    /// The algorithms a key of this family can verify.
+    pub fn algorithms(self) -> &'static [Algorithm] {
+        match self {
+            Self::Rsa => &[
+                Algorithm::RS256,
+                Algorithm::RS384,
+                Algorithm::RS512,
+                Algorithm::PS256,
+                Algorithm::PS384,
+                Algorithm::PS512,
+            ],
+            Self::EcP256 => &[Algorithm::ES256],
+            Self::EcP384 => &[Algorithm::ES384],
+        }
+    }
+}
+
 /// One verification key from the key set.
 pub struct VerifyKey {
     pub kid: String,
     family: KeyFamily,
-    /// The key's own `alg`, when the set states one: the token must use it.
-    alg: Option<Algorithm>,
     /// The v2 key's `issuer` (with `{tenantid}`), when stated: the only
     /// issuers this key may sign for.
     pub issuer: Option<String>,
     issuer_template: Option<IssuerTemplate>,
     /// The members read, as compact JSON: what the state file keeps.
     jwk: Box<str>,
-    decoding: DecodingKey,
+    /// The public key parsed for each algorithm it may verify: its family's,
+    /// or only its stated `alg` (the token must then use that one).
+    verifiers: Verifiers,
 }
 
 impl std::fmt::Debug for VerifyKey {
@@ -42,19 +63,10 @@ impl std::fmt::Debug for VerifyKey {
 }
 
 impl VerifyKey {
-    /// True when a token signed with `alg` may be verified with this key.
+    /// True when a token signed with `alg` may be verified with this key:
+    /// `alg` is of the key's family, and is the key's own `alg` when it states one.
     pub fn accepts(&self, alg: Algorithm) -> bool {
-        let family_ok = match alg {
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512 => self.family == KeyFamily::Rsa,
-            Algorithm::ES256 => self.family == KeyFamily::EcP256,
-            Algorithm::ES384 => self.family == KeyFamily::EcP384,
-        };
-        family_ok && self.alg.is_none_or(|a| a == alg)
+        self.verifiers.accepts(alg)
     }
 
     /// True when a token from `iss` (of tenant `tid`) may be signed by this
@@ -75,22 +87,10 @@ impl VerifyKey {
         self.jwk == other.jwk
     }
 
-    /// Checks `signature` (base64url) over `signing_input`. Call only after `accepts`.
+    /// Checks `signature` (base64url) over `signing_input` with `alg`; false
+    /// when the key does not accept `alg`.
     pub fn verify(&self, alg: Algorithm, signing_input: &str, signature: &str) -> bool {
-        jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &self.decoding, jwt_alg(alg)).unwrap_or(false)
-    }
-}
-
-fn jwt_alg(alg: Algorithm) -> JwtAlgorithm {
-    match alg {
-        Algorithm::RS256 => JwtAlgorithm::RS256,
-        Algorithm::RS384 => JwtAlgorithm::RS384,
-        Algorithm::RS512 => JwtAlgorithm::RS512,
-        Algorithm::PS256 => JwtAlgorithm::PS256,
-        Algorithm::PS384 => JwtAlgorithm::PS384,
-        Algorithm::PS512 => JwtAlgorithm::PS512,
-        Algorithm::ES256 => JwtAlgorithm::ES256,
-        Algorithm::ES384 => JwtAlgorithm::ES384,
+        self.verifiers.verify(alg, signing_input, signature)
     }
 }
 
@@ -163,25 +163,28 @@ fn parse_key(raw: RawKey) -> Option<VerifyKey> {
         None => None,
         Some(a) => Some(Algorithm::parse(a)?),
     };
-    let (family, decoding) = match (raw.kty.as_str(), raw.crv.as_deref()) {
-        ("RSA", _) => {
-            let key = DecodingKey::from_rsa_components(raw.n.as_deref()?, raw.e.as_deref()?).ok()?;
-            (KeyFamily::Rsa, key)
-        }
-        ("EC", Some(crv @ ("P-256" | "P-384"))) => {
-            let key = DecodingKey::from_ec_components(raw.x.as_deref()?, raw.y.as_deref()?).ok()?;
-            (if crv == "P-256" { KeyFamily::EcP256 } else { KeyFamily::EcP384 }, key)
-        }
+    let family = match (raw.kty.as_str(), raw.crv.as_deref()) {
+        ("RSA", _) => KeyFamily::Rsa,
+        ("EC", Some("P-256")) => KeyFamily::EcP256,
+        ("EC", Some("P-384")) => KeyFamily::EcP384,
         // `oct` (HMAC) keys are never usable: a shared secret published in a
         // key set would let anyone sign.
         _ => return None,
+    };
+    // A key whose stated `alg` is of another family verifies nothing.
+    let algs: Vec<Algorithm> = family.algorithms().iter().copied().filter(|a| alg.is_none_or(|s| s == *a)).collect();
+    let verifiers = match family {
+        KeyFamily::Rsa => Verifiers::rsa(raw.n.as_deref()?, raw.e.as_deref()?, &algs)?,
+        KeyFamily::EcP256 | KeyFamily::EcP384 => {
+            Verifiers::ec(raw.x.as_deref()?, raw.y.as_deref()?, family.algorithms()[0], !algs.is_empty())?
+        }
     };
     let issuer_template = match raw.issuer.as_deref() {
         None => None,
         Some(i) => Some(IssuerTemplate::parse(i)?),
     };
     let jwk = serde_json::to_string(&raw).ok()?.into_boxed_str();
-    Some(VerifyKey { kid, family, alg, issuer: raw.issuer.clone(), issuer_template, jwk, decoding })
+    Some(VerifyKey { kid, family, issuer: raw.issuer.clone(), issuer_template, jwk, verifiers })
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::borrow::Cow;
+
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use super::AuthError;
 
@@ -23,6 +26,9 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    pub const ALL: [Algorithm; 8] =
+        [Self::RS256, Self::RS384, Self::RS512, Self::PS256, Self::PS384, Self::PS512, Self::ES256, Self::ES384];
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "RS256" => Self::RS256,
@@ -52,12 +58,13 @@ impl Algorithm {
 }
 
 #[derive(Deserialize)]
-struct RawHeader {
-    alg: String,
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
     #[serde(default)]
     kid: Option<String>,
     #[serde(default)]
-    crit: Option<serde_json::Value>,
+    crit: Option<IgnoredAny>,
 }
 
 /// The parts of a token, before any verification.

@@ -39,6 +39,8 @@ pub struct Server {
     pub header_read_timeout: String,
     pub upstream_connect_timeout: String,
     pub upstream_timeout: String,
+    pub upstream_pool_max_idle: usize,
+    pub upstream_pool_idle_timeout: String,
     pub drain_grace: String,
 }
 
@@ -54,6 +56,8 @@ impl Default for Server {
             header_read_timeout: "30s".into(),
             upstream_connect_timeout: "10s".into(),
             upstream_timeout: "120s".into(),
+            upstream_pool_max_idle: 1024,
+            upstream_pool_idle_timeout: "90s".into(),
             drain_grace: "30s".into(),
         }
     }

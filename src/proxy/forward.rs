@@ -88,7 +88,8 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(server.upstream_pool_idle_timeout)
+            .pool_max_idle_per_host(server.upstream_pool_max_idle)
             .build(https);
         Ok(Self { client, target: route.upstream.clone(), timeout: server.upstream_timeout })
     }
@@ -121,7 +122,7 @@ impl Upstream {
             .map_err(|_| UpstreamError::Timeout)?
             .map_err(UpstreamError::Unavailable)?;
         let (mut parts, body) = rsp.into_parts();
-        headers::to_downstream(&mut parts.headers, ids);
+        headers::to_downstream(&mut parts.headers);
         parts.extensions = Extensions::new();
         Ok(Response::from_parts(parts, Body::Left(body)))
     }

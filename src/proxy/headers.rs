@@ -1,6 +1,9 @@
 //! Header rules of the proxy: hop-by-hop removal (RFC 9110 §7.6.1), the
 //! `X-Forwarded-*` set, and Partner Center's correlation headers.
 
+use std::cell::Cell;
+use std::hash::{BuildHasher, RandomState};
+use std::io::Write;
 use std::net::IpAddr;
 
 use http::HeaderMap;
@@ -68,9 +71,25 @@ fn usable_id(v: &[u8]) -> bool {
         && v.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// A version 4 UUID: 122 bits of a keyed hash (SipHash, random keys per
+/// thread) of a per-thread counter. Ids only need to be unique and carry no
+/// secret, so they cost no call to the system's or a cryptographic
+/// generator.
 fn new_id() -> HeaderValue {
+    thread_local! {
+        static IDS: (RandomState, Cell<u64>) = (RandomState::new(), Cell::new(0));
+    }
+    let bytes = IDS.with(|(keys, counter)| {
+        let n = counter.get();
+        counter.set(n.wrapping_add(1));
+        let half = |lane: u64| keys.hash_one((n, lane)).to_le_bytes();
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&half(0));
+        bytes[8..].copy_from_slice(&half(1));
+        bytes
+    });
     let mut buf = uuid::Uuid::encode_buffer();
-    let s = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    let s = uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().encode_lower(&mut buf);
     HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("00000000-0000-0000-0000-000000000000"))
 }
 
@@ -96,6 +115,11 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// Removes hop-by-hop fields, including those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none (and without `Connection` no field is named):
+    // one look at each name is cheaper than a removal per hop-by-hop name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> =
         connection_tokens(headers).filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok()).collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
@@ -127,16 +151,25 @@ pub fn to_upstream(headers: &mut HeaderMap, peer: IpAddr, original_host: Option<
 
 fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
     let previous: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
-    let value = if previous.is_empty() { peer.to_string() } else { format!("{}, {peer}", previous.join(", ")) };
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    let value = if previous.is_empty() {
+        // The usual case, formatted on the stack: an IPv6 address fits in 45 bytes.
+        let mut buf = [0u8; 64];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let _ = write!(cursor, "{peer}");
+        let len = cursor.position() as usize;
+        HeaderValue::from_bytes(&buf[..len])
+    } else {
+        HeaderValue::from_str(&format!("{}, {peer}", previous.join(", ")))
+    };
+    if let Ok(v) = value {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
 }
 
-/// Rewrites the upstream's response headers for the client.
-pub fn to_downstream(headers: &mut HeaderMap, ids: &Correlation) {
+/// Rewrites the upstream's response headers for the client (the
+/// correlation ids are set on every response the gateway sends).
+pub fn to_downstream(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
-    ids.apply(headers);
 }
 
 #[cfg(test)]
@@ -193,7 +226,11 @@ mod tests {
         assert_eq!(ids.correlation_id, "abc-123");
         assert_eq!(ids.request_id, "r1");
         let ids = Correlation::of(&map(&[("ms-correlationid", "a b\"c")]));
-        assert_eq!(ids.correlation_id.len(), 36);
+        let id = uuid::Uuid::parse_str(ids.correlation_id.to_str().unwrap()).unwrap();
+        assert_eq!(id.get_version(), Some(uuid::Version::Random));
+        assert_ne!(ids.correlation_id, ids.request_id);
+        let many: std::collections::HashSet<_> = (0..10_000).map(|_| new_id()).collect();
+        assert_eq!(many.len(), 10_000);
         let ids = Correlation::of(&map(&[("ms-correlationid", "a"), ("ms-correlationid", "b")]));
         assert_eq!(ids.correlation_id.len(), 36);
     }

@@ -6,17 +6,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
-use tracing::info;
+use tracing::Level;
 
 use super::forward::UpstreamErrorKind;
 use super::headers::Correlation;
 use super::route::Route;
-use crate::audit::{AuditLog, AuditRecord, sha256_hex, user_fingerprint};
+use crate::audit::{AuditLog, AuditRecord, user_fingerprint};
 use crate::auth::claims::{Claims, is_guid};
 use crate::config::UNMATCHED_ROUTE;
 use crate::error::{Reason, Reject};
 use crate::metrics::{Observation, RouteMetrics};
-use crate::policy::gdap::tenant_of;
 use crate::policy::legacy::{Credential, TokenRequest};
 use crate::policy::{ClientType, Mode, TokenVersion, classify};
 use crate::rfc3339;
@@ -124,27 +123,43 @@ impl<'a> Record<'a> {
         });
         let claims = self.claims.as_deref();
         let field = |f: fn(&Claims) -> Option<&str>| claims.and_then(f).unwrap_or("");
-        info!(
-            target: "mfagate::decision",
-            route = self.route_name(),
-            decision = self.verdict.decision(),
-            reason = self.verdict.reason(),
-            mode = self.mode.map_or("", Mode::as_str),
-            tid = field(|c| c.tid.as_deref()),
-            oid = field(|c| c.oid.as_deref()),
-            appid = field(Claims::app_id),
-            principal = claims.map_or("", |c| classify(c).as_str()),
-            client = claims.map_or("", |c| ClientType::of(c).as_str()),
-            verified = claims.map(|_| self.verified),
-            exemption = self.exemption.as_deref(),
-            correlation_id = ids.correlation_str(),
-            status = status.as_u16(),
-            upstream_error = self.upstream_error.map_or("", Reason::as_str),
-            latency_us = elapsed.as_micros() as u64,
-            "decision"
-        );
+        macro_rules! decision {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "mfagate::decision",
+                    $level,
+                    route = self.route_name(),
+                    decision = self.verdict.decision(),
+                    reason = self.verdict.reason(),
+                    mode = self.mode.map_or("", Mode::as_str),
+                    tid = field(|c| c.tid.as_deref()),
+                    oid = field(|c| c.oid.as_deref()),
+                    appid = field(Claims::app_id),
+                    principal = claims.map_or("", |c| classify(c).as_str()),
+                    client = claims.map_or("", |c| ClientType::of(c).as_str()),
+                    verified = claims.map(|_| self.verified),
+                    exemption = self.exemption.as_deref(),
+                    correlation_id = ids.correlation_str(),
+                    status = status.as_u16(),
+                    upstream_error = self.upstream_error.map_or("", Reason::as_str),
+                    latency_us = elapsed.as_micros() as u64,
+                    "decision"
+                )
+            };
+        }
+        // Requests allowed and answered are the bulk, and the decision log has
+        // them all: they are logged at debug; everything else at info.
+        if self.verdict == Verdict::Allow && self.upstream_error.is_none() {
+            decision!(Level::DEBUG);
+        } else {
+            decision!(Level::INFO);
+        }
         if let Some(audit) = audit {
-            audit.write(&self.audit_record(ids, status, elapsed));
+            let mut buf = rfc3339::MillisBuf::default();
+            let timestamp = rfc3339::format_millis_into(SystemTime::now(), &mut buf);
+            // A password grant's user, fingerprinted like a token's (login routes).
+            let login_user = self.token_request.as_ref().and_then(|t| t.username.as_deref()).map(user_fingerprint);
+            audit.write(&self.audit_record(ids, status, elapsed, timestamp, login_user.as_deref()));
         }
     }
 
@@ -152,47 +167,55 @@ impl<'a> Record<'a> {
         self.route.map_or(UNMATCHED_ROUTE, |r| r.config.name.as_str())
     }
 
-    fn audit_record(&self, ids: &Correlation, status: StatusCode, elapsed: Duration) -> AuditRecord {
+    /// The decision log record, borrowing everything it shows.
+    fn audit_record<'r>(
+        &'r self,
+        ids: &'r Correlation,
+        status: StatusCode,
+        elapsed: Duration,
+        timestamp: &'r str,
+        login_user: Option<&'r str>,
+    ) -> AuditRecord<&'r str, &'r [String]> {
         let mut record = AuditRecord {
-            timestamp: rfc3339::format_millis(SystemTime::now()),
-            route: self.route_name().to_string(),
-            decision: self.verdict.decision().into(),
-            reason: self.verdict.reason().into(),
-            mode: self.mode.map_or("", Mode::as_str).into(),
-            customer: self.customer.clone(),
-            credential: self.credential.map(|c| c.as_str().into()),
-            exemption: self.exemption.clone(),
-            expired_exemption: self.expired_exemption.clone(),
-            correlation_id: ids.correlation_str().into(),
-            request_id: ids.request_id.to_str().unwrap_or_default().into(),
+            timestamp,
+            route: self.route_name(),
+            decision: self.verdict.decision(),
+            reason: self.verdict.reason(),
+            mode: self.mode.map_or("", Mode::as_str),
+            customer: self.customer.as_deref(),
+            credential: self.credential.map(|c| c.as_str()),
+            exemption: self.exemption.as_deref(),
+            expired_exemption: self.expired_exemption.as_deref(),
+            correlation_id: ids.correlation_str(),
+            request_id: ids.request_id.to_str().unwrap_or_default(),
             status: status.as_u16(),
             upstream_status: self.upstream_status.map(|s| s.as_u16()),
-            upstream_error: self.upstream_error.map(|r| r.as_str().into()),
+            upstream_error: self.upstream_error.map(|r| r.as_str()),
             upstream_latency_us: self.upstream_latency.map(|d| d.as_micros() as u64),
             latency_us: elapsed.as_micros() as u64,
             ..AuditRecord::default()
         };
         if let Some(c) = &self.claims {
             record.verified = Some(self.verified);
-            record.tid = c.tid.clone();
-            record.idp = c.idp.clone();
-            record.idp_tenant = c.idp.as_deref().and_then(tenant_of).map(str::to_ascii_lowercase);
-            record.oid = c.oid.clone();
-            record.appid = c.app_id().map(str::to_string);
-            record.client = Some(ClientType::of(c).as_str().into());
-            record.principal = Some(classify(c).as_str().into());
-            record.ver = Some(TokenVersion::of(c).as_str().into());
-            record.amr = c.amr.clone();
-            record.wids = c.wids.clone();
-            record.xms_cc = c.xms_cc.clone();
-            record.acrs = c.acrs.clone();
-            record.uti_sha256 = c.uti.as_deref().map(|u| sha256_hex(u.as_bytes()));
-            record.upn_sha256 = c.user_name().map(user_fingerprint);
+            record.tid = c.tid.as_deref();
+            record.idp = c.idp.as_deref();
+            record.idp_tenant = c.idp_tenant();
+            record.oid = c.oid.as_deref();
+            record.appid = c.app_id();
+            record.client = Some(ClientType::of(c).as_str());
+            record.principal = Some(classify(c).as_str());
+            record.ver = Some(TokenVersion::of(c).as_str());
+            record.amr = c.amr.as_deref();
+            record.wids = c.wids.as_deref();
+            record.xms_cc = c.xms_cc.as_deref();
+            record.acrs = c.acrs.as_deref();
+            record.uti_sha256 = c.uti_fingerprint();
+            record.upn_sha256 = c.user_fingerprint();
         }
         if let Some(t) = &self.token_request {
-            record.grant_type = t.grant_label().map(str::to_string);
-            record.appid = t.client_id.clone().filter(|id| is_guid(id));
-            record.upn_sha256 = t.username.as_deref().map(user_fingerprint);
+            record.grant_type = t.grant_label();
+            record.appid = t.client_id.as_deref().filter(|id| is_guid(id));
+            record.upn_sha256 = login_user;
         }
         record
     }

@@ -105,7 +105,7 @@ async fn serve(args: &DemoArgs, dir: &Path) -> Result<(), DemoError> {
 
     let audit = dir.join("audit.jsonl");
     let config = Config::from_toml(&config_toml(args, dir, idp_addr, echo_addr, &audit))?;
-    telemetry::init(&config.log);
+    let _log = telemetry::init(&config.log);
     let app = App::build(config).await?;
     print!("{}", instructions(&idp, &ca, app.local_addr(), app.admin_addr(), idp_addr, echo_addr, &audit)?);
     app.run(shutdown::signal()).await;
