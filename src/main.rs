@@ -7,6 +7,12 @@ use mfagate::config::{Config, Source};
 use mfagate::egress::{ca, hosts};
 use mfagate::{shutdown, telemetry, tls, tools};
 
+// The request path allocates and frees many small buffers per request from
+// every worker; mimalloc does that with less CPU and less fragmentation than
+// the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// sysexits.h EX_CONFIG: the configuration is invalid.
 const EX_CONFIG: u8 = 78;
 
