@@ -3,6 +3,7 @@
 //! types below. Every error names the key it is about.
 
 mod env;
+pub mod limits;
 pub mod raw;
 
 use std::collections::HashSet;
@@ -15,6 +16,7 @@ use http::uri::{Authority, Scheme};
 
 use crate::auth::claims::is_guid;
 use crate::policy::{Mode, RoutePolicy};
+pub use limits::{LimitsConfig, Rate, RateKey, RouteRate};
 
 /// The configuration compiled into the binary: `config/mfagate.toml`.
 pub const BUILT_IN: &str = include_str!("../config/mfagate.toml");
@@ -80,6 +82,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub identity: IdentityConfig,
     pub log: LogConfig,
+    pub limits: LimitsConfig,
     pub routes: Vec<RouteConfig>,
     /// The effective settings (file + environment + defaults), for `check-config`.
     pub effective: raw::Config,
@@ -94,9 +97,23 @@ pub struct ServerConfig {
     pub workers: usize,
     pub tls_handshake_timeout: Duration,
     pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub keep_alive_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub http2_max_concurrent_streams: u32,
+    pub max_connections: usize,
+    pub max_in_flight: usize,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// Longest pause allowed between two parts of an upstream's response body.
+    pub upstream_idle_timeout: Duration,
+    /// Between turning not-ready and closing the listener on shutdown.
+    pub drain_delay: Duration,
     pub drain_grace: Duration,
+    /// How often the configuration and certificate files are checked for
+    /// changes; `None` when only SIGHUP reloads.
+    pub watch_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +195,7 @@ pub struct RouteConfig {
     pub audiences: Vec<String>,
     pub mode: Mode,
     pub policy: RoutePolicy,
+    pub rate_limits: Vec<RouteRate>,
 }
 
 /// Where a route forwards to: scheme and authority, plus an optional base path
@@ -238,6 +256,13 @@ impl TryFrom<raw::Config> for Config {
         let server = server(&raw.server)?;
         let identity = identity(&raw.identity)?;
         let log = log(&raw.log)?;
+        let limits = limits::limits(&raw.limits)?;
+        if server.max_header_bytes < identity.max_token_bytes + 1024 {
+            return Err(ConfigError::invalid(
+                "server.max_header_bytes",
+                "must exceed identity.max_token_bytes by at least 1024 (the token travels in a header)",
+            ));
+        }
         if raw.routes.is_empty() {
             return Err(ConfigError::invalid("routes", "at least one [[routes]] entry is required"));
         }
@@ -250,7 +275,7 @@ impl TryFrom<raw::Config> for Config {
             }
             routes.push(route);
         }
-        Ok(Self { server, identity, log, routes, effective: raw })
+        Ok(Self { server, identity, log, limits, routes, effective: raw })
     }
 }
 
@@ -261,16 +286,35 @@ fn server(raw: &raw::Server) -> Result<ServerConfig, ConfigError> {
         (Some(_), None) => return Err(ConfigError::invalid("server.tls_key", "required when server.tls_cert is set")),
         (None, Some(_)) => return Err(ConfigError::invalid("server.tls_cert", "required when server.tls_key is set")),
     };
+    const MS: Duration = Duration::from_millis(1);
+    let watch_interval = duration("server.watch_interval", &raw.watch_interval)?;
+    if !watch_interval.is_zero() && watch_interval < Duration::from_millis(100) {
+        return Err(ConfigError::invalid("server.watch_interval", "0s (off) or at least 100ms"));
+    }
     Ok(ServerConfig {
         listen: socket_addr("server.listen", &raw.listen)?,
         tls,
         admin_listen: socket_addr("server.admin_listen", &raw.admin_listen)?,
         workers: raw.workers,
-        tls_handshake_timeout: duration("server.tls_handshake_timeout", &raw.tls_handshake_timeout)?,
-        header_read_timeout: duration("server.header_read_timeout", &raw.header_read_timeout)?,
-        upstream_connect_timeout: duration("server.upstream_connect_timeout", &raw.upstream_connect_timeout)?,
-        upstream_timeout: duration("server.upstream_timeout", &raw.upstream_timeout)?,
+        tls_handshake_timeout: min_duration("server.tls_handshake_timeout", &raw.tls_handshake_timeout, MS)?,
+        header_read_timeout: min_duration("server.header_read_timeout", &raw.header_read_timeout, MS)?,
+        keep_alive_timeout: min_duration("server.keep_alive_timeout", &raw.keep_alive_timeout, MS)?,
+        max_header_bytes: within("server.max_header_bytes", raw.max_header_bytes, 8192, 1024 * 1024)?,
+        max_headers: within("server.max_headers", raw.max_headers, 16, 1000)?,
+        http2_max_concurrent_streams: within(
+            "server.http2_max_concurrent_streams",
+            raw.http2_max_concurrent_streams as usize,
+            1,
+            10_000,
+        )? as u32,
+        max_connections: within("server.max_connections", raw.max_connections, 1, 1_000_000)?,
+        max_in_flight: within("server.max_in_flight", raw.max_in_flight, 1, 1_000_000)?,
+        upstream_connect_timeout: min_duration("server.upstream_connect_timeout", &raw.upstream_connect_timeout, MS)?,
+        upstream_timeout: min_duration("server.upstream_timeout", &raw.upstream_timeout, MS)?,
+        upstream_idle_timeout: min_duration("server.upstream_idle_timeout", &raw.upstream_idle_timeout, MS)?,
+        drain_delay: duration("server.drain_delay", &raw.drain_delay)?,
         drain_grace: duration("server.drain_grace", &raw.drain_grace)?,
+        watch_interval: (!watch_interval.is_zero()).then_some(watch_interval),
     })
 }
 
@@ -378,6 +422,7 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
         return Err(ConfigError::invalid(key("accepted_amr"), "must not be empty while require_mfa is true"));
     }
     let allowed_apps = guids(&key("allowed_apps"), &raw.allowed_apps)?;
+    let rate_limits = limits::route_rates(&key("rate_limits"), &raw.rate_limits)?;
     Ok(RouteConfig {
         name: raw.name.clone(),
         path_prefix: raw.path_prefix.clone(),
@@ -393,6 +438,7 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
             allow_public_clients: raw.allow_public_clients,
             allowed_apps,
         },
+        rate_limits,
     })
 }
 
@@ -442,6 +488,13 @@ fn socket_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
 /// Durations are written as `30s`, `5m`, `24h`, `250ms`.
 pub fn duration(key: &str, s: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(s).map_err(|e| ConfigError::invalid(key, format!("not a duration like \"30s\" ({e})")))
+}
+
+fn within(key: &str, value: usize, min: usize, max: usize) -> Result<usize, ConfigError> {
+    if !(min..=max).contains(&value) {
+        return Err(ConfigError::invalid(key, format!("between {min} and {max}")));
+    }
+    Ok(value)
 }
 
 fn min_duration(key: &str, s: &str, min: Duration) -> Result<Duration, ConfigError> {

@@ -8,6 +8,8 @@
 //! are added. Descriptions are fixed per reason: nothing from the request is
 //! echoed.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
@@ -18,6 +20,9 @@ use crate::auth::AuthError;
 use crate::policy::DenyReason;
 use crate::proxy::Body;
 use crate::proxy::forward::UpstreamError;
+
+/// `Retry-After` of an `overloaded` answer.
+pub const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Partner Center's own error code for a call without MFA.
 pub const PARTNER_CENTER_MFA_CODE: &str = "900421";
@@ -46,10 +51,12 @@ pub enum Reason {
     BadRequest,
     UpstreamUnavailable,
     UpstreamTimeout,
+    RateLimited,
+    Overloaded,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 22] = [
         Self::MissingToken,
         Self::LegacyAuth,
         Self::MalformedToken,
@@ -70,6 +77,8 @@ impl Reason {
         Self::BadRequest,
         Self::UpstreamUnavailable,
         Self::UpstreamTimeout,
+        Self::RateLimited,
+        Self::Overloaded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +103,8 @@ impl Reason {
             Self::BadRequest => "bad_request",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::RateLimited => "rate_limited",
+            Self::Overloaded => "overloaded",
         }
     }
 
@@ -120,13 +131,24 @@ impl Reason {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            // Shedding load: the caller should retry after `Retry-After`.
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// A decision about the caller's credentials (as opposed to routing,
     /// request syntax or the upstream): what report-only mode waives.
     pub fn is_policy(self) -> bool {
-        !matches!(self, Self::NoRoute | Self::BadRequest | Self::UpstreamUnavailable | Self::UpstreamTimeout)
+        !matches!(
+            self,
+            Self::NoRoute
+                | Self::BadRequest
+                | Self::UpstreamUnavailable
+                | Self::UpstreamTimeout
+                | Self::RateLimited
+                | Self::Overloaded
+        )
     }
 
     /// A reason the gateway decides on (everything but upstream failures).
@@ -167,6 +189,10 @@ impl Reason {
             Self::BadRequest => "The request is malformed or ambiguous and was not forwarded.",
             Self::UpstreamUnavailable => "The upstream service could not be reached.",
             Self::UpstreamTimeout => "The upstream service did not answer in time.",
+            Self::RateLimited => "Too many requests. Retry after the number of seconds in the Retry-After header.",
+            Self::Overloaded => {
+                "The gateway is at its capacity limit. Retry after the number of seconds in the Retry-After header."
+            }
         }
     }
 
@@ -193,7 +219,9 @@ impl Reason {
             | Self::NoRoute
             | Self::BadRequest
             | Self::UpstreamUnavailable
-            | Self::UpstreamTimeout => "",
+            | Self::UpstreamTimeout
+            | Self::RateLimited
+            | Self::Overloaded => "",
         }
     }
 
@@ -234,6 +262,10 @@ pub enum Reject {
     BadRequest(&'static str),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error("rate limited for {0:?}")]
+    RateLimited(Duration),
+    #[error("over the connection or in-flight request limit")]
+    Overloaded,
 }
 
 impl Reject {
@@ -248,13 +280,30 @@ impl Reject {
             Self::BadRequest(_) => Reason::BadRequest,
             Self::Upstream(UpstreamError::Timeout) => Reason::UpstreamTimeout,
             Self::Upstream(UpstreamError::Unavailable(_) | UpstreamError::Target) => Reason::UpstreamUnavailable,
+            Self::RateLimited(_) => Reason::RateLimited,
+            Self::Overloaded => Reason::Overloaded,
+        }
+    }
+
+    /// How long the caller should wait before retrying, when that is known.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited(wait) => Some(*wait),
+            Self::Overloaded => Some(OVERLOAD_RETRY_AFTER),
+            _ => None,
         }
     }
 
     /// The response for this rejection; `correlation_id` goes in the body, the
     /// caller adds the correlation headers.
     pub fn into_response(self, correlation_id: &str) -> Response<Body> {
-        error_response(self.reason(), correlation_id)
+        let mut rsp = error_response(self.reason(), correlation_id);
+        if let Some(wait) = self.retry_after() {
+            // RFC 9110 §10.2.3: whole seconds; round up so that a retry at that time succeeds.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            rsp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        rsp
     }
 }
 

@@ -42,7 +42,7 @@ impl Metrics {
         let upstream_errors = IntCounterVec::new(
             Opts::new(
                 "mfagate_upstream_errors_total",
-                "Allowed requests the upstream did not answer, by route and kind.",
+                "Allowed requests the upstream did not answer (or whose response body broke off), by route and kind.",
             ),
             &["route", "kind"],
         )?;
@@ -71,7 +71,13 @@ impl Metrics {
             duration: self.duration.with_label_values(&[name]),
             upstream_unavailable: self.upstream_errors.with_label_values(&[name, "unavailable"]),
             upstream_timeout: self.upstream_errors.with_label_values(&[name, "timeout"]),
+            upstream_body: self.upstream_errors.with_label_values(&[name, "body"]),
         }
+    }
+
+    /// The registry, for parts that register their own families.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     pub fn jwks(&self) -> JwksMetrics {
@@ -98,6 +104,8 @@ pub struct RouteMetrics {
     duration: Histogram,
     upstream_unavailable: IntCounter,
     upstream_timeout: IntCounter,
+    /// The upstream's response body failed or stalled after its headers were passed on.
+    pub upstream_body: IntCounter,
 }
 
 impl RouteMetrics {

@@ -2,16 +2,21 @@
 //! connection (HTTP/2 when the upstream offers it by ALPN, else HTTP/1.1),
 //! bodies streamed both ways.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::{Parts as UriParts, PathAndQuery};
 use http::{Extensions, Request, Response, Uri, Version};
-use hyper::body::Incoming;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use prometheus::IntCounter;
+use tokio::time::{Instant, Sleep};
 
 use super::Body;
 use super::headers::{self, Correlation};
@@ -35,6 +40,8 @@ pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Incoming>,
     target: UpstreamTarget,
     timeout: Duration,
+    idle_timeout: Duration,
+    body_errors: Option<IntCounter>,
 }
 
 impl Upstream {
@@ -54,7 +61,19 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
-        Ok(Self { client, target: route.upstream.clone(), timeout: server.upstream_timeout })
+        Ok(Self {
+            client,
+            target: route.upstream.clone(),
+            timeout: server.upstream_timeout,
+            idle_timeout: server.upstream_idle_timeout,
+            body_errors: None,
+        })
+    }
+
+    /// Counts response bodies that break off or stall in `counter`.
+    pub fn count_body_errors(mut self, counter: IntCounter) -> Self {
+        self.body_errors = Some(counter);
+        self
     }
 
     /// Sends the request upstream and returns its response, headers rewritten.
@@ -81,6 +100,7 @@ impl Upstream {
         let (mut parts, body) = rsp.into_parts();
         headers::to_downstream(&mut parts.headers, ids);
         parts.extensions = Extensions::new();
+        let body = UpstreamBody::new(body, self.idle_timeout, self.body_errors.clone());
         Ok(Response::from_parts(parts, Body::Left(body)))
     }
 
@@ -97,5 +117,75 @@ impl Upstream {
         parts.authority = Some(self.target.authority.clone());
         parts.path_and_query = Some(path_and_query);
         Uri::from_parts(parts).ok()
+    }
+}
+
+/// An upstream's response body on its way to the client. A pause longer than
+/// `server.upstream_idle_timeout` between two frames ends it with an error,
+/// so a stalled upstream cannot hold the client's connection forever; either
+/// failure aborts the client's response (HTTP/1 connection closed, HTTP/2
+/// stream reset), so a cut-off body never looks complete.
+pub struct UpstreamBody {
+    inner: Incoming,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+    errors: Option<IntCounter>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("upstream body: {0}")]
+    Upstream(#[from] hyper::Error),
+    #[error("upstream body stalled for {0:?}")]
+    Stalled(Duration),
+}
+
+impl UpstreamBody {
+    fn new(inner: Incoming, idle_timeout: Duration, errors: Option<IntCounter>) -> Self {
+        Self { inner, idle_timeout, idle: Box::pin(tokio::time::sleep(idle_timeout)), errors }
+    }
+
+    fn failed(&self) {
+        if let Some(c) = &self.errors {
+            c.inc();
+        }
+    }
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = bytes::Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let deadline = Instant::now() + self.idle_timeout;
+                self.idle.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.failed();
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match self.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.failed();
+                    Poll::Ready(Some(Err(BodyError::Stalled(self.idle_timeout))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
