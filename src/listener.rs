@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::header::{CONNECTION, HeaderValue};
-use http::{Request, Response, Version};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::{Body as HttpBody, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -234,13 +234,16 @@ fn request(
         }
         (None, Lane::Normal, Some(_)) => None,
     };
-    let close = refusal.is_some() && req.version() != Version::HTTP_2;
+    let http1 = req.version() != Version::HTTP_2;
+    let close = refusal.is_some();
     if let Some(refusal) = refusal {
         req.extensions_mut().insert(refusal);
     }
     async move {
         let mut rsp = serving.gateway.handle(req, peer).await;
-        if close {
+        // After a refused request nothing more is read from an HTTP/1
+        // connection: its framing cannot be trusted.
+        if http1 && (close || rsp.status() == StatusCode::BAD_REQUEST) {
             rsp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
         }
         rsp.map(|body| Tracked::new(body, active, in_flight))

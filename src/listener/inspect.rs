@@ -1,12 +1,13 @@
 //! A look at the raw bytes of HTTP/1 requests before hyper parses them, for
 //! faults that parsing hides: bare LF line endings, a folded header line,
-//! a bare CR, overlong chunk-size lines and chunk extensions (RFC 9112
-//! §7.1.1 asks servers to bound them). The inspector follows the framing
-//! (heads, `Content-Length` bodies, chunked bodies, trailers) so that body
-//! bytes are never mistaken for a head. A fault is recorded once; the
-//! gateway then refuses the request with 400 and closes the connection.
-//! When the framing is ambiguous (the request hygiene will refuse it) or a
-//! head exceeds the limit (hyper answers 431), the inspector stops looking.
+//! a bare CR, ambiguous framing (hyper drops `Content-Length` when
+//! `Transfer-Encoding` is present, so only the raw head still shows both),
+//! overlong chunk-size lines and chunk extensions (RFC 9112 §7.1.1 asks
+//! servers to bound them). The inspector follows the framing (heads,
+//! `Content-Length` bodies, chunked bodies, trailers) so that body bytes are
+//! never mistaken for a head. A fault is recorded once; the gateway then
+//! refuses the request with 400 and closes the connection. When a head
+//! exceeds the limit (hyper answers 431), the inspector stops looking.
 
 use std::io;
 use std::pin::Pin;
@@ -165,30 +166,53 @@ impl Inspector {
                 _ => {}
             }
         }
+        let mut lines = head.split(|&b| b == b'\n');
+        let request_line = lines.next().unwrap_or_default();
+        let (mut te, mut cl) = (0, 0);
         let mut chunked = false;
         let mut length: Option<u64> = None;
-        let mut framing_fields = 0;
-        for line in head.split(|&b| b == b'\n').skip(1) {
+        for line in lines {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
             let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
+            if name.last().is_some_and(|b| matches!(b, b' ' | b'\t')) {
+                // RFC 9112 §5.1: a server must refuse it.
+                self.fail("whitespace before a header colon");
+                return;
+            }
             if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                framing_fields += 1;
+                te += 1;
                 chunked = value.eq_ignore_ascii_case(b"chunked");
             } else if name.eq_ignore_ascii_case(b"content-length") {
-                framing_fields += 1;
-                length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+                cl += 1;
+                length = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse().ok());
             }
         }
+        let fault = match (te, cl) {
+            (0, 0) => None,
+            (0, 1) if length.is_none() => Some("Content-Length is not a number"),
+            (0, 1) => None,
+            (1, 0) if !chunked => Some("Transfer-Encoding other than chunked"),
+            (1, 0) if !request_line.trim_ascii_end().ends_with(b"HTTP/1.1") => {
+                Some("Transfer-Encoding outside HTTP/1.1")
+            }
+            (1, 0) => None,
+            (0, _) => Some("repeated Content-Length"),
+            (_, 0) => Some("repeated Transfer-Encoding"),
+            _ => Some("both Transfer-Encoding and Content-Length"),
+        };
+        if let Some(fault) = fault {
+            self.fail(fault);
+            return;
+        }
         self.extensions = 0;
-        self.state = match (framing_fields, chunked, length) {
-            (0, _, _) => State::Head,
-            (1, true, _) => State::ChunkSize,
-            (1, false, Some(0)) => State::Head,
-            (1, false, Some(n)) => State::Body(n),
-            // Ambiguous framing: the request hygiene refuses it and the
-            // connection closes; nothing after it is read as a request.
-            _ => State::Done,
+        self.state = match (chunked, length) {
+            (true, _) => State::ChunkSize,
+            (false, None | Some(0)) => State::Head,
+            (false, Some(n)) => State::Body(n),
         };
     }
 
@@ -381,11 +405,22 @@ GET /d HTTP/1.1\r\nHost: x\r\n\r\n";
     }
 
     #[test]
-    fn ambiguous_framing_stops_the_inspection() {
-        // CL.TE: the hygiene refuses it; the smuggled bytes are never judged.
-        let input =
-            b"POST / HTTP/1.1\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG\nET / HTTP/1.1\n\n";
-        assert_eq!(fault(input), None);
+    fn ambiguous_framing_is_a_fault() {
+        let post = |h: &str| format!("POST / HTTP/1.1\r\n{h}\r\n\r\n0\r\n\r\n");
+        let cases = [
+            ("Content-Length: 6\r\nTransfer-Encoding: chunked", "both Transfer-Encoding and Content-Length"),
+            ("Transfer-Encoding: chunked\r\nContent-Length: 6", "both Transfer-Encoding and Content-Length"),
+            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", "repeated Transfer-Encoding"),
+            ("Content-Length: 5\r\nContent-Length: 5", "repeated Content-Length"),
+            ("Content-Length: 5, 5", "Content-Length is not a number"),
+            ("Transfer-Encoding: gzip, chunked", "Transfer-Encoding other than chunked"),
+            ("Transfer-Encoding : chunked", "whitespace before a header colon"),
+        ];
+        for (headers, want) in cases {
+            assert_eq!(fault(post(headers).as_bytes()), Some(want), "{headers}");
+        }
+        let h10 = b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert_eq!(fault(h10), Some("Transfer-Encoding outside HTTP/1.1"));
     }
 
     #[test]

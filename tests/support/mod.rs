@@ -3,16 +3,22 @@
 //! TLS upstream, the gateway itself (TLS) and an HTTP client that trusts it.
 #![allow(dead_code)]
 
+pub mod faulty;
 pub mod idp;
 pub mod pki;
+pub mod process;
+pub mod py;
+pub mod raw;
 pub mod serve;
 pub mod upstream;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mfagate::app::App;
-use mfagate::config::Config;
+use mfagate::config::{Config, Source};
+use mfagate::reload::Reloader;
 use tokio::sync::oneshot;
 
 pub use idp::{Idp, JwksMode};
@@ -75,6 +81,9 @@ pub struct TestEnv {
     pub fingerprint: String,
     pub client: reqwest::Client,
     pub config_toml: String,
+    /// The configuration file the gateway reloads from.
+    pub config_path: PathBuf,
+    pub reloader: Arc<Reloader>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -124,8 +133,10 @@ audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193
                 .replace("@CA@", &pki.ca_path.display().to_string()),
         );
         let config = Config::from_toml(&config_toml).unwrap_or_else(|e| panic!("test config: {e}\n{config_toml}"));
-        let app = App::build(config).await.expect("gateway starts");
+        let config_path = write(dir.path(), "mfagate.toml", &config_toml);
+        let app = App::build(config).await.expect("gateway starts").with_source(Source::File(config_path.clone()));
         let (addr, admin, fingerprint) = (app.local_addr(), app.admin_addr(), app.fingerprint().to_string());
+        let reloader = app.reloader();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run(async move {
             let _ = stopped.await;
@@ -141,6 +152,8 @@ audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193
             fingerprint,
             client,
             config_toml,
+            config_path,
+            reloader,
             stop: Some(stop),
             task: Some(task),
         }
@@ -192,6 +205,19 @@ impl Drop for TestEnv {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, for at most 20 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
