@@ -31,6 +31,7 @@ pub struct Setup {
     pub server: String,
     pub identity: String,
     pub route: String,
+    pub limits: String,
     /// Whole `[[routes]]` tables appended after the main route.
     pub more_routes: String,
     pub jwks: Option<JwksMode>,
@@ -58,6 +59,12 @@ impl Setup {
     pub fn more_routes(mut self, toml: &str) -> Self {
         self.more_routes.push_str(toml);
         self.more_routes.push('\n');
+        self
+    }
+
+    pub fn limits(mut self, toml: &str) -> Self {
+        self.limits.push_str(toml);
+        self.limits.push('\n');
         self
     }
 
@@ -111,6 +118,8 @@ tls_key = "{key}"
 [identity]
 jwks_uri = "{jwks}"
 {identity}
+[limits]
+{limits}
 [[routes]]
 name = "partner-center"
 upstream = "https://127.0.0.1:{uport}"
@@ -124,6 +133,7 @@ audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193
             server = with_defaults(&setup.server, &[("upstream_timeout", "\"2s\""), ("drain_grace", "\"2s\"")]),
             jwks = idp.url,
             identity = setup.identity,
+            limits = setup.limits,
             uport = upstream.addr.port(),
             ca = pki.ca_path.display(),
             route = setup.route,
