@@ -96,6 +96,9 @@ fn host(parts: &Parts) -> Result<(), &'static str> {
         None if parts.version == Version::HTTP_11 && parts.uri.authority().is_none() => {
             return Err("HTTP/1.1 request without Host");
         }
+        None if parts.uri.authority().is_some_and(|a| a.as_str().contains('@')) => {
+            return Err("user information in the request target");
+        }
         None => return Ok(()),
         Some(value) => {
             let authority: Authority =
@@ -107,6 +110,7 @@ fn host(parts: &Parts) -> Result<(), &'static str> {
         }
     };
     match parts.uri.authority() {
+        Some(target) if target.as_str().contains('@') => Err("user information in the request target"),
         Some(target) if !target.as_str().eq_ignore_ascii_case(host.as_str()) => {
             Err("Host differs from the request target's authority")
         }
@@ -283,6 +287,8 @@ mod tests {
         let h2 =
             http::Request::builder().uri("https://localhost:8443/x").version(Version::HTTP_2).header("host", "evil");
         assert!(check(h2).is_err());
+        let userinfo = http::Request::builder().uri("https://evil@localhost:8443/x").version(Version::HTTP_2);
+        assert!(check(userinfo).is_err());
     }
 
     #[test]

@@ -74,6 +74,11 @@ impl Upstream {
         self.hits.load(Ordering::SeqCst)
     }
 
+    /// Every request received so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
     pub fn last(&self) -> Seen {
         self.seen.lock().unwrap().last().cloned().expect("upstream saw no request")
     }
