@@ -38,6 +38,9 @@ pub use inspect::{Fault, Inspected, Inspector};
 use load::{ConnActivity, Lane};
 pub use load::{Load, Tracked};
 
+/// How long a closing connection may stay idle before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 /// Why the listener asks the gateway to refuse a request; carried in the
 /// request's extensions, turned into a response by the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +195,9 @@ impl Conn {
                     return;
                 }
                 () = self.abort.cancelled() => return,
+                // A client that does not take part in the graceful close
+                // (HTTP/2 waits for a PING answer) is dropped once idle again.
+                () = activity.idle(CLOSE_GRACE), if closing => return,
                 () = self.stop.cancelled(), if !closing => closing = true,
                 () = activity.idle(keep_alive), if !closing => closing = true,
                 () = activity.served_one(), if !closing && self.lane == Lane::Overflow => closing = true,
