@@ -83,3 +83,19 @@ pub async fn read_until_closed<S: AsyncReadExt + Unpin>(stream: &mut S, quiet: D
         }
     }
 }
+
+/// Reads until a response head has arrived (for at most 20 s); the
+/// connection stays open.
+pub async fn read_head<S: AsyncReadExt + Unpin>(stream: &mut S) -> Answer {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !bytes.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Answer { bytes, closed: true },
+            Ok(Ok(n)) => bytes.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    Answer { bytes, closed: false }
+}
