@@ -66,9 +66,12 @@ impl Faulty {
                             "/ok" => {
                                 let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfine!").await;
                             }
-                            "/never" => return hold(tls).await,
+                            "/never" => return hold(&mut tls).await,
                             "/late" => {
-                                tokio::time::sleep(Duration::from_secs(30)).await;
+                                tokio::select! {
+                                    () = tokio::time::sleep(Duration::from_secs(30)) => {}
+                                    () = hold(&mut tls) => return,
+                                }
                                 let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate").await;
                             }
                             "/garbage" => {
@@ -88,7 +91,7 @@ impl Faulty {
                                 let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n").await;
                                 let _ = tls.write_all(&[b'x'; 1000]).await;
                                 let _ = tls.flush().await;
-                                return hold(tls).await;
+                                return hold(&mut tls).await;
                             }
                             _ => {
                                 let _ = tls.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
@@ -126,7 +129,7 @@ async fn read_head<S: AsyncReadExt + Unpin>(s: &mut S) -> Option<String> {
 }
 
 /// Keeps the connection open, silent, until the peer closes it.
-async fn hold<S: AsyncReadExt + Unpin>(mut s: S) {
+async fn hold<S: AsyncReadExt + Unpin>(s: &mut S) {
     let mut buf = [0u8; 1024];
     while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
 }
