@@ -5,6 +5,7 @@
 
 pub mod faulty;
 pub mod idp;
+pub mod load;
 pub mod pki;
 pub mod process;
 pub mod py;
