@@ -62,6 +62,14 @@ impl Gateway {
         }
     }
 
+    /// Every log line, once the process has exited and its stderr closed.
+    pub async fn all_lines(&mut self) -> Vec<serde_json::Value> {
+        while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(30), self.lines.recv()).await {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
     pub async fn signal(&self, name: &str) {
         let pid = self.child.id().expect("still running").to_string();
         let status = Command::new("kill").args([&format!("-{name}"), &pid]).status().await.unwrap();
