@@ -128,14 +128,19 @@ pub fn normalize_path(path: &str) -> Result<Option<String>, &'static str> {
         return Err("backslash in path");
     }
     let bytes = path.as_bytes();
+    if bytes.iter().any(|b| b.is_ascii_control()) {
+        return Err("control character in path");
+    }
     let mut out: Option<String> = None;
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] != b'%' {
+            // Up to the next '%' (ASCII, so a character boundary).
+            let end = bytes[i..].iter().position(|&b| b == b'%').map_or(bytes.len(), |p| i + p);
             if let Some(o) = out.as_mut() {
-                o.push(bytes[i] as char);
+                o.push_str(&path[i..end]);
             }
-            i += 1;
+            i = end;
             continue;
         }
         let (Some(hi), Some(lo)) = (bytes.get(i + 1).and_then(hex), bytes.get(i + 2).and_then(hex)) else {
@@ -214,6 +219,7 @@ mod tests {
         assert_eq!(norm("/v1/%7e%5F%2d"), Ok("/v1/~_-".into()));
         assert_eq!(norm("/v1/a%3ab"), Ok("/v1/a%3Ab".into()));
         assert_eq!(norm("/v1/%C3%A9"), Ok("/v1/%C3%A9".into()));
+        assert_eq!(norm("/%76\u{e9}/%41\u{e9}"), Ok("/v\u{e9}/A\u{e9}".into()));
     }
 
     #[test]
