@@ -380,6 +380,22 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        let wait = |d: Duration| {
+            let rsp = Reject::RateLimited(d).into_response("c");
+            rsp.headers()[RETRY_AFTER].to_str().unwrap().to_string()
+        };
+        assert_eq!(wait(Duration::from_millis(1)), "1");
+        assert_eq!(wait(Duration::from_millis(1500)), "2");
+        assert_eq!(wait(Duration::from_secs(30)), "30");
+        let rsp = Reject::Overloaded.into_response("c");
+        assert_eq!(rsp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(rsp.headers()[RETRY_AFTER], "1");
+        assert!(Reject::NoRoute.into_response("c").headers().get(RETRY_AFTER).is_none());
+        assert!(!Reason::RateLimited.is_policy() && !Reason::Overloaded.is_policy(), "report-only does not waive them");
+    }
+
+    #[test]
     fn body_has_partner_center_shape() {
         let rsp = error_response(Reason::MfaRequired, "c-1");
         assert_eq!(rsp.status(), StatusCode::UNAUTHORIZED);
