@@ -15,8 +15,8 @@ DURATION=${1:-600}
 WARMUP=${2:-60}
 RATE=${SOAK_RATE:-25}   # requests per second per h2load client (14 clients)
 PY=${MFAGATE_TEST_PYTHON:-target/py-venv/bin/python}
-for tool in h2load openssl curl; do
-    command -v "$tool" >/dev/null || { echo "soak: $tool is missing" >&2; exit 2; }
+for program in h2load openssl curl; do
+    command -v "$program" >/dev/null || { echo "soak: $program is missing" >&2; exit 2; }
 done
 [ -x "$PY" ] || { echo "soak: $PY is missing (run .ci/run or create the venv)" >&2; exit 2; }
 

@@ -120,15 +120,18 @@ impl Upstream {
     }
 }
 
-/// An upstream's response body on its way to the client. A pause longer than
-/// `server.upstream_idle_timeout` between two frames ends it with an error,
-/// so a stalled upstream cannot hold the client's connection forever; either
-/// failure aborts the client's response (HTTP/1 connection closed, HTTP/2
-/// stream reset), so a cut-off body never looks complete.
+/// An upstream's response body on its way to the client. Waiting longer than
+/// `server.upstream_idle_timeout` for the upstream's next frame ends it with
+/// an error, so a stalled upstream cannot hold the client's connection
+/// forever (time the client takes to read does not count); either failure
+/// aborts the client's response (HTTP/1 connection closed, HTTP/2 stream
+/// reset), so a cut-off body never looks complete.
 pub struct UpstreamBody {
     inner: Incoming,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
+    /// The last poll found no frame: the idle timer runs.
+    waiting: bool,
     errors: Option<IntCounter>,
 }
 
@@ -142,12 +145,22 @@ pub enum BodyError {
 
 impl UpstreamBody {
     fn new(inner: Incoming, idle_timeout: Duration, errors: Option<IntCounter>) -> Self {
-        Self { inner, idle_timeout, idle: Box::pin(tokio::time::sleep(idle_timeout)), errors }
+        Self { inner, idle_timeout, idle: Box::pin(tokio::time::sleep(idle_timeout)), waiting: false, errors }
     }
 
     fn failed(&self) {
         if let Some(c) = &self.errors {
             c.inc();
+        }
+    }
+
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<bytes::Bytes>, BodyError>>> {
+        match self.idle.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.failed();
+                Poll::Ready(Some(Err(BodyError::Stalled(self.idle_timeout))))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -162,8 +175,7 @@ impl HttpBody for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let deadline = Instant::now() + self.idle_timeout;
-                self.idle.as_mut().reset(deadline);
+                self.waiting = false;
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -171,13 +183,14 @@ impl HttpBody for UpstreamBody {
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match self.idle.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    self.failed();
-                    Poll::Ready(Some(Err(BodyError::Stalled(self.idle_timeout))))
+            Poll::Pending => {
+                if !self.waiting {
+                    self.waiting = true;
+                    let deadline = Instant::now() + self.idle_timeout;
+                    self.idle.as_mut().reset(deadline);
                 }
-                Poll::Pending => Poll::Pending,
-            },
+                self.poll_idle(cx)
+            }
         }
     }
 

@@ -1,5 +1,5 @@
 //! The Python interpreter with the packages of `tests/py/requirements.txt`,
-//! and a way to run the helper scripts in `tests/py/` without blocking the
+//! and a way to run the scripts in `tests/py/` without blocking the
 //! runtime.
 
 use std::path::PathBuf;
