@@ -98,3 +98,23 @@ async fn a_dead_upstream_is_counted_without_waiting() {
     assert_eq!(upstream_errors(&env, "unavailable").await, 20.0);
     assert_eq!(env.get("/v1/customers", Some(&token)).await.status(), 200, "other routes are unaffected");
 }
+
+#[tokio::test]
+async fn a_slow_reader_is_not_mistaken_for_a_stalled_upstream() {
+    let env = TestEnv::setup().server("upstream_idle_timeout = \"1s\"").start().await;
+    let token = env.idp.delegated().mint();
+    const SIZE: usize = 16 * 1024 * 1024;
+    for client in [support::client(&env.pki.ca_pem, true), support::client(&env.pki.ca_pem, false)] {
+        let mut rsp = client.get(env.url(&format!("/download/{SIZE}"))).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(rsp.status(), 200);
+        let mut got = rsp.chunk().await.unwrap().map_or(0, |c| c.len());
+        // The client stops reading for longer than the upstream idle timeout;
+        // the upstream is blocked by backpressure, not stalled.
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        while let Some(chunk) = rsp.chunk().await.expect("the body continues") {
+            got += chunk.len();
+        }
+        assert_eq!(got, SIZE);
+    }
+    assert_eq!(env.metric(r#"mfagate_upstream_errors_total{kind="body",route="partner-center"}"#).await, 0.0);
+}
