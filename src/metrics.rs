@@ -84,6 +84,11 @@ impl Metrics {
         self.routes.route(&config.name)
     }
 
+    /// The registry, for parts that register their own families.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Connection and in-flight gauges of listener `name`.
     pub fn listener(&self, name: &str) -> ListenerMetrics {
         self.listeners.listener(name)

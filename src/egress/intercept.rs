@@ -142,7 +142,8 @@ pub(super) async fn serve(
         let tunnel = Arc::clone(&tunnel);
         async move {
             let routed = Routed { host: &tunnel.target.host, authority: &tunnel.authority, guard: &*tunnel };
-            Ok::<_, Infallible>(tunnel.egress.gateway.handle_routed(req, peer, &routed).await)
+            let gateway = Arc::clone(&tunnel.egress.current.load().gateway);
+            Ok::<_, Infallible>(gateway.handle_routed(req, peer, &routed).await)
         }
     });
     let served = builder.serve_connection(TokioIo::new(tls), service);
