@@ -70,6 +70,8 @@ impl Metrics {
         registry.register(Box::new(ready.clone()))?;
         let keys = keys::KeyFamilies::register(&registry)?;
         let egress = egress::EgressFamilies::register(&registry)?;
+        // Every series exists from the start, at 0, egress mode or not.
+        let _ = egress.metrics();
         Ok(Self { registry, routes, listeners, keys, audit_records, exemptions, tls_not_after, ready, egress })
     }
 
