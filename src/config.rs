@@ -6,8 +6,10 @@ pub mod customers;
 pub mod egress;
 mod env;
 pub mod identity;
+pub mod limits;
 mod policy;
 pub mod raw;
+mod server;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -21,6 +23,8 @@ use crate::auth::claims::is_guid;
 use crate::policy::{Exemption, RouteKind, RoutePolicy};
 pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
+pub use limits::{LimitsConfig, Rate, RateKey, RouteRate};
+pub use server::{ServerConfig, TlsSource};
 
 /// The configuration compiled into the binary: `config/mfagate.toml`.
 pub const BUILT_IN: &str = include_str!("../config/mfagate.toml");
@@ -87,6 +91,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub log: LogConfig,
     pub audit: AuditConfig,
+    pub limits: LimitsConfig,
     pub routes: Vec<RouteConfig>,
     /// Every `[[exemptions]]` entry (each route's policy holds those that apply to it).
     pub exemptions: Vec<Exemption>,
@@ -94,35 +99,6 @@ pub struct Config {
     pub egress: Option<EgressConfig>,
     /// The effective settings (file + environment + defaults), for `check-config`.
     pub effective: raw::Config,
-}
-
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    pub tls: TlsSource,
-    pub admin_listen: SocketAddr,
-    /// Worker threads; 0 means one per available CPU.
-    pub workers: usize,
-    pub tls_handshake_timeout: Duration,
-    pub header_read_timeout: Duration,
-    pub upstream_connect_timeout: Duration,
-    pub upstream_timeout: Duration,
-    /// Idle connections kept per upstream host; requests beyond it open
-    /// (and close) connections of their own, so it should be at least the
-    /// number of requests in flight to one upstream.
-    pub upstream_pool_max_idle: usize,
-    pub upstream_pool_idle_timeout: Duration,
-    pub drain_grace: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub enum TlsSource {
-    Files {
-        cert: PathBuf,
-        key: PathBuf,
-    },
-    /// A certificate for `localhost`/`127.0.0.1` generated at start.
-    SelfSigned,
 }
 
 /// An issuer with an optional `{tenantid}` placeholder, split around it so
@@ -188,6 +164,7 @@ pub struct RouteConfig {
     /// Accepted audiences, without a trailing slash.
     pub audiences: Vec<String>,
     pub policy: RoutePolicy,
+    pub rate_limits: Vec<RouteRate>,
 }
 
 /// Where a route forwards to: scheme and authority, plus an optional base path
@@ -245,10 +222,17 @@ impl TryFrom<raw::Config> for Config {
     type Error = ConfigError;
 
     fn try_from(raw: raw::Config) -> Result<Self, ConfigError> {
-        let server = server(&raw.server)?;
+        let server = server::server(&raw.server)?;
         let identity = identity::from_raw(&raw.identity)?;
         let log = log(&raw.log)?;
         let audit = audit(&raw.audit)?;
+        let limits = limits::limits(&raw.limits)?;
+        if server.max_header_bytes < identity.max_token_bytes + 1024 {
+            return Err(ConfigError::invalid(
+                "server.max_header_bytes",
+                "must exceed identity.max_token_bytes by at least 1024 (the token travels in a header)",
+            ));
+        }
         if raw.routes.is_empty() {
             return Err(ConfigError::invalid("routes", "at least one [[routes]] entry is required"));
         }
@@ -272,30 +256,8 @@ impl TryFrom<raw::Config> for Config {
         }
         let exemptions = exemptions.into_iter().map(|(e, _)| e).collect();
         let egress = raw.egress.as_ref().map(egress::from_raw).transpose()?;
-        Ok(Self { server, identity, log, audit, routes, exemptions, egress, effective: raw })
+        Ok(Self { server, identity, log, audit, limits, routes, exemptions, egress, effective: raw })
     }
-}
-
-fn server(raw: &raw::Server) -> Result<ServerConfig, ConfigError> {
-    let tls = match (&raw.tls_cert, &raw.tls_key) {
-        (Some(cert), Some(key)) => TlsSource::Files { cert: cert.into(), key: key.into() },
-        (None, None) => TlsSource::SelfSigned,
-        (Some(_), None) => return Err(ConfigError::invalid("server.tls_key", "required when server.tls_cert is set")),
-        (None, Some(_)) => return Err(ConfigError::invalid("server.tls_cert", "required when server.tls_key is set")),
-    };
-    Ok(ServerConfig {
-        listen: socket_addr("server.listen", &raw.listen)?,
-        tls,
-        admin_listen: socket_addr("server.admin_listen", &raw.admin_listen)?,
-        workers: raw.workers,
-        tls_handshake_timeout: duration("server.tls_handshake_timeout", &raw.tls_handshake_timeout)?,
-        header_read_timeout: duration("server.header_read_timeout", &raw.header_read_timeout)?,
-        upstream_connect_timeout: duration("server.upstream_connect_timeout", &raw.upstream_connect_timeout)?,
-        upstream_timeout: duration("server.upstream_timeout", &raw.upstream_timeout)?,
-        upstream_pool_max_idle: raw.upstream_pool_max_idle,
-        upstream_pool_idle_timeout: duration("server.upstream_pool_idle_timeout", &raw.upstream_pool_idle_timeout)?,
-        drain_grace: duration("server.drain_grace", &raw.drain_grace)?,
-    })
 }
 
 fn log(raw: &raw::Log) -> Result<LogConfig, ConfigError> {
@@ -352,6 +314,7 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
         return Err(ConfigError::invalid(key("audiences"), "at least one audience is required"));
     }
     let audiences = raw.audiences.iter().map(|a| a.trim_end_matches('/').to_string()).collect();
+    let rate_limits = limits::route_rates(&key("rate_limits"), &raw.rate_limits)?;
     Ok(RouteConfig {
         name: raw.name.clone(),
         path_prefix: raw.path_prefix.clone(),
@@ -360,6 +323,7 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
         upstream_ca: raw.upstream_ca.as_ref().map(PathBuf::from),
         audiences,
         policy: policy::route_policy(i, raw, kind)?,
+        rate_limits,
     })
 }
 

@@ -8,6 +8,8 @@
 //! are added. Descriptions are fixed per reason: nothing from the request is
 //! echoed.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, PROXY_AUTHENTICATE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
@@ -22,6 +24,9 @@ use crate::egress::EgressError;
 use crate::policy::{Denial, DenyReason, StepUp};
 use crate::proxy::Body;
 use crate::proxy::forward::UpstreamError;
+
+/// `Retry-After` of an `overloaded` answer.
+pub const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Partner Center's own error code for a call without MFA.
 pub const PARTNER_CENTER_MFA_CODE: &str = "900421";
@@ -63,10 +68,12 @@ pub enum Reason {
     EgressDenied,
     TlsRequired,
     ProxyAuthRequired,
+    RateLimited,
+    Overloaded,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 33] = [
+    pub const ALL: [Reason; 35] = [
         Self::MissingToken,
         Self::LegacyAuth,
         Self::MalformedToken,
@@ -100,6 +107,8 @@ impl Reason {
         Self::EgressDenied,
         Self::TlsRequired,
         Self::ProxyAuthRequired,
+        Self::RateLimited,
+        Self::Overloaded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +146,8 @@ impl Reason {
             Self::EgressDenied => "egress_denied",
             Self::TlsRequired => "tls_required",
             Self::ProxyAuthRequired => "proxy_auth_required",
+            Self::RateLimited => "rate_limited",
+            Self::Overloaded => "overloaded",
         }
     }
 
@@ -175,6 +186,9 @@ impl Reason {
             Self::AudienceHostMismatch | Self::EgressDenied | Self::TlsRequired => StatusCode::FORBIDDEN,
             Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            // Shedding load: the caller should retry after `Retry-After`.
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -205,6 +219,8 @@ impl Reason {
                 | Self::EgressDenied
                 | Self::TlsRequired
                 | Self::ProxyAuthRequired
+                | Self::RateLimited
+                | Self::Overloaded
         )
     }
 
@@ -277,6 +293,10 @@ impl Reason {
             Self::ProxyAuthRequired => {
                 "The egress proxy requires its own credentials: send 'Proxy-Authorization: Basic <credentials>'."
             }
+            Self::RateLimited => "Too many requests. Retry after the number of seconds in the Retry-After header.",
+            Self::Overloaded => {
+                "The gateway is at its capacity limit. Retry after the number of seconds in the Retry-After header."
+            }
         }
     }
 
@@ -317,6 +337,7 @@ impl Reason {
             | Self::EgressDenied
             | Self::TlsRequired
             | Self::ProxyAuthRequired => "",
+            Self::RateLimited | Self::Overloaded => "",
         }
     }
 
@@ -365,6 +386,10 @@ pub enum Reject {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Egress(#[from] EgressError),
+    #[error("rate limited for {0:?}")]
+    RateLimited(Duration),
+    #[error("over the connection or in-flight request limit")]
+    Overloaded,
 }
 
 impl Reject {
@@ -377,6 +402,17 @@ impl Reject {
             Self::Upstream(UpstreamError::Timeout) => Reason::UpstreamTimeout,
             Self::Upstream(UpstreamError::Unavailable(_) | UpstreamError::Target) => Reason::UpstreamUnavailable,
             Self::Egress(e) => e.reason(),
+            Self::RateLimited(_) => Reason::RateLimited,
+            Self::Overloaded => Reason::Overloaded,
+        }
+    }
+
+    /// How long the caller should wait before retrying, when that is known.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited(wait) => Some(*wait),
+            Self::Overloaded => Some(OVERLOAD_RETRY_AFTER),
+            _ => None,
         }
     }
 
@@ -388,6 +424,11 @@ impl Reject {
             && let Ok(challenge) = HeaderValue::from_str(&step_up_challenge(step_up))
         {
             rsp.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(wait) = self.retry_after() {
+            // RFC 9110 §10.2.3: whole seconds; round up so that a retry at that time succeeds.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            rsp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         rsp
     }
@@ -543,6 +584,22 @@ mod tests {
         );
         assert!(Reason::AppNotAllowed.challenge().unwrap().contains(r#"error="insufficient_scope""#));
         assert!(Reason::KeysUnavailable.challenge().is_none());
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        let wait = |d: Duration| {
+            let rsp = Reject::RateLimited(d).into_response("c");
+            rsp.headers()[RETRY_AFTER].to_str().unwrap().to_string()
+        };
+        assert_eq!(wait(Duration::from_millis(1)), "1");
+        assert_eq!(wait(Duration::from_millis(1500)), "2");
+        assert_eq!(wait(Duration::from_secs(30)), "30");
+        let rsp = Reject::Overloaded.into_response("c");
+        assert_eq!(rsp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(rsp.headers()[RETRY_AFTER], "1");
+        assert!(Reject::NoRoute.into_response("c").headers().get(RETRY_AFTER).is_none());
+        assert!(!Reason::RateLimited.is_policy() && !Reason::Overloaded.is_policy(), "report-only does not waive them");
     }
 
     #[test]

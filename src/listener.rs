@@ -1,6 +1,16 @@
-//! Accepting connections: TLS handshake inside the connection's own task and
-//! under a timeout, then hyper-util's HTTP/1.1 + HTTP/2 server (chosen by
-//! ALPN). Every connection is watched for graceful shutdown.
+//! Accepting connections: the connection limit, the TLS handshake (in the
+//! connection's own task, under a timeout), then hyper: HTTP/2 when the
+//! client chose it by ALPN, otherwise HTTP/1.1 with its raw bytes shown to
+//! the inspector. Each connection is closed when idle, and gracefully (HTTP/2
+//! GOAWAY, HTTP/1 close after the response) when the listener stops.
+//!
+//! What a connection is served with (certificate, limits, gateway) is read
+//! from `Current` when it is accepted, and the gateway again for every
+//! request, so a reload applies to new requests while requests in flight
+//! finish on the configuration they started with.
+
+mod inspect;
+mod load;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,7 +18,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
+use arc_swap::ArcSwap;
+use http::header::{CONNECTION, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::{Body as HttpBody, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -17,59 +29,269 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::proxy::Gateway;
+use crate::config::{Config, ServerConfig};
+use crate::proxy::{Body, Gateway};
+pub use inspect::{Fault, Inspected, Inspector};
+use load::{ConnActivity, Lane};
+pub use load::{Load, Tracked};
 
-/// Per-connection settings of the gateway listener.
+/// How long a closing connection may stay idle before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the listener asks the gateway to refuse a request; carried in the
+/// request's extensions, turned into a response by the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The raw bytes of the connection broke a framing rule.
+    Malformed(&'static str),
+    /// Over `max_connections` or `max_in_flight`.
+    Overloaded,
+}
+
+/// Everything a reload replaces at once.
+pub struct Serving {
+    pub config: Arc<Config>,
+    pub gateway: Arc<Gateway>,
+    acceptor: TlsAcceptor,
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
+/// The configuration being served, swapped whole on reload.
+pub type Current = Arc<ArcSwap<Serving>>;
+
+impl Serving {
+    pub fn new(config: Arc<Config>, gateway: Arc<Gateway>, tls: Arc<rustls::ServerConfig>) -> Self {
+        let (h1, h2) = builders(&config.server);
+        Self { config, gateway, acceptor: TlsAcceptor::from(tls), h1, h2 }
+    }
+}
+
+fn builders(server: &ServerConfig) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
+    let mut h1 = auto::Builder::new(TokioExecutor::new()).http1_only();
+    h1.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout)
+        .max_buf_size(server.max_header_bytes);
+    if server.max_headers != 100 {
+        // hyper's default; any other value costs a heap allocation per request.
+        h1.http1().max_headers(server.max_headers);
+    }
+    let mut h2 = auto::Builder::new(TokioExecutor::new()).http2_only();
+    h2.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(server.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(server.keep_alive_timeout))
+        .keep_alive_timeout(Duration::from_secs(20));
+    (h1, h2)
+}
+
+/// Serves the TLS listener until `stop`, then lets open connections finish
+/// for up to the configured `drain_grace` before closing them.
+pub async fn serve_gateway(listener: TcpListener, current: Current, load: Arc<Load>, stop: CancellationToken) {
+    let tracker = TaskTracker::new();
+    let abort = CancellationToken::new();
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let serving = current.load_full();
+                let Some((lane, guard)) = load.connect(serving.config.server.max_connections) else {
+                    drop(tcp);
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
+                let conn = Conn {
+                    peer,
+                    lane,
+                    current: Arc::clone(&current),
+                    load: Arc::clone(&load),
+                    stop: stop.clone(),
+                    abort: abort.clone(),
+                };
+                tracker.spawn(async move {
+                    let _guard = guard;
+                    conn.serve(tcp, serving).await;
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off, never exit.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    drop(listener);
+    tracker.close();
+    let grace = current.load().config.server.drain_grace;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        warn!(?grace, open = tracker.len(), "grace period over; closing connections still open");
+        abort.cancel();
+        tracker.wait().await;
+    }
+}
+
+struct Conn {
+    peer: SocketAddr,
+    lane: Lane,
+    current: Current,
+    load: Arc<Load>,
+    stop: CancellationToken,
+    abort: CancellationToken,
+}
+
+impl Conn {
+    async fn serve(self, tcp: TcpStream, serving: Arc<Serving>) {
+        let _open = serving.gateway.connection();
+        let server = &serving.config.server;
+        let handshake = tokio::time::timeout(server.tls_handshake_timeout, serving.acceptor.accept(tcp));
+        let tls = tokio::select! {
+            () = self.abort.cancelled() => return,
+            done = handshake => match done {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    self.load.metrics.handshake_error.inc();
+                    return debug!(peer = %self.peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    self.load.metrics.handshake_timeout.inc();
+                    return debug!(peer = %self.peer, "TLS handshake timed out");
+                }
+            },
+        };
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let fault = Fault::default();
+        let inspector = (!h2).then(|| Inspector::new(server.max_header_bytes, fault.clone()));
+        let io = TokioIo::new(Inspected::new(tls, inspector));
+        let activity = Arc::new(ConnActivity::default());
+        let service = {
+            let (current, load, activity, lane, peer) =
+                (Arc::clone(&self.current), Arc::clone(&self.load), Arc::clone(&activity), self.lane, self.peer);
+            service_fn(move |req| {
+                let served = request(req, peer, lane, &current, &load, &activity, &fault);
+                async move { Ok::<_, Infallible>(served.await) }
+            })
+        };
+        let builder = if h2 { &serving.h2 } else { &serving.h1 };
+        let conn = builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let keep_alive = server.keep_alive_timeout;
+        // An overflow connection lives for one answer, and no longer than a request head may take.
+        let overflow_deadline = tokio::time::sleep(server.header_read_timeout);
+        tokio::pin!(overflow_deadline);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        debug!(peer = %self.peer, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = self.abort.cancelled() => return,
+                // A client that does not take part in the graceful close
+                // (HTTP/2 waits for a PING answer) is dropped once idle again.
+                () = activity.idle(CLOSE_GRACE), if closing => return,
+                () = self.stop.cancelled(), if !closing => closing = true,
+                () = activity.idle(keep_alive), if !closing => closing = true,
+                () = activity.served_one(), if !closing && self.lane == Lane::Overflow => closing = true,
+                () = &mut overflow_deadline, if self.lane == Lane::Overflow => return,
+            }
+            if closing {
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Hands one request to the gateway current now, marking it refused when the
+/// connection is faulty or the process overloaded.
+fn request(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    lane: Lane,
+    current: &Current,
+    load: &Arc<Load>,
+    activity: &Arc<ConnActivity>,
+    fault: &Fault,
+) -> impl Future<Output = Response<Tracked<Body>>> + Send + use<> {
+    let serving = current.load_full();
+    let active = activity.enter();
+    let in_flight = match lane {
+        Lane::Normal => load.enter(serving.config.server.max_in_flight),
+        Lane::Overflow => None,
+    };
+    let malformed = fault.get();
+    let refusal = match (malformed, lane, &in_flight) {
+        (Some(reason), _, _) => Some(Refusal::Malformed(reason)),
+        (None, Lane::Overflow, _) => {
+            load.metrics.shed_connections.inc();
+            Some(Refusal::Overloaded)
+        }
+        (None, Lane::Normal, None) => {
+            load.metrics.shed_requests.inc();
+            Some(Refusal::Overloaded)
+        }
+        (None, Lane::Normal, Some(_)) => None,
+    };
+    let http1 = req.version() != Version::HTTP_2;
+    let close = refusal.is_some();
+    if let Some(refusal) = refusal {
+        req.extensions_mut().insert(refusal);
+    }
+    async move {
+        let mut rsp = serving.gateway.handle(req, peer).await;
+        // After a refused request nothing more is read from an HTTP/1
+        // connection: its framing cannot be trusted.
+        if http1 && (close || rsp.status() == StatusCode::BAD_REQUEST) {
+            rsp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        rsp.map(|body| Tracked::new(body, active, in_flight))
+    }
+}
+
+/// Timeouts of a connection to a listener other than the gateway's (the
+/// egress proxy's and the tunnels it intercepts).
 #[derive(Debug, Clone)]
 pub struct ConnSettings {
     pub tls_handshake_timeout: Duration,
     pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub http2_max_concurrent_streams: u32,
 }
 
-/// Serves the TLS listener until `stop`, then waits up to `grace` for open
-/// connections to finish their requests.
-pub async fn serve_gateway(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    gateway: Arc<Gateway>,
-    settings: ConnSettings,
-    stop: CancellationToken,
-    grace: Duration,
-) {
-    let builder = connection_builder(&settings);
-    accept_loop(listener, stop, grace, move |tcp, peer, watcher| {
-        let acceptor = acceptor.clone();
-        let gateway = Arc::clone(&gateway);
-        let builder = builder.clone();
-        let handshake_timeout = settings.tls_handshake_timeout;
-        async move {
-            let _open = gateway.connection();
-            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => return debug!(%peer, "TLS handshake timed out"),
-            };
-            let service = service_fn(move |req: Request<Incoming>| {
-                let gateway = Arc::clone(&gateway);
-                async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
-            });
-            let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                debug!(%peer, error = %e, "connection ended with an error");
-            }
+impl ConnSettings {
+    pub fn of(server: &ServerConfig) -> Self {
+        Self {
+            tls_handshake_timeout: server.tls_handshake_timeout,
+            header_read_timeout: server.header_read_timeout,
+            max_header_bytes: server.max_header_bytes,
+            http2_max_concurrent_streams: server.http2_max_concurrent_streams,
         }
-    })
-    .await;
+    }
 }
 
-/// The HTTP/1.1 + HTTP/2 server settings of a gateway connection, also used
-/// inside intercepted egress tunnels.
+/// The HTTP/1.1 + HTTP/2 server settings used inside intercepted egress
+/// tunnels (the protocol is chosen by ALPN on the intercepted handshake).
 pub(crate) fn connection_builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(100);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(settings.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
     builder
 }
 

@@ -119,6 +119,7 @@ fn run(source: &Source) -> ExitCode {
     runtime.block_on(async {
         match App::build(config).await {
             Ok(app) => {
+                let app = app.with_source(source.clone());
                 app.run(shutdown::signal()).await;
                 ExitCode::SUCCESS
             }

@@ -70,6 +70,8 @@ impl Metrics {
         registry.register(Box::new(ready.clone()))?;
         let keys = keys::KeyFamilies::register(&registry)?;
         let egress = egress::EgressFamilies::register(&registry)?;
+        // Every series exists from the start, at 0, egress mode or not.
+        let _ = egress.metrics();
         Ok(Self { registry, routes, listeners, keys, audit_records, exemptions, tls_not_after, ready, egress })
     }
 
@@ -82,6 +84,11 @@ impl Metrics {
     pub fn route_of(&self, config: &RouteConfig) -> RouteMetrics {
         self.routes.describe(config);
         self.routes.route(&config.name)
+    }
+
+    /// The registry, for parts that register their own families.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// Connection and in-flight gauges of listener `name`.

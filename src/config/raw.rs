@@ -17,6 +17,8 @@ pub struct Config {
     #[serde(default)]
     pub audit: Audit,
     #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
     pub routes: Vec<Route>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exemptions: Vec<Exemption>,
@@ -37,11 +39,20 @@ pub struct Server {
     pub workers: usize,
     pub tls_handshake_timeout: String,
     pub header_read_timeout: String,
+    pub keep_alive_timeout: String,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub http2_max_concurrent_streams: u32,
+    pub max_connections: usize,
+    pub max_in_flight: usize,
     pub upstream_connect_timeout: String,
     pub upstream_timeout: String,
     pub upstream_pool_max_idle: usize,
     pub upstream_pool_idle_timeout: String,
+    pub upstream_idle_timeout: String,
+    pub drain_delay: String,
     pub drain_grace: String,
+    pub watch_interval: String,
 }
 
 impl Default for Server {
@@ -53,12 +64,21 @@ impl Default for Server {
             admin_listen: "127.0.0.1:9090".into(),
             workers: 0,
             tls_handshake_timeout: "10s".into(),
-            header_read_timeout: "30s".into(),
+            header_read_timeout: "10s".into(),
+            keep_alive_timeout: "60s".into(),
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            http2_max_concurrent_streams: 100,
+            max_connections: 4096,
+            max_in_flight: 1024,
             upstream_connect_timeout: "10s".into(),
             upstream_timeout: "120s".into(),
             upstream_pool_max_idle: 1024,
             upstream_pool_idle_timeout: "90s".into(),
+            upstream_idle_timeout: "60s".into(),
+            drain_delay: "5s".into(),
             drain_grace: "30s".into(),
+            watch_interval: "0s".into(),
         }
     }
 }
@@ -218,6 +238,8 @@ pub struct Route {
     pub deny_roles: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_context_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RouteRate>,
 }
 
 /// A file of relationships (CSV or JSON), or the relationships inline as
@@ -240,6 +262,40 @@ pub struct Exemption {
     pub expires: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routes: Option<Vec<String>>,
+}
+
+/// Limits that are not tied to one route.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub denied_per_ip: Rate,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { denied_per_ip: Rate { requests: 100, per: "10s".into(), burst: None } }
+    }
+}
+
+/// `requests` per `per`, with bursts up to `burst` (default: `requests`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub requests: u32,
+    pub per: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+/// A route's rate limit on one identity claim of verified tokens.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRate {
+    pub key: String,
+    pub requests: u32,
+    pub per: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
 }
 
 fn default_path_prefix() -> String {

@@ -352,3 +352,62 @@ fn environment_overrides_policy_keys() {
     assert!(!p.denied_apps.is_empty());
     assert_eq!(config.audit.sink, AuditSink::Stdout);
 }
+
+#[test]
+fn limits_and_timeouts_have_safe_defaults() {
+    let config = Config::from_toml(MINIMAL).unwrap();
+    let s = &config.server;
+    assert_eq!(s.tls_handshake_timeout, Duration::from_secs(10));
+    assert_eq!(s.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(s.keep_alive_timeout, Duration::from_secs(60));
+    assert_eq!((s.max_header_bytes, s.max_headers, s.http2_max_concurrent_streams), (65536, 100, 100));
+    assert_eq!((s.max_connections, s.max_in_flight), (4096, 1024));
+    assert_eq!(s.upstream_idle_timeout, Duration::from_secs(60));
+    assert_eq!((s.drain_delay, s.drain_grace), (Duration::from_secs(5), Duration::from_secs(30)));
+    assert_eq!(s.watch_interval, None);
+    let denied = config.limits.denied_per_ip.unwrap();
+    assert_eq!((denied.requests.get(), denied.per, denied.burst.get()), (100, Duration::from_secs(10), 100));
+    assert!(config.routes[0].rate_limits.is_empty());
+}
+
+#[test]
+fn limits_are_checked_and_name_the_key() {
+    let server = |line: &str| err_key(&format!("[server]\n{line}\n{MINIMAL}"));
+    assert_eq!(server("max_header_bytes = 1024"), "server.max_header_bytes");
+    assert_eq!(server("max_headers = 0"), "server.max_headers");
+    assert_eq!(server("http2_max_concurrent_streams = 0"), "server.http2_max_concurrent_streams");
+    assert_eq!(server("max_connections = 0"), "server.max_connections");
+    assert_eq!(server("max_in_flight = 0"), "server.max_in_flight");
+    assert_eq!(server("keep_alive_timeout = \"0s\""), "server.keep_alive_timeout");
+    assert_eq!(server("watch_interval = \"10ms\""), "server.watch_interval");
+    assert_eq!(server("drain_delay = \"soon\""), "server.drain_delay");
+    assert_eq!(
+        err_key(&format!("[server]\nmax_header_bytes = 16384\n[identity]\nmax_token_bytes = 16384\n{MINIMAL}")),
+        "server.max_header_bytes"
+    );
+    let limits = |line: &str| err_key(&format!("[limits]\n{line}\n{MINIMAL}"));
+    assert_eq!(limits(r#"denied_per_ip = { requests = 5, per = "0s" }"#), "limits.denied_per_ip.per");
+    assert_eq!(limits(r#"denied_per_ip = { requests = 5, per = "1s", burst = 0 }"#), "limits.denied_per_ip.burst");
+    assert_eq!(limits(r#"denied_per_ip = { requests = 5 }"#), "limits.denied_per_ip");
+    let route = |line: &str| err_key(&format!("{MINIMAL}{line}\n"));
+    assert_eq!(route(r#"rate_limits = [{ key = "upn", requests = 1, per = "1s" }]"#), "routes[0].rate_limits[0].key");
+    assert_eq!(
+        route(r#"rate_limits = [{ key = "oid", requests = 0, per = "1s" }]"#),
+        "routes[0].rate_limits[0].requests"
+    );
+    assert_eq!(
+        route(
+            r#"rate_limits = [{ key = "oid", requests = 1, per = "1s" }, { key = "oid", requests = 2, per = "1s" }]"#
+        ),
+        "routes[0].rate_limits[1].key"
+    );
+    let off =
+        Config::from_toml(&format!("[limits]\ndenied_per_ip = {{ requests = 0, per = \"1s\" }}\n{MINIMAL}")).unwrap();
+    assert!(off.limits.denied_per_ip.is_none());
+    let text = format!("{MINIMAL}rate_limits = [{{ key = \"tenant\", requests = 600, per = \"1m\", burst = 50 }}]\n");
+    let limit = Config::from_toml(&text).unwrap().routes[0].rate_limits[0];
+    assert_eq!(
+        (limit.key, limit.rate.interval(), limit.rate.burst.get()),
+        (RateKey::Tenant, Duration::from_millis(100), 50)
+    );
+}

@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 use super::ca::{CaError, InterceptCa};
 use super::{Conn, Egress, EgressError, Target, hosts};
 use crate::error::Reject;
-use crate::listener;
+use crate::listener::{self, Fault, Inspected, Inspector, Refusal};
 use crate::metrics::EgressMetrics;
 use crate::proxy::{Guard, Routed};
 
@@ -137,15 +137,31 @@ pub(super) async fn serve(
         debug!(%peer, host = %target.host, "TLS server name differs from the CONNECT target; requests get 421");
     }
     let builder = listener::connection_builder(&egress.settings);
+    // HTTP/1 inside the tunnel gets the same byte-level framing checks as the
+    // reverse-proxy listener; a fault refuses the request that carries it.
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let fault = Fault::default();
+    let inspector = (!h2).then(|| Inspector::new(egress.settings.max_header_bytes, fault.clone()));
+    let io = TokioIo::new(Inspected::new(tls, inspector));
     let tunnel = Arc::new(Tunnel { egress, target, authority, sni_matches });
-    let service = service_fn(move |req: http::Request<Incoming>| {
+    let service = service_fn(move |mut req: http::Request<Incoming>| {
         let tunnel = Arc::clone(&tunnel);
+        if let Some(why) = fault.get() {
+            req.extensions_mut().insert(Refusal::Malformed(why));
+        }
         async move {
             let routed = Routed { host: &tunnel.target.host, authority: &tunnel.authority, guard: &*tunnel };
-            Ok::<_, Infallible>(tunnel.egress.gateway.handle_routed(req, peer, &routed).await)
+            let gateway = Arc::clone(&tunnel.egress.current.load().gateway);
+            let mut rsp = gateway.handle_routed(req, peer, &routed).await;
+            // After a refused HTTP/1 request nothing more is read from the
+            // connection: its framing cannot be trusted.
+            if !h2 && rsp.status() == http::StatusCode::BAD_REQUEST {
+                rsp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(rsp)
         }
     });
-    let served = builder.serve_connection(TokioIo::new(tls), service);
+    let served = builder.serve_connection(io, service);
     tokio::pin!(served);
     let result = tokio::select! {
         result = served.as_mut() => result,

@@ -42,10 +42,10 @@ use tracing::{debug, info};
 
 use crate::config::{Config, EgressConfig};
 use crate::error::{Reason, Reject};
-use crate::listener::{self, ConnSettings};
+use crate::listener::{self, ConnSettings, Current};
 use crate::metrics::EgressMetrics;
+use crate::proxy::Body;
 use crate::proxy::headers::Correlation;
-use crate::proxy::{Body, Gateway};
 use auth::ProxyAuth;
 use binding::AudienceBinding;
 use ca::{CaError, InterceptCa};
@@ -121,7 +121,8 @@ impl Target {
 
 /// The egress listener's shared state.
 pub struct Egress {
-    gateway: Arc<Gateway>,
+    /// The gateway being served now (a reload swaps it); read per request.
+    current: Current,
     rules: HostRules,
     certs: intercept::Certs,
     auth: Option<ProxyAuth>,
@@ -149,7 +150,7 @@ impl Egress {
     pub fn build(
         egress: &EgressConfig,
         config: &Config,
-        gateway: Arc<Gateway>,
+        current: Current,
         metrics: EgressMetrics,
     ) -> Result<Self, CaError> {
         let ca = InterceptCa::load(&egress.ca_cert, &egress.ca_key)?;
@@ -162,7 +163,7 @@ impl Egress {
         }
         let resolve = Resolve::new(egress.resolve.clone());
         Ok(Self {
-            gateway,
+            current,
             rules,
             certs: intercept::Certs::new(ca, metrics.clone()),
             auth: egress.proxy_auth.as_ref().map(ProxyAuth::new),
@@ -170,10 +171,7 @@ impl Egress {
             plain: plain::Forwarder::new(&resolve, &config.server),
             resolve,
             metrics,
-            settings: ConnSettings {
-                tls_handshake_timeout: config.server.tls_handshake_timeout,
-                header_read_timeout: config.server.header_read_timeout,
-            },
+            settings: ConnSettings::of(&config.server),
             connect_timeout: config.server.upstream_connect_timeout,
         })
     }

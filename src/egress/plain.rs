@@ -18,11 +18,13 @@ use super::resolve::{Connector, Resolve};
 use crate::config::ServerConfig;
 use crate::error::Reject;
 use crate::proxy::Body;
+use crate::proxy::forward::UpstreamBody;
 use crate::proxy::headers::strip_hop_by_hop;
 
 pub struct Forwarder {
     client: Client<Connector, Incoming>,
     timeout: Duration,
+    idle_timeout: Duration,
 }
 
 impl Forwarder {
@@ -35,7 +37,7 @@ impl Forwarder {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(resolve.connector(http));
-        Self { client, timeout: server.upstream_timeout }
+        Self { client, timeout: server.upstream_timeout, idle_timeout: server.upstream_idle_timeout }
     }
 
     /// Sends the request to `http://{authority}` and streams the answer back.
@@ -61,6 +63,6 @@ impl Forwarder {
         let (mut parts, body) = rsp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         parts.extensions = Extensions::new();
-        Ok(Response::from_parts(parts, Body::Left(body)))
+        Ok(Response::from_parts(parts, Body::Left(UpstreamBody::new(body, self.idle_timeout, None))))
     }
 }

@@ -75,7 +75,7 @@ impl RouteFamilies {
         let upstream_errors = IntCounterVec::new(
             Opts::new(
                 "mfagate_upstream_errors_total",
-                "Forwarded requests the upstream did not answer, by route and kind (connect, connection, timeout, target).",
+                "Forwarded requests the upstream did not answer, by route and kind (connect, connection, timeout, target, body).",
             ),
             &["route", "kind"],
         )?;
@@ -186,6 +186,11 @@ impl RouteMetrics {
         if let Some(kind) = o.upstream_error {
             self.upstream_errors[kind as usize].inc();
         }
+    }
+
+    /// The counter of response bodies that broke off or stalled.
+    pub fn upstream_body(&self) -> IntCounter {
+        self.upstream_errors[UpstreamErrorKind::Body as usize].clone()
     }
 
     fn inc(counter: &Option<IntCounter>) {

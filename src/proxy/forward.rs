@@ -2,18 +2,24 @@
 //! connection (HTTP/2 when the upstream offers it by ALPN, else HTTP/1.1),
 //! bodies streamed both ways.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::{Authority, Parts as UriParts, PathAndQuery, Scheme};
 use http::{Extensions, Request, Response, Uri, Version};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use prometheus::IntCounter;
+use tokio::time::{Instant, Sleep};
 
-use super::Body;
 use super::headers::{self, Correlation};
+use super::{Body, RequestBody};
 use crate::config::{RouteConfig, ServerConfig, UpstreamTarget};
 use crate::egress::resolve::{Connector, Resolve};
 use crate::policy::Authorized;
@@ -39,10 +45,12 @@ pub enum UpstreamErrorKind {
     Timeout,
     /// The request could not be turned into an upstream URI.
     Target,
+    /// The response body broke off or stalled after its headers were passed on.
+    Body,
 }
 
 impl UpstreamErrorKind {
-    pub const ALL: [Self; 4] = [Self::Connect, Self::Connection, Self::Timeout, Self::Target];
+    pub const ALL: [Self; 5] = [Self::Connect, Self::Connection, Self::Timeout, Self::Target, Self::Body];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,6 +58,7 @@ impl UpstreamErrorKind {
             Self::Connection => "connection",
             Self::Timeout => "timeout",
             Self::Target => "target",
+            Self::Body => "body",
         }
     }
 }
@@ -68,9 +77,11 @@ impl UpstreamError {
 /// A route's upstream: its address and a connection pool of its own (each
 /// route may trust its own extra CA).
 pub struct Upstream {
-    client: Client<HttpsConnector<Connector>, Body>,
+    client: Client<HttpsConnector<Connector>, RequestBody>,
     target: UpstreamTarget,
     timeout: Duration,
+    idle_timeout: Duration,
+    body_errors: Option<IntCounter>,
 }
 
 impl Upstream {
@@ -91,7 +102,19 @@ impl Upstream {
             .pool_idle_timeout(server.upstream_pool_idle_timeout)
             .pool_max_idle_per_host(server.upstream_pool_max_idle)
             .build(https);
-        Ok(Self { client, target: route.upstream.clone(), timeout: server.upstream_timeout })
+        Ok(Self {
+            client,
+            target: route.upstream.clone(),
+            timeout: server.upstream_timeout,
+            idle_timeout: server.upstream_idle_timeout,
+            body_errors: None,
+        })
+    }
+
+    /// Counts response bodies that break off or stall in `counter`.
+    pub fn count_body_errors(mut self, counter: IntCounter) -> Self {
+        self.body_errors = Some(counter);
+        self
     }
 
     /// Sends the request upstream and returns its response, headers rewritten.
@@ -99,7 +122,7 @@ impl Upstream {
     /// authority to send it to instead of the route's upstream.
     pub async fn forward(
         &self,
-        req: Request<Body>,
+        req: Request<RequestBody>,
         peer: SocketAddr,
         ids: &Correlation,
         _authorized: &Authorized,
@@ -124,6 +147,7 @@ impl Upstream {
         let (mut parts, body) = rsp.into_parts();
         headers::to_downstream(&mut parts.headers);
         parts.extensions = Extensions::new();
+        let body = UpstreamBody::new(body, self.idle_timeout, self.body_errors.clone());
         Ok(Response::from_parts(parts, Body::Left(body)))
     }
 
@@ -150,4 +174,87 @@ fn direct_uri(authority: &Authority, downstream: &Uri) -> Option<Uri> {
     parts.authority = Some(authority.clone());
     parts.path_and_query = Some(downstream.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
     Uri::from_parts(parts).ok()
+}
+
+/// An upstream's response body on its way to the client. Waiting longer than
+/// `server.upstream_idle_timeout` for the upstream's next frame ends it with
+/// an error, so a stalled upstream cannot hold the client's connection
+/// forever (time the client takes to read does not count); either failure
+/// aborts the client's response (HTTP/1 connection closed, HTTP/2 stream
+/// reset), so a cut-off body never looks complete.
+pub struct UpstreamBody {
+    inner: Incoming,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+    /// The last poll found no frame: the idle timer runs.
+    waiting: bool,
+    errors: Option<IntCounter>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("upstream body: {0}")]
+    Upstream(#[from] hyper::Error),
+    #[error("upstream body stalled for {0:?}")]
+    Stalled(Duration),
+}
+
+impl UpstreamBody {
+    pub(crate) fn new(inner: Incoming, idle_timeout: Duration, errors: Option<IntCounter>) -> Self {
+        Self { inner, idle_timeout, idle: Box::pin(tokio::time::sleep(idle_timeout)), waiting: false, errors }
+    }
+
+    fn failed(&self) {
+        if let Some(c) = &self.errors {
+            c.inc();
+        }
+    }
+
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<bytes::Bytes>, BodyError>>> {
+        match self.idle.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.failed();
+                Poll::Ready(Some(Err(BodyError::Stalled(self.idle_timeout))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = bytes::Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.waiting = false;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.failed();
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if !self.waiting {
+                    self.waiting = true;
+                    let deadline = Instant::now() + self.idle_timeout;
+                    self.idle.as_mut().reset(deadline);
+                }
+                self.poll_idle(cx)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -1,11 +1,13 @@
 //! The gateway's request path, in the order a request travels:
-//! correlation ids → request checks → route → credentials → authenticate →
-//! authorise → forward → record. `handle` is the one place a rejection
-//! becomes a response. `handle_routed` is the same path for a request whose
-//! host was fixed before it was read (an intercepted egress tunnel).
+//! correlation ids → request checks → route → load and denied-request limits
+//! → credentials → authenticate → authorise → rate limits → forward → record.
+//! `handle` is the one place a rejection becomes a response. `handle_routed`
+//! is the same path for a request whose host was fixed before it was read
+//! (an intercepted egress tunnel).
 
 pub mod forward;
 pub mod headers;
+pub mod hygiene;
 pub mod record;
 pub mod route;
 pub mod token_request;
@@ -25,20 +27,26 @@ use crate::audit::{AuditError, AuditLog};
 use crate::auth::{AuthError, Authenticator};
 use crate::config::{Config, UNMATCHED_ROUTE};
 use crate::egress::resolve::Resolve;
-use crate::error::Reject;
+use crate::error::{Reason, Reject};
+use crate::limit::Limits;
+use crate::listener::Refusal;
 use crate::metrics::{InFlight, ListenerMetrics, Metrics, RouteMetrics};
 use crate::policy::legacy::{self, Credential, TokenRequest};
 use crate::policy::{self, Authorized, Check, Decision, Input, RouteKind, Rule, gdap};
 use crate::rfc3339::{self, unix_now};
 use crate::tls::TlsError;
-use forward::Upstream;
+use forward::{Upstream, UpstreamBody};
 use headers::Correlation;
+use hygiene::Hygiene;
 use record::{Record, Verdict};
 use route::Route;
 
-/// Request and response bodies: streamed from the peer, or held whole (the
-/// gateway's own answers, an inspected token request).
-pub type Body = Either<Incoming, Full<Bytes>>;
+/// Response bodies: the upstream's, streamed, or the gateway's own.
+pub type Body = Either<UpstreamBody, Full<Bytes>>;
+
+/// Request bodies on their way upstream: streamed from the client, or held
+/// whole (an inspected token request).
+pub type RequestBody = Either<Incoming, Full<Bytes>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -68,6 +76,8 @@ pub struct Gateway {
     unmatched: RouteMetrics,
     audit: Option<AuditLog>,
     listener: ListenerMetrics,
+    hygiene: Hygiene,
+    limits: Limits,
 }
 
 impl Gateway {
@@ -77,9 +87,10 @@ impl Gateway {
             .routes
             .iter()
             .map(|r| {
+                let metrics = metrics.route_of(r);
                 Ok(Route {
-                    upstream: Upstream::new(r, &config.server, &resolve)?,
-                    metrics: metrics.route_of(r),
+                    upstream: Upstream::new(r, &config.server, &resolve)?.count_body_errors(metrics.upstream_body()),
+                    metrics,
                     config: r.clone(),
                 })
             })
@@ -97,7 +108,15 @@ impl Gateway {
             unmatched: metrics.route(UNMATCHED_ROUTE),
             audit,
             listener: metrics.listener("gateway"),
+            hygiene: Hygiene::new(&config.server),
+            limits: Limits::default(),
         })
+    }
+
+    /// Adds the rate limits (without them, nothing is rate-limited).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn auth(&self) -> &Authenticator {
@@ -128,6 +147,10 @@ impl Gateway {
             Ok(rsp) => rsp,
             Err(reject) => {
                 record.rejected(&reject);
+                let reason = reject.reason();
+                if reason.status().is_client_error() && reason != Reason::RateLimited {
+                    self.limits.note_denied(peer.ip());
+                }
                 reject.into_response(ids.correlation_str())
             }
         };
@@ -148,16 +171,25 @@ impl Gateway {
             return Err(Reject::BadRequest("CONNECT is not served on the reverse-proxy listener"));
         }
         headers::check_connection(req.headers()).map_err(Reject::BadRequest)?;
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        let refusal = parts.extensions.get::<Refusal>().copied();
+        if let Some(Refusal::Malformed(why)) = refusal {
+            return Err(Reject::BadRequest(why));
+        }
+        self.hygiene.check(&mut parts).map_err(Reject::BadRequest)?;
         let route = match routed {
             None => route::find(&self.routes, &parts),
             Some(r) => route::find_for_host(&self.routes, r.host, parts.uri.path()),
         };
         let route = route.ok_or(Reject::NoRoute)?;
         record.route = Some(route);
+        if refusal == Some(Refusal::Overloaded) {
+            return Err(Reject::Overloaded);
+        }
         if let Some(r) = routed {
             r.guard.check(&parts)?;
         }
+        self.limits.admit_peer(&route.config.name, peer.ip())?;
         let now = unix_now();
         record.mode = Some(route.config.policy.schedule.mode_at(now));
         let (authorized, body) = match route.config.policy.kind {
@@ -170,6 +202,9 @@ impl Gateway {
                 (self.authorize(route, &parts, now, record).await?, Either::Left(body))
             }
         };
+        if let Some(claims) = &record.claims {
+            self.limits.admit(&route.config.name, claims)?;
+        }
         let req = Request::from_parts(parts, body);
         let sent = Instant::now();
         let forwarded = route.upstream.forward(req, peer, ids, &authorized, routed.map(|r| r.authority)).await;

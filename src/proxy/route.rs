@@ -18,11 +18,16 @@ pub struct Route {
 }
 
 /// True when `path` is `prefix` or lies below it on a segment boundary:
-/// `/v1` matches `/v1` and `/v1/customers`, not `/v1x`.
+/// `/v1` matches `/v1` and `/v1/customers`, not `/v1x`. Letters match in any
+/// case, as Microsoft's APIs read paths case-insensitively (`/V1` must not
+/// slip past a `/v1` route to another one).
 pub fn path_matches(prefix: &str, path: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        None => false,
-        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+    match path.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(prefix) => {
+            let rest = &path[prefix.len()..];
+            prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
+        }
+        _ => false,
     }
 }
 
@@ -87,6 +92,8 @@ mod tests {
         assert!(!path_matches("/v1", "/v1x"));
         assert!(path_matches("/v1/", "/v1/x"));
         assert!(!path_matches("/v1/", "/v1"));
+        assert!(path_matches("/v1", "/V1/customers"));
+        assert!(!path_matches("/v1", "/"));
     }
 
     #[test]

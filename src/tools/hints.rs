@@ -117,6 +117,8 @@ pub fn hint(reason: Reason, cx: &Context<'_>) -> String {
         | Reason::EgressDenied
         | Reason::TlsRequired
         | Reason::ProxyAuthRequired
+        | Reason::RateLimited
+        | Reason::Overloaded
         | Reason::NoRoute
         | Reason::BadRequest
         | Reason::UpstreamUnavailable

@@ -142,3 +142,43 @@ async fn report_only_never_lets_a_token_go_to_the_wrong_host() {
     assert_eq!(out.json()["reason"], "audience_host_mismatch");
     assert_eq!(env.upstream.hits(), 1);
 }
+
+/// Framing that hyper would accept but that an upstream could read
+/// differently is refused inside an intercepted tunnel too.
+#[tokio::test]
+async fn ambiguous_http1_framing_inside_a_tunnel_is_refused() {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = guarded().egress("").start().await;
+    let ca_pem = std::fs::read_to_string(egress_ca(&env)).unwrap();
+    let token = env.idp.delegated().mint();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(mfagate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let cases = [
+        ("CL.TE", "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_string()),
+        ("TE obfuscated", "Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n".to_string()),
+        ("bare LF", "Content-Length: 0\n\n".to_string()),
+    ];
+    for (what, tail) in cases {
+        let tunnel = crate::clients::open_tunnel(&env, &format!("{PC_HOST}:443")).await;
+        let name = rustls::pki_types::ServerName::try_from(PC_HOST.to_string()).unwrap();
+        let mut stream = connector.connect(name, tunnel).await.unwrap();
+        let head = format!("POST /v1/customers HTTP/1.1\r\nHost: {PC_HOST}\r\nAuthorization: Bearer {token}\r\n{tail}");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 400"), "{what}: {text}");
+        assert!(text.contains(r#""reason":"bad_request""#), "{what}: {text}");
+    }
+    assert_eq!(env.upstream.hits(), 0);
+}

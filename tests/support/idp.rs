@@ -37,15 +37,18 @@ pub struct TestKey {
     pub encoding: EncodingKey,
     pub jwk: Value,
     pub public_pem: String,
+    /// PKCS#8 PEM, for minting tokens with other libraries.
+    pub private_pem: String,
 }
 
-fn rsa_key(kid: &str) -> TestKey {
+pub fn rsa_key(kid: &str) -> TestKey {
     let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
     key_from(
         kid,
         Algorithm::RS256,
         EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).unwrap(),
         pair.public_key_pem(),
+        pair.serialize_pem(),
     )
 }
 
@@ -56,17 +59,18 @@ fn ec_key(kid: &str) -> TestKey {
         Algorithm::ES256,
         EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(),
         pair.public_key_pem(),
+        pair.serialize_pem(),
     )
 }
 
-fn key_from(kid: &str, alg: Algorithm, encoding: EncodingKey, public_pem: String) -> TestKey {
+fn key_from(kid: &str, alg: Algorithm, encoding: EncodingKey, public_pem: String, private_pem: String) -> TestKey {
     let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&encoding, alg).unwrap()).unwrap();
     let obj = jwk.as_object_mut().unwrap();
     obj.retain(|k, _| matches!(k.as_str(), "kty" | "n" | "e" | "crv" | "x" | "y"));
     obj.insert("kid".into(), kid.into());
     obj.insert("use".into(), "sig".into());
     obj.insert("x5t".into(), kid.into());
-    TestKey { kid: kid.into(), alg, encoding, jwk, public_pem }
+    TestKey { kid: kid.into(), alg, encoding, jwk, public_pem, private_pem }
 }
 
 /// RSA key generation is slow; every test in a binary shares these.

@@ -3,16 +3,23 @@
 //! TLS upstream, the gateway itself (TLS) and an HTTP client that trusts it.
 #![allow(dead_code)]
 
+pub mod faulty;
 pub mod idp;
+pub mod load;
 pub mod pki;
+pub mod process;
+pub mod py;
+pub mod raw;
 pub mod serve;
 pub mod upstream;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mfagate::app::App;
-use mfagate::config::Config;
+use mfagate::config::{Config, Source};
+use mfagate::reload::Reloader;
 use tokio::sync::oneshot;
 
 pub use idp::{Idp, JwksMode};
@@ -31,6 +38,7 @@ pub struct Setup {
     pub server: String,
     pub identity: String,
     pub route: String,
+    pub limits: String,
     /// Whole `[[routes]]` tables appended after the main route.
     pub more_routes: String,
     pub jwks: Option<JwksMode>,
@@ -71,6 +79,12 @@ impl Setup {
     pub fn more_routes(mut self, toml: &str) -> Self {
         self.more_routes.push_str(toml);
         self.more_routes.push('\n');
+        self
+    }
+
+    pub fn limits(mut self, toml: &str) -> Self {
+        self.limits.push_str(toml);
+        self.limits.push('\n');
         self
     }
 
@@ -124,6 +138,9 @@ pub struct TestEnv {
     pub egress_ca: Option<std::path::PathBuf>,
     pub client: reqwest::Client,
     pub config_toml: String,
+    /// The configuration file the gateway reloads from.
+    pub config_path: PathBuf,
+    pub reloader: Arc<Reloader>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -192,6 +209,8 @@ tls_key = "{key}"
 {server}
 [identity]
 {jwks_line}{identity}
+[limits]
+{limits}
 {sources}[[routes]]
 name = "partner-center"
 upstream = "https://127.0.0.1:{uport}"
@@ -205,6 +224,7 @@ audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193
             key = gateway_leaf.key_path.display(),
             server = with_defaults(&setup.server, &[("upstream_timeout", "\"2s\""), ("drain_grace", "\"2s\"")]),
             identity = with_defaults(&identity, &[("state_dir", &toml_str(&dir.path().join("state")))]),
+            limits = setup.limits,
             uport = upstream.addr.port(),
             ca = pki.ca_path.display(),
             route = setup.route,
@@ -214,9 +234,11 @@ audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193
                 .replace("@CA@", &pki.ca_path.display().to_string()),
         );
         let config = Config::from_toml(&config_toml).unwrap_or_else(|e| panic!("test config: {e}\n{config_toml}"));
-        let app = App::build(config).await.expect("gateway starts");
+        let config_path = write(dir.path(), "mfagate.toml", &config_toml);
+        let app = App::build(config).await.expect("gateway starts").with_source(Source::File(config_path.clone()));
         let (addr, admin, fingerprint) = (app.local_addr(), app.admin_addr(), app.fingerprint().to_string());
         let egress_addr = app.egress_addr();
+        let reloader = app.reloader();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run(async move {
             let _ = stopped.await;
@@ -234,6 +256,8 @@ audiences = ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193
             egress_ca,
             client,
             config_toml,
+            config_path,
+            reloader,
             stop: Some(stop),
             task: Some(task),
         }
@@ -285,6 +309,19 @@ impl Drop for TestEnv {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, for at most 20 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

@@ -27,7 +27,8 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Paths: `/slow` answers after 5 s; `/download/N` sends N bytes;
+    /// Paths: `/slow` answers after 5 s; `/delay/MS` after MS milliseconds;
+    /// `/download/N` sends N bytes;
     /// anything else echoes the request body with status 200.
     pub async fn start(tls: Arc<rustls::ServerConfig>) -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
@@ -47,6 +48,9 @@ impl Upstream {
                 let mut rsp = if path == "/slow" {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     Response::new(Either::Right(Full::new(Bytes::from_static(b"late"))))
+                } else if let Some(ms) = path.strip_prefix("/delay/") {
+                    tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+                    Response::new(Either::Right(Full::new(Bytes::from_static(b"delayed"))))
                 } else if let Some(n) = path.strip_prefix("/download/") {
                     let n: usize = n.parse().unwrap();
                     let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
@@ -72,6 +76,11 @@ impl Upstream {
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Every request received so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
     }
 
     pub fn last(&self) -> Seen {

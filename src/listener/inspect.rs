@@ -1,0 +1,434 @@
+//! A look at the raw bytes of HTTP/1 requests before hyper parses them, for
+//! faults that parsing hides: bare LF line endings, a folded header line,
+//! a bare CR, ambiguous framing (hyper drops `Content-Length` when
+//! `Transfer-Encoding` is present, so only the raw head still shows both),
+//! overlong chunk-size lines and chunk extensions (RFC 9112 §7.1.1 asks
+//! servers to bound them). The inspector follows the framing (heads,
+//! `Content-Length` bodies, chunked bodies, trailers) so that body bytes are
+//! never mistaken for a head. A fault is recorded once; the gateway then
+//! refuses the request with 400 and closes the connection. When a head
+//! exceeds the limit (hyper answers 431), the inspector stops looking.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Longest chunk-size line (size plus extensions) accepted.
+const MAX_CHUNK_LINE: usize = 1024;
+/// Most bytes of chunk extensions accepted in one request body.
+const MAX_CHUNK_EXTENSIONS: usize = 1024;
+
+/// The first fault found on a connection, shared with its request handler.
+#[derive(Debug, Default, Clone)]
+pub struct Fault(Arc<OnceLock<&'static str>>);
+
+impl Fault {
+    pub fn get(&self) -> Option<&'static str> {
+        self.0.get().copied()
+    }
+
+    fn set(&self, reason: &'static str) {
+        let _ = self.0.set(reason);
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    /// Reading a request head into `head`.
+    Head,
+    /// Skipping a body of known length.
+    Body(u64),
+    /// Reading a chunk-size line into `line`.
+    ChunkSize,
+    /// Skipping chunk data, then its CRLF.
+    ChunkData(u64),
+    ChunkDataCr,
+    ChunkDataLf,
+    /// Reading trailer lines into `line` until an empty one.
+    Trailers,
+    /// Not looking any more.
+    Done,
+}
+
+/// Follows the request framing of one HTTP/1 connection.
+#[derive(Debug)]
+pub struct Inspector {
+    state: State,
+    head: Vec<u8>,
+    line: Vec<u8>,
+    extensions: usize,
+    max_head: usize,
+    fault: Fault,
+}
+
+impl Inspector {
+    pub fn new(max_head: usize, fault: Fault) -> Self {
+        Self { state: State::Head, head: Vec::new(), line: Vec::new(), extensions: 0, max_head, fault }
+    }
+
+    /// Looks at the next bytes the client sent.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let used = match self.state {
+                State::Done => return,
+                State::Head => self.head_bytes(bytes),
+                State::Body(left) => {
+                    let n = left.min(bytes.len() as u64);
+                    self.state = if n == left { State::Head } else { State::Body(left - n) };
+                    n as usize
+                }
+                State::ChunkSize => self.chunk_size_bytes(bytes),
+                State::ChunkData(left) => {
+                    let n = left.min(bytes.len() as u64);
+                    self.state = if n == left { State::ChunkDataCr } else { State::ChunkData(left - n) };
+                    n as usize
+                }
+                State::ChunkDataCr => self.expect(bytes[0], b'\r', State::ChunkDataLf),
+                State::ChunkDataLf => self.expect(bytes[0], b'\n', State::ChunkSize),
+                State::Trailers => self.trailer_bytes(bytes),
+            };
+            bytes = &bytes[used..];
+        }
+    }
+
+    fn fail(&mut self, reason: &'static str) -> usize {
+        self.fault.set(reason);
+        self.stop()
+    }
+
+    fn stop(&mut self) -> usize {
+        self.state = State::Done;
+        self.head = Vec::new();
+        self.line = Vec::new();
+        0
+    }
+
+    fn expect(&mut self, got: u8, want: u8, next: State) -> usize {
+        if got != want {
+            return self.fail("chunk data not followed by CRLF");
+        }
+        self.state = next;
+        1
+    }
+
+    fn head_bytes(&mut self, bytes: &[u8]) -> usize {
+        // Empty lines before a request line are allowed (RFC 9112 §2.2).
+        let mut skipped = 0;
+        if self.head.is_empty() {
+            skipped = bytes.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+        }
+        let bytes = &bytes[skipped..];
+        let start = self.head.len();
+        let take = bytes.len().min(self.max_head + 1 - start.min(self.max_head + 1));
+        self.head.extend_from_slice(&bytes[..take]);
+        // The head ends at the first empty line, with CRLF or bare LF endings.
+        let search_from = start.saturating_sub(2);
+        let end = self.head[search_from..].iter().enumerate().find_map(|(p, &b)| {
+            let at = search_from + p;
+            match (b, self.head.get(at + 1), self.head.get(at + 2)) {
+                (b'\n', Some(b'\n'), _) => Some(at + 2),
+                (b'\n', Some(b'\r'), Some(b'\n')) => Some(at + 3),
+                _ => None,
+            }
+        });
+        let Some(end) = end else {
+            if self.head.len() > self.max_head {
+                return skipped + take + self.stop();
+            }
+            return skipped + take;
+        };
+        let used = skipped + (end - start);
+        let head = std::mem::take(&mut self.head);
+        self.head_done(&head[..end]);
+        self.head = head;
+        self.head.clear();
+        used
+    }
+
+    fn head_done(&mut self, head: &[u8]) {
+        for (i, &b) in head.iter().enumerate() {
+            match b {
+                b'\n' if i == 0 || head[i - 1] != b'\r' => {
+                    self.fail("bare LF line ending");
+                    return;
+                }
+                b'\r' if head.get(i + 1) != Some(&b'\n') => {
+                    self.fail("bare CR in request head");
+                    return;
+                }
+                b' ' | b'\t' if i > 0 && head[i - 1] == b'\n' && i + 2 < head.len() => {
+                    self.fail("folded header line");
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let mut lines = head.split(|&b| b == b'\n');
+        let request_line = lines.next().unwrap_or_default();
+        let (mut te, mut cl) = (0, 0);
+        let mut chunked = false;
+        let mut length: Option<u64> = None;
+        for line in lines {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+            let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
+            if name.last().is_some_and(|b| matches!(b, b' ' | b'\t')) {
+                // RFC 9112 §5.1: a server must refuse it.
+                self.fail("whitespace before a header colon");
+                return;
+            }
+            if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                te += 1;
+                chunked = value.eq_ignore_ascii_case(b"chunked");
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                cl += 1;
+                length = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse().ok());
+            }
+        }
+        let fault = match (te, cl) {
+            (0, 0) => None,
+            (0, 1) if length.is_none() => Some("Content-Length is not a number"),
+            (0, 1) => None,
+            (1, 0) if !chunked => Some("Transfer-Encoding other than chunked"),
+            (1, 0) if !request_line.trim_ascii_end().ends_with(b"HTTP/1.1") => {
+                Some("Transfer-Encoding outside HTTP/1.1")
+            }
+            (1, 0) => None,
+            (0, _) => Some("repeated Content-Length"),
+            (_, 0) => Some("repeated Transfer-Encoding"),
+            _ => Some("both Transfer-Encoding and Content-Length"),
+        };
+        if let Some(fault) = fault {
+            self.fail(fault);
+            return;
+        }
+        self.extensions = 0;
+        self.state = match (chunked, length) {
+            (true, _) => State::ChunkSize,
+            (false, None | Some(0)) => State::Head,
+            (false, Some(n)) => State::Body(n),
+        };
+    }
+
+    /// Appends to `line` up to and including LF; returns the bytes used and
+    /// whether the line is complete. Lines longer than `max` fail.
+    fn line_bytes(&mut self, bytes: &[u8], max: usize, too_long: &'static str) -> Option<(usize, bool)> {
+        let (used, complete) = match bytes.iter().position(|&b| b == b'\n') {
+            Some(p) => (p + 1, true),
+            None => (bytes.len(), false),
+        };
+        if self.line.len() + used > max {
+            self.fail(too_long);
+            return None;
+        }
+        self.line.extend_from_slice(&bytes[..used]);
+        if complete && !self.line.ends_with(b"\r\n") {
+            self.fail("bare LF line ending in chunked body");
+            return None;
+        }
+        Some((used, complete))
+    }
+
+    fn chunk_size_bytes(&mut self, bytes: &[u8]) -> usize {
+        let Some((used, complete)) = self.line_bytes(bytes, MAX_CHUNK_LINE, "chunk-size line too long") else {
+            return 0;
+        };
+        if !complete {
+            return used;
+        }
+        let line = std::mem::take(&mut self.line);
+        let line = &line[..line.len() - 2];
+        let (size, ext) = match line.iter().position(|&b| b == b';') {
+            Some(p) => (&line[..p], &line[p..]),
+            None => (line, &[][..]),
+        };
+        self.extensions += ext.len();
+        if self.extensions > MAX_CHUNK_EXTENSIONS {
+            return self.fail("chunk extensions too long");
+        }
+        let size = trim(size);
+        let parsed =
+            std::str::from_utf8(size).ok().filter(|s| s.len() <= 15).and_then(|s| u64::from_str_radix(s, 16).ok());
+        match parsed {
+            None => return self.fail("invalid chunk size"),
+            Some(0) => self.state = State::Trailers,
+            Some(n) => self.state = State::ChunkData(n),
+        }
+        used
+    }
+
+    fn trailer_bytes(&mut self, bytes: &[u8]) -> usize {
+        let Some((used, complete)) = self.line_bytes(bytes, self.max_head, "trailer section too long") else {
+            return 0;
+        };
+        if complete {
+            if self.line == b"\r\n" {
+                self.state = State::Head;
+            }
+            self.line.clear();
+        }
+        used
+    }
+}
+
+fn trim(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// The client's stream, with every byte read shown to the inspector first.
+pub struct Inspected<T> {
+    inner: T,
+    inspector: Option<Inspector>,
+}
+
+impl<T> Inspected<T> {
+    pub fn new(inner: T, inspector: Option<Inspector>) -> Self {
+        Self { inner, inspector }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Inspected<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let ready = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(inspector)) = (&ready, this.inspector.as_mut()) {
+            inspector.feed(&buf.filled()[before..]);
+        }
+        ready
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Inspected<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in pieces of every size from 1 to 7 bytes and returns the fault.
+    fn fault(input: &[u8]) -> Option<&'static str> {
+        let mut results = Vec::new();
+        for step in 1..=7 {
+            let f = Fault::default();
+            let mut i = Inspector::new(8192, f.clone());
+            for piece in input.chunks(step) {
+                i.feed(piece);
+            }
+            results.push(f.get());
+        }
+        let whole = Fault::default();
+        Inspector::new(8192, whole.clone()).feed(input);
+        assert!(results.iter().all(|r| *r == whole.get()), "{results:?} vs {:?}", whole.get());
+        whole.get()
+    }
+
+    #[test]
+    fn clean_pipelined_requests_pass() {
+        let input = b"\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n\
+POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n\n\n\n\na\
+POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\n\n\na\r\n0\r\nT: 1\r\n\r\n\
+GET /d HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(fault(input), None);
+    }
+
+    #[test]
+    fn bare_lf_and_folding_are_faults() {
+        assert_eq!(fault(b"GET / HTTP/1.1\nHost: x\n\n"), Some("bare LF line ending"));
+        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\n\r\n"), Some("bare LF line ending"));
+        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"), Some("folded header line"));
+        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\rY: 1\r\n\r\n"), Some("bare CR in request head"));
+        // After a clean request, in the second one.
+        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\nHost: x\n\n"), Some("bare LF line ending"));
+    }
+
+    #[test]
+    fn body_bytes_are_not_read_as_heads() {
+        assert_eq!(fault(b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\n \n\nGET / HTTP/1.1\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn chunk_extension_limits() {
+        let big =
+            format!("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;{}\r\na\r\n0\r\n\r\n", "x".repeat(20_000));
+        assert_eq!(fault(big.as_bytes()), Some("chunk-size line too long"));
+        let mut many = String::from("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for _ in 0..20 {
+            many.push_str(&format!("1;{}\r\na\r\n", "e".repeat(100)));
+        }
+        many.push_str("0\r\n\r\n");
+        assert_eq!(fault(many.as_bytes()), Some("chunk extensions too long"));
+        assert_eq!(
+            fault(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\na\r\n0\r\n\r\n"),
+            Some("bare LF line ending in chunked body")
+        );
+        assert_eq!(fault(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"), Some("invalid chunk size"));
+        assert_eq!(
+            fault(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n"),
+            Some("chunk data not followed by CRLF")
+        );
+    }
+
+    #[test]
+    fn ambiguous_framing_is_a_fault() {
+        let post = |h: &str| format!("POST / HTTP/1.1\r\n{h}\r\n\r\n0\r\n\r\n");
+        let cases = [
+            ("Content-Length: 6\r\nTransfer-Encoding: chunked", "both Transfer-Encoding and Content-Length"),
+            ("Transfer-Encoding: chunked\r\nContent-Length: 6", "both Transfer-Encoding and Content-Length"),
+            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", "repeated Transfer-Encoding"),
+            ("Content-Length: 5\r\nContent-Length: 5", "repeated Content-Length"),
+            ("Content-Length: 5, 5", "Content-Length is not a number"),
+            ("Transfer-Encoding: gzip, chunked", "Transfer-Encoding other than chunked"),
+            ("Transfer-Encoding : chunked", "whitespace before a header colon"),
+        ];
+        for (headers, want) in cases {
+            assert_eq!(fault(post(headers).as_bytes()), Some(want), "{headers}");
+        }
+        let h10 = b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert_eq!(fault(h10), Some("Transfer-Encoding outside HTTP/1.1"));
+    }
+
+    #[test]
+    fn oversized_heads_are_left_to_hyper() {
+        let f = Fault::default();
+        let mut i = Inspector::new(100, f.clone());
+        i.feed(format!("GET / HTTP/1.1\r\nX: {}\n\n", "a".repeat(200)).as_bytes());
+        assert_eq!(f.get(), None);
+        assert!(matches!(i.state, State::Done));
+    }
+}

@@ -1,0 +1,217 @@
+//! Load accounting: open connections and requests in flight, process-wide
+//! and per connection. Guards count while they live; a response body carries
+//! its request's guards until the last byte is sent (or the body dropped),
+//! so a streaming response counts as in flight.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::{Body, Frame, SizeHint};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use tokio::sync::Notify;
+
+/// Process-wide counts and their metrics.
+pub struct Load {
+    open: AtomicUsize,
+    overflow: AtomicUsize,
+    in_flight: AtomicUsize,
+    pub(super) metrics: LoadMetrics,
+}
+
+pub(super) struct LoadMetrics {
+    pub shed_connections: IntCounter,
+    pub shed_requests: IntCounter,
+    pub dropped: IntCounter,
+    pub handshake_timeout: IntCounter,
+    pub handshake_error: IntCounter,
+}
+
+impl Load {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let shed = IntCounterVec::new(
+            Opts::new("mfagate_overload_total", "Requests answered 503 overloaded, by the limit that was reached."),
+            &["limit"],
+        )?;
+        let dropped = IntCounter::new(
+            "mfagate_connections_dropped_total",
+            "Connections closed at once, without an answer, because even the overload allowance was used up.",
+        )?;
+        let handshakes = IntCounterVec::new(
+            Opts::new("mfagate_tls_handshake_failures_total", "TLS handshakes that failed, by kind (error, timeout)."),
+            &["kind"],
+        )?;
+        registry.register(Box::new(shed.clone()))?;
+        registry.register(Box::new(dropped.clone()))?;
+        registry.register(Box::new(handshakes.clone()))?;
+        Ok(Self {
+            open: AtomicUsize::new(0),
+            overflow: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            metrics: LoadMetrics {
+                shed_connections: shed.with_label_values(&["max_connections"]),
+                shed_requests: shed.with_label_values(&["max_in_flight"]),
+                dropped,
+                handshake_timeout: handshakes.with_label_values(&["timeout"]),
+                handshake_error: handshakes.with_label_values(&["error"]),
+            },
+        })
+    }
+
+    /// Counts a new connection: `Normal` below `max`, `Overflow` (served only
+    /// to be told 503) within the allowance above it, `None` beyond that.
+    pub(super) fn connect(self: &Arc<Self>, max: usize) -> Option<(Lane, ConnGuard)> {
+        let open = self.open.fetch_add(1, Ordering::AcqRel);
+        if open < max {
+            return Some((Lane::Normal, ConnGuard { load: Arc::clone(self), overflow: false }));
+        }
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        let allowance = max / 8 + 16;
+        if self.overflow.fetch_add(1, Ordering::AcqRel) < allowance {
+            return Some((Lane::Overflow, ConnGuard { load: Arc::clone(self), overflow: true }));
+        }
+        self.overflow.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.dropped.inc();
+        None
+    }
+
+    /// Admits a request below `max` in flight.
+    pub(super) fn enter(self: &Arc<Self>, max: usize) -> Option<InFlight> {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) < max {
+            return Some(InFlight { load: Arc::clone(self) });
+        }
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        None
+    }
+
+    /// Connections open now (normal lane).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
+/// Which way a connection is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lane {
+    Normal,
+    /// Over `max_connections`: every request is answered 503, then the connection closes.
+    Overflow,
+}
+
+pub(super) struct ConnGuard {
+    load: Arc<Load>,
+    overflow: bool,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if self.overflow {
+            self.load.overflow.fetch_sub(1, Ordering::AcqRel);
+        } else {
+            self.load.open.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+pub(super) struct InFlight {
+    load: Arc<Load>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.load.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Requests in flight on one connection, to close it when idle.
+#[derive(Default)]
+pub(super) struct ConnActivity {
+    active: AtomicUsize,
+    served: AtomicUsize,
+    changed: Notify,
+}
+
+impl ConnActivity {
+    pub fn enter(self: &Arc<Self>) -> Active {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+        Active { conn: Arc::clone(self) }
+    }
+
+    /// Resolves once no request has been in flight for `timeout`.
+    pub async fn idle(&self, timeout: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.active.load(Ordering::Acquire) == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(timeout) => return,
+                    () = changed => {}
+                }
+            } else {
+                changed.await;
+            }
+        }
+    }
+
+    /// Resolves once a request was answered and none is in flight.
+    pub async fn served_one(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.served.load(Ordering::Acquire) > 0 && self.active.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+pub(super) struct Active {
+    conn: Arc<ConnActivity>,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.conn.served.fetch_add(1, Ordering::AcqRel);
+        self.conn.active.fetch_sub(1, Ordering::AcqRel);
+        self.conn.changed.notify_waiters();
+    }
+}
+
+/// A response body that holds its request's guards until it ends.
+pub struct Tracked<B> {
+    inner: B,
+    guards: Option<(Active, Option<InFlight>)>,
+}
+
+impl<B> Tracked<B> {
+    pub(super) fn new(inner: B, active: Active, in_flight: Option<InFlight>) -> Self {
+        Self { inner, guards: Some((active, in_flight)) }
+    }
+}
+
+impl<B: Body + Unpin> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            self.guards = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
