@@ -144,7 +144,10 @@ async fn the_wrapper_maps_the_contract_onto_a_fully_enforcing_gateway() {
 
     let scrape = gw.metrics().await;
     assert_eq!(sample(&scrape, r#"mfagate_token_cache_total{result="hit"}"#), 1.0);
-    assert_eq!(sample(&scrape, r#"mfagate_requests_total{decision="allow",reason="none",route="partner-center"}"#), 2.0);
+    assert_eq!(
+        sample(&scrape, r#"mfagate_requests_total{decision="allow",reason="none",route="partner-center"}"#),
+        2.0
+    );
     gw.stop().await;
 
     // The decision log was on: one line per decision, written by the time the gateway is gone.
@@ -166,7 +169,10 @@ async fn a_cache_size_of_zero_verifies_every_token() {
     let scrape = gw.metrics().await;
     assert_eq!(sample(&scrape, r#"mfagate_token_cache_total{result="hit"}"#), 0.0);
     assert_eq!(sample(&scrape, r#"mfagate_token_cache_total{result="miss"}"#), 0.0);
-    assert_eq!(sample(&scrape, r#"mfagate_requests_total{decision="allow",reason="none",route="partner-center"}"#), 3.0);
+    assert_eq!(
+        sample(&scrape, r#"mfagate_requests_total{decision="allow",reason="none",route="partner-center"}"#),
+        3.0
+    );
     gw.stop().await;
 }
 

@@ -19,7 +19,8 @@ async fn sigterm_drains_under_load_without_failing_an_accepted_request() {
         .await;
     let config = env.path("binary.toml");
     let text = &env.config_toml;
-    std::fs::write(&config, format!("{text}\n[log]\nformat = \"json\"\nlevel = \"info,mfagate::decision=debug\"\n")).unwrap();
+    std::fs::write(&config, format!("{text}\n[log]\nformat = \"json\"\nlevel = \"info,mfagate::decision=debug\"\n"))
+        .unwrap();
     let mut gw = Gateway::start(&config).await;
     let token = env.idp.delegated().mint();
 
