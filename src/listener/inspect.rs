@@ -119,22 +119,18 @@ impl Inspector {
         let mut skipped = 0;
         if self.head.is_empty() {
             skipped = bytes.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+            // The usual case: a whole head in one read, looked at in place.
+            let rest = &bytes[skipped..];
+            if let Some(end) = head_end(rest, 0).filter(|&end| end <= self.max_head) {
+                self.head_done(&rest[..end]);
+                return skipped + end;
+            }
         }
         let bytes = &bytes[skipped..];
         let start = self.head.len();
         let take = bytes.len().min(self.max_head + 1 - start.min(self.max_head + 1));
         self.head.extend_from_slice(&bytes[..take]);
-        // The head ends at the first empty line, with CRLF or bare LF endings.
-        let search_from = start.saturating_sub(2);
-        let end = self.head[search_from..].iter().enumerate().find_map(|(p, &b)| {
-            let at = search_from + p;
-            match (b, self.head.get(at + 1), self.head.get(at + 2)) {
-                (b'\n', Some(b'\n'), _) => Some(at + 2),
-                (b'\n', Some(b'\r'), Some(b'\n')) => Some(at + 3),
-                _ => None,
-            }
-        });
-        let Some(end) = end else {
+        let Some(end) = head_end(&self.head, start.saturating_sub(2)) else {
             if self.head.len() > self.max_head {
                 return skipped + take + self.stop();
             }
@@ -149,31 +145,37 @@ impl Inspector {
     }
 
     fn head_done(&mut self, head: &[u8]) {
-        for (i, &b) in head.iter().enumerate() {
-            match b {
-                b'\n' if i == 0 || head[i - 1] != b'\r' => {
-                    self.fail("bare LF line ending");
-                    return;
-                }
-                b'\r' if head.get(i + 1) != Some(&b'\n') => {
+        for i in memchr::memchr2_iter(b'\r', b'\n', head) {
+            if head[i] == b'\r' {
+                if head.get(i + 1) != Some(&b'\n') {
                     self.fail("bare CR in request head");
                     return;
                 }
-                b' ' | b'\t' if i > 0 && head[i - 1] == b'\n' && i + 2 < head.len() => {
-                    self.fail("folded header line");
-                    return;
-                }
-                _ => {}
+                continue;
+            }
+            if i == 0 || head[i - 1] != b'\r' {
+                self.fail("bare LF line ending");
+                return;
+            }
+            // A line starting with whitespace, other than the final empty line.
+            if matches!(head.get(i + 1), Some(b' ' | b'\t')) && i + 3 < head.len() {
+                self.fail("folded header line");
+                return;
             }
         }
-        let mut lines = head.split(|&b| b == b'\n');
+        let mut line_start = 0;
+        let mut lines = memchr::memchr_iter(b'\n', head).map(|end| {
+            let line = &head[line_start..end];
+            line_start = end + 1;
+            line
+        });
         let request_line = lines.next().unwrap_or_default();
         let (mut te, mut cl) = (0, 0);
         let mut chunked = false;
         let mut length: Option<u64> = None;
         for line in lines {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+            let Some(colon) = memchr::memchr(b':', line) else { continue };
             let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
             if name.last().is_some_and(|b| matches!(b, b' ' | b'\t')) {
                 // RFC 9112 §5.1: a server must refuse it.
@@ -335,6 +337,19 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Inspected<T> {
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
+}
+
+/// Where the head in `buf` ends (just past its empty line, with CRLF or
+/// bare LF endings), looking from `from`.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    memchr::memchr_iter(b'\n', &buf[from..]).find_map(|p| {
+        let at = from + p;
+        match (buf.get(at + 1), buf.get(at + 2)) {
+            (Some(b'\n'), _) => Some(at + 2),
+            (Some(b'\r'), Some(b'\n')) => Some(at + 3),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -58,11 +58,28 @@ impl Verifiers {
     /// when the key may not verify `alg`.
     pub fn verify(&self, alg: Algorithm, signing_input: &str, signature: &str) -> bool {
         let Some(key) = &self.0[alg as usize] else { return false };
-        let mut decoded = [0u8; MAX_SIGNATURE_BYTES];
-        // A segment too long for the buffer fails to decode.
-        let Ok(len) = URL_SAFE_NO_PAD.decode_slice(signature, &mut decoded) else { return false };
-        key.verify_sig(signing_input.as_bytes(), &decoded[..len]).is_ok()
+        // RSA-4096 and smaller (all of Entra's keys) fit the small buffer;
+        // zeroing the large one costs as much as the rest of the parsing.
+        if signature.len() <= base64_len(SMALL_SIGNATURE_BYTES) {
+            verify_with::<SMALL_SIGNATURE_BYTES>(key, signing_input, signature)
+        } else {
+            verify_with::<MAX_SIGNATURE_BYTES>(key, signing_input, signature)
+        }
     }
+}
+
+const SMALL_SIGNATURE_BYTES: usize = 512;
+
+/// Unpadded base64 length of `bytes` bytes.
+const fn base64_len(bytes: usize) -> usize {
+    (bytes * 4).div_ceil(3)
+}
+
+fn verify_with<const N: usize>(key: &ParsedPublicKey, signing_input: &str, signature: &str) -> bool {
+    let mut decoded = [0u8; N];
+    // A segment too long for the buffer fails to decode.
+    let Ok(len) = URL_SAFE_NO_PAD.decode_slice(signature, &mut decoded) else { return false };
+    key.verify_sig(signing_input.as_bytes(), &decoded[..len]).is_ok()
 }
 
 /// PKCS#1 v1.5 (RFC 7518 §3.3) or PSS (§3.5) with the algorithm's hash.
@@ -250,5 +267,27 @@ mod tests {
         assert!(p.p256.key_with("crv", "P-384").is_none());
         assert!(p.rsa.key_with("n", "not base64!").is_none());
         assert!(p.rsa.key_with("e", "").is_none());
+    }
+
+    /// Signatures of every modulus size Entra could use, on both sides of
+    /// the small decoding buffer (RSA-4096 fills it exactly).
+    #[test]
+    fn rsa_moduli_up_to_8192_bits() {
+        use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
+        use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+        for size in [KeySize::Rsa4096, KeySize::Rsa8192] {
+            let pair = KeyPair::generate(size).unwrap();
+            let public: PublicKeyComponents<Vec<u8>> = pair.public_key().into();
+            let key = Verifiers::rsa(&b64(&public.n), &b64(&public.e), &[Algorithm::RS256]).unwrap();
+            let mut signature = vec![0; pair.public_modulus_len()];
+            let rng = aws_lc_rs::rand::SystemRandom::new();
+            pair.sign(&RSA_PKCS1_SHA256, &rng, INPUT.as_bytes(), &mut signature).unwrap();
+            assert!(key.verify(Algorithm::RS256, INPUT, &b64(&signature)), "{size:?}");
+            signature[7] ^= 1;
+            assert!(!key.verify(Algorithm::RS256, INPUT, &b64(&signature)), "{size:?} altered");
+            // One byte beyond the largest signature does not decode.
+            let oversized = vec![1u8; MAX_SIGNATURE_BYTES + 1];
+            assert!(!key.verify(Algorithm::RS256, INPUT, &b64(&oversized)));
+        }
     }
 }
