@@ -12,6 +12,8 @@ set -euo pipefail
 IDLE=${IDLE:-10000}
 LOAD_SECONDS=${LOAD_SECONDS:-10}
 CONNS=${CONNS:-64}
+# The gateway must accept them all (max_connections is 4096 by default).
+export MFAGATE__SERVER__MAX_CONNECTIONS=${MFAGATE__SERVER__MAX_CONNECTIONS:-$((IDLE + 1024))}
 # The gateway inherits the limit: raise it first.
 ulimit -n "$((IDLE + 1024))" 2>/dev/null \
     || { echo "cannot raise the file limit to $((IDLE + 1024)) (ulimit -Hn: $(ulimit -Hn))" >&2; exit 1; }

@@ -175,7 +175,10 @@ impl Conn {
             let (current, load, activity, lane, peer) =
                 (Arc::clone(&self.current), Arc::clone(&self.load), Arc::clone(&activity), self.lane, self.peer);
             service_fn(move |req| {
-                let served = request(req, peer, lane, &current, &load, &activity, &fault);
+                // Boxed: hyper keeps room for one request future for as long
+                // as a connection lives, so an idle connection would otherwise
+                // hold a whole request's state machine.
+                let served = Box::pin(request(req, peer, lane, &current, &load, &activity, &fault));
                 async move { Ok::<_, Infallible>(served.await) }
             })
         };

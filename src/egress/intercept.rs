@@ -149,7 +149,9 @@ pub(super) async fn serve(
         if let Some(why) = fault.get() {
             req.extensions_mut().insert(Refusal::Malformed(why));
         }
-        async move {
+        // Boxed, as on the reverse-proxy listener: an idle connection keeps
+        // no room for a request's state.
+        Box::pin(async move {
             let routed = Routed { host: &tunnel.target.host, authority: &tunnel.authority, guard: &*tunnel };
             let gateway = Arc::clone(&tunnel.egress.current.load().gateway);
             let mut rsp = gateway.handle_routed(req, peer, &routed).await;
@@ -159,7 +161,7 @@ pub(super) async fn serve(
                 rsp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
             }
             Ok::<_, Infallible>(rsp)
-        }
+        })
     });
     let served = builder.serve_connection(io, service);
     tokio::pin!(served);

@@ -194,7 +194,8 @@ impl Egress {
         let header_read_timeout = self.settings.header_read_timeout;
         let service = service_fn(move |req| {
             let (egress, conn) = (Arc::clone(&self), conn.clone());
-            async move { Ok::<_, Infallible>(egress.handle(req, &conn).await) }
+            // Boxed: an idle proxy connection keeps no room for a request's state.
+            Box::pin(async move { Ok::<_, Infallible>(egress.handle(req, &conn).await) })
         });
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
