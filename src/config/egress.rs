@@ -6,10 +6,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::{ConfigError, socket_addr};
+use super::{ConfigError, min_duration, socket_addr};
 use crate::egress::hosts::{self, HostPattern};
 
 /// The section as written in the file.
@@ -29,6 +30,8 @@ pub struct RawEgress {
     pub connect_ports: Vec<u16>,
     #[serde(default = "default_http_ports")]
     pub http_ports: Vec<u16>,
+    #[serde(default = "default_tunnel_idle_timeout")]
+    pub tunnel_idle_timeout: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_auth: Option<RawProxyAuth>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -60,6 +63,10 @@ fn default_http_ports() -> Vec<u16> {
     vec![80]
 }
 
+fn default_tunnel_idle_timeout() -> String {
+    "10m".into()
+}
+
 /// What happens to a host that no route guards and no list names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DefaultAction {
@@ -78,6 +85,8 @@ pub struct EgressConfig {
     pub deny_hosts: Vec<HostPattern>,
     pub connect_ports: Vec<u16>,
     pub http_ports: Vec<u16>,
+    /// A blind tunnel with no byte in either direction for this long is closed.
+    pub tunnel_idle_timeout: Duration,
     pub proxy_auth: Option<ProxyCredentials>,
     /// Lower-case host name → the address connections to it go to instead.
     pub resolve: HashMap<String, SocketAddr>,
@@ -134,6 +143,11 @@ pub fn from_raw(raw: &RawEgress) -> Result<EgressConfig, ConfigError> {
         deny_hosts: patterns("egress.deny_hosts", &raw.deny_hosts)?,
         connect_ports: ports("egress.connect_ports", &raw.connect_ports)?,
         http_ports: ports("egress.http_ports", &raw.http_ports)?,
+        tunnel_idle_timeout: min_duration(
+            "egress.tunnel_idle_timeout",
+            &raw.tunnel_idle_timeout,
+            Duration::from_secs(1),
+        )?,
         proxy_auth,
         resolve,
     })
@@ -187,6 +201,7 @@ audiences = ["https://api.partnercenter.microsoft.com"]
         assert_eq!(egress.default, super::DefaultAction::Deny);
         assert_eq!(egress.connect_ports, [443]);
         assert_eq!(egress.http_ports, [80]);
+        assert_eq!(egress.tunnel_idle_timeout, std::time::Duration::from_secs(600));
         assert!(egress.proxy_auth.is_none());
         assert!(Config::from_toml(ROUTE).unwrap().egress.is_none(), "no [egress]: no forward proxy");
     }
@@ -210,6 +225,8 @@ audiences = ["https://api.partnercenter.microsoft.com"]
         assert_eq!(key_of(&format!("{BASE}allow_hosts = [\"ok.example\", \"http://x\"]\n")), "egress.allow_hosts[1]");
         assert_eq!(key_of(&format!("{BASE}deny_hosts = [\"a.*.example\"]\n")), "egress.deny_hosts[0]");
         assert_eq!(key_of(&format!("{BASE}connect_ports = [443, 0]\n")), "egress.connect_ports[1]");
+        assert_eq!(key_of(&format!("{BASE}tunnel_idle_timeout = \"0s\"\n")), "egress.tunnel_idle_timeout");
+        assert_eq!(key_of(&format!("{BASE}tunnel_idle_timeout = \"soon\"\n")), "egress.tunnel_idle_timeout");
         assert_eq!(
             key_of(&format!("{BASE}[egress.proxy_auth]\nusername = \"a:b\"\npassword = \"p\"\n")),
             "egress.proxy_auth.username"

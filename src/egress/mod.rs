@@ -132,6 +132,7 @@ pub struct Egress {
     metrics: EgressMetrics,
     settings: ConnSettings,
     connect_timeout: Duration,
+    tunnel_idle_timeout: Duration,
 }
 
 /// One client connection to the proxy. The watcher is held by every task
@@ -173,6 +174,7 @@ impl Egress {
             metrics,
             settings: ConnSettings::of(&config.server),
             connect_timeout: config.server.upstream_connect_timeout,
+            tunnel_idle_timeout: egress.tunnel_idle_timeout,
         })
     }
 

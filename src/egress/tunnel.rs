@@ -2,9 +2,14 @@
 //! counted, never decrypted. Only the client's first TLS record is read, to
 //! refuse a ClientHello whose server name is a guarded host (reaching a
 //! guarded service through another name's tunnel would skip its policy).
+//! A tunnel with no byte in either direction for `egress.tunnel_idle_timeout`
+//! is closed.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -12,6 +17,7 @@ use prometheus::IntCounter;
 use rustls::server::Acceptor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::{Conn, Egress, Target};
@@ -36,8 +42,10 @@ pub(super) async fn serve(
     target: &Target,
     conn: &Conn,
 ) {
-    let _watch = std::sync::Arc::clone(&conn.watcher);
-    let mut client = Counted { inner: client, counter: egress.metrics.bytes_upstream.clone() };
+    let _watch = Arc::clone(&conn.watcher);
+    let activity = Arc::new(Activity::new());
+    let mut client =
+        Counted { inner: client, counter: egress.metrics.bytes_upstream.clone(), activity: Arc::clone(&activity) };
     let mut buffered = Vec::new();
     let first = tokio::select! {
         first = tokio::time::timeout(egress.settings.tls_handshake_timeout, first_flight(&mut client, &mut buffered)) => first,
@@ -64,7 +72,8 @@ pub(super) async fn serve(
         }
         Ok(_) => {}
     }
-    let mut upstream = Counted { inner: upstream, counter: egress.metrics.bytes_downstream.clone() };
+    let mut upstream =
+        Counted { inner: upstream, counter: egress.metrics.bytes_downstream.clone(), activity: Arc::clone(&activity) };
     let copied = async {
         upstream.inner.write_all(&buffered).await?;
         tokio::io::copy_bidirectional(&mut client, &mut upstream).await
@@ -73,7 +82,38 @@ pub(super) async fn serve(
         result = copied => if let Err(e) = result {
             debug!(peer = %conn.peer, host = %target.host, error = %e, "tunnel ended with an error");
         },
+        () = activity.idle_for(egress.tunnel_idle_timeout) => {
+            debug!(peer = %conn.peer, host = %target.host, "tunnel idle; closed");
+        },
         () = conn.kill.cancelled() => {}
+    }
+}
+
+/// When bytes last moved through a tunnel, in either direction.
+struct Activity {
+    start: Instant,
+    /// Milliseconds from `start` to the last read that returned bytes.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self { start: Instant::now(), last_ms: AtomicU64::new(0) }
+    }
+
+    fn touch(&self) {
+        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Returns once no bytes have moved for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let deadline = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + timeout;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
     }
 }
 
@@ -108,10 +148,12 @@ async fn first_flight<R: AsyncRead + Unpin>(client: &mut R, buffered: &mut Vec<u
     }
 }
 
-/// A stream whose reads are added to a counter as they happen.
+/// A stream whose reads are added to a counter, and mark the tunnel
+/// active, as they happen.
 struct Counted<T> {
     inner: T,
     counter: IntCounter,
+    activity: Arc<Activity>,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
@@ -121,6 +163,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
         let read = buf.filled().len() - before;
         if read > 0 {
             self.counter.inc_by(read as u64);
+            self.activity.touch();
         }
         polled
     }

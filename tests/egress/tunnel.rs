@@ -157,3 +157,49 @@ async fn shutdown_closes_tunnels_still_open_after_the_grace_period() {
         assert!(matches!(read, Ok(0) | Err(_)), "{what} tunnel closed: {read:?}");
     }
 }
+
+#[tokio::test]
+async fn an_idle_blind_tunnel_is_closed_and_a_busy_one_is_not() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The tunnels' target echoes what it reads.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                    if stream.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let env = guarded()
+        .egress("default = \"tunnel\"\ntunnel_idle_timeout = \"1s\"")
+        .resolve("echo.example.net", addr)
+        .start()
+        .await;
+    let mut idle = open_tunnel(&env, "echo.example.net:443").await;
+    let mut busy = open_tunnel(&env, "echo.example.net:443").await;
+    let mut buf = [0u8; 8];
+    for tunnel in [&mut idle, &mut busy] {
+        tunnel.write_all(b"ping").await.unwrap();
+        tunnel.read_exact(&mut buf[..4]).await.unwrap();
+        assert_eq!(&buf[..4], b"ping");
+    }
+    // Three times the idle timeout, with a byte each way every 300 ms on one
+    // tunnel and nothing on the other.
+    for _ in 0..10 {
+        busy.write_all(b"x").await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), busy.read_exact(&mut buf[..1])).await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let read = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await.expect("closed, not hanging");
+    assert!(matches!(read, Ok(0) | Err(_)), "the idle tunnel is closed: {read:?}");
+    busy.write_all(b"y").await.unwrap();
+    busy.read_exact(&mut buf[..1]).await.unwrap();
+    assert_eq!(&buf[..1], b"y", "the busy tunnel still carries bytes");
+}
