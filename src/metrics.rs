@@ -25,6 +25,9 @@ pub struct Metrics {
     keys: keys::KeyFamilies,
     audit_records: prometheus::IntCounterVec,
     exemptions: IntGaugeVec,
+    /// When each exemption of the configuration being served expires (Unix
+    /// seconds); the gauge is computed from it at every scrape.
+    exemption_expiry: std::sync::Mutex<Vec<i64>>,
     egress: egress::EgressFamilies,
     tls_not_after: IntGaugeVec,
     ready: IntGauge,
@@ -44,7 +47,7 @@ impl Metrics {
             &["result"],
         )?;
         let exemptions = IntGaugeVec::new(
-            Opts::new("mfagate_exemptions", "Configured exemptions by state (active, expired) when loaded."),
+            Opts::new("mfagate_exemptions", "Configured exemptions by state (active, expired) now."),
             &["state"],
         )?;
         for result in ["written", "dropped", "failed"] {
@@ -72,7 +75,18 @@ impl Metrics {
         let egress = egress::EgressFamilies::register(&registry)?;
         // Every series exists from the start, at 0, egress mode or not.
         let _ = egress.metrics();
-        Ok(Self { registry, routes, listeners, keys, audit_records, exemptions, tls_not_after, ready, egress })
+        Ok(Self {
+            registry,
+            routes,
+            listeners,
+            keys,
+            audit_records,
+            exemptions,
+            exemption_expiry: std::sync::Mutex::default(),
+            tls_not_after,
+            ready,
+            egress,
+        })
     }
 
     /// The counters of one route, every label set resolved now.
@@ -125,11 +139,19 @@ impl Metrics {
         }
     }
 
-    /// How many configured exemptions were active and expired at load.
-    pub fn exemptions(&self, active: usize, expired: usize) {
-        let set = |state: &str, n: usize| self.exemptions.with_label_values(&[state]).set(n as i64);
-        set("active", active);
-        set("expired", expired);
+    /// The expiry instants of the configured exemptions (Unix seconds),
+    /// replacing those of the previous configuration.
+    pub fn exemptions(&self, expires: Vec<i64>) {
+        *self.exemption_expiry.lock().unwrap_or_else(|e| e.into_inner()) = expires;
+    }
+
+    /// Sets the exemption gauge for `now`: an exemption is active before its
+    /// expiry instant.
+    fn observe_exemptions(&self, now: i64) {
+        let expires = self.exemption_expiry.lock().unwrap_or_else(|e| e.into_inner());
+        let active = expires.iter().filter(|&&e| now < e).count();
+        self.exemptions.with_label_values(&["active"]).set(active as i64);
+        self.exemptions.with_label_values(&["expired"]).set((expires.len() - active) as i64);
     }
 
     /// The egress proxy's series, every label set resolved now.
@@ -139,6 +161,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> Vec<u8> {
+        self.observe_exemptions(crate::rfc3339::unix_now());
         let mut out = Vec::with_capacity(16 * 1024);
         // Encoding into a Vec cannot fail on I/O; a family error leaves a partial scrape.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

@@ -347,10 +347,13 @@ async fn graph_tokens_are_decoded_for_deny_decisions_only() {
 
 #[tokio::test]
 async fn exemptions_apply_until_they_expire() {
+    // The third expires while the gateway runs: the gauge follows the clock.
+    let soon = now() + 3;
     let exemptions = format!(
-        "[[exemptions]]\noid = \"{OID}\"\nreason = \"break-glass account\"\nexpires = \"{}\"\n\n[[exemptions]]\nappid = \"{SAM_APP}\"\nreason = \"migration finished\"\nexpires = \"{}\"\n",
+        "[[exemptions]]\noid = \"{OID}\"\nreason = \"break-glass account\"\nexpires = \"{}\"\n\n[[exemptions]]\nappid = \"{SAM_APP}\"\nreason = \"migration finished\"\nexpires = \"{}\"\n\n[[exemptions]]\noid = \"00000000-0000-0000-0000-000000000001\"\nreason = \"short window\"\nexpires = \"{}\"\n",
         day(7),
-        day(-7)
+        day(-7),
+        mfagate::rfc3339::format(soon)
     );
     let env = TestEnv::setup().more_routes(&exemptions).start().await;
     allowed(&env, "/v1/customers", &env.idp.delegated().amr(&["pwd"]).mint()).await;
@@ -362,8 +365,14 @@ async fn exemptions_apply_until_they_expire() {
     denied(&env, "/v1/customers", &expired, 401, "expired", Some(INVALID)).await;
     let scrape = env.metrics().await;
     assert_eq!(support::sample(&scrape, &counter("exempt", "mfa_required", "partner-center")), 1.0);
-    assert_eq!(support::sample(&scrape, r#"mfagate_exemptions{state="active"}"#), 1.0);
+    assert_eq!(support::sample(&scrape, r#"mfagate_exemptions{state="active"}"#), 2.0);
     assert_eq!(support::sample(&scrape, r#"mfagate_exemptions{state="expired"}"#), 1.0);
+    while now() <= soon {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let scrape = env.metrics().await;
+    assert_eq!(support::sample(&scrape, r#"mfagate_exemptions{state="active"}"#), 1.0);
+    assert_eq!(support::sample(&scrape, r#"mfagate_exemptions{state="expired"}"#), 2.0);
 }
 
 /// Reads the decision log until it holds `n` lines (the writer is a thread

@@ -100,7 +100,7 @@ impl Gateway {
         for e in &expired {
             warn!(reason = %e.reason, expired = %rfc3339::format(e.expires), "exemption has expired and no longer applies");
         }
-        metrics.exemptions(config.exemptions.len() - expired.len(), expired.len());
+        metrics.exemptions(config.exemptions.iter().map(|e| e.expires).collect());
         let audit = AuditLog::open(&config.audit, metrics.audit())?;
         Ok(Self {
             routes,
