@@ -104,6 +104,26 @@ async fn requests_in_flight_finish_on_the_configuration_they_started_with() {
 }
 
 #[tokio::test]
+async fn a_reload_reopens_the_decision_log_after_rotation() {
+    let logs = tempfile::tempdir().unwrap();
+    let (current, rotated) = (logs.path().join("audit.jsonl"), logs.path().join("audit.jsonl.1"));
+    let env = TestEnv::setup()
+        .more_routes(&format!("[audit]\nsink = \"file\"\npath = \"{}\"\n", current.display()))
+        .start()
+        .await;
+    let lines = |path: &std::path::Path| std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0);
+    let token = env.idp.delegated().mint();
+    assert_eq!(env.get("/v1/customers", Some(&token)).await.status(), 200);
+    eventually("the first decision is logged", || async { lines(&current) == 1 }).await;
+    // Rotation by renaming, then a reload (what SIGHUP does).
+    std::fs::rename(&current, &rotated).unwrap();
+    env.reloader.reload().await.expect("the same configuration reloads");
+    assert_eq!(env.get("/v1/customers", Some(&token)).await.status(), 200);
+    eventually("the next decision goes to a new file", || async { lines(&current) == 1 }).await;
+    assert_eq!(lines(&rotated), 1, "the rotated file keeps only what was written before");
+}
+
+#[tokio::test]
 async fn certificates_are_reloaded() {
     let env = TestEnv::setup().start().await;
     let der = |pem: &str| CertificateDer::pem_slice_iter(pem.as_bytes()).next().unwrap().unwrap().to_vec();
