@@ -5,8 +5,8 @@
 
 use std::io::IsTerminal;
 
-use prometheus::IntCounter;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::config::LogConfig;
 use crate::spool::{Spool, SpoolMetrics};
@@ -22,24 +22,16 @@ pub struct LogGuard {
 #[must_use = "dropping the guard stops the log writer"]
 pub fn init(log: &LogConfig) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
-    let counter = |name: &str| IntCounter::new(name, name).ok();
-    let metrics = counter("log_written").zip(counter("log_dropped")).zip(counter("log_failed"));
-    let spool = metrics.and_then(|((written, dropped), failed)| {
-        let metrics = SpoolMetrics { written, dropped, failed };
-        Spool::start("mfagate-log", Box::new(std::io::stderr()), BACKLOG, metrics).ok()
-    });
+    // The log's own counts are not exported: it starts before the metrics do.
+    let spool = Spool::start("mfagate-log", Box::new(std::io::stderr()), BACKLOG, SpoolMetrics::detached()).ok();
     let ansi = std::io::stderr().is_terminal();
-    // A second init (tests, embedding) keeps the first subscriber.
-    let _ = match &spool {
-        Some(spool) => {
-            let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(spool.handle()).with_ansi(ansi);
-            if log.json { builder.json().flatten_event(true).try_init() } else { builder.try_init() }
-        }
-        None => {
-            let builder =
-                tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-            if log.json { builder.json().flatten_event(true).try_init() } else { builder.try_init() }
-        }
+    // Straight to stderr only if the writer thread could not start.
+    let writer = match &spool {
+        Some(spool) => BoxMakeWriter::new(spool.handle()),
+        None => BoxMakeWriter::new(std::io::stderr),
     };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
+    // A second init (tests, embedding) keeps the first subscriber.
+    let _ = if log.json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
     LogGuard { _writer: spool }
 }
