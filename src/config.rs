@@ -383,5 +383,14 @@ fn min_duration(key: &str, s: &str, min: Duration) -> Result<Duration, ConfigErr
     Ok(d)
 }
 
+/// One minimal route: what unit tests of other sections add to theirs.
+#[cfg(test)]
+pub(crate) const TEST_ROUTE: &str = r#"
+[[routes]]
+name = "pc"
+upstream = "https://api.partnercenter.microsoft.com"
+audiences = ["https://api.partnercenter.microsoft.com"]
+"#;
+
 #[cfg(test)]
 mod tests;

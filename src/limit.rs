@@ -255,12 +255,7 @@ mod tests {
     use super::*;
     use crate::error::Reason;
 
-    const BASE: &str = r#"
-[[routes]]
-name = "pc"
-upstream = "https://api.partnercenter.microsoft.com"
-audiences = ["a"]
-"#;
+    use crate::config::TEST_ROUTE as BASE;
 
     fn store() -> LimitStore {
         LimitStore::register(&Registry::new()).unwrap()

@@ -270,12 +270,7 @@ fn unix_now() -> f64 {
 mod tests {
     use super::*;
 
-    const BASE: &str = r#"
-[[routes]]
-name = "pc"
-upstream = "https://api.partnercenter.microsoft.com"
-audiences = ["a"]
-"#;
+    use crate::config::TEST_ROUTE as BASE;
 
     fn check(change: &str) -> Result<(), ReloadError> {
         let running = Config::from_toml(BASE).unwrap();

@@ -1,12 +1,7 @@
 use super::*;
 use crate::policy::{Mode, RouteKind};
 
-const MINIMAL: &str = r#"
-[[routes]]
-name = "pc"
-upstream = "https://api.partnercenter.microsoft.com"
-audiences = ["https://api.partnercenter.microsoft.com"]
-"#;
+use crate::config::TEST_ROUTE as MINIMAL;
 
 fn err(text: &str) -> ConfigError {
     match Config::from_toml(text) {

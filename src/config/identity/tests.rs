@@ -1,12 +1,7 @@
 use super::super::Config;
 use super::*;
 
-const ROUTE: &str = r#"
-[[routes]]
-name = "pc"
-upstream = "https://api.partnercenter.microsoft.com"
-audiences = ["https://api.partnercenter.microsoft.com"]
-"#;
+use crate::config::TEST_ROUTE as ROUTE;
 
 fn identity(text: &str) -> Result<IdentityConfig, ConfigError> {
     Config::from_toml(&format!("{text}\n{ROUTE}")).map(|c| c.identity)
