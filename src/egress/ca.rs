@@ -9,7 +9,6 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair,
@@ -21,6 +20,7 @@ use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 
+use crate::rfc3339::unix_now;
 use crate::tls;
 
 /// Leaf certificates are valid for a week (an hour back, for clock skew)
@@ -227,10 +227,6 @@ Then point the automation at the proxy:  HTTPS_PROXY=http://PROXY-HOST:3128
 Keep the key private: anyone holding it can impersonate the hosts this CA may sign for.
 "#
     )
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn datetime(unix: i64) -> Result<time::OffsetDateTime, CaError> {
