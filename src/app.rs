@@ -8,26 +8,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::admin::Admin;
-use crate::auth::Authenticator;
-use crate::auth::claims::ClaimChecks;
 use crate::auth::jwks::KeyStore;
-use crate::auth::token_cache::TokenCache;
 use crate::config::{Config, Source};
 use crate::egress::Egress;
-use crate::egress::ca::CaError;
-use crate::limit::LimitStore;
-use crate::listener::{self, Current, Load, Serving};
-use crate::metrics::Metrics;
-use crate::proxy::{BuildError, Gateway};
+use crate::listener::{self, Load};
 use crate::reload::Reloader;
+use crate::serving::{BuildError, Current, Purpose, Serving, Shared, SharedError};
 use crate::shutdown::Readiness;
-use crate::tls::{self, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -38,45 +30,23 @@ pub enum StartupError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Tls(#[from] TlsError),
+    Build(#[from] BuildError),
     #[error(transparent)]
-    Gateway(#[from] BuildError),
+    Shared(#[from] SharedError),
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error(transparent)]
-    Egress(#[from] CaError),
 }
 
 pub struct App {
-    current: Current,
+    current: Arc<Current>,
+    shared: Arc<Shared>,
     listener: TcpListener,
     admin_listener: TcpListener,
     egress: Option<(Arc<Egress>, TcpListener)>,
     fingerprint: String,
-    keys: Arc<KeyStore>,
-    metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     load: Arc<Load>,
-    limits: Arc<LimitStore>,
     reloader: Arc<Reloader>,
-}
-
-/// The gateway for `config`: routes, claim checks, the verified-token cache
-/// and limits over the shared key store.
-pub fn gateway(
-    config: &Config,
-    keys: &Arc<KeyStore>,
-    metrics: &Metrics,
-    limits: &LimitStore,
-) -> Result<Gateway, BuildError> {
-    let checks = ClaimChecks {
-        issuers: config.identity.issuers.clone(),
-        tenants: config.identity.tenants.clone(),
-        skew_secs: config.identity.clock_skew_secs as i64,
-    };
-    let auth = Authenticator::new(Arc::clone(keys), checks, config.identity.max_token_bytes)
-        .with_token_cache(TokenCache::new(config.identity.token_cache_size, metrics.token_cache()));
-    Ok(Gateway::build(config, auth, metrics)?.with_limits(limits.limits(config)))
 }
 
 impl App {
@@ -84,48 +54,33 @@ impl App {
     /// keys of every source once (falling back to the saved key sets); a
     /// failure is logged and retried in the background.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let metrics = Arc::new(Metrics::new()?);
-        let load = Arc::new(Load::register(metrics.registry())?);
-        let limits = Arc::new(LimitStore::register(metrics.registry())?);
-        let server_tls = tls::server(&config.server.tls)?;
-        if server_tls.self_signed {
-            info!(sha256 = %server_tls.fingerprint, "no certificate configured: generated a self-signed one for localhost and 127.0.0.1");
-        } else {
-            info!(sha256 = %server_tls.fingerprint, "serving the configured certificate");
-        }
-        metrics.tls_cert_not_after("gateway", server_tls.not_after);
-        let keys = Arc::new(KeyStore::new(&config.identity, |name| metrics.jwks_source(name))?);
-        keys.load().await;
-        let gateway = Arc::new(gateway(&config, &keys, &metrics, &limits)?);
-        let listener = bind(config.server.listen).await?;
-        let admin_listener = bind(config.server.admin_listen).await?;
-        let config = Arc::new(config);
-        let serving = Serving::new(Arc::clone(&config), gateway, server_tls.config);
-        let current: Current = Arc::new(ArcSwap::from_pointee(serving));
-        let egress = match &config.egress {
-            Some(e) => {
-                let egress = Egress::build(e, &config, Arc::clone(&current), metrics.egress())?;
-                Some((Arc::new(egress), bind(e.listen).await?))
+        let shared = Arc::new(Shared::new(&config)?);
+        let load = Arc::new(Load::register(shared.metrics.registry())?);
+        let serving = Serving::build(config, &shared, Purpose::Serve)?;
+        shared.keys.load().await;
+        let listener = bind(serving.config.server.listen).await?;
+        let admin_listener = bind(serving.config.server.admin_listen).await?;
+        let egress_listen = serving.config.egress.as_ref().map(|e| e.listen);
+        let fingerprint = serving.fingerprint.clone();
+        serving.activate(&shared.metrics);
+        let current = Arc::new(Current::new(serving));
+        let egress = match egress_listen {
+            Some(addr) => {
+                let egress = Egress::new(Arc::clone(&current) as Arc<dyn crate::egress::Live>, shared.metrics.egress());
+                Some((Arc::new(egress), bind(addr).await?))
             }
             None => None,
         };
-        let reloader = Arc::new(Reloader::new(
-            Arc::clone(&current),
-            Arc::clone(&keys),
-            Arc::clone(&metrics),
-            Arc::clone(&limits),
-        )?);
+        let reloader = Arc::new(Reloader::new(Arc::clone(&current), Arc::clone(&shared))?);
         Ok(Self {
             current,
-            fingerprint: server_tls.fingerprint,
+            shared,
+            fingerprint,
             listener,
             admin_listener,
             egress,
-            keys,
-            metrics,
             readiness: Arc::new(Readiness::default()),
             load,
-            limits,
             reloader,
         })
     }
@@ -159,7 +114,7 @@ impl App {
     }
 
     pub fn keys(&self) -> &Arc<KeyStore> {
-        &self.keys
+        &self.shared.keys
     }
 
     /// Triggers reloads (SIGHUP does the same).
@@ -177,13 +132,13 @@ impl App {
         let config = self.config();
         info!(listen = %self.local_addr(), admin = %self.admin_addr(), routes = config.routes.len(), "mfagate started");
         let current = Arc::clone(&self.current);
-        let mut refreshers = self.keys.spawn_refreshers(&stop);
-        let cleanup = tokio::spawn(Arc::clone(&self.limits).run_cleanup(stop.clone()));
+        let mut refreshers = self.shared.keys.spawn_refreshers(&stop);
+        let cleanup = tokio::spawn(Arc::clone(&self.shared.limits).run_cleanup(stop.clone()));
         let hangups = tokio::spawn(Arc::clone(&self.reloader).on_hangup(stop.clone()));
         let watcher = tokio::spawn(Arc::clone(&self.reloader).watch_files(stop.clone()));
         let gateway = tokio::spawn(listener::serve_gateway(
             self.listener,
-            Arc::clone(&self.current),
+            Arc::clone(&self.current) as Arc<dyn listener::Live>,
             Arc::clone(&self.load),
             stop.clone(),
         ));
@@ -192,8 +147,8 @@ impl App {
             tokio::spawn(egress.serve(tcp, stop.clone(), config.server.drain_grace))
         });
         let admin = Arc::new(Admin {
-            metrics: Arc::clone(&self.metrics),
-            keys: Arc::clone(&self.keys),
+            metrics: Arc::clone(&self.shared.metrics),
+            keys: Arc::clone(&self.shared.keys),
             readiness: Arc::clone(&self.readiness),
         });
         let admin_stop = CancellationToken::new();

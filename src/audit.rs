@@ -91,6 +91,17 @@ pub struct AuditRecord<S = String, L = Vec<String>> {
     /// The `Authorization` scheme (`bearer`, `basic`, `none`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<S>,
+    /// Rule failures found in the request itself, before any token
+    /// (`legacy_auth`, `password_grant`), comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<S>,
+    /// The reason the main token failed its checks, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_error: Option<S>,
+    /// ARM's auxiliary tokens (`x-ms-authorization-auxiliary`), each as
+    /// checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auxiliary: Option<Vec<AuxiliaryRecord<S, L>>>,
     /// A token request's grant type (login routes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_type: Option<S>,
@@ -115,6 +126,43 @@ pub struct AuditRecord<S = String, L = Vec<String>> {
     pub upstream_latency_us: Option<u64>,
     /// To the response headers sent to the client.
     pub latency_us: u64,
+    /// `client_closed`: the client went away before the response headers
+    /// (the upstream may have acted on the request; `status` is 499).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<S>,
+}
+
+/// One auxiliary token of a decision: its claims that the rules read, or
+/// the reason it failed its checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(serialize = "S: Serialize + AsRef<str>, L: Serialize"))]
+pub struct AuxiliaryRecord<S = String, L = Vec<String>> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_error: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oid: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appid: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ver: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<L>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wids: Option<L>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xms_cc: Option<L>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acrs: Option<L>,
 }
 
 fn is_empty<S: AsRef<str>>(s: &S) -> bool {
@@ -160,6 +208,23 @@ impl AuditLog {
         let spool = Spool::start("mfagate-audit", out, BACKLOG, metrics)
             .map_err(|source| AuditError { path: PathBuf::from("(writer thread)"), source })?;
         Ok(Some(Self { spool }))
+    }
+
+    /// Checks, without creating or writing anything, that the configured
+    /// sink could be opened: an existing file must open for appending, a
+    /// new one needs an existing directory.
+    pub fn check(config: &AuditConfig) -> Result<(), AuditError> {
+        let AuditSink::File(path) = &config.sink else { return Ok(()) };
+        let fail = |source| AuditError { path: path.clone(), source };
+        if path.exists() {
+            return OpenOptions::new().append(true).open(path).map(drop).map_err(fail);
+        }
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(fail(std::io::Error::other("the parent is not a directory"))),
+            Err(e) => Err(fail(e)),
+        }
     }
 
     /// Queues one record; never blocks.

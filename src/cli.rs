@@ -54,9 +54,13 @@ pub struct CheckTokenArgs {
     /// Print one JSON object instead of text
     #[arg(long)]
     pub json: bool,
-    /// The request path, for rules that read it (Partner Center's /v1/customers/{customer-id}/...)
+    /// The request path and query, for rules that read it (Partner Center's /v1/customers/{customer-id}/...)
     #[arg(long, value_name = "PATH")]
     pub path: Option<String>,
+    /// A request header besides the token's Authorization (repeatable), e.g.
+    /// 'x-ms-authorization-auxiliary: Bearer ...' or a second 'Authorization: ...'
+    #[arg(long, value_name = "NAME: VALUE")]
+    pub header: Vec<String>,
     /// The access token, or - for standard input [default: standard input]; prefer standard input,
     /// since arguments are visible to other users of the machine
     #[arg(value_name = "TOKEN|-")]

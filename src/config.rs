@@ -133,7 +133,7 @@ impl IssuerTemplate {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     pub json: bool,
     pub level: String,
@@ -315,6 +315,20 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
     }
     let audiences = raw.audiences.iter().map(|a| a.trim_end_matches('/').to_string()).collect();
     let rate_limits = limits::route_rates(&key("rate_limits"), &raw.rate_limits)?;
+    // A limit keyed on a claim nobody verified would let a forged token
+    // spend another principal's budget.
+    if let Some(j) = rate_limits.iter().position(|r| r.key.is_claim()) {
+        let why = match kind {
+            RouteKind::Login => Some("a login route has no token whose claims could key a limit; use key = \"peer\""),
+            _ if !raw.verify_signature => Some(
+                "this route does not verify token signatures (verify_signature = false), so its claims cannot key a limit; use key = \"peer\"",
+            ),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Err(ConfigError::invalid(key(&format!("rate_limits[{j}].key")), why));
+        }
+    }
     Ok(RouteConfig {
         name: raw.name.clone(),
         path_prefix: raw.path_prefix.clone(),

@@ -1,7 +1,11 @@
 //! Rate limits (governor token buckets), checked by the gateway:
 //!
-//! - per route, on a claim of the verified token (`oid`, `app` or `tenant`),
-//!   after the policy allowed the request;
+//! - per route, on a claim of the verified token (`oid`, `app` or `tenant`)
+//!   or on the client address (`peer`), after the policy allowed the
+//!   request. Claims key a limit only when their signature verified (the
+//!   `Subject` of the authorisation): a forged token naming another
+//!   principal can never spend that principal's budget, and configurations
+//!   that would key on unverified claims are refused at load;
 //! - per client address on *denied* requests: an address that spends its
 //!   budget of rejections is answered 429 before any token check until the
 //!   budget refills, so a flood of bad tokens cannot burn the CPU on
@@ -21,9 +25,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::claims::Claims;
 use crate::config::{Config, Rate, RateKey};
 use crate::error::Reject;
+use crate::policy::Subject;
 
 /// Addresses blocked at once at most; beyond this, new blocks are not
 /// recorded (the per-address buckets still count).
@@ -46,7 +50,7 @@ impl LimitStore {
         let rate_limited = IntCounterVec::new(
             Opts::new(
                 "mfagate_rate_limited_total",
-                "Requests answered 429, by route and limit key (oid, app, tenant, or peer for denied-request limits).",
+                "Requests answered 429, by route and limit key (oid, app, tenant, peer; denied_budget for the per-address budget of denied requests).",
             ),
             &["route", "key"],
         )?;
@@ -75,7 +79,7 @@ impl LimitStore {
                 let counter = self.rate_limited.with_label_values(&[route.name.as_str(), limit.key.as_str()]);
                 checks.push(RouteLimit { key: limit.key, limiter, counter });
             }
-            let peer = self.rate_limited.with_label_values(&[route.name.as_str(), "peer"]);
+            let peer = self.rate_limited.with_label_values(&[route.name.as_str(), "denied_budget"]);
             routes.insert(route.name.clone(), RouteLimits { checks, peer });
         }
         *store = kept;
@@ -155,16 +159,19 @@ impl Limits {
         }
     }
 
-    /// Checks the route's limits for the verified `claims`.
-    pub fn admit(&self, route: &str, claims: &Claims) -> Result<(), Reject> {
+    /// Checks the route's limits for the verified `subject` (none: the
+    /// limits on claims do not apply) and the client address.
+    pub fn admit(&self, route: &str, subject: Option<&Subject>, peer: IpAddr) -> Result<(), Reject> {
         let Some(limits) = self.routes.get(route) else { return Ok(()) };
         for limit in &limits.checks {
-            let value = match limit.key {
-                RateKey::Oid => claims.oid.as_deref(),
-                RateKey::App => claims.app_id(),
-                RateKey::Tenant => claims.tid.as_deref(),
+            let key = match (limit.key, subject) {
+                (RateKey::Peer, _) => peer_key(peer),
+                (RateKey::Oid, Some(s)) => claim_key(s.oid()),
+                (RateKey::App, Some(s)) => claim_key(s.app()),
+                (RateKey::Tenant, Some(s)) => claim_key(s.tenant()),
+                (RateKey::Oid | RateKey::App | RateKey::Tenant, None) => continue,
             };
-            if let Err(not_until) = limit.limiter.check_key(&claim_key(value)) {
+            if let Err(not_until) = limit.limiter.check_key(&key) {
                 limit.counter.inc();
                 return Err(Reject::RateLimited(not_until.wait_time_from(DefaultClock::default().now())));
             }
@@ -261,9 +268,13 @@ mod tests {
         LimitStore::register(&Registry::new()).unwrap()
     }
 
-    fn claims(oid: &str, tid: &str) -> Claims {
-        Claims::parse(format!(r#"{{"oid":"{oid}","tid":"{tid}"}}"#).as_bytes()).unwrap()
+    fn claims(oid: &str, tid: &str) -> Subject {
+        let claims = crate::auth::claims::Claims::parse(format!(r#"{{"oid":"{oid}","tid":"{tid}"}}"#).as_bytes()).unwrap();
+        let token = crate::policy::Presented::Checked { claims: std::sync::Arc::new(claims), verified: true };
+        crate::policy::Facts { token: Some(token), ..Default::default() }.subject().unwrap()
     }
+
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9));
 
     const A: &str = "aaaaaaaa-0000-0000-0000-000000000001";
     const B: &str = "bbbbbbbb-0000-0000-0000-000000000002";
@@ -273,14 +284,14 @@ mod tests {
         let text = format!("{BASE}rate_limits = [{{ key = \"oid\", requests = 2, per = \"1h\" }}]\n");
         let config = Config::from_toml(&text).unwrap();
         let limits = store().limits(&config);
-        assert!(limits.admit("pc", &claims(A, B)).is_ok());
-        assert!(limits.admit("pc", &claims(A, B)).is_ok());
-        let err = limits.admit("pc", &claims(A, B)).unwrap_err();
+        assert!(limits.admit("pc", Some(&claims(A, B)), PEER).is_ok());
+        assert!(limits.admit("pc", Some(&claims(A, B)), PEER).is_ok());
+        let err = limits.admit("pc", Some(&claims(A, B)), PEER).unwrap_err();
         assert_eq!(err.reason(), Reason::RateLimited);
         let Reject::RateLimited(wait) = err else { unreachable!() };
         assert!(wait > Duration::from_secs(1700) && wait <= Duration::from_secs(1800), "{wait:?}");
-        assert!(limits.admit("pc", &claims(B, B)).is_ok(), "another principal has its own bucket");
-        assert!(limits.admit("other", &claims(A, B)).is_ok(), "unknown routes have no limits");
+        assert!(limits.admit("pc", Some(&claims(B, B)), PEER).is_ok(), "another principal has its own bucket");
+        assert!(limits.admit("other", Some(&claims(A, B)), PEER).is_ok(), "unknown routes have no limits");
     }
 
     #[test]
@@ -288,10 +299,10 @@ mod tests {
         let store = store();
         let text = format!("{BASE}rate_limits = [{{ key = \"tenant\", requests = 1, per = \"1h\" }}]\n");
         let config = Config::from_toml(&text).unwrap();
-        assert!(store.limits(&config).admit("pc", &claims(A, B)).is_ok());
-        assert!(store.limits(&config).admit("pc", &claims(A, B)).is_err(), "same settings: same bucket");
+        assert!(store.limits(&config).admit("pc", Some(&claims(A, B)), PEER).is_ok());
+        assert!(store.limits(&config).admit("pc", Some(&claims(A, B)), PEER).is_err(), "same settings: same bucket");
         let changed = Config::from_toml(&text.replace("requests = 1", "requests = 2")).unwrap();
-        assert!(store.limits(&changed).admit("pc", &claims(A, B)).is_ok(), "new settings: new bucket");
+        assert!(store.limits(&changed).admit("pc", Some(&claims(A, B)), PEER).is_ok(), "new settings: new bucket");
     }
 
     #[test]

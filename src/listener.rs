@@ -5,9 +5,9 @@
 //! GOAWAY, HTTP/1 close after the response) when the listener stops.
 //!
 //! What a connection is served with (certificate, limits, gateway) is read
-//! from `Current` when it is accepted, and the gateway again for every
-//! request, so a reload applies to new requests while requests in flight
-//! finish on the configuration they started with.
+//! from the serving state (`Live`) when it is accepted, and the gateway
+//! again for every request, so a reload applies to new requests while
+//! requests in flight finish on the configuration they started with.
 
 mod inspect;
 mod load;
@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::header::{CONNECTION, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::{Body as HttpBody, Incoming};
@@ -32,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::config::{Config, ServerConfig};
+use crate::config::ServerConfig;
 use crate::proxy::{Body, Gateway};
 pub use inspect::{Fault, Inspected, Inspector};
 use load::{ConnActivity, Lane};
@@ -51,23 +50,26 @@ pub enum Refusal {
     Overloaded,
 }
 
-/// Everything a reload replaces at once.
-pub struct Serving {
-    pub config: Arc<Config>,
-    pub gateway: Arc<Gateway>,
+/// How the TLS listener serves connections under one configuration: its
+/// certificate, HTTP settings and limits.
+pub struct Endpoint {
+    pub server: ServerConfig,
     acceptor: TlsAcceptor,
     h1: auto::Builder<TokioExecutor>,
     h2: auto::Builder<TokioExecutor>,
 }
 
-/// The configuration being served, swapped whole on reload.
-pub type Current = Arc<ArcSwap<Serving>>;
-
-impl Serving {
-    pub fn new(config: Arc<Config>, gateway: Arc<Gateway>, tls: Arc<rustls::ServerConfig>) -> Self {
-        let (h1, h2) = builders(&config.server);
-        Self { config, gateway, acceptor: TlsAcceptor::from(tls), h1, h2 }
+impl Endpoint {
+    pub fn new(server: &ServerConfig, tls: Arc<rustls::ServerConfig>) -> Self {
+        let (h1, h2) = builders(server);
+        Self { server: server.clone(), acceptor: TlsAcceptor::from(tls), h1, h2 }
     }
+}
+
+/// The serving state the listener reads: the endpoint and gateway of the
+/// configuration being served now (a reload swaps both).
+pub trait Live: Send + Sync + 'static {
+    fn gateway(&self) -> (Arc<Endpoint>, Arc<Gateway>);
 }
 
 fn builders(server: &ServerConfig) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
@@ -92,7 +94,7 @@ fn builders(server: &ServerConfig) -> (auto::Builder<TokioExecutor>, auto::Build
 
 /// Serves the TLS listener until `stop`, then lets open connections finish
 /// for up to the configured `drain_grace` before closing them.
-pub async fn serve_gateway(listener: TcpListener, current: Current, load: Arc<Load>, stop: CancellationToken) {
+pub async fn serve_gateway(listener: TcpListener, current: Arc<dyn Live>, load: Arc<Load>, stop: CancellationToken) {
     let tracker = TaskTracker::new();
     let abort = CancellationToken::new();
     loop {
@@ -102,8 +104,8 @@ pub async fn serve_gateway(listener: TcpListener, current: Current, load: Arc<Lo
         };
         match accepted {
             Ok((tcp, peer)) => {
-                let serving = current.load_full();
-                let Some((lane, guard)) = load.connect(serving.config.server.max_connections) else {
+                let serving = current.gateway();
+                let Some((lane, guard)) = load.connect(serving.0.server.max_connections) else {
                     drop(tcp);
                     continue;
                 };
@@ -130,7 +132,7 @@ pub async fn serve_gateway(listener: TcpListener, current: Current, load: Arc<Lo
     }
     drop(listener);
     tracker.close();
-    let grace = current.load().config.server.drain_grace;
+    let grace = current.gateway().0.server.drain_grace;
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         warn!(?grace, open = tracker.len(), "grace period over; closing connections still open");
         abort.cancel();
@@ -141,17 +143,18 @@ pub async fn serve_gateway(listener: TcpListener, current: Current, load: Arc<Lo
 struct Conn {
     peer: SocketAddr,
     lane: Lane,
-    current: Current,
+    current: Arc<dyn Live>,
     load: Arc<Load>,
     stop: CancellationToken,
     abort: CancellationToken,
 }
 
 impl Conn {
-    async fn serve(self, tcp: TcpStream, serving: Arc<Serving>) {
-        let _open = serving.gateway.connection();
-        let server = &serving.config.server;
-        let handshake = tokio::time::timeout(server.tls_handshake_timeout, serving.acceptor.accept(tcp));
+    async fn serve(self, tcp: TcpStream, (endpoint, gateway): (Arc<Endpoint>, Arc<Gateway>)) {
+        let _open = gateway.connection();
+        drop(gateway);
+        let server = &endpoint.server;
+        let handshake = tokio::time::timeout(server.tls_handshake_timeout, endpoint.acceptor.accept(tcp));
         let tls = tokio::select! {
             () = self.abort.cancelled() => return,
             done = handshake => match done {
@@ -182,7 +185,7 @@ impl Conn {
                 async move { Ok::<_, Infallible>(served.await) }
             })
         };
-        let builder = if h2 { &serving.h2 } else { &serving.h1 };
+        let builder = if h2 { &endpoint.h2 } else { &endpoint.h1 };
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         let keep_alive = server.keep_alive_timeout;
@@ -220,15 +223,15 @@ fn request(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     lane: Lane,
-    current: &Current,
+    current: &Arc<dyn Live>,
     load: &Arc<Load>,
     activity: &Arc<ConnActivity>,
     fault: &Fault,
 ) -> impl Future<Output = Response<Tracked<Body>>> + Send + use<> {
-    let serving = current.load_full();
+    let (endpoint, gateway) = current.gateway();
     let active = activity.enter();
     let in_flight = match lane {
-        Lane::Normal => load.enter(serving.config.server.max_in_flight),
+        Lane::Normal => load.enter(endpoint.server.max_in_flight),
         Lane::Overflow => None,
     };
     let malformed = fault.get();
@@ -250,7 +253,7 @@ fn request(
         req.extensions_mut().insert(refusal);
     }
     async move {
-        let mut rsp = serving.gateway.handle(req, peer).await;
+        let mut rsp = gateway.handle(req, peer).await;
         // After a refused request nothing more is read from an HTTP/1
         // connection: its framing cannot be trusted.
         if http1 && (close || rsp.status() == StatusCode::BAD_REQUEST) {

@@ -5,6 +5,7 @@ use mfagate::app::App;
 use mfagate::cli::{CaCommand, CaInit, Cli, Command};
 use mfagate::config::{Config, Source};
 use mfagate::egress::{ca, hosts};
+use mfagate::serving::{Purpose, Serving, Shared};
 use mfagate::{shutdown, telemetry, tls, tools};
 
 // The request path allocates and frees many small buffers per request from
@@ -73,18 +74,29 @@ fn ca_init(args: &CaInit) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Loads the configuration and builds everything `run` builds before it
+/// serves (certificates, upstream TLS, the interception CA and its checks
+/// of every guarded host, the decision log's path), without binding
+/// sockets, fetching keys or writing files.
 fn check_config(source: &Source) -> ExitCode {
-    match Config::load(source) {
-        Ok(config) => {
-            eprintln!("configuration OK: {}", source.describe());
-            print!("{}", toml::to_string_pretty(&config.effective).unwrap_or_default());
-            ExitCode::SUCCESS
-        }
+    let config = match Config::load(source) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("configuration error in {}: {e}", source.describe());
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let effective = toml::to_string_pretty(&config.effective).unwrap_or_default();
+    let built = Shared::new(&config)
+        .map_err(|e| e.to_string())
+        .and_then(|shared| Serving::build(config, &shared, Purpose::Check).map_err(|e| e.to_string()));
+    if let Err(e) = built {
+        eprintln!("configuration error in {}: {e}", source.describe());
+        return ExitCode::FAILURE;
     }
+    eprintln!("configuration OK: {}", source.describe());
+    print!("{effective}");
+    ExitCode::SUCCESS
 }
 
 fn run(source: &Source) -> ExitCode {

@@ -94,10 +94,15 @@ impl Metrics {
         self.routes.route(name)
     }
 
-    /// A configured route's series, with its kind, mode and `enforce_after` published.
+    /// A configured route's series.
     pub fn route_of(&self, config: &RouteConfig) -> RouteMetrics {
-        self.routes.describe(config);
         self.routes.route(&config.name)
+    }
+
+    /// Publishes the kind, mode and `enforce_after` of the routes being
+    /// served, replacing those of the previous configuration.
+    pub fn describe_routes(&self, routes: &[RouteConfig]) {
+        self.routes.describe(routes);
     }
 
     /// The registry, for parts that register their own families.

@@ -1,35 +1,26 @@
 //! Hot reload: on SIGHUP (or when `server.watch_interval` finds the
 //! configuration or certificate files changed) the configuration is read
-//! again and everything built from it (certificate, limits, routes, claim
-//! checks, policy) is swapped in at once. A configuration that fails to load
-//! or to build is rejected with a log line naming the key, and the running
-//! one stays. Requests in flight finish on the configuration they started
-//! with.
+//! again and the whole serving state is built from it by the same function
+//! as at start (`Serving::build`: certificate, routes, claim checks, policy,
+//! limits, the egress proxy's host rules, CA and binding) and swapped in at
+//! once. A configuration that fails to load or to build is rejected with a
+//! log line naming the key, and the running one stays. Requests in flight
+//! finish on the configuration they started with.
 //!
-//! Listen addresses, worker threads, logging and the signing-key source are
-//! bound at start: a reload that changes them is rejected, naming the key.
+//! The settings of `serving::Startup` (listen addresses, worker threads,
+//! logging, key sources, the token cache, the egress listener) are bound at
+//! start: a reload that changes one is rejected, naming the key.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::app;
-use crate::auth::jwks::KeyStore;
 use crate::config::{Config, ConfigError, Source, TlsSource};
-use crate::limit::LimitStore;
-use crate::listener::{Current, Serving};
-use crate::metrics::Metrics;
-use crate::tls::{self, TlsError};
-
-/// `[identity]` keys that a reload applies; the others need a restart.
-const IDENTITY_RELOADABLE: [&str; 4] = ["issuers", "tenants", "clock_skew_secs", "max_token_bytes"];
-/// `[server]` keys that need a restart.
-const SERVER_FIXED: [&str; 3] = ["listen", "admin_listen", "workers"];
+use crate::serving::{self, Current, Purpose, Serving, Shared, Startup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -40,13 +31,7 @@ pub enum ReloadError {
     #[error("{0}: changing it needs a restart")]
     RestartRequired(String),
     #[error(transparent)]
-    Gateway(#[from] crate::proxy::BuildError),
-    #[error("{key}: {source}")]
-    Tls {
-        key: &'static str,
-        #[source]
-        source: TlsError,
-    },
+    Build(#[from] serving::BuildError),
 }
 
 impl ReloadError {
@@ -55,8 +40,8 @@ impl ReloadError {
         match self {
             Self::Config(e) => e.key(),
             Self::RestartRequired(key) => Some(key),
-            Self::Tls { key, .. } => Some(key),
-            Self::Gateway(_) | Self::NoSource => None,
+            Self::Build(e) => e.key(),
+            Self::NoSource => None,
         }
     }
 }
@@ -99,28 +84,19 @@ impl ReloadMetrics {
 /// Reloads the configuration into `Current`, one reload at a time.
 pub struct Reloader {
     source: Mutex<Option<Source>>,
-    current: Current,
-    keys: Arc<KeyStore>,
-    metrics: Arc<Metrics>,
-    limits: Arc<LimitStore>,
+    current: Arc<Current>,
+    shared: Arc<Shared>,
     counters: ReloadMetrics,
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
-    pub fn new(
-        current: Current,
-        keys: Arc<KeyStore>,
-        metrics: Arc<Metrics>,
-        limits: Arc<LimitStore>,
-    ) -> Result<Self, prometheus::Error> {
-        let counters = ReloadMetrics::register(metrics.registry())?;
+    pub fn new(current: Arc<Current>, shared: Arc<Shared>) -> Result<Self, prometheus::Error> {
+        let counters = ReloadMetrics::register(shared.metrics.registry())?;
         Ok(Self {
             source: Mutex::new(None),
             current,
-            keys,
-            metrics,
-            limits,
+            shared,
             counters,
             one_at_a_time: tokio::sync::Mutex::new(()),
         })
@@ -159,12 +135,10 @@ impl Reloader {
     fn build(&self) -> Result<(), ReloadError> {
         let source = self.source().ok_or(ReloadError::NoSource)?;
         let config = Config::load(&source)?;
-        fixed_keys_unchanged(&self.current.load().config, &config)?;
-        let tls =
-            tls::server(&config.server.tls).map_err(|source| ReloadError::Tls { key: "server.tls_cert", source })?;
-        let gateway = app::gateway(&config, &self.keys, &self.metrics, &self.limits)?;
-        self.metrics.tls_cert_not_after("gateway", tls.not_after);
-        self.current.store(Arc::new(Serving::new(Arc::new(config), Arc::new(gateway), tls.config)));
+        start_only_unchanged(&self.current.load(), &config)?;
+        let serving = Serving::build(config, &self.shared, Purpose::Serve)?;
+        serving.activate(&self.shared.metrics);
+        self.current.store(serving);
         Ok(())
     }
 
@@ -232,34 +206,12 @@ impl Reloader {
     }
 }
 
-/// Refuses a change to a key that only takes effect at start.
-fn fixed_keys_unchanged(running: &Config, next: &Config) -> Result<(), ReloadError> {
-    let (old, new) = (effective(running), effective(next));
-    for key in SERVER_FIXED {
-        if old["server"][key] != new["server"][key] {
-            return Err(ReloadError::RestartRequired(format!("server.{key}")));
-        }
+/// Refuses a change to a setting that only takes effect at start.
+fn start_only_unchanged(running: &Serving, next: &Config) -> Result<(), ReloadError> {
+    match running.startup.changed_key(&Startup::of(next), &running.config, next) {
+        Some(key) => Err(ReloadError::RestartRequired(key)),
+        None => Ok(()),
     }
-    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
-    // The egress listener, its CA and host rules are built once, at start.
-    if old["egress"] != new["egress"] {
-        return Err(ReloadError::RestartRequired("egress".into()));
-    }
-    for section in ["identity", "log"] {
-        let mut names = keys(&old[section]);
-        names.extend(keys(&new[section]));
-        for name in names {
-            let reloadable = section == "identity" && IDENTITY_RELOADABLE.contains(&name.as_str());
-            if !reloadable && old[section][&name] != new[section][&name] {
-                return Err(ReloadError::RestartRequired(format!("{section}.{name}")));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn effective(config: &Config) -> Value {
-    serde_json::to_value(&config.effective).unwrap_or(Value::Null)
 }
 
 fn unix_now() -> f64 {
@@ -275,7 +227,10 @@ mod tests {
     fn check(change: &str) -> Result<(), ReloadError> {
         let running = Config::from_toml(BASE).unwrap();
         let next = Config::from_toml(&format!("{change}\n{BASE}")).unwrap();
-        fixed_keys_unchanged(&running, &next)
+        match Startup::of(&running).changed_key(&Startup::of(&next), &running, &next) {
+            Some(key) => Err(ReloadError::RestartRequired(key)),
+            None => Ok(()),
+        }
     }
 
     #[test]
@@ -292,5 +247,25 @@ mod tests {
         assert_eq!(key("[server]\nworkers = 3").as_deref(), Some("server.workers"));
         assert_eq!(key("[identity]\njwks_uri = \"keys.json\"").as_deref(), Some("identity.jwks_uri"));
         assert_eq!(key("[log]\nlevel = \"debug\"").as_deref(), Some("log.level"));
+        assert_eq!(key("[log]\nformat = \"json\"").as_deref(), Some("log.format"));
+        assert_eq!(key("[server]\nadmin_listen = \"127.0.0.1:1\"").as_deref(), Some("server.admin_listen"));
+        assert_eq!(key("[identity]\nrefresh_interval = \"2h\"").as_deref(), Some("identity.refresh_interval"));
+        assert_eq!(key("[identity]\ntoken_cache_size = 5").as_deref(), Some("identity.token_cache_size"));
+        assert_eq!(key("[identity]\nstate_dir = \"elsewhere\"").as_deref(), Some("identity.state_dir"));
+        let egress = "[egress]\nlisten = \"127.0.0.1:3128\"\nca_cert = \"a\"\nca_key = \"b\"\n";
+        assert_eq!(key(egress).as_deref(), Some("egress.listen"));
+    }
+
+    #[test]
+    fn egress_rules_routes_and_limits_reload() {
+        let egress = |extra: &str| {
+            format!("[egress]\nlisten = \"127.0.0.1:3128\"\nca_cert = \"a\"\nca_key = \"b\"\n{extra}\n{BASE}")
+        };
+        let running = Config::from_toml(&egress("")).unwrap();
+        for change in ["default = \"tunnel\"", "allow_hosts = [\"pypi.org\"]", "ca_cert = \"other.pem\""] {
+            let change = change.replace("ca_cert = \"other.pem\"", "");
+            let next = Config::from_toml(&egress(&change)).unwrap();
+            assert_eq!(Startup::of(&running).changed_key(&Startup::of(&next), &running, &next), None, "{change}");
+        }
     }
 }

@@ -3,16 +3,14 @@
 //! set, issued by an accepted issuer for the token's own tenant, meant for
 //! the route's audience, and within their lifetime.
 
-pub mod bearer;
 pub mod claims;
+pub mod credentials;
 pub mod jwks;
 pub mod keys;
 pub mod token;
 pub mod token_cache;
 
 use std::sync::Arc;
-
-use http::HeaderMap;
 
 use crate::error::Reason;
 use claims::{ClaimChecks, Claims};
@@ -113,19 +111,22 @@ impl Authenticator {
         &self.keys
     }
 
-    /// Authenticates the request for a route accepting `audiences`, at unix time `now`.
+    /// The longest bearer token accepted (`identity.max_token_bytes`).
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+
+    /// Authenticates a bearer token (read by `credentials`) for a route
+    /// accepting `audiences`, at unix time `now`.
     ///
     /// When the signature verified but a later check failed, the (authentic)
     /// claims come back with the error so that the decision can be logged
     /// with them. Claims of a token whose signature did not verify are never
     /// returned.
-    pub async fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        audiences: &[String],
-        now: i64,
-    ) -> Result<VerifiedToken, AuthFailure> {
-        let token = bearer::extract(headers, self.max_token_bytes).map_err(|e| (e, None))?;
+    pub async fn authenticate(&self, token: &str, audiences: &[String], now: i64) -> Result<VerifiedToken, AuthFailure> {
+        if token.len() > self.max_token_bytes {
+            return Err((AuthError::Malformed("bearer token exceeds identity.max_token_bytes"), None));
+        }
         let Some(cache) = &self.cache else {
             let (claims, _) = self.verify(token).await?;
             return self.check(claims, audiences, now);
@@ -174,13 +175,10 @@ impl Authenticator {
     /// its issuer, audience, lifetime and tenant are checked. The claims are
     /// for deny decisions only: the upstream verifies the token itself.
     #[allow(clippy::result_large_err)] // the shape of `authenticate`'s answer
-    pub fn decode_unverified(
-        &self,
-        headers: &HeaderMap,
-        audiences: &[String],
-        now: i64,
-    ) -> Result<Arc<Claims>, AuthFailure> {
-        let token = bearer::extract(headers, self.max_token_bytes).map_err(|e| (e, None))?;
+    pub fn decode_unverified(&self, token: &str, audiences: &[String], now: i64) -> Result<Arc<Claims>, AuthFailure> {
+        if token.len() > self.max_token_bytes {
+            return Err((AuthError::Malformed("bearer token exceeds identity.max_token_bytes"), None));
+        }
         let jws = token::parse(token).map_err(|e| (e, None))?;
         let claims = Arc::new(Claims::parse(&jws.payload).map_err(|e| (e, None))?);
         match self.checks.check(&claims, audiences, now) {

@@ -45,6 +45,7 @@ impl Expiry<Digest, Arc<CachedToken>> for UntilExpiry {
     }
 }
 
+#[derive(Clone)]
 pub struct TokenCache {
     entries: moka::sync::Cache<Digest, Arc<CachedToken>>,
     metrics: TokenCacheMetrics,

@@ -31,7 +31,7 @@ pub struct IdentityConfig {
 }
 
 /// Bounds on every fetch from an identity provider.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchLimits {
     pub connect_timeout: Duration,
     pub timeout: Duration,
@@ -70,7 +70,7 @@ impl SourceOrigin {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySourceConfig {
     pub name: String,
     pub origin: SourceOrigin,
@@ -84,7 +84,7 @@ pub struct KeySourceConfig {
     pub timing: SourceTiming,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceTiming {
     pub refresh_interval: Duration,
     pub unknown_kid_refetch_interval: Duration,

@@ -28,7 +28,8 @@ impl Rate {
     }
 }
 
-/// Which claim of a verified token a route's rate limit counts by.
+/// What a route's rate limit counts by: a claim of a verified token, or the
+/// client's address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RateKey {
     /// The principal: the user's or the service principal's object id.
@@ -37,17 +38,25 @@ pub enum RateKey {
     App,
     /// The tenant (`tid`).
     Tenant,
+    /// The client address (IPv6 by its /64).
+    Peer,
 }
 
 impl RateKey {
-    pub const ALL: [RateKey; 3] = [Self::Oid, Self::App, Self::Tenant];
+    pub const ALL: [RateKey; 4] = [Self::Oid, Self::App, Self::Tenant, Self::Peer];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Oid => "oid",
             Self::App => "app",
             Self::Tenant => "tenant",
+            Self::Peer => "peer",
         }
+    }
+
+    /// True for the keys read from a token's claims.
+    pub fn is_claim(self) -> bool {
+        !matches!(self, Self::Peer)
     }
 }
 
@@ -73,7 +82,13 @@ pub fn route_rates(key: &str, raw: &[raw::RouteRate]) -> Result<Vec<RouteRate>, 
             "oid" => RateKey::Oid,
             "app" => RateKey::App,
             "tenant" => RateKey::Tenant,
-            _ => return Err(ConfigError::invalid(format!("{entry}.key"), "expected \"oid\", \"app\" or \"tenant\"")),
+            "peer" => RateKey::Peer,
+            _ => {
+                return Err(ConfigError::invalid(
+                    format!("{entry}.key"),
+                    "expected \"oid\", \"app\", \"tenant\" or \"peer\"",
+                ));
+            }
         };
         if out.iter().any(|o: &RouteRate| o.key == claim) {
             return Err(ConfigError::invalid(format!("{entry}.key"), "one limit per key"));

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::EgressError;
 use super::hosts::{self, pattern_matches};
 use crate::auth::claims::Audience;
-use crate::auth::{bearer, token};
+use crate::auth::{credentials, token};
 use crate::config::RouteConfig;
 
 /// Microsoft first-party resources: audience (URI or app id) → the hosts
@@ -64,18 +64,28 @@ impl AudienceBinding {
         Self { bound, max_token_bytes }
     }
 
-    /// Refuses a request whose bearer token is bound to hosts other than
-    /// `host` (normalised). No token, or one that binds nothing: no objection
-    /// here (the route's own checks still run on guarded hosts).
-    pub fn check(&self, headers: &HeaderMap, host: &str) -> Result<(), EgressError> {
-        let Some(audience) = self.audience(headers) else { return Ok(()) };
-        let audiences: Vec<&str> = match &audience {
-            Audience::None => return Ok(()),
-            Audience::One(a) => vec![a.as_str()],
-            Audience::Many(v) => v.iter().map(String::as_str).collect(),
-        };
+    /// Refuses a request that carries, anywhere (every `Authorization`
+    /// value, auxiliary tokens, an `access_token` query parameter, cookies),
+    /// a bearer token bound to hosts other than `host` (normalised). A token
+    /// that binds nothing, or none at all: no objection here (the route's
+    /// own checks still run on guarded hosts).
+    pub fn check(&self, query: Option<&str>, headers: &HeaderMap, host: &str) -> Result<(), EgressError> {
+        for token in credentials::every_token(query, headers) {
+            if token.len() > self.max_token_bytes {
+                continue;
+            }
+            if let Some(audience) = audience(&token) {
+                self.check_one(&audience, host)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One token's audience: any one of its values that allows `host` will
+    /// do; refused when some value binds it elsewhere and none allows it.
+    fn check_one(&self, audience: &Audience, host: &str) -> Result<(), EgressError> {
         let mut bound = false;
-        for aud in audiences {
+        for aud in audience.iter() {
             let key = key(aud);
             let own = own_host(&key);
             let configured = self.bound.get(&key).map(Vec::as_slice).unwrap_or_default();
@@ -89,12 +99,11 @@ impl AudienceBinding {
         }
         if bound { Err(EgressError::AudienceHostMismatch) } else { Ok(()) }
     }
+}
 
-    fn audience(&self, headers: &HeaderMap) -> Option<Audience> {
-        let token = bearer::extract(headers, self.max_token_bytes).ok()?;
-        let jws = token::parse(token).ok()?;
-        serde_json::from_slice::<AudOnly>(&jws.payload).ok().map(|a| a.aud)
-    }
+fn audience(token: &str) -> Option<Audience> {
+    let jws = token::parse(token).ok()?;
+    serde_json::from_slice::<AudOnly>(&jws.payload).ok().map(|a| a.aud)
 }
 
 fn key(aud: &str) -> String {
@@ -145,7 +154,7 @@ audiences = ["api://contoso-automation", "8b1f6a52-1c7d-4e3b-9a0f-2d4c6e8a0b1c"]
     }
 
     fn check(aud: serde_json::Value, host: &str) -> Result<(), EgressError> {
-        binding().check(&headers(aud), host)
+        binding().check(None, &headers(aud), host)
     }
 
     #[test]
@@ -173,10 +182,10 @@ audiences = ["api://contoso-automation", "8b1f6a52-1c7d-4e3b-9a0f-2d4c6e8a0b1c"]
 
     #[test]
     fn no_token_or_no_audience_is_not_this_checks_business() {
-        assert!(binding().check(&HeaderMap::new(), "graph.microsoft.com").is_ok());
+        assert!(binding().check(None, &HeaderMap::new(), "graph.microsoft.com").is_ok());
         assert!(check(serde_json::Value::Null, "graph.microsoft.com").is_ok());
         let mut garbage = HeaderMap::new();
         garbage.insert(AUTHORIZATION, HeaderValue::from_static("Bearer not-a-jwt"));
-        assert!(binding().check(&garbage, "graph.microsoft.com").is_ok());
+        assert!(binding().check(None, &garbage, "graph.microsoft.com").is_ok());
     }
 }

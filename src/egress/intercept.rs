@@ -24,7 +24,8 @@ use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, warn};
 
 use super::ca::{CaError, InterceptCa};
-use super::{Conn, Egress, EgressError, Target, hosts};
+use super::hosts::Verdict;
+use super::{Conn, Egress, EgressError, EgressState, Target, hosts};
 use crate::error::Reject;
 use crate::listener::{self, Fault, Inspected, Inspector, Refusal};
 use crate::metrics::EgressMetrics;
@@ -66,13 +67,24 @@ struct Tunnel {
     sni_matches: bool,
 }
 
-impl Guard for Tunnel {
+/// A request of a tunnel, held to the egress state current when it came.
+struct TunnelRequest<'a> {
+    tunnel: &'a Tunnel,
+    state: &'a EgressState,
+}
+
+impl Guard for TunnelRequest<'_> {
     fn check(&self, parts: &Parts) -> Result<(), Reject> {
-        if !self.sni_matches {
+        let target = &self.tunnel.target;
+        if !self.tunnel.sni_matches {
             return Err(EgressError::Misdirected("TLS server name differs from the CONNECT target").into());
         }
-        names_target(parts, &self.target)?;
-        self.egress.binding.check(&parts.headers, &self.target.host)?;
+        // A reload may have put the host on the deny list since the tunnel opened.
+        if let Verdict::Deny(refusal) = self.state.rules.connect(&target.host, target.port) {
+            return Err(EgressError::Denied(refusal).into());
+        }
+        names_target(parts, target)?;
+        self.state.binding.check(parts.uri.query(), &parts.headers, &target.host)?;
         Ok(())
     }
 }
@@ -106,6 +118,7 @@ fn names_target(parts: &Parts, target: &Target) -> Result<(), EgressError> {
 /// Terminates TLS on the upgraded connection and serves the requests in it.
 pub(super) async fn serve(
     egress: Arc<Egress>,
+    state: Arc<EgressState>,
     io: TokioIo<Upgraded>,
     target: Target,
     authority: Authority,
@@ -116,14 +129,14 @@ pub(super) async fn serve(
     let handshake = async {
         let start = LazyConfigAcceptor::new(Acceptor::default(), io).await.map_err(|e| e.to_string())?;
         let sni = start.client_hello().server_name().map(|s| s.trim_end_matches('.').to_ascii_lowercase());
-        let config = egress.certs.config_for(&target.host).map_err(|e| {
+        let config = state.certs.config_for(&target.host).map_err(|e| {
             warn!(host = %target.host, error = %e, "cannot issue an interception certificate");
             e.to_string()
         })?;
         let tls = start.into_stream(config).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((tls, sni))
     };
-    let handshake = tokio::time::timeout(egress.settings.tls_handshake_timeout, handshake);
+    let handshake = tokio::time::timeout(state.settings.tls_handshake_timeout, handshake);
     let (tls, sni) = tokio::select! {
         done = handshake => match done {
             Ok(Ok(done)) => done,
@@ -136,12 +149,13 @@ pub(super) async fn serve(
     if !sni_matches {
         debug!(%peer, host = %target.host, "TLS server name differs from the CONNECT target; requests get 421");
     }
-    let builder = listener::connection_builder(&egress.settings);
+    let builder = listener::connection_builder(&state.settings);
     // HTTP/1 inside the tunnel gets the same byte-level framing checks as the
     // reverse-proxy listener; a fault refuses the request that carries it.
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let fault = Fault::default();
-    let inspector = (!h2).then(|| Inspector::new(egress.settings.max_header_bytes, fault.clone()));
+    let inspector = (!h2).then(|| Inspector::new(state.settings.max_header_bytes, fault.clone()));
+    drop(state);
     let io = TokioIo::new(Inspected::new(tls, inspector));
     let tunnel = Arc::new(Tunnel { egress, target, authority, sni_matches });
     let service = service_fn(move |mut req: http::Request<Incoming>| {
@@ -152,8 +166,13 @@ pub(super) async fn serve(
         // Boxed, as on the reverse-proxy listener: an idle connection keeps
         // no room for a request's state.
         Box::pin(async move {
-            let routed = Routed { host: &tunnel.target.host, authority: &tunnel.authority, guard: &*tunnel };
-            let gateway = Arc::clone(&tunnel.egress.current.load().gateway);
+            // The gateway and egress state current now: a reload applies to
+            // the next request of an open tunnel.
+            let Some((gateway, state)) = tunnel.egress.live.egress() else {
+                return Ok::<_, Infallible>(crate::error::error_response(crate::error::Reason::EgressDenied, ""));
+            };
+            let guard = TunnelRequest { tunnel: &tunnel, state: &state };
+            let routed = Routed { host: &tunnel.target.host, authority: &tunnel.authority, guard: &guard };
             let mut rsp = gateway.handle_routed(req, peer, &routed).await;
             // After a refused HTTP/1 request nothing more is read from the
             // connection: its framing cannot be trusted.

@@ -13,6 +13,13 @@
 //!
 //! Audience binding (`binding`) applies to every request whose headers the
 //! proxy can read.
+//!
+//! What decides how traffic is routed, intercepted or bound (`EgressState`:
+//! host rules, interception certificates, audience binding, proxy
+//! credentials, connection settings) is part of the serving state that a
+//! reload swaps whole; every request and CONNECT reads the state current
+//! when it arrives, and open blind tunnels are checked again after each
+//! reload.
 
 pub mod auth;
 pub mod binding;
@@ -37,15 +44,16 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::Watcher;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::config::{Config, EgressConfig};
 use crate::error::{Reason, Reject};
-use crate::listener::{self, ConnSettings, Current};
+use crate::listener::{self, ConnSettings};
 use crate::metrics::EgressMetrics;
-use crate::proxy::Body;
 use crate::proxy::headers::Correlation;
+use crate::proxy::{Body, Gateway};
 use auth::ProxyAuth;
 use binding::AudienceBinding;
 use ca::{CaError, InterceptCa};
@@ -119,20 +127,61 @@ impl Target {
     }
 }
 
-/// The egress listener's shared state.
-pub struct Egress {
-    /// The gateway being served now (a reload swaps it); read per request.
-    current: Current,
+/// The serving state the egress listener reads: the gateway and the egress
+/// state of the configuration being served now.
+pub trait Live: Send + Sync + 'static {
+    /// `None` when the configuration being served has no `[egress]` (it
+    /// cannot lose it while the listener runs: `egress.listen` is start-only).
+    fn egress(&self) -> Option<(Arc<Gateway>, Arc<EgressState>)>;
+    /// Changes with every reload that takes effect.
+    fn changes(&self) -> watch::Receiver<u64>;
+}
+
+/// What decides how the proxy routes, intercepts and binds traffic, built
+/// from one configuration with the rest of the serving state.
+pub struct EgressState {
     rules: HostRules,
     certs: intercept::Certs,
     auth: Option<ProxyAuth>,
     binding: AudienceBinding,
     resolve: Resolve,
     plain: plain::Forwarder,
-    metrics: EgressMetrics,
     settings: ConnSettings,
     connect_timeout: Duration,
     tunnel_idle_timeout: Duration,
+}
+
+impl EgressState {
+    /// Loads the interception CA and checks that it can vouch for every
+    /// guarded host.
+    pub fn build(egress: &EgressConfig, config: &Config, metrics: EgressMetrics) -> Result<Self, CaError> {
+        let ca = InterceptCa::load(&egress.ca_cert, &egress.ca_key)?;
+        let rules = HostRules::new(egress, &config.routes);
+        for pattern in rules.guarded() {
+            let host = pattern.strip_prefix("*.").map_or_else(|| pattern.clone(), |s| format!("mfagate-check.{s}"));
+            if hosts::normalize(&host).is_ok() {
+                ca.self_check(&host)?;
+            }
+        }
+        let resolve = Resolve::new(egress.resolve.clone());
+        Ok(Self {
+            rules,
+            certs: intercept::Certs::new(ca, metrics),
+            auth: egress.proxy_auth.as_ref().map(ProxyAuth::new),
+            binding: AudienceBinding::new(&config.routes, config.identity.max_token_bytes),
+            plain: plain::Forwarder::new(&resolve, &config.server),
+            resolve,
+            settings: ConnSettings::of(&config.server),
+            connect_timeout: config.server.upstream_connect_timeout,
+            tunnel_idle_timeout: egress.tunnel_idle_timeout,
+        })
+    }
+}
+
+/// The egress listener.
+pub struct Egress {
+    live: Arc<dyn Live>,
+    metrics: EgressMetrics,
 }
 
 /// One client connection to the proxy. The watcher is held by every task
@@ -146,36 +195,8 @@ struct Conn {
 }
 
 impl Egress {
-    /// Loads the interception CA and checks that it can vouch for every
-    /// guarded host.
-    pub fn build(
-        egress: &EgressConfig,
-        config: &Config,
-        current: Current,
-        metrics: EgressMetrics,
-    ) -> Result<Self, CaError> {
-        let ca = InterceptCa::load(&egress.ca_cert, &egress.ca_key)?;
-        let rules = HostRules::new(egress, &config.routes);
-        for pattern in rules.guarded() {
-            let host = pattern.strip_prefix("*.").map_or_else(|| pattern.clone(), |s| format!("mfagate-check.{s}"));
-            if hosts::normalize(&host).is_ok() {
-                ca.self_check(&host)?;
-            }
-        }
-        let resolve = Resolve::new(egress.resolve.clone());
-        Ok(Self {
-            current,
-            rules,
-            certs: intercept::Certs::new(ca, metrics.clone()),
-            auth: egress.proxy_auth.as_ref().map(ProxyAuth::new),
-            binding: AudienceBinding::new(&config.routes, config.identity.max_token_bytes),
-            plain: plain::Forwarder::new(&resolve, &config.server),
-            resolve,
-            metrics,
-            settings: ConnSettings::of(&config.server),
-            connect_timeout: config.server.upstream_connect_timeout,
-            tunnel_idle_timeout: egress.tunnel_idle_timeout,
-        })
+    pub fn new(live: Arc<dyn Live>, metrics: EgressMetrics) -> Self {
+        Self { live, metrics }
     }
 
     /// Serves until `stop`, then lets requests, intercepted tunnels and blind
@@ -193,7 +214,9 @@ impl Egress {
 
     async fn connection(self: Arc<Self>, tcp: TcpStream, conn: Conn) {
         let (stop, kill, peer) = (conn.stop.clone(), conn.kill.clone(), conn.peer);
-        let header_read_timeout = self.settings.header_read_timeout;
+        let Some((_, state)) = self.live.egress() else { return };
+        let header_read_timeout = state.settings.header_read_timeout;
+        drop(state);
         let service = service_fn(move |req| {
             let (egress, conn) = (Arc::clone(&self), conn.clone());
             // Boxed: an idle proxy connection keeps no room for a request's state.
@@ -223,7 +246,10 @@ impl Egress {
         let ids = Correlation::of(req.headers());
         let connect = req.method() == Method::CONNECT;
         let mut target = None;
-        let result = self.process(req, conn, &mut target).await;
+        let result = match self.live.egress() {
+            Some((_, state)) => self.process(req, &state, conn, &mut target).await,
+            None => Err(EgressError::Denied(Refusal::NotAllowed).into()),
+        };
         let (kind, outcome) = match result {
             Ok((kind, rsp)) => (kind, rsp),
             Err(reject) => {
@@ -249,27 +275,28 @@ impl Egress {
     async fn process(
         self: &Arc<Self>,
         mut req: Request<Incoming>,
+        state: &Arc<EgressState>,
         conn: &Conn,
         target: &mut Option<Target>,
     ) -> Result<(&'static str, Response<Body>), Reject> {
-        if self.auth.as_ref().is_some_and(|auth| !auth.admits(req.headers())) {
+        if state.auth.as_ref().is_some_and(|auth| !auth.admits(req.headers())) {
             return Err(EgressError::ProxyAuth.into());
         }
         if req.method() == Method::CONNECT {
             let authority = connect_target(req.uri())?;
             let t = Target::parse(authority, None).inspect_err(|_| *target = Some(Target::raw(authority)))?;
             *target = Some(t.clone());
-            return self.connect(&mut req, t, conn).await;
+            return self.connect(&mut req, state, t, conn).await;
         }
         let authority = plain_target(req.uri())?;
         let t = Target::parse(authority, Some(80)).inspect_err(|_| *target = Some(Target::raw(authority)))?;
         *target = Some(t.clone());
-        match self.rules.plain(&t.host, t.port) {
+        match state.rules.plain(&t.host, t.port) {
             Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
             Verdict::Intercept | Verdict::Pass => {
-                self.binding.check(req.headers(), &t.host)?;
+                state.binding.check(req.uri().query(), req.headers(), &t.host)?;
                 let authority = t.authority(80).ok_or(Reject::BadRequest("proxy target is not a host name"))?;
-                let rsp = self.plain.forward(req, &authority).await?;
+                let rsp = state.plain.forward(req, &authority).await?;
                 self.metrics.forwarded.inc();
                 Ok(("forwarded", rsp))
             }
@@ -279,18 +306,19 @@ impl Egress {
     async fn connect(
         self: &Arc<Self>,
         req: &mut Request<Incoming>,
+        state: &Arc<EgressState>,
         target: Target,
         conn: &Conn,
     ) -> Result<(&'static str, Response<Body>), Reject> {
-        match self.rules.connect(&target.host, target.port) {
+        match state.rules.connect(&target.host, target.port) {
             Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
             Verdict::Intercept => {
                 let authority = target.authority(443).ok_or(Reject::BadRequest("proxy target is not a host name"))?;
                 let upgrade = hyper::upgrade::on(req);
-                let (egress, conn) = (Arc::clone(self), conn.clone());
+                let (egress, state, conn) = (Arc::clone(self), Arc::clone(state), conn.clone());
                 tokio::spawn(async move {
                     match upgrade.await {
-                        Ok(io) => intercept::serve(egress, TokioIo::new(io), target, authority, &conn).await,
+                        Ok(io) => intercept::serve(egress, state, TokioIo::new(io), target, authority, &conn).await,
                         Err(e) => debug!(peer = %conn.peer, error = %e, "CONNECT upgrade failed"),
                     }
                 });
@@ -298,16 +326,16 @@ impl Egress {
                 Ok(("intercepted", established()))
             }
             Verdict::Pass => {
-                let upstream = self
+                let upstream = state
                     .resolve
-                    .connect(&target.host, target.port, self.connect_timeout)
+                    .connect(&target.host, target.port, state.connect_timeout)
                     .await
                     .map_err(EgressError::Unreachable)?;
                 let upgrade = hyper::upgrade::on(req);
-                let (egress, conn) = (Arc::clone(self), conn.clone());
+                let (egress, state, conn) = (Arc::clone(self), Arc::clone(state), conn.clone());
                 tokio::spawn(async move {
                     match upgrade.await {
-                        Ok(io) => tunnel::serve(&egress, TokioIo::new(io), upstream, &target, &conn).await,
+                        Ok(io) => tunnel::serve(&egress, &state, TokioIo::new(io), upstream, &target, &conn).await,
                         Err(e) => debug!(peer = %conn.peer, error = %e, "CONNECT upgrade failed"),
                     }
                 });

@@ -17,10 +17,12 @@ use prometheus::IntCounter;
 use rustls::server::Acceptor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use super::{Conn, Egress, Target};
+use super::hosts::Verdict;
+use super::{Conn, Egress, EgressState, Target};
 
 /// A ClientHello fits in one TLS record (16 KiB) plus its header; a client
 /// that has sent more without completing one is not speaking TLS.
@@ -37,6 +39,7 @@ enum FirstFlight {
 
 pub(super) async fn serve(
     egress: &Egress,
+    state: &EgressState,
     client: TokioIo<Upgraded>,
     upstream: TcpStream,
     target: &Target,
@@ -48,14 +51,14 @@ pub(super) async fn serve(
         Counted { inner: client, counter: egress.metrics.bytes_upstream.clone(), activity: Arc::clone(&activity) };
     let mut buffered = Vec::new();
     let first = tokio::select! {
-        first = tokio::time::timeout(egress.settings.tls_handshake_timeout, first_flight(&mut client, &mut buffered)) => first,
+        first = tokio::time::timeout(state.settings.tls_handshake_timeout, first_flight(&mut client, &mut buffered)) => first,
         () = conn.kill.cancelled() => return,
     };
     // No bytes in time: a protocol where the server speaks first; nothing to check.
     let first = first.unwrap_or(Ok(FirstFlight::Other));
-    match first {
+    let server_name = match first {
         Err(e) => return debug!(peer = %conn.peer, error = %e, "tunnel closed before the first bytes"),
-        Ok(FirstFlight::Sni(name)) if egress.rules.is_guarded(&name) => {
+        Ok(FirstFlight::Sni(name)) if state.rules.is_guarded(&name) => {
             egress.metrics.denied.inc();
             info!(
                 target: "mfagate::egress",
@@ -70,22 +73,60 @@ pub(super) async fn serve(
             );
             return;
         }
-        Ok(_) => {}
-    }
+        Ok(FirstFlight::Sni(name)) => Some(name),
+        Ok(FirstFlight::Other) => None,
+    };
     let mut upstream =
         Counted { inner: upstream, counter: egress.metrics.bytes_downstream.clone(), activity: Arc::clone(&activity) };
     let copied = async {
         upstream.inner.write_all(&buffered).await?;
         tokio::io::copy_bidirectional(&mut client, &mut upstream).await
     };
+    let mut changes = egress.live.changes();
     tokio::select! {
         result = copied => if let Err(e) = result {
             debug!(peer = %conn.peer, host = %target.host, error = %e, "tunnel ended with an error");
         },
-        () = activity.idle_for(egress.tunnel_idle_timeout) => {
+        () = activity.idle_for(state.tunnel_idle_timeout) => {
             debug!(peer = %conn.peer, host = %target.host, "tunnel idle; closed");
         },
+        () = disallowed_by_reload(egress, &mut changes, target, server_name.as_deref()) => {
+            egress.metrics.denied.inc();
+            info!(
+                target: "mfagate::egress",
+                peer = %conn.peer.ip(),
+                connect = true,
+                host = %target.host,
+                port = target.port,
+                outcome = "denied",
+                reason = "egress_denied",
+                "egress: a reload no longer allows this blind tunnel; closed"
+            );
+        },
         () = conn.kill.cancelled() => {}
+    }
+}
+
+/// Returns once a reload makes the tunnel one the proxy would not open now:
+/// its target (or the server name its client asked for) became guarded or
+/// denied. A tunnel opened under an old configuration must not outlive it.
+async fn disallowed_by_reload(
+    egress: &Egress,
+    changes: &mut watch::Receiver<u64>,
+    target: &Target,
+    server_name: Option<&str>,
+) {
+    loop {
+        if changes.changed().await.is_err() {
+            // No more reloads: nothing can disallow the tunnel.
+            return std::future::pending().await;
+        }
+        let Some((_, state)) = egress.live.egress() else { return };
+        let allowed = state.rules.connect(&target.host, target.port) == Verdict::Pass
+            && server_name.is_none_or(|name| !state.rules.is_guarded(name));
+        if !allowed {
+            return;
+        }
     }
 }
 

@@ -116,8 +116,8 @@ impl RouteFamilies {
         RouteMetrics {
             allow: counter("allow", "none"),
             deny: Reason::ALL.map(|r| r.is_decision().then(|| counter("deny", r.as_str()))),
-            would_deny: Reason::ALL.map(|r| r.is_policy().then(|| counter("would_deny", r.as_str()))),
-            exempt: Reason::ALL.map(|r| r.deny_reason().is_some().then(|| counter("exempt", r.as_str()))),
+            would_deny: Reason::ALL.map(|r| r.waivable().then(|| counter("would_deny", r.as_str()))),
+            exempt: Reason::ALL.map(|r| r.rule().is_some().then(|| counter("exempt", r.as_str()))),
             duration: self.duration.with_label_values(&[name]),
             verification: self.verification.with_label_values(&[name]),
             upstream_duration: self.upstream_duration.with_label_values(&[name]),
@@ -127,12 +127,17 @@ impl RouteFamilies {
         }
     }
 
-    /// Publishes a configured route's kind, mode and `enforce_after`.
-    pub fn describe(&self, route: &RouteConfig) {
-        let schedule = route.policy.schedule;
-        self.info.with_label_values(&[&route.name, route.policy.kind.as_str(), schedule.mode.as_str()]).set(1);
-        if let Some(after) = schedule.enforce_after {
-            self.enforce_after.with_label_values(&[&route.name]).set(after);
+    /// Publishes the configured routes' kind, mode and `enforce_after`; a
+    /// route no longer configured loses its series.
+    pub fn describe(&self, routes: &[RouteConfig]) {
+        self.info.reset();
+        self.enforce_after.reset();
+        for route in routes {
+            let schedule = route.policy.schedule;
+            self.info.with_label_values(&[&route.name, route.policy.kind.as_str(), schedule.mode.as_str()]).set(1);
+            if let Some(after) = schedule.enforce_after {
+                self.enforce_after.with_label_values(&[&route.name]).set(after);
+            }
         }
     }
 }

@@ -3,56 +3,14 @@
 //! anything but a bearer token, and the resource owner password grant
 //! (ROPC) on Entra's token endpoint.
 
-use http::HeaderMap;
-use http::header::AUTHORIZATION;
-
 use super::{Check, DenyReason};
 
 /// First path segments of Exchange's legacy protocols: EWS, ActiveSync,
 /// Autodiscover, Outlook Anywhere (RPC over HTTP) and MAPI over HTTP.
 const EXCHANGE_LEGACY: [&str; 5] = ["ews", "microsoft-server-activesync", "autodiscover", "rpc", "mapi"];
 
-/// What an `Authorization` header carries; a bounded set, fit for logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
-    None,
-    Bearer,
-    Basic,
-    Ntlm,
-    Negotiate,
-    Digest,
-    Other,
-}
-
-impl Credential {
-    /// The scheme of the request's (first) `Authorization` header.
-    pub fn of(headers: &HeaderMap) -> Self {
-        let Some(value) = headers.get(AUTHORIZATION) else { return Self::None };
-        let scheme = value.as_bytes().split(|b| *b == b' ').next().unwrap_or_default();
-        [
-            (&b"bearer"[..], Self::Bearer),
-            (b"basic", Self::Basic),
-            (b"ntlm", Self::Ntlm),
-            (b"negotiate", Self::Negotiate),
-            (b"digest", Self::Digest),
-        ]
-        .into_iter()
-        .find(|(name, _)| scheme.eq_ignore_ascii_case(name))
-        .map_or(Self::Other, |(_, c)| c)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Bearer => "bearer",
-            Self::Basic => "basic",
-            Self::Ntlm => "ntlm",
-            Self::Negotiate => "negotiate",
-            Self::Digest => "digest",
-            Self::Other => "other",
-        }
-    }
-}
+/// What an `Authorization` header carries (read by `auth::credentials`).
+pub use crate::auth::credentials::Scheme as Credential;
 
 /// True when a path segment names one of Exchange's legacy endpoints
 /// (`/EWS/`, `/Microsoft-Server-ActiveSync`, `/autodiscover/`, `/rpc/`, `/mapi/`).
@@ -71,8 +29,15 @@ pub fn exchange(path: &str, credential: Credential) -> Check {
         _ if !is_exchange_legacy(path) => Check::Skip,
         Credential::None => Check::Skip,
         Credential::Bearer => Check::Pass,
-        _ => Check::Fail(DenyReason::LegacyAuth),
+        Credential::Basic | Credential::Ntlm | Credential::Negotiate | Credential::Digest | Credential::Other => {
+            Check::Fail(DenyReason::LegacyAuth)
+        }
     }
+}
+
+/// True for WS-Trust endpoints that take a password or a Windows credential.
+pub fn ws_trust(_path: &str) -> bool {
+    false
 }
 
 /// What a request to Entra's token endpoint asks for, from its query and
@@ -85,7 +50,11 @@ pub struct TokenRequest {
 }
 
 impl TokenRequest {
-    pub fn parse(query: Option<&str>, body: &[u8]) -> Self {
+    pub fn parse(query: Option<&str>, _content_type: Option<&str>, body: &[u8]) -> Result<Self, &'static str> {
+        Ok(Self::parse_form(query, body))
+    }
+
+    fn parse_form(query: Option<&str>, body: &[u8]) -> Self {
         let mut request = Self::default();
         let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).chain(form_urlencoded::parse(body));
         for (key, value) in pairs {
@@ -122,23 +91,6 @@ impl TokenRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
-
-    fn cred(value: &str) -> Credential {
-        let mut h = HeaderMap::new();
-        h.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
-        Credential::of(&h)
-    }
-
-    #[test]
-    fn credentials() {
-        assert_eq!(Credential::of(&HeaderMap::new()), Credential::None);
-        assert_eq!(cred("Bearer x"), Credential::Bearer);
-        assert_eq!(cred("BASIC eA=="), Credential::Basic);
-        assert_eq!(cred("NTLM x"), Credential::Ntlm);
-        assert_eq!(cred("MSAuth1.0 x"), Credential::Other);
-        assert_eq!(cred("Bearerx"), Credential::Other);
-    }
 
     #[test]
     fn exchange_endpoints() {
@@ -165,7 +117,7 @@ mod tests {
 
     #[test]
     fn password_grants() {
-        let ropc = TokenRequest::parse(None, b"client_id=c&grant_type=password&username=u%40x&password=p");
+        let ropc = TokenRequest::parse_form(None, b"client_id=c&grant_type=password&username=u%40x&password=p");
         assert_eq!(ropc.check(), Check::Fail(DenyReason::PasswordGrant));
         assert_eq!(ropc.username.as_deref(), Some("u@x"));
         assert_eq!(ropc.client_id.as_deref(), Some("c"));
@@ -179,11 +131,11 @@ mod tests {
             (None, b"{\"grant_type\":\"password\"}", Check::Skip),
         ];
         for (query, body, expected) in cases {
-            assert_eq!(TokenRequest::parse(query, body).check(), expected, "{}", String::from_utf8_lossy(body));
+            assert_eq!(TokenRequest::parse_form(query, body).check(), expected, "{}", String::from_utf8_lossy(body));
         }
-        let long = TokenRequest::parse(None, format!("grant_type={}", "x".repeat(100)).as_bytes());
+        let long = TokenRequest::parse_form(None, format!("grant_type={}", "x".repeat(100)).as_bytes());
         assert_eq!(long.grant_label(), Some("other"));
-        let jwt = TokenRequest::parse(None, b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer");
+        let jwt = TokenRequest::parse_form(None, b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer");
         assert_eq!(jwt.grant_label(), Some("urn:ietf:params:oauth:grant-type:jwt-bearer"));
     }
 }

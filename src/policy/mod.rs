@@ -9,6 +9,7 @@
 //! the Secure Application Model (`sam`, MFA in `partner_center`), AOBO/GDAP
 //! (`gdap`); then exemptions and, for missing MFA, a step-up challenge.
 
+pub mod decide;
 pub mod exemptions;
 pub mod gdap;
 pub mod legacy;
@@ -20,6 +21,10 @@ pub mod stepup;
 use std::sync::Arc;
 
 use crate::auth::claims::Claims;
+/// A rule's failure is one of the gateway's reasons.
+pub use crate::reason::Reason as DenyReason;
+pub use crate::reason::{Reason, Rule};
+pub use decide::{Facts, Outcome, Presented, Subject, decide};
 pub use exemptions::{Exemption, Selector};
 pub use gdap::Customers;
 pub use mode::{Mode, Schedule};
@@ -56,72 +61,6 @@ impl RouteKind {
             "aobo" => Some(Self::Aobo),
             "login" => Some(Self::Login),
             _ => None,
-        }
-    }
-}
-
-/// The rules, in evaluation order. Each is named after the configuration
-/// key that governs it, which is also its key in `rule_modes`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Rule {
-    LegacyAuth,
-    DeniedApps,
-    AppOnly,
-    Mfa,
-    PublicClients,
-    CertificateClient,
-    AllowedApps,
-    PartnerTenants,
-    Customers,
-    DenyRoles,
-}
-
-impl Rule {
-    pub const ALL: [Rule; 10] = [
-        Self::LegacyAuth,
-        Self::DeniedApps,
-        Self::AppOnly,
-        Self::Mfa,
-        Self::PublicClients,
-        Self::CertificateClient,
-        Self::AllowedApps,
-        Self::PartnerTenants,
-        Self::Customers,
-        Self::DenyRoles,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::LegacyAuth => "legacy_auth",
-            Self::DeniedApps => "denied_apps",
-            Self::AppOnly => "app_only",
-            Self::Mfa => "mfa",
-            Self::PublicClients => "public_clients",
-            Self::CertificateClient => "certificate_client",
-            Self::AllowedApps => "allowed_apps",
-            Self::PartnerTenants => "partner_tenants",
-            Self::Customers => "customers",
-            Self::DenyRoles => "deny_roles",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    /// The rule a denial comes from.
-    pub fn of(reason: DenyReason) -> Self {
-        match reason {
-            DenyReason::LegacyAuth | DenyReason::PasswordGrant => Self::LegacyAuth,
-            DenyReason::AppDenied => Self::DeniedApps,
-            DenyReason::AppOnlyNotAllowed => Self::AppOnly,
-            DenyReason::MfaRequired | DenyReason::MfaUnprovableV2 => Self::Mfa,
-            DenyReason::PublicClient => Self::PublicClients,
-            DenyReason::CertificateRequired => Self::CertificateClient,
-            DenyReason::AppNotAllowed => Self::AllowedApps,
-            DenyReason::ForeignTenantNotAllowed => Self::PartnerTenants,
-            DenyReason::CustomerNotAllowed | DenyReason::RelationshipExpired => Self::Customers,
-            DenyReason::PrivilegedRole => Self::DenyRoles,
         }
     }
 }
@@ -192,43 +131,38 @@ impl RoutePolicy {
     pub fn needs_path_customer(&self) -> bool {
         self.kind == RouteKind::PartnerCenter && self.customers.is_some()
     }
-}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum DenyReason {
-    #[error("legacy authentication")]
-    LegacyAuth,
-    #[error("resource owner password grant")]
-    PasswordGrant,
-    #[error("application is on the route's denied list")]
-    AppDenied,
-    #[error("app-only token not allowed")]
-    AppOnlyNotAllowed,
-    #[error("no accepted MFA method in amr")]
-    MfaRequired,
-    #[error("v2 token cannot prove MFA")]
-    MfaUnprovableV2,
-    #[error("public client not allowed")]
-    PublicClient,
-    #[error("client did not authenticate with a certificate")]
-    CertificateRequired,
-    #[error("application not allowed")]
-    AppNotAllowed,
-    #[error("foreign principal from a tenant that is not a partner tenant")]
-    ForeignTenantNotAllowed,
-    #[error("no relationship with this customer")]
-    CustomerNotAllowed,
-    #[error("relationship with this customer has ended")]
-    RelationshipExpired,
-    #[error("privileged directory role")]
-    PrivilegedRole,
+    /// False when the route turns `rule` off: it then passes every token
+    /// (`Check::Off`). The rules ask this before anything else, so this is
+    /// the one place that says which rules a route has.
+    pub fn configures(&self, rule: Rule) -> bool {
+        match rule {
+            Rule::LegacyAuth => true,
+            Rule::DeniedApps => !self.denied_apps.is_empty(),
+            Rule::AppOnly => !self.allow_app_only,
+            Rule::Mfa => self.require_mfa,
+            Rule::PublicClients => !self.allow_public_clients,
+            Rule::CertificateClient => self.require_certificate_client,
+            Rule::AllowedApps => !self.allowed_apps.is_empty(),
+            Rule::PartnerTenants => !self.partner_tenants.is_empty(),
+            Rule::Customers => self.customers.is_some(),
+            Rule::DenyRoles => !self.deny_roles.is_empty(),
+        }
+    }
+
+    /// True when a rule the route configures enforces at `now`. A request
+    /// whose credentials cannot be checked is then refused: whether it would
+    /// pass that rule cannot be known.
+    pub fn enforces_any(&self, now: i64) -> bool {
+        Rule::ALL.into_iter().any(|r| self.configures(r) && self.mode(Some(r), now) == Mode::Enforce)
+    }
 }
 
 /// A denial, and the claims challenge that lets the client step up, when one can.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
+#[error("denied: {}", reason.as_str())]
 pub struct Denial {
-    pub reason: DenyReason,
+    pub reason: Reason,
     pub step_up: Option<StepUp>,
 }
 
@@ -309,6 +243,9 @@ pub fn evaluate<'p>(policy: &'p RoutePolicy, input: &Input<'_>, now: i64) -> Eva
     let principal = classify(claims);
     let mut checks = [Check::Off; Rule::ALL.len()];
     for rule in Rule::ALL {
+        if !policy.configures(rule) {
+            continue;
+        }
         checks[rule as usize] = match rule {
             // A bearer token reached the rules; the credential checks ran before.
             Rule::LegacyAuth => Check::Pass,
@@ -347,11 +284,13 @@ pub fn evaluate<'p>(policy: &'p RoutePolicy, input: &Input<'_>, now: i64) -> Eva
     Evaluation { checks, exemption, expired_exemption, decision }
 }
 
-/// Proof that a request may be forwarded: its token passed the route's
-/// rules, an exemption covers it, or what failed runs in report-only mode.
+/// Proof that a request may be forwarded: every token it carries passed
+/// the route's rules, an exemption covers it, or what failed runs in
+/// report-only mode. Only this module builds one, and `forward` requires it.
 #[derive(Debug)]
 pub struct Authorized {
     waived: bool,
+    subject: Option<Subject>,
 }
 
 impl Authorized {
@@ -359,33 +298,21 @@ impl Authorized {
     pub fn is_waived(&self) -> bool {
         self.waived
     }
+
+    /// Who the request speaks for, from claims whose signature verified;
+    /// `None` when no verified token was presented. This is what may key
+    /// anything that affects other callers (rate limits).
+    pub fn subject(&self) -> Option<&Subject> {
+        self.subject.as_ref()
+    }
 }
 
-/// Turns a decision into the proof `forward` requires, or the denial.
-pub fn authorize(decision: &Decision) -> Result<Authorized, Denial> {
-    match decision {
-        Decision::Allow | Decision::Exempt(_) => Ok(Authorized { waived: false }),
-        Decision::WouldDeny(_) => Ok(Authorized { waived: true }),
+/// Turns the outcome into the proof `forward` requires, or the denial.
+pub fn authorize(outcome: &Outcome<'_>, facts: &Facts) -> Result<Authorized, Denial> {
+    let subject = facts.subject();
+    match &outcome.decision {
+        Decision::Allow | Decision::Exempt(_) => Ok(Authorized { waived: false, subject }),
+        Decision::WouldDeny(_) => Ok(Authorized { waived: true, subject }),
         Decision::Deny(denial) => Err(denial.clone()),
-    }
-}
-
-/// The decision on a request that a credential check (`legacy_auth`:
-/// Exchange's legacy endpoints, the password grant) failed before any token
-/// was read: denied, or recorded when the rule is report-only at `now`.
-pub fn judge(policy: &RoutePolicy, reason: DenyReason, now: i64) -> Decision {
-    match policy.mode(Some(Rule::of(reason)), now) {
-        Mode::Enforce => Decision::Deny(reason.into()),
-        Mode::ReportOnly => Decision::WouldDeny(reason),
-    }
-}
-
-/// For a request that failed before the rules (its credentials or its
-/// token) under `rule` (`None`: a token check that follows the route), lets
-/// it through when that runs in report-only mode at `now`.
-pub fn waive(policy: &RoutePolicy, rule: Option<Rule>, now: i64) -> Option<Authorized> {
-    match policy.mode(rule, now) {
-        Mode::ReportOnly => Some(Authorized { waived: true }),
-        Mode::Enforce => None,
     }
 }

@@ -5,6 +5,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,6 +35,10 @@ pub enum UpstreamError {
     Timeout,
     #[error("cannot build the upstream URI for this request")]
     Target,
+    /// The client's request body broke off or broke its framing while it
+    /// was being sent: the client's fault, not the upstream's.
+    #[error("the client's request body failed")]
+    ClientBody,
 }
 
 /// What went wrong with the upstream, for the `kind` metrics label.
@@ -69,7 +75,7 @@ impl UpstreamError {
             Self::Unavailable(e) if e.is_connect() => UpstreamErrorKind::Connect,
             Self::Unavailable(_) => UpstreamErrorKind::Connection,
             Self::Timeout => UpstreamErrorKind::Timeout,
-            Self::Target => UpstreamErrorKind::Target,
+            Self::Target | Self::ClientBody => UpstreamErrorKind::Target,
         }
     }
 }
@@ -139,11 +145,19 @@ impl Upstream {
         // Nothing the downstream connection attached travels on.
         parts.extensions = Extensions::new();
         headers::to_upstream(&mut parts.headers, peer.ip(), original_host, ids);
+        let client_failed = match &body {
+            RequestBody::Left(b) => Some(b.failed.clone()),
+            RequestBody::Right(_) => None,
+        };
         let pending = self.client.request(Request::from_parts(parts, body));
-        let rsp = tokio::time::timeout(self.timeout, pending)
-            .await
-            .map_err(|_| UpstreamError::Timeout)?
-            .map_err(UpstreamError::Unavailable)?;
+        let rsp = match tokio::time::timeout(self.timeout, pending).await {
+            Err(_) => return Err(UpstreamError::Timeout),
+            Ok(Err(_)) if client_failed.is_some_and(|f| f.load(Ordering::Acquire)) => {
+                return Err(UpstreamError::ClientBody);
+            }
+            Ok(Err(e)) => return Err(UpstreamError::Unavailable(e)),
+            Ok(Ok(rsp)) => rsp,
+        };
         let (mut parts, body) = rsp.into_parts();
         headers::to_downstream(&mut parts.headers);
         parts.extensions = Extensions::new();
@@ -174,6 +188,44 @@ fn direct_uri(authority: &Authority, downstream: &Uri) -> Option<Uri> {
     parts.authority = Some(authority.clone());
     parts.path_and_query = Some(downstream.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
     Uri::from_parts(parts).ok()
+}
+
+/// A client's request body on its way upstream; notes when it fails (a
+/// connection that breaks, framing hyper refuses), so that the failure is
+/// answered as the client's.
+pub struct ClientBody {
+    inner: Incoming,
+    failed: Arc<AtomicBool>,
+}
+
+impl ClientBody {
+    pub fn new(inner: Incoming) -> Self {
+        Self { inner, failed: Arc::default() }
+    }
+}
+
+impl HttpBody for ClientBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.failed.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// An upstream's response body on its way to the client. Waiting longer than

@@ -29,6 +29,17 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     HeaderName::from_static("upgrade"),
 ];
 
+/// Fields with which a client could make an upstream (IIS, ASP.NET, many
+/// frameworks) serve another path or method than the one checked: removed
+/// before forwarding, on every route.
+static RETARGETING: [HeaderName; 5] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+];
+
 /// Fields the gateway's decision rests on: a `Connection` header that names
 /// one would make the upstream see a different request than the one checked.
 const PROTECTED: [&str; 2] = ["authorization", "host"];
@@ -138,6 +149,9 @@ pub fn original_host(parts: &Parts) -> Option<HeaderValue> {
 /// Rewrites a checked request's headers for the upstream.
 pub fn to_upstream(headers: &mut HeaderMap, peer: IpAddr, original_host: Option<HeaderValue>, ids: &Correlation) {
     strip_hop_by_hop(headers);
+    for name in &RETARGETING {
+        headers.remove(name);
+    }
     // The upstream's own name is set from the upstream URI by the client.
     headers.remove(HOST);
     append_forwarded_for(headers, peer);
@@ -199,6 +213,19 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["accept", "authorization"]);
+        let ids = Correlation::of(&HeaderMap::new());
+        let mut h = map(&[
+            ("X-Original-URL", "/admin"),
+            ("x-rewrite-url", "/admin"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("x-http-method", "DELETE"),
+            ("X-Method-Override", "DELETE"),
+            ("accept", "application/json"),
+            ("authorization", "Bearer t"),
+        ]);
+        to_upstream(&mut h, "127.0.0.1".parse().unwrap(), None, &ids);
+        assert!(RETARGETING.iter().all(|name| !h.contains_key(name)), "{h:?}");
+        assert_eq!(h["authorization"], "Bearer t");
     }
 
     #[test]

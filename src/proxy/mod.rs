@@ -1,10 +1,13 @@
 //! The gateway's request path, in the order a request travels:
 //! correlation ids → request checks → route → load and denied-request limits
-//! → credentials → authenticate → authorise → rate limits → forward → record.
+//! → facts (credentials, every token checked, the customer) → `decide` →
+//! authorise → rate limits on the verified subject → forward → record.
+//! The record writes down what was decided; it never drives what happens.
 //! `handle` is the one place a rejection becomes a response. `handle_routed`
 //! is the same path for a request whose host was fixed before it was read
 //! (an intercepted egress tunnel).
 
+pub mod facts;
 pub mod forward;
 pub mod headers;
 pub mod hygiene;
@@ -18,27 +21,25 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::request::Parts;
 use http::uri::Authority;
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use tracing::warn;
 
-use crate::audit::{AuditError, AuditLog};
-use crate::auth::{AuthError, Authenticator};
+use crate::audit::AuditLog;
+use crate::auth::Authenticator;
 use crate::config::{Config, UNMATCHED_ROUTE};
 use crate::egress::resolve::Resolve;
 use crate::error::{Reason, Reject};
 use crate::limit::Limits;
 use crate::listener::Refusal;
 use crate::metrics::{InFlight, ListenerMetrics, Metrics, RouteMetrics};
-use crate::policy::legacy::{self, Credential, TokenRequest};
-use crate::policy::{self, Authorized, Check, Decision, Input, RouteKind, Rule, gdap};
-use crate::rfc3339::{self, unix_now};
+use crate::policy::{self, RouteKind};
+use crate::rfc3339::unix_now;
 use crate::tls::TlsError;
-use forward::{Upstream, UpstreamBody};
+use forward::{ClientBody, Upstream, UpstreamBody, UpstreamError};
 use headers::Correlation;
 use hygiene::Hygiene;
-use record::{Record, Verdict};
+use record::Record;
 use route::Route;
 
 /// Response bodies: the upstream's, streamed, or the gateway's own.
@@ -46,14 +47,16 @@ pub type Body = Either<UpstreamBody, Full<Bytes>>;
 
 /// Request bodies on their way upstream: streamed from the client, or held
 /// whole (an inspected token request).
-pub type RequestBody = Either<Incoming, Full<Bytes>>;
+pub type RequestBody = Either<ClientBody, Full<Bytes>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    #[error(transparent)]
-    Audit(#[from] AuditError),
+    #[error("route {route:?}: upstream TLS (upstream_ca): {source}")]
+    Upstream {
+        route: String,
+        #[source]
+        source: TlsError,
+    },
 }
 
 /// A request whose target is known before it is read: the route is chosen
@@ -81,27 +84,24 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn build(config: &Config, auth: Authenticator, metrics: &Metrics) -> Result<Self, BuildError> {
+    /// The gateway of `config`, writing its decisions to `audit`.
+    pub fn build(
+        config: &Config,
+        auth: Authenticator,
+        metrics: &Metrics,
+        audit: Option<AuditLog>,
+    ) -> Result<Self, BuildError> {
         let resolve = config.egress.as_ref().map(|e| Resolve::new(e.resolve.clone())).unwrap_or_default();
         let routes = config
             .routes
             .iter()
             .map(|r| {
                 let metrics = metrics.route_of(r);
-                Ok(Route {
-                    upstream: Upstream::new(r, &config.server, &resolve)?.count_body_errors(metrics.upstream_body()),
-                    metrics,
-                    config: r.clone(),
-                })
+                let upstream = Upstream::new(r, &config.server, &resolve)
+                    .map_err(|source| BuildError::Upstream { route: r.name.clone(), source })?;
+                Ok(Route { upstream: upstream.count_body_errors(metrics.upstream_body()), metrics, config: r.clone() })
             })
-            .collect::<Result<_, TlsError>>()?;
-        let now = unix_now();
-        let expired = config.exemptions.iter().filter(|e| !e.is_active(now)).collect::<Vec<_>>();
-        for e in &expired {
-            warn!(reason = %e.reason, expired = %rfc3339::format(e.expires), "exemption has expired and no longer applies");
-        }
-        metrics.exemptions(config.exemptions.iter().map(|e| e.expires).collect());
-        let audit = AuditLog::open(&config.audit, metrics.audit())?;
+            .collect::<Result<_, BuildError>>()?;
         Ok(Self {
             routes,
             auth,
@@ -139,23 +139,22 @@ impl Gateway {
     }
 
     async fn respond(&self, req: Request<Incoming>, peer: SocketAddr, routed: Option<&Routed<'_>>) -> Response<Body> {
-        let started = Instant::now();
         let _in_flight = self.listener.request();
-        let ids = Correlation::of(req.headers());
-        let mut record = Record::new();
-        let mut rsp = match self.process(req, peer, routed, &ids, &mut record).await {
+        let mut pending = Pending::new(self, Correlation::of(req.headers()));
+        let result = self.process(req, peer, routed, &pending.ids, &mut pending.record).await;
+        let mut rsp = match result {
             Ok(rsp) => rsp,
             Err(reject) => {
-                record.rejected(&reject);
+                pending.record.rejected(&reject);
                 let reason = reject.reason();
                 if reason.status().is_client_error() && reason != Reason::RateLimited {
                     self.limits.note_denied(peer.ip());
                 }
-                reject.into_response(ids.correlation_str())
+                reject.into_response(pending.ids.correlation_str())
             }
         };
-        ids.apply(rsp.headers_mut());
-        record.finish(&self.unmatched, self.audit.as_ref(), &ids, rsp.status(), started.elapsed());
+        pending.ids.apply(rsp.headers_mut());
+        pending.finish(rsp.status());
         rsp
     }
 
@@ -191,105 +190,75 @@ impl Gateway {
         }
         self.limits.admit_peer(&route.config.name, peer.ip())?;
         let now = unix_now();
-        record.mode = Some(route.config.policy.schedule.mode_at(now));
-        let (authorized, body) = match route.config.policy.kind {
+        let policy = &route.config.policy;
+        record.mode = Some(policy.schedule.mode_at(now));
+        let (facts, body) = match policy.kind {
             RouteKind::Login => {
                 let bytes = token_request::read(body, &parts.headers).await?;
-                let authorized = self.check_token_request(route, &parts, &bytes, now, record)?;
-                (authorized, Either::Right(Full::new(bytes)))
+                let (facts, request) = facts::login(&parts, &bytes)?;
+                record.token_request = Some(request);
+                (facts, RequestBody::Right(Full::new(bytes)))
             }
             RouteKind::PartnerCenter | RouteKind::Aobo => {
-                (self.authorize(route, &parts, now, record).await?, Either::Left(body))
+                let gathered = facts::api(&self.auth, &route.config, &parts, policy.verify_signature, now).await?;
+                record.credential = Some(gathered.credentials.scheme);
+                record.verification = gathered.verification;
+                (gathered.facts, RequestBody::Left(ClientBody::new(body)))
             }
         };
-        if let Some(claims) = &record.claims {
-            self.limits.admit(&route.config.name, claims)?;
-        }
+        let outcome = policy::decide(policy, &facts, now);
+        record.decided(&facts, &outcome);
+        let authorized = policy::authorize(&outcome, &facts)?;
+        self.limits.admit(&route.config.name, authorized.subject(), peer.ip())?;
         let req = Request::from_parts(parts, body);
         let sent = Instant::now();
         let forwarded = route.upstream.forward(req, peer, ids, &authorized, routed.map(|r| r.authority)).await;
         record.upstream_latency = Some(sent.elapsed());
-        let rsp = forwarded?;
+        let rsp = forwarded.map_err(|e| match e {
+            // The client's own body broke off or broke the framing: its fault.
+            UpstreamError::ClientBody => Reject::BadRequest("the request body broke off or is not framed correctly"),
+            e => Reject::Upstream(e),
+        })?;
         record.upstream_status = Some(rsp.status());
         Ok(rsp)
     }
+}
 
-    /// Credentials, token, then the route's rules.
-    async fn authorize(
-        &self,
-        route: &Route,
-        parts: &Parts,
-        now: i64,
-        record: &mut Record<'_>,
-    ) -> Result<Authorized, Reject> {
-        let policy = &route.config.policy;
-        let credential = Credential::of(&parts.headers);
-        record.credential = Some(credential);
-        if let Check::Fail(reason) = legacy::exchange(parts.uri.path(), credential) {
-            return settle(record, policy::judge(policy, reason, now));
-        }
-        let customer = if policy.needs_path_customer() {
-            gdap::customer_in_path(parts.uri.path()).map_err(Reject::BadRequest)?
-        } else {
-            None
-        };
-        record.customer = customer.clone();
-        record.verified = policy.verify_signature;
-        let audiences = &route.config.audiences;
-        let verifying = Instant::now();
-        let authenticated = if policy.verify_signature {
-            self.auth.authenticate(&parts.headers, audiences, now).await.map(|t| t.into_claims())
-        } else {
-            self.auth.decode_unverified(&parts.headers, audiences, now)
-        };
-        record.verification = Some(verifying.elapsed());
-        let claims = match authenticated {
-            Ok(claims) => claims,
-            Err((e, claims)) => {
-                record.claims = claims;
-                let rule = (e == AuthError::LegacyAuth).then_some(Rule::LegacyAuth);
-                return match policy::waive(policy, rule, now) {
-                    Some(waived) => {
-                        record.verdict = Verdict::WouldDeny(e.reason());
-                        Ok(waived)
-                    }
-                    None => Err(e.into()),
-                };
-            }
-        };
-        let input = Input { claims: &claims, verified: policy.verify_signature, customer: customer.as_deref() };
-        let evaluation = policy::evaluate(policy, &input, now);
-        record.exemption = evaluation.exemption.map(|e| e.reason.clone());
-        record.expired_exemption = evaluation.expired_exemption.map(|e| e.reason.clone());
-        record.claims = Some(claims);
-        settle(record, evaluation.decision)
+/// One request's record until it is written: by `finish` with the status
+/// sent, or, when the client goes away first (a timeout, an HTTP/2 reset,
+/// the end of the drain) and the future is dropped, with 499 and the
+/// outcome `client_closed`, so that a request the upstream may have acted
+/// on is recorded exactly once.
+struct Pending<'a> {
+    gateway: &'a Gateway,
+    record: Record<'a>,
+    ids: Correlation,
+    started: Instant,
+    done: bool,
+}
+
+/// nginx's code for "the client closed the request"; never sent.
+const CLIENT_CLOSED: u16 = 499;
+
+impl<'a> Pending<'a> {
+    fn new(gateway: &'a Gateway, ids: Correlation) -> Self {
+        Self { gateway, record: Record::new(), ids, started: Instant::now(), done: false }
     }
 
-    /// A login route forwards token requests, except the password grant.
-    fn check_token_request(
-        &self,
-        route: &Route,
-        parts: &Parts,
-        body: &[u8],
-        now: i64,
-        record: &mut Record<'_>,
-    ) -> Result<Authorized, Reject> {
-        let request = TokenRequest::parse(parts.uri.query(), body);
-        let decision = match request.check() {
-            Check::Fail(reason) => policy::judge(&route.config.policy, reason, now),
-            Check::Off | Check::Skip | Check::Pass => Decision::Allow,
-        };
-        record.token_request = Some(request);
-        settle(record, decision)
+    fn finish(&mut self, status: StatusCode) {
+        self.done = true;
+        let g = self.gateway;
+        self.record.finish(&g.unmatched, g.audit.as_ref(), &self.ids, status, self.started.elapsed());
     }
 }
 
-/// Notes a forwarded decision's verdict and returns the proof, or the denial.
-fn settle(record: &mut Record<'_>, decision: Decision) -> Result<Authorized, Reject> {
-    match &decision {
-        Decision::WouldDeny(r) => record.verdict = Verdict::WouldDeny((*r).into()),
-        Decision::Exempt(r) => record.verdict = Verdict::Exempt((*r).into()),
-        Decision::Allow | Decision::Deny(_) => {}
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.done || !self.record.is_decided {
+            return;
+        }
+        self.record.client_closed = true;
+        let status = StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST);
+        self.finish(status);
     }
-    Ok(policy::authorize(&decision)?)
 }

@@ -11,13 +11,13 @@ use tracing::Level;
 use super::forward::UpstreamErrorKind;
 use super::headers::Correlation;
 use super::route::Route;
-use crate::audit::{AuditLog, AuditRecord, user_fingerprint};
+use crate::audit::{AuditLog, AuditRecord, AuxiliaryRecord, user_fingerprint};
 use crate::auth::claims::{Claims, is_guid};
 use crate::config::UNMATCHED_ROUTE;
 use crate::error::{Reason, Reject};
 use crate::metrics::{Observation, RouteMetrics};
 use crate::policy::legacy::{Credential, TokenRequest};
-use crate::policy::{ClientType, Mode, TokenVersion, classify};
+use crate::policy::{ClientType, Decision, Facts, Mode, Outcome, Presented, TokenVersion, classify};
 use crate::rfc3339;
 
 /// The gateway's decision on a request.
@@ -59,6 +59,11 @@ pub struct Record<'a> {
     pub claims: Option<Arc<Claims>>,
     pub verified: bool,
     pub credential: Option<Credential>,
+    /// `Facts::findings`, comma-separated.
+    pub findings: String,
+    /// Why the main token failed its checks.
+    pub token_error: Option<Reason>,
+    pub auxiliary: Vec<Presented>,
     pub customer: Option<String>,
     pub token_request: Option<TokenRequest>,
     pub exemption: Option<String>,
@@ -70,6 +75,11 @@ pub struct Record<'a> {
     pub verification: Option<Duration>,
     /// Time from forwarding to the upstream's response headers or failure.
     pub upstream_latency: Option<Duration>,
+    /// A decision was taken (before it, a request the client abandons is
+    /// not a decision to record).
+    pub is_decided: bool,
+    /// The client went away before the response headers.
+    pub client_closed: bool,
 }
 
 impl<'a> Record<'a> {
@@ -81,6 +91,9 @@ impl<'a> Record<'a> {
             claims: None,
             verified: false,
             credential: None,
+            findings: String::new(),
+            token_error: None,
+            auxiliary: Vec::new(),
             customer: None,
             token_request: None,
             exemption: None,
@@ -90,11 +103,37 @@ impl<'a> Record<'a> {
             upstream_error_kind: None,
             verification: None,
             upstream_latency: None,
+            is_decided: false,
+            client_closed: false,
+        }
+    }
+
+    /// Writes down what was decided and on which facts.
+    pub fn decided(&mut self, facts: &Facts, outcome: &Outcome<'_>) {
+        self.is_decided = true;
+        self.verdict = match &outcome.decision {
+            Decision::Allow => Verdict::Allow,
+            Decision::Deny(d) => Verdict::Deny(d.reason),
+            Decision::WouldDeny(r) => Verdict::WouldDeny(*r),
+            Decision::Exempt(r) => Verdict::Exempt(*r),
+        };
+        self.findings = facts.findings.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
+        if let Some(token) = &facts.token {
+            self.claims = token.claims().cloned();
+            self.verified = token.verified();
+            self.token_error = token.error();
+        }
+        self.auxiliary = facts.auxiliary.clone();
+        self.customer = facts.customer.clone();
+        if let Some(e) = &outcome.evaluation {
+            self.exemption = e.exemption.map(|e| e.reason.clone());
+            self.expired_exemption = e.expired_exemption.map(|e| e.reason.clone());
         }
     }
 
     /// Notes a rejection: a deny, or an upstream failure after the decision.
     pub fn rejected(&mut self, reject: &Reject) {
+        self.is_decided = true;
         match reject {
             Reject::Upstream(e) => {
                 self.upstream_error = Some(reject.reason());
@@ -193,6 +232,10 @@ impl<'a> Record<'a> {
             upstream_error: self.upstream_error.map(|r| r.as_str()),
             upstream_latency_us: self.upstream_latency.map(|d| d.as_micros() as u64),
             latency_us: elapsed.as_micros() as u64,
+            findings: Some(self.findings.as_str()).filter(|f| !f.is_empty()),
+            token_error: self.token_error.map(Reason::as_str),
+            auxiliary: (!self.auxiliary.is_empty()).then(|| self.auxiliary.iter().map(auxiliary_record).collect()),
+            outcome: self.client_closed.then_some("client_closed"),
             ..AuditRecord::default()
         };
         if let Some(c) = &self.claims {
@@ -219,6 +262,26 @@ impl<'a> Record<'a> {
         }
         record
     }
+}
+
+/// An auxiliary token as the decision log shows it.
+fn auxiliary_record(token: &Presented) -> AuxiliaryRecord<&str, &[String]> {
+    let mut record = AuxiliaryRecord { token_error: token.error().map(Reason::as_str), ..AuxiliaryRecord::default() };
+    if let Some(c) = token.claims() {
+        record.verified = Some(token.verified());
+        record.tid = c.tid.as_deref();
+        record.idp = c.idp.as_deref();
+        record.oid = c.oid.as_deref();
+        record.appid = c.app_id();
+        record.client = Some(ClientType::of(c).as_str());
+        record.principal = Some(classify(c).as_str());
+        record.ver = Some(TokenVersion::of(c).as_str());
+        record.amr = c.amr.as_deref();
+        record.wids = c.wids.as_deref();
+        record.xms_cc = c.xms_cc.as_deref();
+        record.acrs = c.acrs.as_deref();
+    }
+    record
 }
 
 impl Default for Record<'_> {

@@ -10,20 +10,20 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::HeaderMap;
 use http::header::{AUTHORIZATION, HeaderValue};
+use http::request::Parts;
 use serde_json::Value;
 
 use super::hints::{Context, hint};
 use crate::auth::claims::{ClaimChecks, Claims};
 use crate::auth::jwks::KeyStore;
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::Authenticator;
 use crate::cli::CheckTokenArgs;
 use crate::config::{Config, ConfigError, RouteConfig, Source};
 use crate::error::Reason;
 use crate::metrics::Metrics;
-use crate::policy::gdap;
-use crate::policy::{self, Check, Input, Mode, RouteKind, Rule};
+use crate::policy::{self, Check, Facts, Input, Mode, Presented, RouteKind, Rule};
+use crate::proxy::facts;
 use crate::rfc3339::unix_now;
 
 /// Exit status for "the gateway would not forward this as compliant".
@@ -37,6 +37,9 @@ pub enum CheckError {
     Input(String),
     #[error("cannot check the signature: {0} (use --no-verify to check the claims only)")]
     Keys(String),
+    /// The gateway would refuse the request before deciding.
+    #[error("the gateway refuses this request before any token check: {1}")]
+    Refused(Reason, #[source] RefusedWhy),
 }
 
 pub fn run(source: &Source, args: &CheckTokenArgs) -> ExitCode {
@@ -49,12 +52,28 @@ pub fn run(source: &Source, args: &CheckTokenArgs) -> ExitCode {
             }
             if report.forwarded_as_compliant() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DENY) }
         }
+        Err(CheckError::Refused(reason, RefusedWhy(why))) => {
+            if args.json {
+                let answer = serde_json::json!({
+                    "decision": "deny", "reason": reason.as_str(), "status": reason.status().as_u16(), "detail": why,
+                });
+                println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+            } else {
+                println!("Decision: deny: {} (HTTP {}): {why}", reason.as_str(), reason.status().as_u16());
+            }
+            ExitCode::from(EXIT_DENY)
+        }
         Err(e) => {
             eprintln!("check-token: {e}");
             ExitCode::FAILURE
         }
     }
 }
+
+/// What the gateway would answer a request it refuses before deciding.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RefusedWhy(String);
 
 /// How far the signature check got.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +101,10 @@ pub struct Report {
     signature: Signature,
     /// Issuer, audience, lifetime, tenant (and well-formedness).
     token: Result<(), (Reason, String)>,
+    /// Rule failures found in the request itself (a legacy scheme).
+    findings: Vec<Reason>,
+    /// Each auxiliary token's failure, if it failed.
+    auxiliary: Vec<Option<Reason>>,
     rules: Vec<RuleLine>,
     exemption: Option<String>,
     decision: &'static str,
@@ -104,26 +127,33 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
     let policy = &route.policy;
     let now = unix_now();
     let verify = policy.verify_signature && !args.no_verify;
-    let outcome = authenticate(&config, route, &token, verify, now)?;
-    let (signature, token_result, claims, verified) = match outcome {
-        Ok(claims) => (signed(verify, args.no_verify), Ok(()), Some(claims), verify),
+    let parts = request(&token, args)?;
+    // The gateway's own fact gathering and decision, on the request as given.
+    let facts = gather(&config, route, &parts, &token, verify, now)?;
+    let outcome = policy::decide(policy, &facts, now);
+    let presented = facts.token.clone().unwrap_or(Presented::failed(Reason::MissingToken));
+    let (signature, token_result) = match &presented {
+        Presented::Checked { .. } => (signed(verify, args.no_verify), Ok(())),
         // Claims come back only once the signature (when checked) verified.
-        Err((e, Some(claims))) => (signed(verify, args.no_verify), Err(e.reason()), Some(claims), verify),
-        Err((e @ (AuthError::UnknownKey | AuthError::BadSignature | AuthError::DisallowedAlg), None)) => {
-            (Signature::Failed(e.reason()), Ok(()), decoded, false)
+        Presented::Failed { reason, claims: Some(_) } => (signed(verify, args.no_verify), Err(*reason)),
+        Presented::Failed { reason: r @ (Reason::UnknownKey | Reason::BadSignature | Reason::DisallowedAlg), .. } => {
+            (Signature::Failed(*r), Ok(()))
         }
-        Err((e, None)) => (Signature::NotChecked("the token could not be read"), Err(e.reason()), decoded, false),
+        Presented::Failed { reason, .. } => (Signature::NotChecked("the token could not be read"), Err(*reason)),
     };
-    let customer = match (policy.needs_path_customer(), args.path.as_deref()) {
-        (true, Some(path)) => gdap::customer_in_path(path).map_err(|e| CheckError::Input(format!("--path: {e}")))?,
-        _ => None,
+    // The rules are shown on the claims as far as they could be read; the
+    // decision is `decide`'s.
+    let (claims, verified) = match presented.claims() {
+        Some(c) => (Some(Arc::clone(c)), presented.verified()),
+        None => (decoded, false),
     };
-    let evaluation = claims
+    let customer = facts.customer.clone();
+    let shown = claims
         .as_ref()
         .map(|c| policy::evaluate(policy, &Input { claims: c, verified, customer: customer.as_deref() }, now));
     let cx =
         Context { claims: claims.as_deref(), policy, audiences: &route.audiences, customer: customer.as_deref(), now };
-    let rules = evaluation
+    let rules = shown
         .as_ref()
         .map(|e| {
             Rule::ALL
@@ -131,7 +161,7 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
                 .map(|&rule| {
                     let check = e.checks[rule as usize];
                     let hint = match check {
-                        Check::Fail(r) => hint(r.into(), &cx),
+                        Check::Fail(r) => hint(r, &cx),
                         Check::Off | Check::Skip | Check::Pass => String::new(),
                     };
                     RuleLine { rule, check, mode: policy.mode(Some(rule), now), hint }
@@ -139,21 +169,8 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
                 .collect()
         })
         .unwrap_or_default();
-    // The first failure before the rules decides, as in the gateway.
-    let early = match &signature {
-        Signature::Failed(r) => Some(*r),
-        Signature::Verified | Signature::NotChecked(_) => token_result.err(),
-    };
-    let (decision, reason) = match (early, evaluation.as_ref().map(|e| &e.decision)) {
-        (Some(r), _) => match policy::waive(policy, None, now) {
-            Some(_) => ("would_deny", Some(r)),
-            None => ("deny", Some(r)),
-        },
-        (None, Some(d)) => (d.as_str(), d.reason().map(Reason::from)),
-        (None, None) => ("deny", Some(Reason::MalformedToken)),
-    };
     let token_result = token_result.map_err(|r| (r, hint(r, &cx)));
-    let exemption = evaluation.as_ref().and_then(|e| e.exemption).map(|e| e.reason.clone());
+    let exemption = outcome.evaluation.as_ref().and_then(|e| e.exemption).map(|e| e.reason.clone());
     Ok(Report {
         header,
         claims_json,
@@ -163,11 +180,33 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
         mode: policy.schedule.mode_at(now),
         signature,
         token: token_result,
+        findings: facts.findings.clone(),
+        auxiliary: facts.auxiliary.iter().map(Presented::error).collect(),
         rules,
         exemption,
-        decision,
-        reason,
+        decision: outcome.decision.as_str(),
+        reason: outcome.decision.reason(),
     })
+}
+
+/// The request `check-token` asks about: `GET --path` with the token as
+/// its bearer credential and the `--header` fields after it.
+fn request(token: &str, args: &CheckTokenArgs) -> Result<Parts, CheckError> {
+    let mut builder = http::Request::builder().method(http::Method::GET).uri(args.path.as_deref().unwrap_or("/"));
+    match HeaderValue::from_str(&format!("Bearer {token}")) {
+        Ok(v) => builder = builder.header(AUTHORIZATION, v),
+        Err(_) => return Err(CheckError::Input("the token is not visible ASCII".into())),
+    }
+    for h in &args.header {
+        let (name, value) =
+            h.split_once(':').ok_or_else(|| CheckError::Input(format!("--header {h:?}: expected 'Name: value'")))?;
+        builder = builder.header(name.trim(), value.trim());
+    }
+    let (parts, ()) = builder
+        .body(())
+        .map_err(|e| CheckError::Input(format!("--path or --header: not a valid request ({e})")))?
+        .into_parts();
+    Ok(parts)
 }
 
 fn signed(verify: bool, no_verify: bool) -> Signature {
@@ -240,26 +279,18 @@ fn pick_route<'c>(
         .ok_or_else(|| CheckError::Input("the configuration has no API route".into()))
 }
 
-type Authenticated = Result<Arc<Claims>, crate::auth::AuthFailure>;
-
-/// The gateway's own token checks, with the configured key set when the
-/// signature is checked.
-fn authenticate(
+/// The gateway's facts for the request, with the configured key set when
+/// the signature is checked.
+fn gather(
     config: &Config,
     route: &RouteConfig,
+    parts: &Parts,
     token: &str,
     verify: bool,
     now: i64,
-) -> Result<Authenticated, CheckError> {
-    let mut headers = HeaderMap::new();
-    match HeaderValue::from_str(&format!("Bearer {token}")) {
-        Ok(v) => headers.insert(AUTHORIZATION, v),
-        Err(_) => return Ok(Err((AuthError::Malformed("the token is not visible ASCII"), None))),
-    };
-    // A token that does not parse is judged without fetching any key.
-    if let Err(e) = crate::auth::token::parse(token) {
-        return Ok(Err((e, None)));
-    }
+) -> Result<Facts, CheckError> {
+    // A token that does not parse needs no keys to be judged.
+    let verify = verify && crate::auth::token::parse(token).is_ok();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -280,11 +311,11 @@ fn authenticate(
             skew_secs: config.identity.clock_skew_secs as i64,
         };
         let auth = Authenticator::new(Arc::new(keys), checks, config.identity.max_token_bytes);
-        Ok(if verify {
-            auth.authenticate(&headers, &route.audiences, now).await.map(|t| t.into_claims())
-        } else {
-            auth.decode_unverified(&headers, &route.audiences, now)
-        })
+        match facts::api(&auth, route, parts, verify, now).await {
+            Ok(gathered) => Ok(gathered.facts),
+            // Refused before any decision (the request itself is malformed).
+            Err(reject) => Err(CheckError::Refused(reject.reason(), RefusedWhy(reject.to_string()))),
+        }
     })
 }
 

@@ -11,17 +11,19 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
 
 use super::check_token::EXIT_DENY;
-use crate::audit::AuditRecord;
+use crate::audit::{AuditRecord, AuxiliaryRecord};
 use crate::auth::claims::Claims;
 use crate::cli::ReplayArgs;
 use crate::config::{Config, ConfigError, RouteConfig, Source};
 use crate::error::Reason;
-use crate::policy::{self, Decision, DenyReason, Input, Mode, RouteKind, Rule};
+use crate::policy::{self, Facts, Presented, RouteKind};
+use crate::reason::Class;
 use crate::rfc3339;
 
 #[derive(Debug, thiserror::Error)]
@@ -173,44 +175,85 @@ fn replay(source: &Source, args: &ReplayArgs) -> Result<Report, ReplayError> {
     Ok(report)
 }
 
-/// The record's decision under `route`'s policy at `now`; `None` when it
-/// cannot be replayed.
+/// The record's decision under `route`'s policy at `now`, by the gateway's
+/// own `decide` on the facts the record holds; `None` when it cannot be
+/// replayed (routing, request, egress and capacity refusals).
 pub fn decide(route: &RouteConfig, record: &AuditRecord, now: i64) -> Option<Outcome> {
-    let policy = &route.policy;
     let reason = match record.reason.as_str() {
         "none" => None,
         code => Some(Reason::parse(code)?),
     };
-    if reason.is_some_and(|r| !r.is_policy()) {
+    if reason.is_some_and(|r| !r.waivable()) {
         return None;
     }
-    if policy.kind == RouteKind::Login {
-        let password = record.grant_type.as_deref().is_some_and(|g| g.eq_ignore_ascii_case("password"));
-        let decision = if password { policy::judge(policy, DenyReason::PasswordGrant, now) } else { Decision::Allow };
-        return Some(outcome(&decision));
-    }
-    let rule_reason = reason.and_then(Reason::deny_reason);
-    match (reason, rule_reason) {
-        // Failed before the rules (credentials or token checks): only the mode can change.
-        (Some(r), None) | (Some(r), Some(DenyReason::LegacyAuth)) => {
-            let rule = (r == Reason::LegacyAuth).then_some(Rule::LegacyAuth);
-            let decision = match policy.mode(rule, now) {
-                Mode::Enforce => "deny",
-                Mode::ReportOnly => "would_deny",
-            };
-            Some(Outcome::new(decision, Some(r)))
-        }
-        _ => {
-            let verified = record.verified?;
-            let claims = claims(record);
-            let input = Input { claims: &claims, verified, customer: record.customer.as_deref() };
-            Some(outcome(&policy::evaluate(policy, &input, now).decision))
-        }
-    }
+    let facts = facts(route, record, reason)?;
+    let decision = policy::decide(&route.policy, &facts, now).decision;
+    Some(Outcome::new(decision.as_str(), decision.reason()))
 }
 
-fn outcome(decision: &Decision) -> Outcome {
-    Outcome::new(decision.as_str(), decision.reason().map(Reason::from))
+/// The facts of a decision, as its record wrote them down. Records written
+/// before the log had `findings` and `token_error` are read from their
+/// reason.
+pub fn facts(route: &RouteConfig, record: &AuditRecord, reason: Option<Reason>) -> Option<Facts> {
+    let mut findings: Vec<Reason> =
+        record.findings.as_deref().unwrap_or_default().split(',').filter_map(Reason::parse).collect();
+    if route.policy.kind == RouteKind::Login {
+        let password = record.grant_type.as_deref().is_some_and(|g| g.eq_ignore_ascii_case("password"));
+        if record.findings.is_none() && password {
+            findings.push(Reason::PasswordGrant);
+        }
+        return Some(Facts { findings, ..Facts::default() });
+    }
+    let token = match (&record.token_error, record.verified) {
+        (Some(code), verified) => {
+            let claims = (verified == Some(true)).then(|| Arc::new(claims(record)));
+            Presented::Failed { reason: Reason::parse(code)?, claims }
+        }
+        (None, Some(verified)) => Presented::Checked { claims: Arc::new(claims(record)), verified },
+        // An older record: no claims means the token never reached the rules.
+        (None, None) => match reason? {
+            Reason::LegacyAuth => {
+                if !findings.contains(&Reason::LegacyAuth) {
+                    findings.push(Reason::LegacyAuth);
+                }
+                Presented::failed(Reason::MissingToken)
+            }
+            r if r.class() == Class::Credential => Presented::failed(r),
+            _ => return None,
+        },
+    };
+    let auxiliary = record
+        .auxiliary
+        .iter()
+        .flatten()
+        .map(|a| match &a.token_error {
+            Some(code) => Reason::parse(code).map(Presented::failed),
+            None => Some(Presented::Checked {
+                claims: Arc::new(auxiliary_claims(a)),
+                verified: a.verified.unwrap_or(false),
+            }),
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Facts { findings, token: Some(token), auxiliary, customer: record.customer.clone() })
+}
+
+/// An auxiliary token's claims, as the decision log recorded them.
+fn auxiliary_claims(a: &AuxiliaryRecord) -> Claims {
+    let record = AuditRecord {
+        tid: a.tid.clone(),
+        idp: a.idp.clone(),
+        oid: a.oid.clone(),
+        appid: a.appid.clone(),
+        client: a.client.clone(),
+        principal: a.principal.clone(),
+        ver: a.ver.clone(),
+        amr: a.amr.clone(),
+        wids: a.wids.clone(),
+        xms_cc: a.xms_cc.clone(),
+        acrs: a.acrs.clone(),
+        ..AuditRecord::default()
+    };
+    claims(&record)
 }
 
 /// The claims the rules read, as the decision log recorded them.

@@ -225,7 +225,7 @@ fn build(args: &ReportArgs) -> Result<Report, ReportError> {
 /// would have: not routing, request syntax, the upstream, or our own keys.
 fn is_non_compliance(record: &AuditRecord) -> bool {
     matches!(record.decision.as_str(), "deny" | "would_deny" | "exempt")
-        && Reason::parse(&record.reason).is_some_and(|r| r.is_policy() && r != Reason::KeysUnavailable)
+        && Reason::parse(&record.reason).is_some_and(|r| r.waivable() && r != Reason::KeysUnavailable)
 }
 
 fn id(value: &Option<String>) -> String {

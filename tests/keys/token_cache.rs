@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use http::HeaderMap;
-use http::header::AUTHORIZATION;
 use mfagate::auth::AuthError;
 use mfagate::auth::Authenticator;
 use mfagate::auth::claims::ClaimChecks;
@@ -101,8 +99,7 @@ async fn a_hit_never_skips_lifetime_or_audience() {
         Authenticator::new(keys, checks, 16 * 1024).with_token_cache(TokenCache::new(100, metrics.token_cache()));
     let t = now();
     let token = idp.delegated().claim("nbf", t - 10).claim("exp", t + 600).mint();
-    let mut headers = HeaderMap::new();
-    headers.insert(AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    let headers = token.as_str();
     let aud = [PC_AUDIENCE.to_string()];
     let reason = |r: Result<_, (AuthError, Option<_>)>| r.map(|_| ()).map_err(|(e, claims)| (e, claims.is_some()));
 

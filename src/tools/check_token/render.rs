@@ -53,6 +53,11 @@ impl Report {
                 Ok(()) => json!({"result": "pass"}),
                 Err((r, hint)) => json!({"result": "fail", "reason": r.as_str(), "hint": hint}),
             },
+            "findings": self.findings.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            "auxiliary": self.auxiliary.iter().map(|r| match r {
+                None => json!({"result": "pass"}),
+                Some(r) => json!({"result": "fail", "reason": r.as_str()}),
+            }).collect::<Vec<_>>(),
             "rules": rules,
             "exemption": self.exemption,
             "decision": self.decision,
@@ -109,11 +114,21 @@ impl Report {
                 line(&mut out, "signature", "FAIL", &format!("{} ({})", r.as_str(), r.status().as_u16()))
             }
         }
+        for r in &self.findings {
+            line(&mut out, "credentials", "FAIL", &format!("{} ({}): found in the request itself", r.as_str(), r.status().as_u16()));
+        }
         match &self.token {
             Ok(()) => line(&mut out, "token", "pass", "issuer, audience, lifetime, tenant"),
             Err((r, hint)) => {
                 line(&mut out, "token", "FAIL", &format!("{} ({})", r.as_str(), r.status().as_u16()));
                 line(&mut out, "", "", hint);
+            }
+        }
+        for (i, aux) in self.auxiliary.iter().enumerate() {
+            let name = format!("auxiliary[{i}]");
+            match aux {
+                None => line(&mut out, &name, "pass", "checked like the main token"),
+                Some(r) => line(&mut out, &name, "FAIL", &format!("{} ({})", r.as_str(), r.status().as_u16())),
             }
         }
         for l in &self.rules {

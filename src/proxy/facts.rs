@@ -1,0 +1,99 @@
+//! What the gateway finds out about a request before deciding: its
+//! credentials (through the one credential parser), every token it carries
+//! after the token checks, the customer its path names, and what a token
+//! request asks for. The gateway and `mfagate check-token` both gather facts
+//! here, and both hand them to `policy::decide`.
+
+use std::time::{Duration, Instant};
+
+use http::header::CONTENT_TYPE;
+use http::request::Parts;
+
+use crate::auth::credentials::{self, Credentials};
+use crate::auth::{AuthFailure, Authenticator};
+use crate::config::RouteConfig;
+use crate::error::Reject;
+use crate::policy::legacy::{self, TokenRequest};
+use crate::policy::{Check, Facts, Presented, Reason, gdap};
+
+/// An API request's facts, and what gathering them cost.
+pub struct Gathered<'h> {
+    pub facts: Facts,
+    pub credentials: Credentials<'h>,
+    /// Time spent on the token checks (cache, keys, signatures, claims).
+    pub verification: Option<Duration>,
+}
+
+/// The facts of a request to a Partner Center or AOBO route. `verify`:
+/// check token signatures (the route's `verify_signature`, unless a tool
+/// asks otherwise). A request that cannot be read unambiguously is refused
+/// here (`BadRequest`), before any decision.
+pub async fn api<'h>(
+    auth: &Authenticator,
+    route: &RouteConfig,
+    parts: &'h Parts,
+    verify: bool,
+    now: i64,
+) -> Result<Gathered<'h>, Reject> {
+    let policy = &route.policy;
+    let path = parts.uri.path();
+    let credentials = credentials::read(&parts.headers, auth.max_token_bytes());
+    if let Some(why) = credentials::stray(parts.uri.query(), &parts.headers) {
+        return Err(Reject::BadRequest(why));
+    }
+    let mut findings = Vec::new();
+    if credentials.legacy.is_some() {
+        findings.push(Reason::LegacyAuth);
+    } else if let Check::Fail(reason) = legacy::exchange(path, credentials.scheme) {
+        findings.push(reason);
+    }
+    let customer =
+        if policy.needs_path_customer() { gdap::customer_in_path(path).map_err(Reject::BadRequest)? } else { None };
+    let verifying = Instant::now();
+    let token = match credentials.bearer {
+        Ok(token) => present(auth, token, &route.audiences, verify, now).await,
+        Err(ref e) => Presented::failed(e.reason()),
+    };
+    let auxiliary = match credentials::auxiliary(&parts.headers, auth.max_token_bytes()) {
+        Ok(tokens) => {
+            let mut presented = Vec::with_capacity(tokens.len());
+            for t in tokens {
+                presented.push(present(auth, t, &route.audiences, verify, now).await);
+            }
+            presented
+        }
+        Err(e) => vec![Presented::failed(e.reason())],
+    };
+    let verification = Some(verifying.elapsed());
+    let facts = Facts { findings, token: Some(token), auxiliary, customer };
+    Ok(Gathered { facts, credentials, verification })
+}
+
+/// One token through the token checks.
+pub async fn present(auth: &Authenticator, token: &str, audiences: &[String], verify: bool, now: i64) -> Presented {
+    let checked: Result<_, AuthFailure> = if verify {
+        auth.authenticate(token, audiences, now).await.map(|t| t.into_claims())
+    } else {
+        // Claims nobody verified are kept only while they pass the checks:
+        // they may deny, never vouch for anything.
+        auth.decode_unverified(token, audiences, now).map_err(|(e, _)| (e, None))
+    };
+    match checked {
+        Ok(claims) => Presented::Checked { claims, verified: verify },
+        Err((e, claims)) => Presented::Failed { reason: e.reason(), claims },
+    }
+}
+
+/// The facts of a token request on a login route, and the request as read.
+pub fn login(parts: &Parts, body: &[u8]) -> Result<(Facts, TokenRequest), Reject> {
+    let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let request = TokenRequest::parse(parts.uri.query(), content_type, body).map_err(Reject::BadRequest)?;
+    let mut findings = Vec::new();
+    if legacy::ws_trust(parts.uri.path()) {
+        findings.push(Reason::LegacyAuth);
+    }
+    if let Check::Fail(reason) = request.check() {
+        findings.push(reason);
+    }
+    Ok((Facts { findings, ..Facts::default() }, request))
+}
