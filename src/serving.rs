@@ -41,7 +41,7 @@ pub enum BuildError {
     Gateway(#[from] GatewayError),
     #[error("egress.ca_cert: {0}")]
     Egress(#[from] CaError),
-    #[error("{0}")]
+    #[error("audit.path: {0}")]
     Audit(#[from] AuditError),
 }
 
@@ -157,7 +157,7 @@ impl Serving {
         }
         metrics.exemptions(self.config.exemptions.iter().map(|e| e.expires).collect());
         if self.self_signed {
-            info!(sha256 = %self.fingerprint, "no certificate configured: serving a self-signed one for localhost and 127.0.0.1");
+            info!(sha256 = %self.fingerprint, "no certificate configured: generated a self-signed one for localhost and 127.0.0.1");
         } else {
             info!(sha256 = %self.fingerprint, "serving the configured certificate");
         }

@@ -15,10 +15,14 @@ mod bypass;
 mod ca;
 #[path = "egress/clients.rs"]
 mod clients;
+#[path = "egress/credentials.rs"]
+mod credentials;
 #[path = "egress/deploy.rs"]
 mod deploy;
 #[path = "egress/python.rs"]
 mod python;
+#[path = "egress/reload.rs"]
+mod reload;
 #[path = "egress/tunnel.rs"]
 mod tunnel;
 

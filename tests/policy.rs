@@ -294,15 +294,18 @@ async fn a_rule_in_report_only_mode() {
     allowed(&env, "/v1/customers", &env.idp.delegated().amr(&["pwd"]).mint()).await;
     let public = env.idp.delegated().amr(&["pwd"]).claim("appidacr", "0").mint();
     denied(&env, "/v1/customers", &public, 403, "public_client", Some(FORBIDDEN)).await;
+    // legacy_auth is only reported, but Basic carries no token for the rules
+    // that enforce (public_clients, ...): refused for the missing token.
     let rsp = env.client.get(env.url("/v1/customers")).basic_auth("user", Some("pass")).send().await.unwrap();
-    assert_eq!(rsp.status(), 200, "legacy_auth reported, not enforced");
+    assert_rejected(rsp, 401, "missing_token").await;
     // Token checks follow the route, which enforces.
     denied(&env, "/v1/customers", &env.idp.delegated().claim("exp", now() - 600).mint(), 401, "expired", Some(INVALID))
         .await;
     let scrape = env.metrics().await;
     assert_eq!(support::sample(&scrape, &counter("would_deny", "mfa_required", "partner-center")), 1.0);
-    assert_eq!(support::sample(&scrape, &counter("would_deny", "legacy_auth", "partner-center")), 1.0);
+    assert_eq!(support::sample(&scrape, &counter("deny", "missing_token", "partner-center")), 1.0);
     assert_eq!(support::sample(&scrape, &counter("deny", "public_client", "partner-center")), 1.0);
+    assert_eq!(env.upstream.hits(), 1, "only the report-only MFA failure was forwarded");
 }
 
 #[tokio::test]

@@ -254,9 +254,14 @@ impl Inspector {
         if self.extensions > MAX_CHUNK_EXTENSIONS {
             return self.fail("chunk extensions too long");
         }
-        let size = trim(size);
-        let parsed =
-            std::str::from_utf8(size).ok().filter(|s| s.len() <= 15).and_then(|s| u64::from_str_radix(s, 16).ok());
+        // RFC 9112 §7.1: `chunk-size = 1*HEXDIG`, then optional whitespace
+        // before an extension. Nothing before the digits, no sign: what hyper
+        // would refuse mid-body must be refused here, as the client's fault.
+        let digits = size.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let parsed = (digits > 0 && digits <= 15 && trim(&size[digits..]).is_empty())
+            .then(|| std::str::from_utf8(&size[..digits]).ok())
+            .flatten()
+            .and_then(|s| u64::from_str_radix(s, 16).ok());
         match parsed {
             None => return self.fail("invalid chunk size"),
             Some(0) => self.state = State::Trailers,
@@ -413,6 +418,18 @@ GET /d HTTP/1.1\r\nHost: x\r\n\r\n";
             Some("bare LF line ending in chunked body")
         );
         assert_eq!(fault(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"), Some("invalid chunk size"));
+        for bad in [&b" 5"[..], b"\t5", b"+5", b"-5", b"5 x", b"0x5", b"", b" "] {
+            let mut input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            input.extend_from_slice(bad);
+            input.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+            assert_eq!(fault(&input), Some("invalid chunk size"), "{}", String::from_utf8_lossy(bad));
+        }
+        for good in [&b"5"[..], b"5 ", b"5\t;x=y", b"5 ; x", b"005"] {
+            let mut input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            input.extend_from_slice(good);
+            input.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+            assert_eq!(fault(&input), None, "{}", String::from_utf8_lossy(good));
+        }
         assert_eq!(
             fault(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n"),
             Some("chunk data not followed by CRLF")

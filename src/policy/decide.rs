@@ -216,3 +216,123 @@ pub fn mode_of(policy: &RoutePolicy, reason: Reason, now: i64) -> Mode {
         Class::Request | Class::Egress | Class::Capacity | Class::Upstream => Mode::Enforce,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Exemption, Rule, Schedule, Selector};
+
+    const OID: &str = "02223b6b-aa1d-42d4-9ec0-1b2bb9194438";
+
+    fn claims(amr: &[&str]) -> Arc<Claims> {
+        Arc::new(Claims {
+            tid: Some("df845f1a-1111-2222-3333-444455556666".into()),
+            oid: Some(OID.into()),
+            scp: Some("user_impersonation".into()),
+            appidacr: Some("1".into()),
+            amr: Some(amr.iter().map(|s| s.to_string()).collect()),
+            xms_cc: Some(vec!["cp1".into()]),
+            ..Claims::default()
+        })
+    }
+
+    fn checked(amr: &[&str]) -> Presented {
+        Presented::Checked { claims: claims(amr), verified: true }
+    }
+
+    fn report_only(enforced: &[Rule]) -> RoutePolicy {
+        let mut p = RoutePolicy { schedule: Schedule { mode: Mode::ReportOnly, enforce_after: None }, ..RoutePolicy::default() };
+        for r in enforced {
+            p.rule_modes[*r as usize] = Some(Mode::Enforce);
+        }
+        p
+    }
+
+    fn with(token: Presented) -> Facts {
+        Facts { token: Some(token), ..Facts::default() }
+    }
+
+    fn verdict(policy: &RoutePolicy, facts: &Facts) -> (&'static str, Option<Reason>) {
+        let d = decide(policy, facts, 1_000).decision;
+        (d.as_str(), d.reason())
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_checked_is_refused_while_any_rule_enforces() {
+        let strict = report_only(&[Rule::LegacyAuth, Rule::Mfa]);
+        let lax = report_only(&[]);
+        for reason in [Reason::MalformedToken, Reason::MissingToken, Reason::BadSignature, Reason::Expired, Reason::KeysUnavailable] {
+            let facts = with(Presented::failed(reason));
+            assert_eq!(verdict(&strict, &facts), ("deny", Some(reason)), "{}", reason.as_str());
+            assert_eq!(verdict(&lax, &facts), ("would_deny", Some(reason)), "{}", reason.as_str());
+            assert_eq!(verdict(&RoutePolicy::default(), &facts), ("deny", Some(reason)));
+        }
+        // A rule the route does not configure cannot be sidestepped.
+        let unconfigured = report_only(&[Rule::Customers, Rule::DenyRoles]);
+        assert_eq!(verdict(&unconfigured, &with(Presented::failed(Reason::Expired))).0, "would_deny");
+        // enforce_after: before the instant everything is report-only.
+        let staged = RoutePolicy { schedule: Schedule { mode: Mode::Enforce, enforce_after: Some(2_000) }, ..RoutePolicy::default() };
+        assert_eq!(verdict(&staged, &with(Presented::failed(Reason::Expired))).0, "would_deny");
+    }
+
+    #[test]
+    fn a_finding_is_judged_under_its_own_rule() {
+        let facts = Facts { findings: vec![Reason::LegacyAuth], ..with(checked(&["mfa"])) };
+        assert_eq!(verdict(&report_only(&[Rule::LegacyAuth]), &facts), ("deny", Some(Reason::LegacyAuth)));
+        assert_eq!(verdict(&report_only(&[Rule::Mfa]), &facts), ("would_deny", Some(Reason::LegacyAuth)));
+        let mut enforce_but_legacy_reported = RoutePolicy::default();
+        enforce_but_legacy_reported.rule_modes[Rule::LegacyAuth as usize] = Some(Mode::ReportOnly);
+        assert_eq!(verdict(&enforce_but_legacy_reported, &facts), ("would_deny", Some(Reason::LegacyAuth)));
+        // Basic alone: the legacy finding, and no token for an enforcing MFA rule.
+        let basic = Facts { findings: vec![Reason::LegacyAuth], ..with(Presented::failed(Reason::MissingToken)) };
+        assert_eq!(verdict(&report_only(&[Rule::Mfa]), &basic), ("deny", Some(Reason::MissingToken)));
+        assert_eq!(verdict(&report_only(&[]), &basic), ("would_deny", Some(Reason::LegacyAuth)));
+        assert_eq!(verdict(&RoutePolicy::default(), &basic), ("deny", Some(Reason::LegacyAuth)));
+    }
+
+    #[test]
+    fn every_auxiliary_token_passes_the_same_checks() {
+        let policy = RoutePolicy { auth_context_id: Some("c1".into()), ..RoutePolicy::default() };
+        let ok = Facts { auxiliary: vec![checked(&["mfa"]), checked(&["mfa"])], ..with(checked(&["mfa"])) };
+        assert_eq!(verdict(&policy, &ok), ("allow", None));
+        let no_mfa = Facts { auxiliary: vec![checked(&["mfa"]), checked(&["pwd"])], ..with(checked(&["mfa"])) };
+        let outcome = decide(&policy, &no_mfa, 1_000);
+        let Decision::Deny(denial) = &outcome.decision else { panic!("{:?}", outcome.decision) };
+        assert_eq!(denial.reason, Reason::MfaRequired);
+        assert!(denial.step_up.is_none(), "a challenge would ask for the main token again");
+        let bad = Facts { auxiliary: vec![Presented::failed(Reason::BadSignature)], ..with(checked(&["mfa"])) };
+        assert_eq!(verdict(&policy, &bad), ("deny", Some(Reason::BadSignature)));
+        assert_eq!(verdict(&report_only(&[]), &no_mfa), ("would_deny", Some(Reason::MfaRequired)));
+        // The main token's step-up stays.
+        let main = decide(&policy, &with(checked(&["pwd"])), 1_000);
+        assert!(matches!(main.decision, Decision::Deny(Denial { step_up: Some(_), .. })));
+    }
+
+    #[test]
+    fn an_exemption_covers_only_the_token_of_its_principal() {
+        let exemption = Exemption { selector: Selector::Oid(OID.into()), reason: "break-glass".into(), expires: 5_000 };
+        let policy = RoutePolicy { exemptions: vec![exemption], ..RoutePolicy::default() };
+        assert_eq!(verdict(&policy, &with(checked(&["pwd"]))), ("exempt", Some(Reason::MfaRequired)));
+        let unverified = with(Presented::Checked { claims: claims(&["pwd"]), verified: false });
+        assert_eq!(verdict(&policy, &unverified).0, "deny", "an exemption never rests on unverified claims");
+        let mut other = (*claims(&["pwd"])).clone();
+        other.oid = Some("aaaaaaaa-0000-0000-0000-000000000001".into());
+        let aux = Facts {
+            auxiliary: vec![Presented::Checked { claims: Arc::new(other), verified: true }],
+            ..with(checked(&["pwd"]))
+        };
+        assert_eq!(verdict(&policy, &aux), ("deny", Some(Reason::MfaRequired)));
+        let expired = with(Presented::failed(Reason::Expired));
+        assert_eq!(verdict(&policy, &expired), ("deny", Some(Reason::Expired)), "no claims, no exemption");
+    }
+
+    #[test]
+    fn only_verified_claims_make_a_subject() {
+        assert!(with(checked(&["mfa"])).subject().is_some());
+        assert!(with(Presented::Checked { claims: claims(&["mfa"]), verified: false }).subject().is_none());
+        assert!(with(Presented::failed(Reason::BadSignature)).subject().is_none());
+        let expired_but_signed = Presented::Failed { reason: Reason::Expired, claims: Some(claims(&["mfa"])) };
+        assert_eq!(with(expired_but_signed).subject().and_then(|s| s.oid().map(str::to_string)).as_deref(), Some(OID));
+        assert!(Facts::default().subject().is_none());
+    }
+}

@@ -152,7 +152,7 @@ impl Upstream {
         let pending = self.client.request(Request::from_parts(parts, body));
         let rsp = match tokio::time::timeout(self.timeout, pending).await {
             Err(_) => return Err(UpstreamError::Timeout),
-            Ok(Err(_)) if client_failed.is_some_and(|f| f.load(Ordering::Acquire)) => {
+            Ok(Err(_)) if client_failed.as_ref().is_some_and(|f| f.load(Ordering::Acquire)) => {
                 return Err(UpstreamError::ClientBody);
             }
             Ok(Err(e)) => return Err(UpstreamError::Unavailable(e)),
@@ -161,7 +161,9 @@ impl Upstream {
         let (mut parts, body) = rsp.into_parts();
         headers::to_downstream(&mut parts.headers);
         parts.extensions = Extensions::new();
-        let body = UpstreamBody::new(body, self.idle_timeout, self.body_errors.clone());
+        // Once the client's own body failed, the upstream's answer breaking off
+        // is a consequence, not an upstream fault: not counted against it.
+        let body = UpstreamBody::new(body, self.idle_timeout, self.body_errors.clone()).blame_client_on(client_failed);
         Ok(Response::from_parts(parts, Body::Left(body)))
     }
 
@@ -236,6 +238,8 @@ impl HttpBody for ClientBody {
 /// reset), so a cut-off body never looks complete.
 pub struct UpstreamBody {
     inner: Incoming,
+    /// Set when the client's request body failed: errors are then not counted.
+    client_failed: Option<Arc<AtomicBool>>,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
     /// The last poll found no frame: the idle timer runs.
@@ -253,10 +257,25 @@ pub enum BodyError {
 
 impl UpstreamBody {
     pub(crate) fn new(inner: Incoming, idle_timeout: Duration, errors: Option<IntCounter>) -> Self {
-        Self { inner, idle_timeout, idle: Box::pin(tokio::time::sleep(idle_timeout)), waiting: false, errors }
+        Self {
+            inner,
+            client_failed: None,
+            idle_timeout,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            waiting: false,
+            errors,
+        }
+    }
+
+    fn blame_client_on(mut self, flag: Option<Arc<AtomicBool>>) -> Self {
+        self.client_failed = flag;
+        self
     }
 
     fn failed(&self) {
+        if self.client_failed.as_ref().is_some_and(|f| f.load(Ordering::Acquire)) {
+            return;
+        }
         if let Some(c) = &self.errors {
             c.inc();
         }

@@ -111,8 +111,18 @@ ca_key = "{dir}/ca.key"
 #[test]
 fn check_config_accepts_the_egress_example_and_hides_the_password() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/egress.toml");
+    // check-config loads the CA as `run` does: give it one where the example
+    // expects its mount.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("egress-ca");
+    assert!(mfagate(&["ca", "init", "--out", ca.to_str().unwrap()]).status.success());
+    let missing = Command::new(BIN).args(["check-config", "--config", example]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1), "the example's CA path does not exist here");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("egress.ca_cert"));
     let out = Command::new(BIN)
         .args(["check-config", "--config", example])
+        .env("MFAGATE__EGRESS__CA_CERT", ca.join("ca.pem"))
+        .env("MFAGATE__EGRESS__CA_KEY", ca.join("ca.key"))
         .env("MFAGATE__EGRESS__PROXY_AUTH__USERNAME", "svc-automation")
         .env("MFAGATE__EGRESS__PROXY_AUTH__PASSWORD", "from-the-environment")
         .output()

@@ -28,7 +28,8 @@ pub struct Upstream {
 
 impl Upstream {
     /// Paths: `/slow` answers after 5 s; `/delay/MS` after MS milliseconds;
-    /// `/download/N` sends N bytes;
+    /// `/download/N` sends N bytes; `/collect` reads the whole body first (as
+    /// a JSON API does) and answers with its length;
     /// anything else echoes the request body with status 200.
     pub async fn start(tls: Arc<rustls::ServerConfig>) -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
@@ -45,7 +46,12 @@ impl Upstream {
                     version: req.version(),
                     headers: req.headers().clone(),
                 });
-                let mut rsp = if path == "/slow" {
+                let mut rsp = if path.starts_with("/v1/collect") || path == "/collect" {
+                    match req.into_body().collect().await {
+                        Ok(body) => Response::new(Either::Right(Full::new(Bytes::from(body.to_bytes().len().to_string())))),
+                        Err(_) => Response::new(Either::Right(Full::new(Bytes::from_static(b"body failed")))),
+                    }
+                } else if path == "/slow" {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     Response::new(Either::Right(Full::new(Bytes::from_static(b"late"))))
                 } else if let Some(ms) = path.strip_prefix("/delay/") {
