@@ -195,6 +195,12 @@ impl Config {
         Self::from_toml_with_env(&text, env)
     }
 
+    /// Settings that are valid but weaker than they look, one line each,
+    /// naming its key: `check-config` prints them, `run` logs them at start.
+    pub fn warnings(&self) -> Vec<String> {
+        identity::warnings(&self.identity, &self.effective.identity)
+    }
+
     /// Parses TOML text with no environment overrides (tests, tools).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         Self::from_toml_with_env(text, std::iter::empty())

@@ -76,6 +76,9 @@ fn ca_init(args: &CaInit) -> ExitCode {
 fn check_config(source: &Source) -> ExitCode {
     match Config::load(source) {
         Ok(config) => {
+            for warning in config.warnings() {
+                eprintln!("warning: {warning}");
+            }
             eprintln!("configuration OK: {}", source.describe());
             print!("{}", toml::to_string_pretty(&config.effective).unwrap_or_default());
             ExitCode::SUCCESS
@@ -97,6 +100,9 @@ fn run(source: &Source) -> ExitCode {
     };
     let _log = telemetry::init(&config.log);
     tracing::info!(config = %source.describe(), version = env!("CARGO_PKG_VERSION"), "configuration loaded");
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "configuration warning");
+    }
     // One worker: a single-threaded runtime, which costs less per request
     // than a multi-threaded one with one thread (no work stealing, no
     // cross-thread wake-ups).
