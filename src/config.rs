@@ -19,7 +19,7 @@ use std::time::Duration;
 use http::Uri;
 use http::uri::{Authority, Scheme};
 
-use crate::auth::claims::is_guid;
+use crate::auth::claims::{audience_key, is_guid};
 use crate::policy::{Exemption, RouteKind, RoutePolicy};
 pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
@@ -161,7 +161,7 @@ pub struct RouteConfig {
     pub host: Option<String>,
     pub upstream: UpstreamTarget,
     pub upstream_ca: Option<PathBuf>,
-    /// Accepted audiences, without a trailing slash.
+    /// Accepted audiences, as `audience_key` writes them.
     pub audiences: Vec<String>,
     pub policy: RoutePolicy,
     pub rate_limits: Vec<RouteRate>,
@@ -314,12 +314,14 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
         None => None,
     };
     let upstream = upstream_target(&key("upstream"), &raw.upstream)?;
-    let kind = policy::kind(&key("kind"), raw, upstream.authority.host())?;
+    let audiences: Vec<String> = raw.audiences.iter().map(|a| audience_key(a)).collect();
+    // The kind is inferred from the audiences as tokens are compared with them.
+    let normalised = raw::Route { audiences: audiences.clone(), ..raw.clone() };
+    let kind = policy::kind(&key("kind"), &normalised, upstream.authority.host())?;
     // A login route checks token requests, which carry no token to check.
-    if raw.audiences.is_empty() && kind != RouteKind::Login {
+    if audiences.is_empty() && kind != RouteKind::Login {
         return Err(ConfigError::invalid(key("audiences"), "at least one audience is required"));
     }
-    let audiences = raw.audiences.iter().map(|a| a.trim_end_matches('/').to_string()).collect();
     let rate_limits = limits::route_rates(&key("rate_limits"), &raw.rate_limits)?;
     Ok(RouteConfig {
         name: raw.name.clone(),

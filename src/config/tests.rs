@@ -406,3 +406,23 @@ fn limits_are_checked_and_name_the_key() {
         (RateKey::Tenant, Duration::from_millis(100), 50)
     );
 }
+
+#[test]
+fn audiences_are_stored_in_the_form_tokens_are_compared_in() {
+    let text = r#"
+[[routes]]
+name = "pc"
+upstream = "https://api.partnercenter.microsoft.com"
+audiences = ["HTTPS://API.PartnerCenter.microsoft.com/", "FA3D9A0C-3FB0-42CC-9193-47C7ECD2EDBD", "api://Contoso/Read/"]
+"#;
+    let route = &Config::from_toml(text).unwrap().routes[0];
+    assert_eq!(
+        route.audiences,
+        ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbd", "api://contoso/Read"]
+    );
+    // Partner Center's audience in any case still makes a Partner Center route.
+    assert_eq!(route.policy.kind, RouteKind::PartnerCenter);
+    assert!(route.policy.deny_roles.is_empty());
+    let by_id = text.replace(r#""HTTPS://API.PartnerCenter.microsoft.com/", "#, "");
+    assert_eq!(Config::from_toml(&by_id).unwrap().routes[0].policy.kind, RouteKind::PartnerCenter);
+}
