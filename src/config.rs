@@ -12,7 +12,7 @@ pub mod raw;
 mod server;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use http::Uri;
 use http::uri::{Authority, Scheme};
 
 use crate::auth::claims::{audience_key, is_guid};
+use crate::egress::hosts::{self, BadHost, HostPattern};
 use crate::policy::{Exemption, RouteKind, RoutePolicy};
 pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
@@ -157,7 +158,8 @@ pub struct AuditConfig {
 pub struct RouteConfig {
     pub name: String,
     pub path_prefix: String,
-    /// Lower-case host name without port; `None` matches any host.
+    /// `route_host`'s form (a lower-case DNS name without a final dot,
+    /// `*.name`, or an address); `None` matches any host.
     pub host: Option<String>,
     pub upstream: UpstreamTarget,
     pub upstream_ca: Option<PathBuf>,
@@ -227,7 +229,7 @@ impl Config {
 impl TryFrom<raw::Config> for Config {
     type Error = ConfigError;
 
-    fn try_from(raw: raw::Config) -> Result<Self, ConfigError> {
+    fn try_from(mut raw: raw::Config) -> Result<Self, ConfigError> {
         let server = server::server(&raw.server)?;
         let identity = identity::from_raw(&raw.identity)?;
         let log = log(&raw.log)?;
@@ -250,6 +252,10 @@ impl TryFrom<raw::Config> for Config {
                 return Err(ConfigError::invalid(format!("routes[{i}].name"), "duplicate route name"));
             }
             routes.push(route);
+        }
+        // `check-config` prints the hosts that will be served.
+        for (written, route) in raw.routes.iter_mut().zip(&routes) {
+            written.host.clone_from(&route.host);
         }
         let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
         let exemptions = policy::exemptions(&raw.exemptions, &names)?;
@@ -303,16 +309,7 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
     if !raw.path_prefix.starts_with('/') {
         return Err(ConfigError::invalid(key("path_prefix"), "must start with '/'"));
     }
-    let host = match &raw.host {
-        Some(h) if h.is_empty() || h.contains(['/', ':', ' ']) => {
-            return Err(ConfigError::invalid(key("host"), "a host name without scheme, port or path"));
-        }
-        Some(h) if h.contains('*') && !crate::egress::hosts::is_wildcard(h) => {
-            return Err(ConfigError::invalid(key("host"), "a wildcard is only allowed as *.name"));
-        }
-        Some(h) => Some(h.to_ascii_lowercase()),
-        None => None,
-    };
+    let host = raw.host.as_deref().map(|h| route_host(&key("host"), h)).transpose()?;
     let upstream = upstream_target(&key("upstream"), &raw.upstream)?;
     let audiences: Vec<String> = raw.audiences.iter().map(|a| audience_key(a)).collect();
     // The kind is inferred from the audiences as tokens are compared with them.
@@ -333,6 +330,32 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
         policy: policy::route_policy(i, raw, kind)?,
         rate_limits,
     })
+}
+
+/// A route's `host` as requests and CONNECT targets are compared with it:
+/// the egress proxy's own `hosts::normalize` (lower-case, no final dot, a
+/// DNS name), `*.name` for every name below `name`, or an IP address
+/// written in full (reverse mode only: a CONNECT to an address is refused),
+/// an IPv6 one in brackets as a `Host` carries it.
+fn route_host(key: &str, h: &str) -> Result<String, ConfigError> {
+    if h.contains('*') {
+        return HostPattern::parse(h)
+            .filter(|_| hosts::is_wildcard(h))
+            .map(|p| p.as_str().to_string())
+            .ok_or_else(|| ConfigError::invalid(key, "a wildcard is only allowed as *.name, name a DNS name"));
+    }
+    match hosts::normalize(h) {
+        Ok(name) => Ok(name),
+        Err(BadHost::IpLiteral) => match h.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => Ok(ip.to_string()),
+            Ok(IpAddr::V6(ip)) => Ok(format!("[{ip}]")),
+            Err(_) => Err(ConfigError::invalid(key, "an address must be written in full, e.g. 127.0.0.1")),
+        },
+        Err(BadHost::Invalid) => Err(ConfigError::invalid(
+            key,
+            "a DNS name without scheme, port or path (labels of 1-63 letters, digits, '-' or '_')",
+        )),
+    }
 }
 
 /// `https://host[:port][/base]`; plain `http://` only to a loopback address,

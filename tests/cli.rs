@@ -65,6 +65,31 @@ fn check_config_names_the_bad_key_and_exits_1() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
 
+#[test]
+fn check_config_prints_route_hosts_normalised_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_host = |host: &str| format!("{VALID}host = {host:?}\n");
+    for (host, printed) in [
+        ("api.partnercenter.microsoft.com.", "api.partnercenter.microsoft.com"),
+        ("API.PartnerCenter.Microsoft.com", "api.partnercenter.microsoft.com"),
+        ("*.PartnerCenter.microsoft.com.", "*.partnercenter.microsoft.com"),
+    ] {
+        let path = write(&dir, "host.toml", &with_host(host));
+        let out = mfagate(&["check-config", "--config", &path]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{host}: {}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.contains(&format!("host = {printed:?}\n")), "{host}: {stdout}");
+    }
+    for host in ["api..example", "a_b c", "", "api.example:443", "https://api.example", "a.*.example", "127.1"] {
+        let path = write(&dir, "host.toml", &with_host(host));
+        let out = mfagate(&["check-config", "--config", &path]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{host:?} is refused: {stderr}");
+        assert!(stderr.contains("routes[0].host"), "{host:?}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
 /// The `warning:` lines of `check-config` on `text`, which must still pass.
 fn check_config_warnings(dir: &tempfile::TempDir, text: &str) -> Vec<String> {
     let path = write(dir, "warned.toml", text);
