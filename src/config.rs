@@ -12,14 +12,15 @@ pub mod raw;
 mod server;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::Uri;
 use http::uri::{Authority, Scheme};
 
-use crate::auth::claims::is_guid;
+use crate::auth::claims::{audience_key, is_guid};
+use crate::egress::hosts::{self, BadHost, HostPattern};
 use crate::policy::{Exemption, RouteKind, RoutePolicy};
 pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
@@ -157,11 +158,12 @@ pub struct AuditConfig {
 pub struct RouteConfig {
     pub name: String,
     pub path_prefix: String,
-    /// Lower-case host name without port; `None` matches any host.
+    /// `route_host`'s form (a lower-case DNS name without a final dot,
+    /// `*.name`, or an address); `None` matches any host.
     pub host: Option<String>,
     pub upstream: UpstreamTarget,
     pub upstream_ca: Option<PathBuf>,
-    /// Accepted audiences, without a trailing slash.
+    /// Accepted audiences, as `audience_key` writes them.
     pub audiences: Vec<String>,
     pub policy: RoutePolicy,
     pub rate_limits: Vec<RouteRate>,
@@ -195,6 +197,12 @@ impl Config {
         Self::from_toml_with_env(&text, env)
     }
 
+    /// Settings that are valid but weaker than they look, one line each,
+    /// naming its key: `check-config` prints them, `run` logs them at start.
+    pub fn warnings(&self) -> Vec<String> {
+        identity::warnings(&self.identity, &self.effective.identity)
+    }
+
     /// Parses TOML text with no environment overrides (tests, tools).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         Self::from_toml_with_env(text, std::iter::empty())
@@ -221,7 +229,7 @@ impl Config {
 impl TryFrom<raw::Config> for Config {
     type Error = ConfigError;
 
-    fn try_from(raw: raw::Config) -> Result<Self, ConfigError> {
+    fn try_from(mut raw: raw::Config) -> Result<Self, ConfigError> {
         let server = server::server(&raw.server)?;
         let identity = identity::from_raw(&raw.identity)?;
         let log = log(&raw.log)?;
@@ -244,6 +252,10 @@ impl TryFrom<raw::Config> for Config {
                 return Err(ConfigError::invalid(format!("routes[{i}].name"), "duplicate route name"));
             }
             routes.push(route);
+        }
+        // `check-config` prints the hosts that will be served.
+        for (written, route) in raw.routes.iter_mut().zip(&routes) {
+            written.host.clone_from(&route.host);
         }
         let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
         let exemptions = policy::exemptions(&raw.exemptions, &names)?;
@@ -297,23 +309,16 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
     if !raw.path_prefix.starts_with('/') {
         return Err(ConfigError::invalid(key("path_prefix"), "must start with '/'"));
     }
-    let host = match &raw.host {
-        Some(h) if h.is_empty() || h.contains(['/', ':', ' ']) => {
-            return Err(ConfigError::invalid(key("host"), "a host name without scheme, port or path"));
-        }
-        Some(h) if h.contains('*') && !crate::egress::hosts::is_wildcard(h) => {
-            return Err(ConfigError::invalid(key("host"), "a wildcard is only allowed as *.name"));
-        }
-        Some(h) => Some(h.to_ascii_lowercase()),
-        None => None,
-    };
+    let host = raw.host.as_deref().map(|h| route_host(&key("host"), h)).transpose()?;
     let upstream = upstream_target(&key("upstream"), &raw.upstream)?;
-    let kind = policy::kind(&key("kind"), raw, upstream.authority.host())?;
+    let audiences: Vec<String> = raw.audiences.iter().map(|a| audience_key(a)).collect();
+    // The kind is inferred from the audiences as tokens are compared with them.
+    let normalised = raw::Route { audiences: audiences.clone(), ..raw.clone() };
+    let kind = policy::kind(&key("kind"), &normalised, upstream.authority.host())?;
     // A login route checks token requests, which carry no token to check.
-    if raw.audiences.is_empty() && kind != RouteKind::Login {
+    if audiences.is_empty() && kind != RouteKind::Login {
         return Err(ConfigError::invalid(key("audiences"), "at least one audience is required"));
     }
-    let audiences = raw.audiences.iter().map(|a| a.trim_end_matches('/').to_string()).collect();
     let rate_limits = limits::route_rates(&key("rate_limits"), &raw.rate_limits)?;
     // A limit keyed on a claim nobody verified would let a forged token
     // spend another principal's budget.
@@ -339,6 +344,32 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
         policy: policy::route_policy(i, raw, kind)?,
         rate_limits,
     })
+}
+
+/// A route's `host` as requests and CONNECT targets are compared with it:
+/// the egress proxy's own `hosts::normalize` (lower-case, no final dot, a
+/// DNS name), `*.name` for every name below `name`, or an IP address
+/// written in full (reverse mode only: a CONNECT to an address is refused),
+/// an IPv6 one in brackets as a `Host` carries it.
+fn route_host(key: &str, h: &str) -> Result<String, ConfigError> {
+    if h.contains('*') {
+        return HostPattern::parse(h)
+            .filter(|_| hosts::is_wildcard(h))
+            .map(|p| p.as_str().to_string())
+            .ok_or_else(|| ConfigError::invalid(key, "a wildcard is only allowed as *.name, name a DNS name"));
+    }
+    match hosts::normalize(h) {
+        Ok(name) => Ok(name),
+        Err(BadHost::IpLiteral) => match h.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => Ok(ip.to_string()),
+            Ok(IpAddr::V6(ip)) => Ok(format!("[{ip}]")),
+            Err(_) => Err(ConfigError::invalid(key, "an address must be written in full, e.g. 127.0.0.1")),
+        },
+        Err(BadHost::Invalid) => Err(ConfigError::invalid(
+            key,
+            "a DNS name without scheme, port or path (labels of 1-63 letters, digits, '-' or '_')",
+        )),
+    }
 }
 
 /// `https://host[:port][/base]`; plain `http://` only to a loopback address,

@@ -87,12 +87,16 @@ fn check_config(source: &Source) -> ExitCode {
         }
     };
     let effective = toml::to_string_pretty(&config.effective).unwrap_or_default();
+    let warnings = config.warnings();
     let built = Shared::new(&config)
         .map_err(|e| e.to_string())
         .and_then(|shared| Serving::build(config, &shared, Purpose::Check).map_err(|e| e.to_string()));
     if let Err(e) = built {
         eprintln!("configuration error in {}: {e}", source.describe());
         return ExitCode::FAILURE;
+    }
+    for warning in warnings {
+        eprintln!("warning: {warning}");
     }
     eprintln!("configuration OK: {}", source.describe());
     print!("{effective}");
@@ -109,6 +113,9 @@ fn run(source: &Source) -> ExitCode {
     };
     let _log = telemetry::init(&config.log);
     tracing::info!(config = %source.describe(), version = env!("CARGO_PKG_VERSION"), "configuration loaded");
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "configuration warning");
+    }
     // One worker: a single-threaded runtime, which costs less per request
     // than a multi-threaded one with one thread (no work stealing, no
     // cross-thread wake-ups).

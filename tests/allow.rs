@@ -134,6 +134,50 @@ async fn accepted_token_shapes() {
 }
 
 #[tokio::test]
+async fn audiences_match_in_any_case_where_guids_and_uri_hosts_do() {
+    let env = TestEnv::setup().start().await;
+    let idp = &env.idp;
+    for aud in [
+        serde_json::json!("HTTPS://API.PartnerCenter.microsoft.com/"),
+        serde_json::json!("https://API.PARTNERCENTER.MICROSOFT.COM"),
+        serde_json::json!("FA3D9A0C-3FB0-42CC-9193-47C7ECD2EDBD"),
+        serde_json::json!("Fa3d9a0c-3fb0-42CC-9193-47c7ecd2edbd"),
+        serde_json::json!(["x", "Https://Api.PartnerCenter.Microsoft.Com"]),
+    ] {
+        let token = idp.delegated().claim("aud", aud.clone()).mint();
+        assert_eq!(env.get("/v1/customers", Some(&token)).await.status(), 200, "{aud}");
+    }
+    assert_eq!(env.upstream.hits(), 5);
+}
+
+#[tokio::test]
+async fn audiences_configured_in_upper_case_accept_real_tokens() {
+    let env = TestEnv::setup()
+        .route("path_prefix = \"/other\"")
+        .more_routes(
+            r#"
+[[routes]]
+name = "shouting"
+upstream = "@UPSTREAM@"
+upstream_ca = "@CA@"
+audiences = ["HTTPS://API.PARTNERCENTER.MICROSOFT.COM/", "FA3D9A0C-3FB0-42CC-9193-47C7ECD2EDBD"]
+"#,
+        )
+        .start()
+        .await;
+    let idp = &env.idp;
+    for aud in ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbd"] {
+        let token = idp.delegated().claim("aud", aud).mint();
+        assert_eq!(env.get("/v1/customers", Some(&token)).await.status(), 200, "{aud}");
+    }
+    assert_eq!(
+        env.metric(r#"mfagate_requests_total{decision="allow",reason="none",route="shouting"}"#).await,
+        2.0,
+        "the route configured in upper case took them"
+    );
+}
+
+#[tokio::test]
 async fn relaxed_route_options() {
     let env =
         TestEnv::setup().route("allow_app_only = true\nallow_public_clients = true\nrequire_mfa = false").start().await;

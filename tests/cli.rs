@@ -66,6 +66,85 @@ fn check_config_names_the_bad_key_and_exits_1() {
 }
 
 #[test]
+fn check_config_prints_route_hosts_normalised_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_host = |host: &str| format!("{VALID}host = {host:?}\n");
+    for (host, printed) in [
+        ("api.partnercenter.microsoft.com.", "api.partnercenter.microsoft.com"),
+        ("API.PartnerCenter.Microsoft.com", "api.partnercenter.microsoft.com"),
+        ("*.PartnerCenter.microsoft.com.", "*.partnercenter.microsoft.com"),
+    ] {
+        let path = write(&dir, "host.toml", &with_host(host));
+        let out = mfagate(&["check-config", "--config", &path]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{host}: {}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.contains(&format!("host = {printed:?}\n")), "{host}: {stdout}");
+    }
+    for host in ["api..example", "a_b c", "", "api.example:443", "https://api.example", "a.*.example", "127.1"] {
+        let path = write(&dir, "host.toml", &with_host(host));
+        let out = mfagate(&["check-config", "--config", &path]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{host:?} is refused: {stderr}");
+        assert!(stderr.contains("routes[0].host"), "{host:?}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+/// The `warning:` lines of `check-config` on `text`, which must still pass.
+fn check_config_warnings(dir: &tempfile::TempDir, text: &str) -> Vec<String> {
+    let path = write(dir, "warned.toml", text);
+    let out = mfagate(&["check-config", "--config", &path]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "a warning is not an error: {stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[identity]"), "the effective settings are printed");
+    stderr.lines().filter(|l| l.starts_with("warning:")).map(str::to_string).collect()
+}
+
+#[test]
+fn check_config_warns_about_key_sources_that_serve_every_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = r#"
+[[identity.sources]]
+name = "entra"
+metadata_uri = "https://login.microsoftonline.com/common/.well-known/openid-configuration"
+[[identity.sources]]
+name = "lab"
+jwks_uri = "https://keys.example.net/keys"
+[[identity.sources]]
+name = "gov"
+jwks_uri = "https://login.microsoftonline.us/common/discovery/keys"
+[[identity.sources]]
+name = "lab-discovery"
+metadata_uri = "https://idp.example.net/.well-known/openid-configuration"
+[[identity.sources]]
+name = "pinned"
+jwks_uri = "https://keys.example.net/other"
+issuers = ["https://sts.windows.net/{tenantid}/"]
+[[identity.sources]]
+name = "offline"
+jwks_uri = "file:/etc/mfagate/keys.json"
+"#;
+    let warnings = check_config_warnings(&dir, &format!("{sources}{VALID}"));
+    let named: Vec<&str> = warnings.iter().filter_map(|w| w.split(':').nth(1)).map(str::trim).collect();
+    assert_eq!(
+        named,
+        [
+            r#"identity.sources[1] ("lab")"#,
+            r#"identity.sources[3] ("lab-discovery")"#,
+            r#"identity.sources[5] ("offline")"#
+        ],
+        "{warnings:#?}"
+    );
+    assert!(warnings.iter().all(|w| w.contains("issuers")), "each says what to set: {warnings:#?}");
+    // The one-source shorthand names its own key.
+    let shorthand =
+        check_config_warnings(&dir, &format!("[identity]\njwks_uri = \"https://keys.example.net/keys\"\n{VALID}"));
+    assert_eq!(shorthand.len(), 1, "{shorthand:#?}");
+    assert!(shorthand[0].starts_with(r#"warning: identity.jwks_uri ("default"): "#), "{shorthand:#?}");
+    assert_eq!(check_config_warnings(&dir, VALID), Vec::<String>::new(), "Entra's own key set: no warning");
+}
+
+#[test]
 fn environment_names_the_file_and_overrides_keys() {
     let dir = tempfile::tempdir().unwrap();
     let good = write(&dir, "good.toml", VALID);
@@ -161,6 +240,10 @@ fn runs_without_network_not_ready_self_signed_and_drains_on_sigterm() {
         ),
     );
     let running = start(&config);
+    // The key source is not Entra's and names no issuer: said once, at start.
+    let warning = running.wait_for("configuration warning");
+    assert_eq!(warning["level"], "WARN");
+    assert!(warning["warning"].as_str().unwrap().starts_with(r#"identity.jwks_uri ("default"): "#), "{warning}");
     let cert = running.wait_for("no certificate configured: generated a self-signed one for localhost and 127.0.0.1");
     let fingerprint = cert["sha256"].as_str().unwrap().to_string();
     running.wait_for("cannot fetch signing keys");

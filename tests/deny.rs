@@ -126,6 +126,37 @@ async fn bad_audience() {
 }
 
 #[tokio::test]
+async fn an_audience_path_compares_exactly() {
+    let env = TestEnv::setup()
+        .route("path_prefix = \"/other\"")
+        .more_routes(
+            r#"
+[[routes]]
+name = "pc-v1"
+kind = "partner-center"
+upstream = "@UPSTREAM@"
+upstream_ca = "@CA@"
+audiences = ["https://api.partnercenter.microsoft.com/v1"]
+"#,
+        )
+        .start()
+        .await;
+    for aud in [
+        "https://api.partnercenter.microsoft.com/V1",
+        "HTTPS://API.PARTNERCENTER.MICROSOFT.COM/V1/",
+        "https://api.partnercenter.microsoft.com/v1/x",
+        "https://api.partnercenter.microsoft.com",
+        "https://api.partnercenter.microsoft.com/v1?x",
+    ] {
+        let token = env.idp.delegated().claim("aud", aud).mint();
+        denied(&env, Some(&token), 401, "bad_audience", Some(INVALID)).await;
+    }
+    // Scheme and host in any case, a trailing slash: the same audience.
+    let token = env.idp.delegated().claim("aud", "HTTPS://Api.PartnerCenter.Microsoft.com/v1/").mint();
+    assert_eq!(env.get("/v1/customers", Some(&token)).await.status(), 200);
+}
+
+#[tokio::test]
 async fn expired() {
     let env = TestEnv::setup().start().await;
     let token = env.idp.delegated().claim("exp", now() - 120).mint();

@@ -197,6 +197,20 @@ async fn a_wildcard_route_guards_every_name_below_it() {
     assert_eq!(env.metric(r#"mfagate_egress_connections_total{kind="intercepted"}"#).await, 2.0);
 }
 
+#[tokio::test]
+async fn a_route_host_written_with_a_final_dot_or_in_capitals_is_guarded_by_its_name() {
+    for host in ["api.partnercenter.microsoft.com.", "API.PartnerCenter.Microsoft.com"] {
+        let env = TestEnv::setup().route(&format!("host = \"{host}\"")).egress("").start().await;
+        let ca = egress_ca(&env);
+        let out = curl(&env, &["--cacert", &ca, "-H", &bearer(&env.idp.delegated().mint()), PC_URL]).await;
+        assert_eq!((out.connect, out.code), (200, 200), "{host}: {out:?}");
+        let denied = env.idp.delegated().amr(&["pwd"]).mint();
+        let out = curl(&env, &["--cacert", &ca, "-H", &bearer(&denied), PC_URL]).await;
+        assert_eq!(out.code, 401, "{host}: intercepted, not tunnelled: {out:?}");
+        assert_eq!(env.metric(r#"mfagate_egress_connections_total{kind="intercepted"}"#).await, 2.0, "{host}");
+    }
+}
+
 /// reqwest with the egress proxy for https and only `ca_pem` trusted.
 pub fn proxied_client(env: &TestEnv, ca_pem: &str, http2: bool) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();

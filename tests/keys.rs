@@ -346,6 +346,43 @@ async fn a_v2_key_signs_only_for_its_own_issuer() {
 }
 
 #[tokio::test]
+async fn a_kid_bound_to_another_issuer_in_one_source_does_not_hide_the_right_key_in_another() {
+    let idp = Idp::start(JwksMode::Serve).await;
+    let k = keys();
+    // The v2 set lists `second-kid` for the consumer issuer only; the v1 set
+    // lists the same kid for any issuer.
+    idp.publish_v2(&k.second, MSA_ISSUER);
+    idp.publish(&k.second);
+    let sources = format!(
+        "[[identity.sources]]\nname = \"v2\"\njwks_uri = \"@IDP@{V2_KEYS}\"\n\
+         [[identity.sources]]\nname = \"v1\"\njwks_uri = \"@IDP@/common/discovery/keys\"\n"
+    );
+    let env = TestEnv::setup().idp(idp.clone()).sources(&sources).start().await;
+    let rotated = idp.delegated().header("kid", "second-kid").signed_by(&k.second);
+    assert_eq!(outcome(&env, &rotated.mint()).await, (200, "none".into()));
+    // Also when the right key reaches its source only after the start.
+    let env = TestEnv::setup()
+        .idp({
+            let idp = Idp::start(JwksMode::Serve).await;
+            idp.publish_v2(&k.second, MSA_ISSUER);
+            idp
+        })
+        .sources(&sources)
+        .start()
+        .await;
+    env.idp.publish(&k.second);
+    let rotated = env.idp.delegated().header("kid", "second-kid").signed_by(&k.second);
+    assert_eq!(outcome(&env, &rotated.claim("uti", "later").mint()).await, (200, "none".into()));
+    // No source binds it to the token's issuer: still refused.
+    let mut msa = k.second.clone();
+    msa.jwk["kid"] = "msa-kid".into();
+    env.idp.publish_v2(&msa, MSA_ISSUER);
+    let msa_only = env.idp.delegated().header("kid", "msa-kid").signed_by(&msa);
+    assert_rejected(env.get("/v1/customers", Some(&msa_only.mint())).await, 401, "bad_issuer").await;
+    assert_eq!(env.upstream.hits(), 1);
+}
+
+#[tokio::test]
 async fn a_file_source_serves_without_network_and_rereads_on_an_unknown_kid() {
     let dir = tempfile::tempdir().unwrap();
     let k = keys();

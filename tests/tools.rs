@@ -184,6 +184,27 @@ async fn check_token_verdicts_and_exit_codes() {
 }
 
 #[tokio::test]
+async fn check_token_picks_the_route_by_audience_in_any_case() {
+    let idp = Idp::start(JwksMode::Serve).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = check_config(dir.path(), "mfagate.toml", &idp.url);
+    let config = config.to_str().unwrap();
+    for aud in ["HTTPS://Graph.Microsoft.com/", "https://GRAPH.microsoft.com"] {
+        let graph = idp.graph_with_nonce().claim("aud", aud).mint();
+        let out = mfagate(&["check-token", "--config", config, "--json", &graph], None).await;
+        let v: Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+        assert_eq!((v["route"].as_str(), v["decision"].as_str()), (Some("graph"), Some("allow")), "{aud}: {v}");
+        assert_eq!(out.code, 0, "{aud}");
+    }
+    // Another path is another audience: the first API route, which refuses it.
+    let other = idp.graph_with_nonce().claim("aud", "https://graph.microsoft.com/beta").mint();
+    let out = mfagate(&["check-token", "--config", config, "--json", "--no-verify", &other], None).await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!((v["route"].as_str(), v["reason"].as_str()), (Some("partner-center"), Some("bad_audience")), "{v}");
+}
+
+#[tokio::test]
 async fn check_token_errors_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let jwks = write(dir.path(), "jwks.json", &jwks_document().to_string());

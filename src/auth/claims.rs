@@ -246,10 +246,10 @@ impl ClaimChecks {
         if now >= exp.saturating_add(self.skew_secs) {
             return Err(AuthError::Expired);
         }
-        if let Some(nbf) = claims.nbf {
-            if now.saturating_add(self.skew_secs) < nbf {
-                return Err(AuthError::NotYetValid);
-            }
+        if let Some(nbf) = claims.nbf
+            && now.saturating_add(self.skew_secs) < nbf
+        {
+            return Err(AuthError::NotYetValid);
         }
         if !self.tenants.is_empty() {
             let allowed = tid.is_some_and(|t| self.tenants.contains(&t.to_ascii_lowercase()));
@@ -261,11 +261,43 @@ impl ClaimChecks {
     }
 }
 
-/// Entra emits v1 audiences "with or without a trailing slash"; the
-/// configured audiences are stored without one.
+/// True when the token's `aud` is one of `accepted` (`audience_key`s).
 fn audience_matches(aud: &str, accepted: &[String]) -> bool {
-    let aud = aud.strip_suffix('/').unwrap_or(aud);
-    accepted.iter().any(|a| a == aud)
+    // Tokens mostly carry an accepted audience as configured: no allocation then.
+    let trimmed = aud.strip_suffix('/').unwrap_or(aud);
+    if accepted.iter().any(|a| a == trimmed) {
+        return true;
+    }
+    let key = audience_key(aud);
+    accepted.contains(&key)
+}
+
+/// The one form in which audiences are compared, the configured ones (at
+/// load) and a token's `aud` alike: one trailing slash dropped (Entra emits
+/// v1 audiences "with or without a trailing slash"); a GUID lower-cased; a
+/// URI's scheme and host lower-cased, which RFC 3986 §6.2.2.1 makes
+/// case-insensitive, and the rest (path, query) kept as written.
+pub fn audience_key(s: &str) -> String {
+    let s = s.strip_suffix('/').unwrap_or(s);
+    if is_guid(s) {
+        return s.to_ascii_lowercase();
+    }
+    let Some((scheme, rest)) = s.split_once("://").filter(|(scheme, _)| is_scheme(scheme)) else {
+        return s.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    // User information, were there any, is not part of the host.
+    let host_at = authority.rfind('@').map_or(0, |at| at + 1);
+    let (user, host) = authority.split_at(host_at);
+    format!("{}://{user}{}{tail}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase())
+}
+
+/// RFC 3986 §3.1: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
+fn is_scheme(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 /// `8-4-4-4-12` hexadecimal digits, as Entra writes tenant and object ids.
@@ -360,6 +392,56 @@ mod tests {
         let mut no_aud = base();
         no_aud.as_object_mut().unwrap().remove("aud");
         assert_eq!(run(no_aud, 1_500), Err("bad_audience"));
+    }
+
+    #[test]
+    fn audience_keys() {
+        let pc = "https://api.partnercenter.microsoft.com";
+        for same in [
+            "https://api.partnercenter.microsoft.com",
+            "https://api.partnercenter.microsoft.com/",
+            "HTTPS://API.PartnerCenter.microsoft.com/",
+            "Https://API.PARTNERCENTER.MICROSOFT.COM",
+        ] {
+            assert_eq!(audience_key(same), pc, "{same}");
+        }
+        let guid = "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbd";
+        assert_eq!(audience_key("FA3D9A0C-3FB0-42CC-9193-47C7ECD2EDBD"), guid);
+        assert_eq!(audience_key("fa3d9a0c-3FB0-42cc-9193-47C7ecd2edbd/"), guid);
+        // Past the host, as written.
+        assert_eq!(
+            audience_key("HTTPS://API.PartnerCenter.microsoft.com/V1/"),
+            "https://api.partnercenter.microsoft.com/V1"
+        );
+        assert_eq!(audience_key("https://Contoso.example/API?Q=1#F"), "https://contoso.example/API?Q=1#F");
+        assert_eq!(audience_key("API://Contoso-Automation/Read"), "api://contoso-automation/Read");
+        assert_eq!(audience_key("https://Host.example:8443/p"), "https://host.example:8443/p");
+        // Not a URI, not a GUID: as written.
+        for exact in ["Contoso-Automation", "urn:Contoso:App", "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbdX"] {
+            assert_eq!(audience_key(exact), exact);
+        }
+        // One trailing slash, as Entra adds it; a second is part of the path.
+        assert_eq!(audience_key("https://x.example//"), "https://x.example/");
+    }
+
+    #[test]
+    fn audiences_compare_by_key() {
+        let check = |aud: serde_json::Value, accepted: &[&str]| {
+            let accepted: Vec<String> = accepted.iter().map(|a| audience_key(a)).collect();
+            checks().check(&claims(with("aud", aud)), &accepted, 1_500).map_err(|e| e.reason().as_str())
+        };
+        let pc = "https://api.partnercenter.microsoft.com";
+        let guid = "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbd";
+        assert_eq!(check("HTTPS://API.PartnerCenter.microsoft.com/".into(), &[pc]), Ok(()));
+        assert_eq!(check("FA3D9A0C-3FB0-42CC-9193-47C7ECD2EDBD".into(), &[guid]), Ok(()));
+        assert_eq!(check(pc.into(), &["HTTPS://API.PARTNERCENTER.MICROSOFT.COM/"]), Ok(()));
+        assert_eq!(check(guid.into(), &["FA3D9A0C-3FB0-42CC-9193-47C7ECD2EDBD"]), Ok(()));
+        assert_eq!(check(serde_json::json!(["x", "HTTPS://api.partnercenter.microsoft.com"]), &[pc]), Ok(()));
+        let v1 = "https://api.partnercenter.microsoft.com/v1";
+        assert_eq!(check("https://api.partnercenter.microsoft.com/V1".into(), &[v1]), Err("bad_audience"));
+        assert_eq!(check("HTTPS://API.PARTNERCENTER.MICROSOFT.COM/v1/".into(), &[v1]), Ok(()));
+        assert_eq!(check("https://api.partnercenter.microsoft.com.evil".into(), &[pc]), Err("bad_audience"));
+        assert_eq!(check("Contoso-App".into(), &["contoso-app"]), Err("bad_audience"));
     }
 
     #[test]

@@ -79,7 +79,7 @@ mod tests {
 
     #[test]
     fn values_are_toml_when_they_parse() {
-        assert_eq!(parse_value("true").into_bool().unwrap(), true);
+        assert!(parse_value("true").into_bool().unwrap());
         assert_eq!(parse_value("60").into_int().unwrap(), 60);
         assert_eq!(parse_value("127.0.0.1:8443").into_string().unwrap(), "127.0.0.1:8443");
         let list = parse_value(r#"["a", "b"]"#).into_array().unwrap();

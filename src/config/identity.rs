@@ -189,6 +189,49 @@ fn sources(raw: &raw::Identity, defaults: &Timing<'_>) -> Result<Vec<KeySourceCo
     Ok(out)
 }
 
+/// Microsoft Entra's sign-in hosts (public cloud, US Government, China): a
+/// key set there signs only for Entra's own issuers.
+const ENTRA_HOSTS: [&str; 7] = [
+    "login.microsoftonline.com",
+    "login.windows.net",
+    "sts.windows.net",
+    "login.microsoft.com",
+    "login.microsoftonline.us",
+    "login.chinacloudapi.cn",
+    "login.partner.microsoftonline.cn",
+];
+
+/// See `Config::warnings`: a source with no `issuers` that is not an Entra
+/// endpoint serves every issuer (`Source::serves`: any issuer for a key
+/// set, the one its discovery document names for a discovery source), so
+/// its keys can vouch for tokens in Entra's issuers' name.
+pub(super) fn warnings(identity: &IdentityConfig, raw: &raw::Identity) -> Vec<String> {
+    identity
+        .sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.issuers.is_empty() && !is_entra(s.origin.location()))
+        .map(|(i, s)| {
+            let key = if raw.sources.is_empty() { "identity.jwks_uri".to_string() } else { format!("identity.sources[{i}]") };
+            let trusted = match s.origin {
+                SourceOrigin::Jwks(_) => "for tokens of every accepted issuer",
+                SourceOrigin::Discovery(_) => "for whatever issuer its discovery document names",
+            };
+            format!(
+                "{key} ({:?}): no issuers and not a Microsoft Entra endpoint, so its keys are trusted {trusted}; set issuers to the issuers it signs for",
+                s.name
+            )
+        })
+        .collect()
+}
+
+fn is_entra(location: &JwksLocation) -> bool {
+    let JwksLocation::Url(uri) = location else { return false };
+    let host = uri.host().unwrap_or_default();
+    let host = host.strip_suffix('.').unwrap_or(host);
+    ENTRA_HOSTS.iter().any(|h| h.eq_ignore_ascii_case(host))
+}
+
 /// Timing settings as written: `[identity]`'s, or a source's overrides.
 #[derive(Default)]
 struct Timing<'a> {

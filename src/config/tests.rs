@@ -406,3 +406,89 @@ fn limits_are_checked_and_name_the_key() {
         (RateKey::Tenant, Duration::from_millis(100), 50)
     );
 }
+
+#[test]
+fn audiences_are_stored_in_the_form_tokens_are_compared_in() {
+    let text = r#"
+[[routes]]
+name = "pc"
+upstream = "https://api.partnercenter.microsoft.com"
+audiences = ["HTTPS://API.PartnerCenter.microsoft.com/", "FA3D9A0C-3FB0-42CC-9193-47C7ECD2EDBD", "api://Contoso/Read/"]
+"#;
+    let route = &Config::from_toml(text).unwrap().routes[0];
+    assert_eq!(
+        route.audiences,
+        ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbd", "api://contoso/Read"]
+    );
+    // Partner Center's audience in any case still makes a Partner Center route.
+    assert_eq!(route.policy.kind, RouteKind::PartnerCenter);
+    assert!(route.policy.deny_roles.is_empty());
+    let by_id = text.replace(r#""HTTPS://API.PartnerCenter.microsoft.com/", "#, "");
+    assert_eq!(Config::from_toml(&by_id).unwrap().routes[0].policy.kind, RouteKind::PartnerCenter);
+}
+
+fn route_host(host: &str) -> Result<Option<String>, String> {
+    match Config::from_toml(&format!("{MINIMAL}host = {host:?}\n")) {
+        Ok(config) => Ok(config.routes[0].host.clone()),
+        Err(e) => Err(e.key().unwrap_or("").to_string()),
+    }
+}
+
+#[test]
+fn route_hosts_are_normalised_as_the_egress_proxy_normalises_names() {
+    for (written, stored) in [
+        ("api.partnercenter.microsoft.com.", "api.partnercenter.microsoft.com"),
+        ("API.PartnerCenter.Microsoft.COM", "api.partnercenter.microsoft.com"),
+        ("*.PartnerCenter.microsoft.com.", "*.partnercenter.microsoft.com"),
+        ("localhost", "localhost"),
+        ("_dmarc.example.net", "_dmarc.example.net"),
+        // An address, for reverse mode, as a request's Host names it.
+        ("127.0.0.1", "127.0.0.1"),
+        ("[::1]", "[::1]"),
+        ("::1", "[::1]"),
+    ] {
+        assert_eq!(route_host(written), Ok(Some(stored.to_string())), "{written}");
+    }
+    let config = Config::from_toml(&format!("{MINIMAL}host = \"API.partnercenter.microsoft.com.\"\n")).unwrap();
+    assert_eq!(
+        config.effective.routes[0].host.as_deref(),
+        Some("api.partnercenter.microsoft.com"),
+        "check-config prints what runs"
+    );
+    let egress = crate::egress::hosts::HostRules::new(
+        &Config::from_toml(&format!("{MINIMAL}[egress]\nlisten = \"127.0.0.1:0\"\nca_cert = \"c\"\nca_key = \"k\"\n"))
+            .unwrap()
+            .egress
+            .unwrap(),
+        &config.routes,
+    );
+    assert!(
+        egress.is_guarded("api.partnercenter.microsoft.com"),
+        "the egress proxy guards the name written with a dot"
+    );
+}
+
+#[test]
+fn a_route_host_that_is_not_a_dns_name_names_the_key() {
+    for bad in [
+        "",
+        ".",
+        "api..example",
+        "a_b c",
+        "api.example:443",
+        "https://api.example",
+        "api.example/v1",
+        "a.*.example",
+        "*",
+        "*.",
+        "**.example",
+        "*.127.0.0.1",
+        "127.1",
+        "0x7f.1",
+        "2130706433",
+        "ex\u{e4}mple.com",
+        &format!("{}.com", "x".repeat(64)),
+    ] {
+        assert_eq!(route_host(bad), Err("routes[0].host".to_string()), "{bad:?}");
+    }
+}

@@ -1,7 +1,11 @@
 //! A blind tunnel to a host no route guards: bytes are copied both ways and
-//! counted, never decrypted. Only the client's first TLS record is read, to
-//! refuse a ClientHello whose server name is a guarded host (reaching a
-//! guarded service through another name's tunnel would skip its policy).
+//! counted, never decrypted. Nothing is copied before the client's first
+//! flight has been read and `admit`ted: a complete TLS ClientHello, within
+//! `server.tls_handshake_timeout`, that names no server or the CONNECT
+//! target itself. Naming a guarded host would skip its route's policy;
+//! naming any other host would front it around the host lists. A client
+//! that sends something else, or nothing, or too slowly, is closed: what
+//! was never read cannot have been checked.
 //! A tunnel with no byte in either direction for `egress.tunnel_idle_timeout`
 //! is closed.
 
@@ -23,18 +27,68 @@ use tracing::{debug, info};
 
 use super::hosts::Verdict;
 use super::{Conn, Egress, EgressState, Target};
+use crate::error::Reason;
 
-/// A ClientHello fits in one TLS record (16 KiB) plus its header; a client
-/// that has sent more without completing one is not speaking TLS.
-const MAX_FIRST_FLIGHT: usize = 16 * 1024 + 5;
+/// A ClientHello may span several records (RFC 8446 §5.1) and outgrow one
+/// (16 KiB): large PSK identities (§4.2.11, up to 2^16-1 bytes each),
+/// several post-quantum key shares (1216 bytes for X25519MLKEM768 alone).
+/// rustls joins one from up to 64 KiB of records and refuses more; this
+/// backstop leaves a record's room above that, so that it never cuts short
+/// a hello rustls would read.
+const MAX_FIRST_FLIGHT: usize = 64 * 1024 + 16 * 1024 + 5;
 
 /// What the client's first bytes were.
 #[derive(Debug, PartialEq, Eq)]
 enum FirstFlight {
-    /// A ClientHello naming this server (lower-case).
-    Sni(String),
-    /// A ClientHello without a server name, or no TLS at all: passed on as is.
-    Other,
+    /// A complete ClientHello, with its server name when it sends one.
+    Hello(Option<String>),
+    /// Bytes that are not a TLS handshake, or a ClientHello rustls cannot read.
+    NotTls,
+    /// `MAX_FIRST_FLIGHT` bytes without a complete ClientHello.
+    TooLong,
+    /// No complete ClientHello within the handshake timeout.
+    Timeout,
+}
+
+impl FirstFlight {
+    /// The log's word for it.
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Hello(_) => "client_hello",
+            Self::NotTls => "not_tls",
+            Self::TooLong => "too_long",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    fn server_name(&self) -> &str {
+        match self {
+            Self::Hello(Some(name)) => name,
+            _ => "",
+        }
+    }
+}
+
+/// Whether a blind tunnel to `target` may carry what its client sent first:
+/// only a complete ClientHello naming no server, or `target` (compared as
+/// DNS names are: case-insensitively, a final dot ignored). `is_guarded`
+/// takes a lower-case name without a final dot. No I/O: the tunnel calls it
+/// once, with the first flight `first_flight` read.
+fn admit(first: &FirstFlight, target: &Target, is_guarded: impl Fn(&str) -> bool) -> Result<(), Reason> {
+    let name = match first {
+        FirstFlight::Hello(None) => return Ok(()),
+        FirstFlight::Hello(Some(name)) => name,
+        FirstFlight::NotTls | FirstFlight::TooLong | FirstFlight::Timeout => return Err(Reason::EgressDenied),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if is_guarded(&name) {
+        // Checked first: were the target itself guarded, its policy would be skipped.
+        Err(Reason::EgressDenied)
+    } else if name == target.host {
+        Ok(())
+    } else {
+        Err(Reason::MisdirectedRequest)
+    }
 }
 
 pub(super) async fn serve(
@@ -51,31 +105,29 @@ pub(super) async fn serve(
         Counted { inner: client, counter: egress.metrics.bytes_upstream.clone(), activity: Arc::clone(&activity) };
     let mut buffered = Vec::new();
     let first = tokio::select! {
-        first = tokio::time::timeout(state.settings.tls_handshake_timeout, first_flight(&mut client, &mut buffered)) => first,
+        first = first_flight(&mut client, &mut buffered, state.settings.tls_handshake_timeout) => first,
         () = conn.kill.cancelled() => return,
     };
-    // No bytes in time: a protocol where the server speaks first; nothing to check.
-    let first = first.unwrap_or(Ok(FirstFlight::Other));
-    let server_name = match first {
+    let first = match first {
+        Ok(first) => first,
         Err(e) => return debug!(peer = %conn.peer, error = %e, "tunnel closed before the first bytes"),
-        Ok(FirstFlight::Sni(name)) if state.rules.is_guarded(&name) => {
-            egress.metrics.denied.inc();
-            info!(
-                target: "mfagate::egress",
-                peer = %conn.peer.ip(),
-                connect = true,
-                host = %target.host,
-                port = target.port,
-                outcome = "denied",
-                reason = "egress_denied",
-                guarded_server_name = %name,
-                "egress"
-            );
-            return;
-        }
-        Ok(FirstFlight::Sni(name)) => Some(name),
-        Ok(FirstFlight::Other) => None,
     };
+    if let Err(reason) = admit(&first, target, |name| state.rules.is_guarded(name)) {
+        egress.metrics.denied.inc();
+        info!(
+            target: "mfagate::egress",
+            peer = %conn.peer.ip(),
+            connect = true,
+            host = %target.host,
+            port = target.port,
+            outcome = "denied",
+            reason = reason.as_str(),
+            first_flight = first.as_str(),
+            server_name = first.server_name(),
+            "egress"
+        );
+        return;
+    }
     let mut upstream =
         Counted { inner: upstream, counter: egress.metrics.bytes_downstream.clone(), activity: Arc::clone(&activity) };
     let copied = async {
@@ -90,7 +142,7 @@ pub(super) async fn serve(
         () = activity.idle_for(state.tunnel_idle_timeout) => {
             debug!(peer = %conn.peer, host = %target.host, "tunnel idle; closed");
         },
-        () = disallowed_by_reload(egress, &mut changes, target, server_name.as_deref()) => {
+        () = disallowed_by_reload(egress, &mut changes, target) => {
             egress.metrics.denied.inc();
             info!(
                 target: "mfagate::egress",
@@ -108,23 +160,17 @@ pub(super) async fn serve(
 }
 
 /// Returns once a reload makes the tunnel one the proxy would not open now:
-/// its target (or the server name its client asked for) became guarded or
-/// denied. A tunnel opened under an old configuration must not outlive it.
-async fn disallowed_by_reload(
-    egress: &Egress,
-    changes: &mut watch::Receiver<u64>,
-    target: &Target,
-    server_name: Option<&str>,
-) {
+/// its target became guarded or denied (the server name its client asked
+/// for, when it named one, is the target: `admit`). A tunnel opened under an
+/// old configuration must not outlive it.
+async fn disallowed_by_reload(egress: &Egress, changes: &mut watch::Receiver<u64>, target: &Target) {
     loop {
         if changes.changed().await.is_err() {
             // No more reloads: nothing can disallow the tunnel.
             return std::future::pending().await;
         }
         let Some((_, state)) = egress.live.egress() else { return };
-        let allowed = state.rules.connect(&target.host, target.port) == Verdict::Pass
-            && server_name.is_none_or(|name| !state.rules.is_guarded(name));
-        if !allowed {
+        if state.rules.connect(&target.host, target.port) != Verdict::Pass {
             return;
         }
     }
@@ -159,32 +205,41 @@ impl Activity {
 }
 
 /// Reads until the first TLS ClientHello is complete (keeping every byte
-/// read in `buffered`), or until the bytes cannot be TLS.
-async fn first_flight<R: AsyncRead + Unpin>(client: &mut R, buffered: &mut Vec<u8>) -> std::io::Result<FirstFlight> {
+/// read in `buffered`), until the bytes cannot be one, or until `timeout`.
+async fn first_flight<R: AsyncRead + Unpin>(
+    client: &mut R,
+    buffered: &mut Vec<u8>,
+    timeout: Duration,
+) -> std::io::Result<FirstFlight> {
+    tokio::time::timeout(timeout, client_hello(client, buffered)).await.unwrap_or(Ok(FirstFlight::Timeout))
+}
+
+async fn client_hello<R: AsyncRead + Unpin>(client: &mut R, buffered: &mut Vec<u8>) -> std::io::Result<FirstFlight> {
     let mut acceptor = Acceptor::default();
     let mut chunk = [0u8; 4096];
     loop {
-        if buffered.len() >= MAX_FIRST_FLIGHT {
-            return Ok(FirstFlight::Other);
+        let room = MAX_FIRST_FLIGHT.saturating_sub(buffered.len()).min(chunk.len());
+        if room == 0 {
+            return Ok(FirstFlight::TooLong);
         }
-        let n = client.read(&mut chunk).await?;
+        let n = client.read(&mut chunk[..room]).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         buffered.extend_from_slice(&chunk[..n]);
         let mut fresh = &chunk[..n];
         while !fresh.is_empty() {
-            if acceptor.read_tls(&mut fresh).is_err() {
-                return Ok(FirstFlight::Other);
+            // `read_tls` takes what rustls has room for; `accept` makes room.
+            if !matches!(acceptor.read_tls(&mut fresh), Ok(1..)) {
+                return Ok(FirstFlight::NotTls);
             }
-        }
-        match acceptor.accept() {
-            Ok(Some(accepted)) => {
-                let name = accepted.client_hello().server_name().map(|s| s.trim_end_matches('.').to_ascii_lowercase());
-                return Ok(name.map_or(FirstFlight::Other, FirstFlight::Sni));
+            match acceptor.accept() {
+                Ok(Some(accepted)) => {
+                    return Ok(FirstFlight::Hello(accepted.client_hello().server_name().map(str::to_string)));
+                }
+                Ok(None) => {}
+                Err(_) => return Ok(FirstFlight::NotTls),
             }
-            Ok(None) => {}
-            Err(_) => return Ok(FirstFlight::Other),
         }
     }
 }
@@ -226,6 +281,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::hosts::pattern_matches;
     use super::*;
 
     fn client_hello(server_name: &str) -> Vec<u8> {
@@ -241,34 +297,213 @@ mod tests {
         out
     }
 
-    async fn flight(bytes: &[u8]) -> (FirstFlight, Vec<u8>) {
+    /// The handshake messages of `flight` (one or more TLS records) framed
+    /// anew in records of at most `size` bytes of payload each.
+    fn reframe(flight: &[u8], size: usize) -> Vec<u8> {
+        let mut payload = Vec::new();
+        let mut rest = flight;
+        while rest.len() >= 5 {
+            let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+            payload.extend_from_slice(&rest[5..5 + len]);
+            rest = &rest[5 + len..];
+        }
+        let mut out = Vec::new();
+        for piece in payload.chunks(size) {
+            out.extend_from_slice(&[0x16, 0x03, 0x01]);
+            out.extend_from_slice(&u16::try_from(piece.len()).unwrap().to_be_bytes());
+            out.extend_from_slice(piece);
+        }
+        out
+    }
+
+    /// What `first_flight` makes of `bytes`, written in small pieces (so
+    /// that they arrive over several reads), the writer then staying open.
+    async fn flight(bytes: &[u8]) -> (std::io::Result<FirstFlight>, Vec<u8>) {
         let (mut tx, mut rx) = tokio::io::duplex(64);
         let bytes = bytes.to_vec();
-        // Written in small pieces: the hello arrives over several reads.
         let writer = tokio::spawn(async move {
             for piece in bytes.chunks(50) {
-                tx.write_all(piece).await.unwrap();
+                if tx.write_all(piece).await.is_err() {
+                    break;
+                }
             }
             tx
         });
         let mut buffered = Vec::new();
-        let first = first_flight(&mut rx, &mut buffered).await.unwrap();
-        drop(writer);
+        let first = first_flight(&mut rx, &mut buffered, Duration::from_millis(300)).await;
+        writer.abort();
         (first, buffered)
+    }
+
+    fn target() -> Target {
+        Target { host: "files.example.net".into(), port: 443 }
+    }
+
+    fn guarded(name: &str) -> bool {
+        name == "api.partnercenter.microsoft.com" || pattern_matches("*.graph.example", name)
+    }
+
+    fn admitted(first: FirstFlight) -> Result<(), &'static str> {
+        admit(&first, &target(), guarded).map_err(Reason::as_str)
+    }
+
+    fn hello(name: &str) -> FirstFlight {
+        FirstFlight::Hello(Some(name.into()))
+    }
+
+    #[test]
+    fn only_a_hello_naming_no_server_or_the_target_is_admitted() {
+        assert_eq!(admitted(FirstFlight::Hello(None)), Ok(()));
+        for own in ["files.example.net", "FILES.Example.NET", "files.example.net."] {
+            assert_eq!(admitted(hello(own)), Ok(()), "{own}");
+        }
+        for name in ["api.partnercenter.microsoft.com", "API.PartnerCenter.microsoft.com.", "v1.graph.example"] {
+            assert_eq!(admitted(hello(name)), Err("egress_denied"), "guarded {name}");
+        }
+        for name in ["other.example.net", "sub.files.example.net", "files.example.net.evil", "xfiles.example.net", ""] {
+            assert_eq!(admitted(hello(name)), Err("misdirected_request"), "another host {name:?}");
+        }
+        for first in [FirstFlight::NotTls, FirstFlight::TooLong, FirstFlight::Timeout] {
+            assert_eq!(admitted(first), Err("egress_denied"));
+        }
+    }
+
+    #[test]
+    fn a_guarded_target_is_refused_even_by_its_own_name() {
+        let target = Target { host: "api.partnercenter.microsoft.com".into(), port: 443 };
+        let first = hello("api.partnercenter.microsoft.com");
+        assert_eq!(admit(&first, &target, guarded), Err(Reason::EgressDenied));
     }
 
     #[tokio::test]
     async fn reads_the_server_name_and_keeps_every_byte() {
         let hello = client_hello("API.PartnerCenter.microsoft.com");
         let (first, buffered) = flight(&hello).await;
-        assert_eq!(first, FirstFlight::Sni("api.partnercenter.microsoft.com".into()));
+        assert_eq!(first.unwrap(), FirstFlight::Hello(Some("api.partnercenter.microsoft.com".into())));
         assert_eq!(buffered, hello);
+        let (first, _) = flight(&client_hello("127.0.0.1")).await;
+        assert_eq!(first.unwrap(), FirstFlight::Hello(None), "an address is not sent as a server name");
     }
 
     #[tokio::test]
-    async fn anything_else_passes_unread() {
-        let (first, buffered) = flight(b"GET / HTTP/1.1\r\nHost: files.example.net\r\n\r\n").await;
-        assert_eq!(first, FirstFlight::Other);
-        assert!(buffered.starts_with(b"GET / "));
+    async fn a_hello_split_over_many_records_is_read_whole() {
+        let hello = client_hello("files.example.net");
+        for size in [1, 7, 100, 512] {
+            let split = reframe(&hello, size);
+            let (first, buffered) = flight(&split).await;
+            assert_eq!(first.unwrap(), FirstFlight::Hello(Some("files.example.net".into())), "records of {size}");
+            assert_eq!(buffered, split);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hello_larger_than_one_record_is_read_whole() {
+        // A hello with a 20 000-byte extension (as a large PSK identity or
+        // several post-quantum key shares make it), in full-size records.
+        let hello = client_hello("files.example.net");
+        let mut message = reframe(&hello, usize::MAX >> 1)[5..].to_vec();
+        let filler = 20_000usize;
+        grow_client_hello(&mut message, filler);
+        let mut flight_bytes = Vec::new();
+        for piece in message.chunks(16 * 1024) {
+            flight_bytes.extend_from_slice(&[0x16, 0x03, 0x01]);
+            flight_bytes.extend_from_slice(&u16::try_from(piece.len()).unwrap().to_be_bytes());
+            flight_bytes.extend_from_slice(piece);
+        }
+        assert!(flight_bytes.len() > 16 * 1024 + 5);
+        let (first, _) = flight(&flight_bytes).await;
+        assert_eq!(first.unwrap(), FirstFlight::Hello(Some("files.example.net".into())));
+    }
+
+    /// Adds an unknown extension of `n` bytes of zeros to the ClientHello
+    /// handshake `message` (header included), fixing up the lengths.
+    fn grow_client_hello(message: &mut Vec<u8>, n: usize) {
+        // Handshake header (4), version (2), random (32), session id, cipher
+        // suites, compression methods, then the extensions' length.
+        let mut at = 4 + 2 + 32;
+        at += 1 + usize::from(message[at]);
+        at += 2 + usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
+        at += 1 + usize::from(message[at]);
+        let extensions = usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
+        let added = 4 + n;
+        let new_extensions = u16::try_from(extensions + added).unwrap();
+        message[at..at + 2].copy_from_slice(&new_extensions.to_be_bytes());
+        // An unassigned extension type; servers ignore those (RFC 8446 §4.2).
+        message.extend_from_slice(&0xfe77u16.to_be_bytes());
+        message.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
+        message.resize(message.len() + n, 0);
+        let body = u32::try_from(message.len() - 4).unwrap().to_be_bytes();
+        message[1..4].copy_from_slice(&body[1..]);
+    }
+
+    #[tokio::test]
+    async fn bytes_that_are_not_a_tls_handshake_are_not_tls() {
+        let server_hello = {
+            let mut h = reframe(&client_hello("files.example.net"), 16 * 1024);
+            h[5] = 2; // handshake type: ServerHello
+            h
+        };
+        let cases: [(&str, &[u8]); 6] = [
+            ("plain HTTP", b"GET / HTTP/1.1\r\nHost: files.example.net\r\n\r\n"),
+            ("SSH", b"SSH-2.0-OpenSSH_9.6\r\n"),
+            ("application data", &[0x17, 0x03, 0x03, 0x00, 0x02, 0x00, 0x00]),
+            ("an oversized record", &[0x16, 0x03, 0x01, 0xff, 0xff, 0x01]),
+            ("SSLv2 framing", &[0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15]),
+            ("another handshake message", &server_hello),
+        ];
+        for (what, bytes) in cases {
+            let (first, _) = flight(bytes).await;
+            assert_eq!(first.unwrap(), FirstFlight::NotTls, "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn silence_or_half_a_hello_times_out() {
+        let (first, buffered) = flight(b"").await;
+        assert_eq!(first.unwrap(), FirstFlight::Timeout, "nothing sent");
+        assert!(buffered.is_empty());
+        let hello = client_hello("files.example.net");
+        let (first, buffered) = flight(&hello[..hello.len() / 2]).await;
+        assert_eq!(first.unwrap(), FirstFlight::Timeout, "half a hello");
+        assert_eq!(buffered.len(), hello.len() / 2);
+        let (first, _) = flight(&hello[..3]).await;
+        assert_eq!(first.unwrap(), FirstFlight::Timeout, "part of a record header");
+    }
+
+    #[tokio::test]
+    async fn a_hello_that_never_ends_is_refused_in_bounded_memory() {
+        // ClientHello headers announcing 0xffff and 0xffffff bytes, then
+        // filler, one byte or a full record at a time.
+        for (length, record) in [([0x00, 0xff, 0xff], 1), ([0x00, 0xff, 0xff], 16 * 1024), ([0xff, 0xff, 0xff], 1)] {
+            let mut message = [&[0x01][..], &length[..]].concat();
+            message.resize(4 + 0xffff, 0x00);
+            let bytes = reframe_raw(&message[..message.len() - 1], record);
+            let (first, buffered) = flight(&bytes).await;
+            let first = first.unwrap();
+            assert!(matches!(first, FirstFlight::NotTls | FirstFlight::TooLong), "{length:?} in {record}: {first:?}");
+            assert!(buffered.len() <= MAX_FIRST_FLIGHT, "{} bytes read", buffered.len());
+        }
+    }
+
+    /// `payload` as handshake records of `size` bytes each.
+    fn reframe_raw(payload: &[u8], size: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for piece in payload.chunks(size) {
+            out.extend_from_slice(&[0x16, 0x03, 0x01]);
+            out.extend_from_slice(&u16::try_from(piece.len()).unwrap().to_be_bytes());
+            out.extend_from_slice(piece);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_before_a_hello_is_an_error() {
+        let hello = client_hello("files.example.net");
+        let (mut tx, mut rx) = tokio::io::duplex(64 * 1024);
+        tx.write_all(&hello[..100]).await.unwrap();
+        drop(tx);
+        let mut buffered = Vec::new();
+        let first = first_flight(&mut rx, &mut buffered, Duration::from_secs(5)).await;
+        assert_eq!(first.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

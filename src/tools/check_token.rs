@@ -15,7 +15,7 @@ use http::request::Parts;
 use serde_json::Value;
 
 use super::hints::{Context, hint};
-use crate::auth::claims::{ClaimChecks, Claims};
+use crate::auth::claims::{ClaimChecks, Claims, audience_key};
 use crate::auth::jwks::KeyStore;
 use crate::auth::Authenticator;
 use crate::cli::CheckTokenArgs;
@@ -270,9 +270,8 @@ fn pick_route<'c>(
         return Ok(route);
     }
     let api = || config.routes.iter().filter(|r| r.policy.kind != RouteKind::Login);
-    let accepts = |r: &RouteConfig| {
-        claims.is_some_and(|c| c.aud.iter().any(|a| r.audiences.iter().any(|want| want == a.trim_end_matches('/'))))
-    };
+    let accepts =
+        |r: &RouteConfig| claims.is_some_and(|c| c.aud.iter().any(|a| r.audiences.contains(&audience_key(a))));
     api()
         .find(|r| accepts(r))
         .or_else(|| api().next())

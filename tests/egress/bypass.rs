@@ -1,10 +1,18 @@
 //! Attempts to get around the policy through the proxy: another TLS server
 //! name or `Host` inside an intercepted tunnel, an IP literal or an unlisted
-//! port, a guarded name inside a blind tunnel, and tokens sent to a host
-//! their audience does not name. Each is refused and nothing is forwarded.
+//! port, a guarded or another name inside a blind tunnel (sent at once, or
+//! after waiting past the handshake timeout), bytes that are not TLS in a
+//! blind tunnel, and tokens sent to a host their audience does not name.
+//! Each is refused and nothing is forwarded.
 
-use crate::clients::{PlainPeer, TlsPeer, bearer, connect, curl, egress_ca};
-use crate::support::{GRAPH_HOST, PC_HOST, assert_rejected};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::clients::{
+    CountingRelay, PlainPeer, TlsPeer, bearer, client_hello, connect, curl, egress_ca, raw_tunnel, read_until_closed,
+};
+use crate::support::{GRAPH_HOST, PC_HOST, TestEnv, assert_rejected};
 use crate::{PC_URL, graph_token, guarded, proxied_client};
 
 #[tokio::test]
@@ -89,6 +97,112 @@ async fn a_blind_tunnel_may_not_carry_a_guarded_server_name() {
     // The same tunnel with the target's own name works.
     let out = curl(&env, &["--cacert", &peer.ca_path.display().to_string(), "https://files.example.net/"]).await;
     assert_eq!(out.code, 200, "{out:?}");
+}
+
+/// A blind tunnel's target, `files.example.net`, behind a relay that counts
+/// what reaches it; `tls_handshake_timeout` is 1 s.
+async fn blind_target(dir: &std::path::Path) -> (TestEnv, TlsPeer, CountingRelay) {
+    let peer = TlsPeer::start(dir, "files.example.net").await;
+    let relay = CountingRelay::start(peer.addr).await;
+    let env = guarded()
+        .server("tls_handshake_timeout = \"1s\"")
+        .egress("default = \"tunnel\"")
+        .resolve("files.example.net", relay.addr)
+        .start()
+        .await;
+    (env, peer, relay)
+}
+
+/// Asserts that the proxy closed `tunnel` without a byte from the target.
+async fn assert_closed(tunnel: &mut tokio::net::TcpStream, what: &str) {
+    let (closed, answer) = read_until_closed(tunnel).await;
+    assert!(closed, "{what}: the tunnel is still open after 5 s ({} bytes came back)", answer.len());
+    assert!(answer.is_empty(), "{what}: {} bytes came back from the target", answer.len());
+}
+
+/// Asserts that the target answered `tunnel`'s hello with a TLS record.
+async fn assert_tunnelled(tunnel: &mut tokio::net::TcpStream, what: &str) {
+    let mut buf = [0u8; 5];
+    let read = tokio::time::timeout(Duration::from_secs(5), tunnel.read_exact(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(_))), "{what}: no answer from the target: {read:?}");
+    assert_eq!(buf[0], 0x16, "{what}: the target's handshake record");
+}
+
+#[tokio::test]
+async fn waiting_past_the_handshake_timeout_does_not_open_a_blind_tunnel() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, peer, relay) = blind_target(dir.path()).await;
+    // A hello naming Partner Center, sent after the timeout.
+    let mut tunnel = raw_tunnel(&env, "files.example.net:443").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = tunnel.write_all(&client_hello(PC_HOST)).await;
+    assert_closed(&mut tunnel, "guarded name after the timeout").await;
+    // Half of a hello, then nothing.
+    let hello = client_hello("files.example.net");
+    let mut tunnel = raw_tunnel(&env, "files.example.net:443").await;
+    tunnel.write_all(&hello[..hello.len() / 2]).await.unwrap();
+    assert_closed(&mut tunnel, "half a hello").await;
+    // Nothing at all.
+    let mut tunnel = raw_tunnel(&env, "files.example.net:443").await;
+    assert_closed(&mut tunnel, "silence").await;
+    assert_eq!(relay.received(), 0, "nothing reached the target");
+    assert_eq!(env.upstream.hits(), 0);
+    assert_eq!(env.metric(r#"mfagate_egress_connections_total{kind="denied"}"#).await, 3.0);
+    // A client that sends its hello in time gets through.
+    let out = curl(&env, &["--cacert", &peer.ca_path.display().to_string(), "https://files.example.net/"]).await;
+    assert_eq!(out.code, 200, "{out:?}");
+    assert_eq!(peer.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_blind_tunnel_carries_only_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, _peer, relay) = blind_target(dir.path()).await;
+    let cases: [(&str, &[u8]); 4] = [
+        ("plain HTTP", b"GET / HTTP/1.1\r\nHost: files.example.net\r\n\r\n"),
+        ("SSH", b"SSH-2.0-OpenSSH_9.6\r\n"),
+        ("a TLS record that is not a handshake", &[0x17, 0x03, 0x03, 0x00, 0x02, 0x00, 0x00]),
+        ("a record longer than TLS allows", &[0x16, 0x03, 0x01, 0xff, 0xff, 0x01]),
+    ];
+    for (what, bytes) in cases {
+        let mut tunnel = raw_tunnel(&env, "files.example.net:443").await;
+        tunnel.write_all(bytes).await.unwrap();
+        assert_closed(&mut tunnel, what).await;
+    }
+    assert_eq!(relay.received(), 0, "nothing reached the target");
+    assert_eq!(env.metric(r#"mfagate_egress_connections_total{kind="denied"}"#).await, 4.0);
+}
+
+#[tokio::test]
+async fn a_blind_tunnel_carries_only_its_own_server_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, peer, relay) = blind_target(dir.path()).await;
+    // Allowed hosts (default = "tunnel") and guarded ones alike: naming
+    // another host would front it through this tunnel.
+    let others = [
+        "other.example.net",
+        "files.example.net.evil.example",
+        "sub.files.example.net",
+        "xfiles.example.net",
+        GRAPH_HOST,
+        "login.microsoftonline.com",
+    ];
+    for name in others {
+        let mut tunnel = raw_tunnel(&env, "files.example.net:443").await;
+        tunnel.write_all(&client_hello(name)).await.unwrap();
+        assert_closed(&mut tunnel, name).await;
+    }
+    assert_eq!(relay.received(), 0, "nothing reached the target");
+    assert_eq!(env.metric(r#"mfagate_egress_connections_total{kind="denied"}"#).await, others.len() as f64);
+    // The target's own name in any case, and no name at all, get through.
+    for name in ["files.example.net", "FILES.Example.NET", "127.0.0.1"] {
+        let mut tunnel = raw_tunnel(&env, "FILES.example.net.:443").await;
+        tunnel.write_all(&client_hello(name)).await.unwrap();
+        assert_tunnelled(&mut tunnel, name).await;
+    }
+    let out = curl(&env, &["--cacert", &peer.ca_path.display().to_string(), "https://files.example.net/"]).await;
+    assert_eq!((out.connect, out.code), (200, 200), "{out:?}");
+    assert_eq!(env.metric(r#"mfagate_egress_connections_total{kind="denied"}"#).await, others.len() as f64);
 }
 
 #[tokio::test]

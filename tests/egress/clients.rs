@@ -178,3 +178,100 @@ impl PlainPeer {
         self.seen.lock().unwrap().last().cloned().expect("plain peer saw no request")
     }
 }
+
+/// A plain TCP connection to the proxy after `CONNECT target` got 200: the
+/// tunnel as raw bytes, for first flights no TLS client would send.
+pub async fn raw_tunnel(env: &TestEnv, target: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(env.egress.unwrap()).await.unwrap();
+    tcp.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes()).await.unwrap();
+    // Byte by byte: nothing after the answer's head may be consumed.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "the proxy closed during CONNECT {target}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 200"), "CONNECT {target}: {head}");
+    tcp
+}
+
+/// The first flight of a rustls client for `server_name` (a DNS name, or
+/// an IP address, for which no server name is sent).
+pub fn client_hello(server_name: &str) -> Vec<u8> {
+    let config = rustls::ClientConfig::builder_with_provider(mfagate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from(server_name.to_string()).unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut out = Vec::new();
+    conn.write_tls(&mut out).unwrap();
+    out
+}
+
+/// Reads until the far end closes (`true`) or 5 s pass with it still open
+/// (`false`); what was read comes back too.
+pub async fn read_until_closed(io: &mut (impl tokio::io::AsyncRead + Unpin)) -> (bool, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, io.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return (true, seen),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => return (false, seen),
+        }
+    }
+}
+
+/// A TCP relay in front of `to` that counts the bytes it passes on: how much
+/// of a tunnel's traffic reached its target.
+pub struct CountingRelay {
+    pub addr: SocketAddr,
+    received: Arc<AtomicUsize>,
+}
+
+impl CountingRelay {
+    pub async fn start(to: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&received);
+        tokio::spawn(async move {
+            while let Ok((from, _)) = listener.accept().await {
+                let count = Arc::clone(&count);
+                tokio::spawn(async move {
+                    let Ok(target) = tokio::net::TcpStream::connect(to).await else { return };
+                    let (mut from_read, mut from_write) = from.into_split();
+                    let (mut to_read, mut to_write) = target.into_split();
+                    let upstream = async {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = [0u8; 4096];
+                        while let Ok(n @ 1..) = from_read.read(&mut buf).await {
+                            count.fetch_add(n, Ordering::SeqCst);
+                            if to_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = tokio::io::AsyncWriteExt::shutdown(&mut to_write).await;
+                    };
+                    let downstream = async {
+                        let _ = tokio::io::copy(&mut to_read, &mut from_write).await;
+                        let _ = tokio::io::AsyncWriteExt::shutdown(&mut from_write).await;
+                    };
+                    tokio::join!(upstream, downstream);
+                });
+            }
+        });
+        Self { addr, received }
+    }
+
+    /// Bytes passed on to the target so far, over every connection.
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+}

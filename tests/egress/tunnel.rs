@@ -4,7 +4,7 @@
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::clients::{PROXY_ENV, PlainPeer, TlsPeer, bearer, connect, curl, egress_ca, open_tunnel};
+use crate::clients::{PROXY_ENV, PlainPeer, TlsPeer, bearer, client_hello, connect, curl, egress_ca, open_tunnel};
 use crate::support::PC_HOST;
 use crate::{guarded, proxied_client};
 
@@ -185,7 +185,13 @@ async fn an_idle_blind_tunnel_is_closed_and_a_busy_one_is_not() {
     let mut idle = open_tunnel(&env, "echo.example.net:443").await;
     let mut busy = open_tunnel(&env, "echo.example.net:443").await;
     let mut buf = [0u8; 8];
+    // Bytes are copied only after a ClientHello: the echo sends it back.
+    let hello = client_hello("echo.example.net");
     for tunnel in [&mut idle, &mut busy] {
+        tunnel.write_all(&hello).await.unwrap();
+        let mut echoed = vec![0u8; hello.len()];
+        tunnel.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(echoed, hello);
         tunnel.write_all(b"ping").await.unwrap();
         tunnel.read_exact(&mut buf[..4]).await.unwrap();
         assert_eq!(&buf[..4], b"ping");

@@ -145,7 +145,10 @@ impl KeyStore {
     }
 
     /// The key for a token with these claims and `kid`, and the index of the
-    /// source that holds it.
+    /// source that holds it: the first source that serves the token's issuer
+    /// and holds `kid` bound to that issuer. A source whose key of that `kid`
+    /// is bound to another issuer does not end the search (several sources
+    /// may list one `kid`); the token is refused only when no source binds.
     pub async fn key(&self, claims: &Claims, kid: &str) -> Result<(usize, Arc<VerifyKey>), AuthError> {
         let iss = claims.iss.as_deref().unwrap_or("");
         let tid = claims.tid.as_deref().filter(|t| is_guid(t));
@@ -155,29 +158,34 @@ impl KeyStore {
         for (i, source) in self.sources.iter().enumerate() {
             if serves(source)
                 && let Some(key) = source.lookup(kid)
+                && key.allows_issuer(iss, tid)
             {
-                return bind(i, key, iss, tid);
+                return Ok((i, key));
             }
         }
         let mut candidates = 0;
         let mut unusable = false;
+        let mut bound_elsewhere = false;
         for (i, source) in self.sources.iter().enumerate() {
             if !serves(source) {
                 continue;
             }
             candidates += 1;
             match source.key(kid).await {
-                Lookup::Found(key) => return bind(i, key, iss, tid),
+                Lookup::Found(key) if key.allows_issuer(iss, tid) => return Ok((i, key)),
+                Lookup::Found(_) => bound_elsewhere = true,
                 Lookup::Unknown => {}
                 Lookup::Unusable => unusable = true,
             }
         }
-        match (candidates, unusable) {
+        match (candidates, unusable, bound_elsewhere) {
             // No source holds keys for this issuer.
-            (0, _) => Err(AuthError::BadIssuer),
+            (0, _, _) => Err(AuthError::BadIssuer),
             // The key may be in a source we cannot read now: our fault, retry.
-            (_, true) => Err(AuthError::KeysUnavailable),
-            (_, false) => Err(AuthError::UnknownKey),
+            (_, true, _) => Err(AuthError::KeysUnavailable),
+            // A v2 key may only sign for its own issuer (with the token's `tid`).
+            (_, false, true) => Err(AuthError::BadIssuer),
+            (_, false, false) => Err(AuthError::UnknownKey),
         }
     }
 
@@ -219,7 +227,98 @@ impl KeyStore {
     }
 }
 
-/// A v2 key may only sign for its own issuer (with the token's `tid`).
-fn bind(index: usize, key: Arc<VerifyKey>, iss: &str, tid: Option<&str>) -> Result<(usize, Arc<VerifyKey>), AuthError> {
-    if key.allows_issuer(iss, tid) { Ok((index, key)) } else { Err(AuthError::BadIssuer) }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, TEST_ROUTE};
+
+    const TID: &str = "df845f1a-1111-2222-3333-444455556666";
+    const N: &str = "3I2c2shPwo4E7Y9Npyp7A5s4bkw9u3BV0sNsn4Ph2WAZFXduaTy8ZirXa8cQF2_Riwckxcqf2DYmdUKGDb1FCBESW34oV2V5PopqS2llIfwU6gwrbWycQuai7FUG-UZWfud64ZRqbk8oyyYD7gHfijUiZ-nOHd3ozzDS0NNnH6TKCHiwKu-ocqzT7pDUMr3ozu2Gv0Gb4txtQk4m2QbNn4uNmYrSjgKzNH3HYWQgBYAEEgCUkG-nH4Ui1IsBvPCEIig_UhHn-OtJ9ZHnGmQnRQo22VMRWa9WPXYBt4RCA3eljmDYXLfQNua8Z69e40cGoXrSza90KsuXqNLo-0xQ0w";
+    const MSA: &str = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
+    const V2: &str = "https://login.microsoftonline.com/{tenantid}/v2.0";
+
+    /// Key `k`, bound to `issuer` when given.
+    fn key(issuer: Option<&str>) -> serde_json::Value {
+        let mut jwk = serde_json::json!({"kty": "RSA", "kid": "k", "n": N, "e": "AQAB"});
+        if let Some(i) = issuer {
+            jwk["issuer"] = i.into();
+        }
+        jwk
+    }
+
+    /// A store of file sources, in order: (name, keys, extra TOML).
+    async fn store(dir: &std::path::Path, sources: &[(&str, Vec<serde_json::Value>, &str)]) -> KeyStore {
+        let mut toml = String::from("[identity]\nstate_dir = \"\"\n");
+        for (name, keys, extra) in sources {
+            let path = dir.join(format!("{name}.json"));
+            std::fs::write(&path, serde_json::json!({ "keys": keys }).to_string()).unwrap();
+            toml.push_str(&format!(
+                "[[identity.sources]]\nname = \"{name}\"\njwks_uri = \"file:{}\"\n{extra}\n",
+                path.display()
+            ));
+        }
+        let config = Config::from_toml(&format!("{toml}{TEST_ROUTE}")).unwrap();
+        let metrics = crate::metrics::Metrics::new().unwrap();
+        let store = KeyStore::new(&config.identity, |name| metrics.jwks_source(name)).unwrap();
+        store.load().await;
+        store
+    }
+
+    fn claims(iss: &str) -> Claims {
+        Claims { iss: Some(iss.into()), tid: Some(TID.into()), ver: Some("1.0".into()), ..Claims::default() }
+    }
+
+    fn v1() -> Claims {
+        claims(&format!("https://sts.windows.net/{TID}/"))
+    }
+
+    /// The index of the source whose key was chosen, or the refusal.
+    async fn chosen(store: &KeyStore, claims: &Claims, kid: &str) -> Result<usize, &'static str> {
+        store.key(claims, kid).await.map(|(i, _)| i).map_err(|e| e.reason().as_str())
+    }
+
+    #[tokio::test]
+    async fn a_kid_bound_to_another_issuer_does_not_hide_the_same_kid_in_a_later_source() {
+        let dir = tempfile::tempdir().unwrap();
+        for bound in [MSA, V2] {
+            let s = store(dir.path(), &[("elsewhere", vec![key(Some(bound))], ""), ("entra-v1", vec![key(None)], "")])
+                .await;
+            assert_eq!(chosen(&s, &v1(), "k").await, Ok(1), "first source's key bound to {bound}");
+        }
+        // Three sources: the one that binds is last.
+        let s = store(
+            dir.path(),
+            &[("msa", vec![key(Some(MSA))], ""), ("v2", vec![key(Some(V2))], ""), ("v1", vec![key(None)], "")],
+        )
+        .await;
+        assert_eq!(chosen(&s, &v1(), "k").await, Ok(2));
+        let v2 = claims(&format!("https://login.microsoftonline.com/{TID}/v2.0"));
+        assert_eq!(chosen(&s, &v2, "k").await, Ok(1));
+        assert_eq!(chosen(&s, &claims(MSA), "k").await, Ok(0));
+    }
+
+    #[tokio::test]
+    async fn refused_only_when_no_source_that_serves_the_issuer_binds() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), &[("msa", vec![key(Some(MSA))], ""), ("v2", vec![key(Some(V2))], "")]).await;
+        assert_eq!(chosen(&s, &v1(), "k").await, Err("bad_issuer"), "held, but bound elsewhere everywhere");
+        assert_eq!(chosen(&s, &v1(), "other").await, Err("unknown_key"));
+        // A source that does not serve the issuer is not asked, whatever it holds.
+        let s = store(
+            dir.path(),
+            &[("msa", vec![key(Some(MSA))], ""), ("v2-only", vec![key(None)], &format!("issuers = [\"{V2}\"]"))],
+        )
+        .await;
+        assert_eq!(chosen(&s, &v1(), "k").await, Err("bad_issuer"));
+    }
+
+    #[tokio::test]
+    async fn a_later_source_is_refetched_for_a_kid_an_earlier_one_binds_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), &[("msa", vec![key(Some(MSA))], ""), ("v1", vec![], "")]).await;
+        // The right key appears in the second source after the start.
+        let path = dir.path().join("v1.json");
+        std::fs::write(&path, serde_json::json!({ "keys": [key(None)] }).to_string()).unwrap();
+        assert_eq!(chosen(&s, &v1(), "k").await, Ok(1));
+    }
 }

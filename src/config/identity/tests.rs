@@ -153,3 +153,64 @@ fn sources_can_be_set_from_the_environment() {
     assert_eq!(id.sources[0].name, "entra");
     assert_eq!(id.token_cache_size, 0);
 }
+
+fn warnings(text: &str) -> Vec<String> {
+    Config::from_toml(&format!("{text}\n{ROUTE}")).unwrap().warnings()
+}
+
+#[test]
+fn a_source_that_serves_every_issuer_is_warned_about() {
+    let src = |body: &str| format!("[[identity.sources]]\nname = \"lab\"\n{body}\n");
+    for body in [
+        "jwks_uri = \"https://keys.example.net/keys\"",
+        "jwks_uri = \"http://127.0.0.1:8080/keys\"",
+        "jwks_uri = \"file:/etc/mfagate/keys.json\"",
+        "metadata_uri = \"https://idp.example.net/.well-known/openid-configuration\"",
+        // A look-alike of a Microsoft host is not one.
+        "jwks_uri = \"https://login.microsoftonline.com.example.net/keys\"",
+        "jwks_uri = \"https://evil-login.microsoftonline.com.example/keys\"",
+    ] {
+        let w = warnings(&src(body));
+        assert_eq!(w.len(), 1, "{body}: {w:?}");
+        assert!(w[0].starts_with(r#"identity.sources[0] ("lab"): "#), "{body}: {w:?}");
+        assert!(w[0].contains("issuers"), "says what to set: {w:?}");
+    }
+    let shorthand = warnings("[identity]\njwks_uri = \"https://keys.example.net/keys\"");
+    assert_eq!(shorthand.len(), 1);
+    assert!(shorthand[0].starts_with(r#"identity.jwks_uri ("default"): "#), "{shorthand:?}");
+    // The second of two, by its index.
+    let two = warnings(&format!(
+        "{}{}",
+        src("jwks_uri = \"https://login.windows.net/common/discovery/keys\""),
+        src("jwks_uri = \"https://k.example/keys\"").replace("lab", "lab2")
+    ));
+    assert_eq!(two.len(), 1, "{two:?}");
+    assert!(two[0].starts_with(r#"identity.sources[1] ("lab2"): "#), "{two:?}");
+}
+
+#[test]
+fn entra_endpoints_and_sources_with_issuers_are_not_warned_about() {
+    assert_eq!(warnings(""), Vec::<String>::new(), "the default key set");
+    let src = |body: &str| format!("[[identity.sources]]\nname = \"a\"\n{body}\n");
+    for host in [
+        "login.microsoftonline.com",
+        "LOGIN.MicrosoftOnline.com.",
+        "login.windows.net",
+        "sts.windows.net",
+        "login.microsoft.com",
+        "login.microsoftonline.us",
+        "login.chinacloudapi.cn",
+        "login.partner.microsoftonline.cn",
+    ] {
+        assert_eq!(
+            warnings(&src(&format!("jwks_uri = \"https://{host}/common/discovery/keys\""))),
+            Vec::<String>::new(),
+            "{host}"
+        );
+        let metadata = format!("metadata_uri = \"https://{host}/common/.well-known/openid-configuration\"");
+        assert_eq!(warnings(&src(&metadata)), Vec::<String>::new(), "{host}");
+    }
+    let pinned =
+        src("jwks_uri = \"https://keys.example.net/keys\"\nissuers = [\"https://sts.windows.net/{tenantid}/\"]");
+    assert_eq!(warnings(&pinned), Vec::<String>::new());
+}
