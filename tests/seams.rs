@@ -1,10 +1,13 @@
 //! Seams between the gateway's parsers and the servers behind it: each
 //! request here is one that a lenient upstream (IIS, ASP.NET, Entra) reads in
 //! a way a strict parser would not, and each must be judged as the upstream
-//! reads it. Trailing dots and spaces in path segments are in
+//! reads it. Customer ids in Partner Center paths are in
+//! `seams/customers.rs`, trailing dots and spaces in path segments in
 //! `seams/paths.rs`.
 
 mod support;
 
+#[path = "seams/customers.rs"]
+mod customers;
 #[path = "seams/paths.rs"]
 mod paths;

@@ -229,7 +229,7 @@ impl Gateway {
             return settle(record, policy::judge(policy, reason, now));
         }
         let customer = if policy.needs_path_customer() {
-            gdap::customer_in_path(parts.uri.path()).map_err(Reject::BadRequest)?
+            gdap::customer_in_path(parts.uri.path()).map_err(Reject::BadRequest)?.map(|c| c.id)
         } else {
             None
         };

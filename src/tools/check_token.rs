@@ -115,7 +115,9 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
         Err((e, None)) => (Signature::NotChecked("the token could not be read"), Err(e.reason()), decoded, false),
     };
     let customer = match (policy.needs_path_customer(), args.path.as_deref()) {
-        (true, Some(path)) => gdap::customer_in_path(path).map_err(|e| CheckError::Input(format!("--path: {e}")))?,
+        (true, Some(path)) => {
+            gdap::customer_in_path(path).map_err(|e| CheckError::Input(format!("--path: {e}")))?.map(|c| c.id)
+        }
         _ => None,
     };
     let evaluation = claims
