@@ -32,7 +32,7 @@ use crate::limit::Limits;
 use crate::listener::Refusal;
 use crate::metrics::{InFlight, ListenerMetrics, Metrics, RouteMetrics};
 use crate::policy::legacy::{self, Credential, TokenRequest};
-use crate::policy::{self, Authorized, Check, Decision, Input, RouteKind, Rule, gdap};
+use crate::policy::{self, Authorized, Check, Decision, DenyReason, Input, RouteKind, Rule, gdap};
 use crate::rfc3339::{self, unix_now};
 use crate::tls::TlsError;
 use forward::{Upstream, UpstreamBody};
@@ -265,7 +265,8 @@ impl Gateway {
         settle(record, evaluation.decision)
     }
 
-    /// A login route forwards token requests, except the password grant.
+    /// A login route forwards token requests, except password-carrying
+    /// sign-ins: the password grant, WS-Trust, the SAML bearer grants.
     fn check_token_request(
         &self,
         route: &Route,
@@ -274,8 +275,11 @@ impl Gateway {
         now: i64,
         record: &mut Record<'_>,
     ) -> Result<Authorized, Reject> {
-        let request = TokenRequest::parse(parts.uri.query(), body);
-        let decision = match request.check() {
+        let content_type = token_request::content_type(&parts.headers)?;
+        let request = TokenRequest::parse(parts.uri.query(), content_type, body).map_err(Reject::BadRequest)?;
+        let check =
+            if legacy::ws_trust(parts.uri.path()) { Check::Fail(DenyReason::LegacyAuth) } else { request.check() };
+        let decision = match check {
             Check::Fail(reason) => policy::judge(&route.config.policy, reason, now),
             Check::Off | Check::Skip | Check::Pass => Decision::Allow,
         };
