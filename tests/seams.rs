@@ -1,8 +1,10 @@
 //! Requests that must be refused however they are spelled, sent as real
 //! clients send them (TLS on 127.0.0.1, real signed tokens, a recording
 //! upstream): every deny asserts its status, its body and that the upstream
-//! was never reached. Each module names the rule it holds the gateway to.
-//! The egress listener's side of the same rules is in tests/egress/.
+//! was never reached. Each module names the rule it holds the gateway to;
+//! many are requests a lenient upstream (IIS, ASP.NET, Entra) reads in a way
+//! a strict parser would not, and each must be judged as the upstream reads
+//! it. The egress listener's side of the same rules is in tests/egress/.
 
 mod support;
 
@@ -12,10 +14,16 @@ mod auxiliary;
 mod check_config;
 #[path = "seams/credentials.rs"]
 mod credentials;
+#[path = "seams/customers.rs"]
+mod customers;
 #[path = "seams/forwarding.rs"]
 mod forwarding;
 #[path = "seams/limits.rs"]
 mod limits;
+#[path = "seams/login.rs"]
+mod login;
+#[path = "seams/paths.rs"]
+mod paths;
 #[path = "seams/verdicts.rs"]
 mod verdicts;
 

@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use http::header::CONTENT_TYPE;
 use http::request::Parts;
 
 use crate::auth::credentials::{self, Credentials};
@@ -15,6 +14,7 @@ use crate::config::RouteConfig;
 use crate::error::Reject;
 use crate::policy::legacy::{self, TokenRequest};
 use crate::policy::{Check, Facts, Presented, Reason, gdap};
+use crate::proxy::token_request;
 
 /// An API request's facts, and what gathering them cost.
 pub struct Gathered<'h> {
@@ -22,6 +22,9 @@ pub struct Gathered<'h> {
     pub credentials: Credentials<'h>,
     /// Time spent on the token checks (cache, keys, signatures, claims).
     pub verification: Option<Duration>,
+    /// The path to forward instead, when the customer it names was written
+    /// in another form than the canonical one that was checked.
+    pub path: Option<String>,
 }
 
 /// The facts of a request to a Partner Center or AOBO route. `verify`:
@@ -49,6 +52,10 @@ pub async fn api<'h>(
     }
     let customer =
         if policy.needs_path_customer() { gdap::customer_in_path(path).map_err(Reject::BadRequest)? } else { None };
+    let (customer, rewritten) = match customer {
+        Some(c) => (Some(c.id), c.path),
+        None => (None, None),
+    };
     let verifying = Instant::now();
     let token = match credentials.bearer {
         Ok(token) => present(auth, token, &route.audiences, verify, now).await,
@@ -66,7 +73,7 @@ pub async fn api<'h>(
     };
     let verification = Some(verifying.elapsed());
     let facts = Facts { findings, token: Some(token), auxiliary, customer };
-    Ok(Gathered { facts, credentials, verification })
+    Ok(Gathered { facts, credentials, verification, path: rewritten })
 }
 
 /// One token through the token checks.
@@ -86,7 +93,7 @@ pub async fn present(auth: &Authenticator, token: &str, audiences: &[String], ve
 
 /// The facts of a token request on a login route, and the request as read.
 pub fn login(parts: &Parts, body: &[u8]) -> Result<(Facts, TokenRequest), Reject> {
-    let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = token_request::content_type(&parts.headers)?;
     let request = TokenRequest::parse(parts.uri.query(), content_type, body).map_err(Reject::BadRequest)?;
     let mut findings = Vec::new();
     if legacy::ws_trust(parts.uri.path()) {

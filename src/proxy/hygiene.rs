@@ -13,8 +13,8 @@
 //! Paths: the route is chosen on the normalised path, and the normalised path
 //! is what the upstream gets. Percent-encoded unreserved characters are
 //! decoded (`%76%31` is `v1`); dot segments, encoded dots, slashes and
-//! backslashes, empty segments, double encoding and encoded control
-//! characters are refused.
+//! backslashes, empty segments, double encoding, encoded control characters
+//! and segments ending with a dot or a space (which IIS strips) are refused.
 
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
@@ -177,6 +177,10 @@ pub fn normalize_path(path: &str) -> Result<Option<String>, &'static str> {
         if segment.is_empty() && n != last {
             return Err("empty segment in path");
         }
+        // IIS strips a trailing dot or space: `customers.` is `customers` to it.
+        if [name, segment].iter().any(|s| s.ends_with(['.', ' ']) || s.ends_with("%20")) {
+            return Err("trailing dot or space in a path segment");
+        }
     }
     Ok(out.filter(|o| o != path))
 }
@@ -187,7 +191,8 @@ fn hex(b: &u8) -> Option<u8> {
     (*b as char).to_digit(16).map(|d| d as u8)
 }
 
-fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
+/// `uri` with its path replaced by `path` (the query kept).
+pub(crate) fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
     let path_and_query: PathAndQuery = match uri.query() {
         Some(q) => format!("{path}?{q}").parse().ok()?,
         None => path.parse().ok()?,
@@ -207,8 +212,20 @@ mod tests {
 
     #[test]
     fn plain_paths_are_untouched() {
-        for p in ["/", "/v1/customers", "/v1/customers/", "/v1/a%20b", "/v1/x%3Ay", "/v1/file.txt", "/a;b=c", "/..a/.b"]
-        {
+        for p in [
+            "/",
+            "/v1/customers",
+            "/v1/customers/",
+            "/v1/a%20b",
+            "/v1/x%3Ay",
+            "/v1/file.txt",
+            "/a;b=c",
+            "/..a/.b",
+            "/v1.0/me",
+            "/v1/a.b",
+            "/v1/.well-known/x",
+            "/v1/x%C2%A0",
+        ] {
             assert_eq!(normalize_path(p), Ok(None), "{p}");
         }
     }
@@ -248,6 +265,32 @@ mod tests {
         ] {
             assert!(normalize_path(p).is_err(), "{p}");
         }
+    }
+
+    /// IIS strips a trailing dot or space from a segment: `/v1/customers./x`
+    /// is `/v1/customers/x` to it.
+    #[test]
+    fn segments_ending_with_a_dot_or_a_space_are_refused() {
+        for p in [
+            "/v1/customers./x",
+            "/v1/customers%20/x",
+            "/v1./customers",
+            "/v1/x.",
+            "/v1/x%20",
+            "/v1/customers.../x",
+            "/v1/customers.%20/x",
+            "/v1/customers%20./x",
+            "/v1/customers%20%20",
+            "/v1/customers.;a=b/x",
+            "/v1/customers;a=b./x",
+            "/%76%31./x",
+            "/v1/%43ustomers./x",
+            "/v1/...",
+        ] {
+            assert_eq!(normalize_path(p), Err("trailing dot or space in a path segment"), "{p}");
+        }
+        assert_eq!(normalize_path("/v1/../x"), Err("dot segment in path"));
+        assert_eq!(normalize_path("/v1/%2e/x"), Err("encoded dot in path"));
     }
 
     fn parts(raw: http::request::Builder) -> Parts {

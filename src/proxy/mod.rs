@@ -203,7 +203,13 @@ impl Gateway {
                 let gathered = facts::api(&self.auth, &route.config, &parts, policy.verify_signature, now).await?;
                 record.credential = Some(gathered.credentials.scheme);
                 record.verification = gathered.verification;
-                (gathered.facts, RequestBody::Left(ClientBody::new(body)))
+                let (facts, path) = (gathered.facts, gathered.path);
+                // The upstream gets the customer id in the form that was checked.
+                if let Some(path) = path {
+                    parts.uri = hygiene::with_path(&parts.uri, &path)
+                        .ok_or(Reject::BadRequest("request target cannot be rebuilt"))?;
+                }
+                (facts, RequestBody::Left(ClientBody::new(body)))
             }
         };
         let outcome = policy::decide(policy, &facts, now);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 
@@ -39,4 +39,15 @@ pub async fn read(body: Incoming, headers: &HeaderMap) -> Result<Bytes, Reject> 
         Ok(Err(_)) => Err(Reject::BadRequest("token request body could not be read")),
         Err(_) => Err(Reject::BadRequest("token request body did not arrive in time")),
     }
+}
+
+/// The request's `Content-Type`, for reading its body: one value, and text.
+/// Several, or bytes that are not text, could be read differently upstream.
+pub fn content_type(headers: &HeaderMap) -> Result<Option<&str>, Reject> {
+    let mut values = headers.get_all(CONTENT_TYPE).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Reject::BadRequest("repeated Content-Type on a token request"));
+    }
+    first.map(|v| v.to_str().map_err(|_| Reject::BadRequest("token request Content-Type is not text"))).transpose()
 }
