@@ -57,12 +57,12 @@ impl App {
         let shared = Arc::new(Shared::new(&config)?);
         let load = Arc::new(Load::register(shared.metrics.registry())?);
         let serving = Serving::build(config, &shared, Purpose::Serve)?;
+        serving.activate(&shared.metrics);
         shared.keys.load().await;
         let listener = bind(serving.config.server.listen).await?;
         let admin_listener = bind(serving.config.server.admin_listen).await?;
         let egress_listen = serving.config.egress.as_ref().map(|e| e.listen);
         let fingerprint = serving.fingerprint.clone();
-        serving.activate(&shared.metrics);
         let current = Arc::new(Current::new(serving));
         let egress = match egress_listen {
             Some(addr) => {
