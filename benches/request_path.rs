@@ -24,10 +24,10 @@ use jsonwebtoken::{Algorithm as JwtAlgorithm, EncodingKey, Header};
 use mfagate::auth::claims::{ClaimChecks, Claims};
 use mfagate::auth::jwks::KeyStore;
 use mfagate::auth::token_cache::TokenCache;
-use mfagate::auth::{Authenticator, bearer, token};
+use mfagate::auth::{Authenticator, credentials, token};
 use mfagate::config::Config;
 use mfagate::metrics::Metrics;
-use mfagate::policy::{self, Input, RoutePolicy};
+use mfagate::policy::{self, Facts, Presented, RoutePolicy};
 use mfagate::proxy::headers::{self, Correlation};
 use serde_json::json;
 
@@ -148,15 +148,21 @@ fn fixture(runtime: &tokio::runtime::Runtime) -> Fixture {
     }
 }
 
-/// What the gateway checks for a request once its route is known: the bearer
-/// token (cache, expiry, issuer, audience, tenant) and the route's rules.
+/// What the gateway checks for a request once its route is known: every
+/// credential it carries, the bearer token (cache, expiry, issuer, audience,
+/// tenant) and the decision on the route's rules.
 fn full_check(f: &Fixture, auth: &Authenticator) -> bool {
-    let Some(Ok(token)) = auth.authenticate(&f.headers, &f.audiences, f.now).now_or_never() else {
+    let creds = credentials::read(&f.headers, 16384);
+    if credentials::stray(None, &f.headers).is_some() || !credentials::auxiliary(&f.headers, 16384).is_ok_and(|a| a.is_empty()) {
+        return false;
+    }
+    let Ok(token) = creds.bearer else { return false };
+    let Some(Ok(verified)) = auth.authenticate(token, &f.audiences, f.now).now_or_never() else {
         return false;
     };
-    let input = Input { claims: token.claims(), verified: true, customer: None };
-    let evaluation = policy::evaluate(&f.policy, &input, f.now);
-    policy::authorize(&evaluation.decision).is_ok()
+    let facts = Facts { token: Some(Presented::Checked { claims: verified.into_claims(), verified: true }), ..Facts::default() };
+    let outcome = policy::decide(&f.policy, &facts, f.now);
+    policy::authorize(&outcome, &facts).is_ok()
 }
 
 fn benches(c: &mut Criterion) {
@@ -165,7 +171,7 @@ fn benches(c: &mut Criterion) {
     assert!(full_check(&f, &f.auth) && full_check(&f, &f.uncached), "the fixture's token is accepted");
 
     let mut g = c.benchmark_group("parse");
-    g.bench_function("bearer_extract", |b| b.iter(|| bearer::extract(black_box(&f.headers), 16384).is_ok()));
+    g.bench_function("credentials", |b| b.iter(|| credentials::read(black_box(&f.headers), 16384).bearer.is_ok()));
     g.bench_function("token_parse", |b| b.iter(|| token::parse(black_box(&f.token)).is_ok()));
     let payload = token::parse(&f.token).unwrap().payload;
     g.bench_function("claims_parse", |b| b.iter(|| Claims::parse(black_box(&payload)).is_ok()));
@@ -196,15 +202,17 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function("uncached_check", |b| {
-        b.iter(|| f.uncached.authenticate(black_box(&f.headers), &f.audiences, f.now).now_or_never().is_some())
+        b.iter(|| f.uncached.authenticate(black_box(&f.token), &f.audiences, f.now).now_or_never().is_some())
     });
     g.finish();
 
     let mut g = c.benchmark_group("policy");
-    g.bench_function("evaluate", |b| {
+    let shared = std::sync::Arc::new(claims.clone());
+    g.bench_function("decide", |b| {
         b.iter(|| {
-            let input = Input { claims: black_box(&claims), verified: true, customer: None };
-            policy::authorize(&policy::evaluate(&f.policy, &input, f.now).decision).is_ok()
+            let token = Presented::Checked { claims: std::sync::Arc::clone(black_box(&shared)), verified: true };
+            let facts = Facts { token: Some(token), ..Facts::default() };
+            policy::authorize(&policy::decide(&f.policy, &facts, f.now), &facts).is_ok()
         })
     });
     g.finish();

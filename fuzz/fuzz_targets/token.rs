@@ -1,5 +1,6 @@
-//! Token parsing and claim classification: from the `Authorization` header
-//! value to the claim checks and the principal type. Nothing may panic.
+//! Credentials, token parsing and claim classification: from the
+//! `Authorization` and auxiliary header values to the claim checks and the
+//! principal type. Nothing may panic.
 #![no_main]
 
 use std::collections::HashSet;
@@ -7,16 +8,25 @@ use std::collections::HashSet;
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use libfuzzer_sys::fuzz_target;
 use mfagate::auth::claims::{ClaimChecks, Claims};
-use mfagate::auth::{bearer, token};
+use mfagate::auth::{credentials, token};
 use mfagate::config::IssuerTemplate;
 use mfagate::policy::{ClientType, classify};
 
 fuzz_target!(|data: &[u8]| {
     let mut headers = HeaderMap::new();
-    if let Ok(value) = HeaderValue::from_bytes(data) {
-        headers.insert(AUTHORIZATION, value);
+    // One header value, or several separated by newlines.
+    for value in data.split(|b| *b == b'\n') {
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            headers.append(AUTHORIZATION, value.clone());
+            headers.append(&credentials::AUXILIARY, value.clone());
+            headers.append(http::header::COOKIE, value);
+        }
     }
-    let text = match bearer::extract(&headers, 16 * 1024) {
+    let read = credentials::read(&headers, 16 * 1024);
+    let _ = credentials::auxiliary(&headers, 16 * 1024);
+    let _ = credentials::stray(std::str::from_utf8(data).ok(), &headers);
+    let _ = credentials::every_token(std::str::from_utf8(data).ok(), &headers);
+    let text = match read.bearer {
         Ok(t) => t.to_string(),
         Err(_) => String::from_utf8_lossy(data).into_owned(),
     };
