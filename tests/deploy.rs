@@ -54,6 +54,11 @@ async fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Run {
     }
 }
 
+/// `mounted` pointing at files that do not exist.
+fn unmounted_copy(mounted: &str, root: &Path) -> String {
+    mounted.replace(&format!("{}/etc/mfagate/tls/", root.display()), "/nonexistent/")
+}
+
 /// `text` with `from` replaced, written to a temporary file named `name`.
 fn broken_copy(dir: &Path, name: &str, text: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "{from:?} not found");
@@ -232,9 +237,26 @@ async fn kubernetes_manifests_pass_schema_validation() {
         );
         let r = run(&python, &["-c", &script]).await;
         assert_eq!(r.code, 0, "{}", r.out);
-        let toml = support::write(dir.path(), &format!("{name}.toml"), &r.out);
+        // check-config loads the certificate as `run` does: the files the
+        // pod mounts are put where the configuration expects them, under a
+        // root of the test's own.
+        let root = dir.path().join(name);
+        let tls = root.join("etc/mfagate/tls");
+        std::fs::create_dir_all(&tls).unwrap();
+        std::fs::create_dir_all(root.join("var/lib/mfagate")).unwrap();
+        let pki = support::Pki::new(&root);
+        let leaf = pki.leaf(&root, "pod", &["localhost"]);
+        std::fs::copy(&leaf.cert_path, tls.join("tls.crt")).unwrap();
+        std::fs::copy(&leaf.key_path, tls.join("tls.key")).unwrap();
+        let mounted = r.out.replace("\"/etc/mfagate/", &format!("\"{}/etc/mfagate/", root.display()));
+        let mounted = mounted.replace("\"/var/lib/mfagate", &format!("\"{}/var/lib/mfagate", root.display()));
+        let toml = support::write(dir.path(), &format!("{name}.toml"), &mounted);
         let r = run(BIN, &["check-config", "--config", toml.to_str().unwrap()]).await;
         assert_eq!(r.code, 0, "{name}: {}", r.out);
+        // Without the mounted files it is refused, naming the key.
+        let unmounted = support::write(dir.path(), &format!("{name}-unmounted.toml"), &unmounted_copy(&mounted, &root));
+        let r = run(BIN, &["check-config", "--config", unmounted.to_str().unwrap()]).await;
+        assert!(r.code == 1 && r.out.contains("server.tls_cert"), "{name}: {}", r.out);
     }
 }
 
