@@ -46,3 +46,6 @@ pub async fn reload(env: &TestEnv, change: impl Fn(&str) -> String) -> Result<()
 
 #[path = "redteam/stray.rs"]
 mod stray;
+
+#[path = "redteam/forwarding.rs"]
+mod forwarding;
