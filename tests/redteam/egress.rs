@@ -135,3 +135,68 @@ async fn a_bound_token_in_a_comma_separated_cookie_is_not_examined() {
     assert_eq!(plain.hits(), 0, "a Partner Center token reached another host in clear: {result:?}");
     result.unwrap();
 }
+
+/// The first flight of a rustls client for `server_name` with an
+/// `encrypted_client_hello` extension (0xfe0d, RFC 9849) of type "outer"
+/// added: what an ECH client sends, its real server name sealed inside.
+fn client_hello_with_ech(server_name: &str) -> Vec<u8> {
+    let flight = crate::clients::client_hello(server_name);
+    // One handshake record: the ClientHello message after the 5-byte header.
+    let mut message = flight[5..].to_vec();
+    let mut at = 4 + 2 + 32;
+    at += 1 + usize::from(message[at]);
+    at += 2 + usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
+    at += 1 + usize::from(message[at]);
+    let extensions = usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
+    // ECHClientHello: outer(0), HPKE suite (HKDF-SHA256, AES-128-GCM), config id,
+    // a 32-byte enc and a 64-byte sealed inner hello.
+    let mut ech = vec![0x00, 0x00, 0x01, 0x00, 0x01, 0x2a, 0x00, 0x20];
+    ech.extend_from_slice(&[0x11; 32]);
+    ech.extend_from_slice(&[0x00, 0x40]);
+    ech.extend_from_slice(&[0x22; 64]);
+    let mut ext = 0xfe0du16.to_be_bytes().to_vec();
+    ext.extend_from_slice(&u16::try_from(ech.len()).unwrap().to_be_bytes());
+    ext.extend_from_slice(&ech);
+    let new_len = u16::try_from(extensions + ext.len()).unwrap();
+    message[at..at + 2].copy_from_slice(&new_len.to_be_bytes());
+    message.extend_from_slice(&ext);
+    let body = u32::try_from(message.len() - 4).unwrap().to_be_bytes();
+    message[1..4].copy_from_slice(&body[1..]);
+    let mut out = vec![0x16, 0x03, 0x01];
+    out.extend_from_slice(&u16::try_from(message.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&message);
+    out
+}
+
+/// Rule 4 (blind tunnels): "only after a complete ClientHello naming no
+/// server or the CONNECT target". A hello offering Encrypted Client Hello
+/// names the CONNECT target only in its outer, public name; the server
+/// name the client really asks for is sealed in the extension, where the
+/// proxy cannot check it against the guarded hosts, `deny_hosts` or
+/// `allow_hosts`. An ECH-capable front (a CDN's client-facing server) then
+/// serves a host the proxy would refuse: the fronting that checking the
+/// server name is meant to stop. Correct: a hello the proxy cannot read the
+/// real server name of is refused like one naming another host (the tunnel
+/// closed, nothing passed on to the target).
+#[tokio::test]
+async fn a_hello_with_an_encrypted_server_name_opens_a_blind_tunnel() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = crate::clients::TlsPeer::start(dir.path(), "files.example.net").await;
+    let relay = crate::clients::CountingRelay::start(peer.addr).await;
+    let env = crate::guarded()
+        .server("tls_handshake_timeout = \"1s\"")
+        .egress("default = \"tunnel\"")
+        .resolve("files.example.net", relay.addr)
+        .start()
+        .await;
+    let mut tunnel = raw_tunnel(&env, "files.example.net:443").await;
+    tunnel.write_all(&client_hello_with_ech("files.example.net")).await.unwrap();
+    let (_closed, answer) = crate::clients::read_until_closed(&mut tunnel).await;
+    assert_eq!(
+        (relay.received(), answer.len()),
+        (0, 0),
+        "an ECH hello was passed on to the target ({} bytes) and answered ({} bytes)",
+        relay.received(),
+        answer.len()
+    );
+}
