@@ -36,9 +36,11 @@ async fn a_blind_tunnel_waiting_for_its_hello_survives_a_reload_that_denies_its_
     let token = env.idp.delegated().claim("aud", "https://graph.microsoft.com").mint();
     // CONNECT answered 200 under the old rules; the client has not spoken yet.
     let tunnel = raw_tunnel(&env, &format!("{GRAPH_HOST}:443")).await;
-    reload(&env, |t| t.replacen("default = \"tunnel\"", "default = \"tunnel\"\ndeny_hosts = [\"graph.microsoft.com\"]", 1))
-        .await
-        .expect("reload denies Graph");
+    reload(&env, |t| {
+        t.replacen("default = \"tunnel\"", "default = \"tunnel\"\ndeny_hosts = [\"graph.microsoft.com\"]", 1)
+    })
+    .await
+    .expect("reload denies Graph");
     // New CONNECTs are refused now...
     let (status, _, _) = crate::clients::connect(&env, &format!("{GRAPH_HOST}:443"), None).await;
     assert_eq!(status, 403, "the reload took effect");
@@ -64,7 +66,9 @@ async fn plain_refused(env: &TestEnv, url: &str, headers: &[String]) -> Result<(
     }
     args.push(url);
     let out = crate::clients::curl(env, &args).await;
-    let reason = serde_json::from_str::<serde_json::Value>(&out.body).ok().and_then(|v| v["reason"].as_str().map(str::to_string));
+    let reason = serde_json::from_str::<serde_json::Value>(&out.body)
+        .ok()
+        .and_then(|v| v["reason"].as_str().map(str::to_string));
     if (out.code, reason.as_deref()) == (403, Some("audience_host_mismatch")) {
         Ok(())
     } else {
@@ -117,7 +121,12 @@ async fn a_bound_token_under_another_authorization_scheme_is_not_examined() {
             failures.push(e);
         }
     }
-    assert!(failures.is_empty() && plain.hits() == 0, "{} of 4 left in clear ({} hits): {failures:#?}", failures.len(), plain.hits());
+    assert!(
+        failures.is_empty() && plain.hits() == 0,
+        "{} of 4 left in clear ({} hits): {failures:#?}",
+        failures.len(),
+        plain.hits()
+    );
 }
 
 /// Rules 6 and 8: "JWS cookies refused 400 on token-checking routes" and
@@ -131,7 +140,8 @@ async fn a_bound_token_under_another_authorization_scheme_is_not_examined() {
 async fn a_bound_token_in_a_comma_separated_cookie_is_not_examined() {
     let (env, plain) = plain_env().await;
     let pc = env.idp.delegated().mint();
-    let result = plain_refused(&env, "http://intranet.example.net/upload", &[format!("Cookie: theme=dark, session={pc}")]).await;
+    let result =
+        plain_refused(&env, "http://intranet.example.net/upload", &[format!("Cookie: theme=dark, session={pc}")]).await;
     assert_eq!(plain.hits(), 0, "a Partner Center token reached another host in clear: {result:?}");
     result.unwrap();
 }
@@ -198,5 +208,29 @@ async fn a_hello_with_an_encrypted_server_name_opens_a_blind_tunnel() {
         "an ECH hello was passed on to the target ({} bytes) and answered ({} bytes)",
         relay.received(),
         answer.len()
+    );
+}
+
+/// "A client's chunked-framing error is a 400 counted as the client's" —
+/// on the egress listener's plain `http://` forwards too. A chunked body
+/// whose chunk size is not hexadecimal breaks off the forward, and the
+/// proxy answers 502 `upstream_unavailable`, counted as the target failing
+/// (`mfagate_egress_connections_total{kind="failed"}`), blaming an allowed
+/// host for the client's own bytes. Correct: 400 bad_request, counted as
+/// denied, the connection closed.
+#[tokio::test]
+async fn a_clients_framing_error_in_a_plain_forward_is_blamed_on_the_target() {
+    let (env, _plain) = plain_env().await;
+    let mut tcp = tokio::net::TcpStream::connect(env.egress.unwrap()).await.unwrap();
+    let request = "POST http://intranet.example.net/upload HTTP/1.1\r\nHost: intranet.example.net\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\nxx\r\n0\r\n\r\n";
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    let failed = env.metric(r#"mfagate_egress_connections_total{kind="failed"}"#).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && failed == 0.0,
+        "failed={failed}, answer: {}",
+        answer.lines().next().unwrap_or("")
     );
 }

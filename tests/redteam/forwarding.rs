@@ -67,7 +67,9 @@ async fn retargeting_headers_spelled_with_underscores_reach_the_upstream() {
         let rsp = req.send().await.unwrap();
         if rsp.status() == 200 {
             let seen = env.upstream.last();
-            leaked.extend(spelled.iter().filter(|n| seen.headers.contains_key(**n)).map(|n| format!("http1={http1} {n}")));
+            leaked.extend(
+                spelled.iter().filter(|n| seen.headers.contains_key(**n)).map(|n| format!("http1={http1} {n}")),
+            );
         }
     }
     assert!(leaked.is_empty(), "forwarded: {leaked:?}");
