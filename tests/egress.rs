@@ -23,6 +23,8 @@ mod deploy;
 mod python;
 #[path = "egress/reload.rs"]
 mod reload;
+#[path = "egress/seams.rs"]
+mod seams;
 #[path = "egress/tunnel.rs"]
 mod tunnel;
 

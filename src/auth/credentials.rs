@@ -175,35 +175,36 @@ pub fn auxiliary(headers: &HeaderMap, max_token_bytes: usize) -> Result<Vec<&str
 }
 
 /// Why a request carries a bearer credential outside `Authorization` and
-/// `x-ms-authorization-auxiliary`, when it does.
+/// `x-ms-authorization-auxiliary`, when it does: an `access_token` query
+/// parameter (any of them, its name in any case), or a cookie whose value
+/// is a JWS. Cookies are split on `;` and `,` both, as ASP.NET reads them.
 pub fn stray(query: Option<&str>, headers: &HeaderMap) -> Option<&'static str> {
-    if query_token(query).is_some() {
+    if query_tokens(query).next().is_some() {
         return Some("a bearer token in the access_token query parameter");
     }
-    if cookie_tokens(headers).next().is_some() {
+    let cookie = headers.get_all(COOKIE).iter().any(|v| pieces(&String::from_utf8_lossy(v.as_bytes())).any(|p| is_jose(&p)));
+    if cookie {
         return Some("a bearer token in a cookie");
     }
     None
 }
 
-/// The `access_token` query parameter (RFC 6750 §2.3), its name in any case.
-fn query_token(query: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(query?.as_bytes())
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("access_token"))
+/// Every `access_token` query parameter (RFC 6750 §2.3), its name in any case.
+fn query_tokens(query: Option<&str>) -> impl Iterator<Item = String> + '_ {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("access_token"))
         .map(|(_, value)| value.into_owned())
 }
 
-/// Cookie values that are JWS (or JWE) compact serialisations.
-fn cookie_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .flat_map(|v| String::from_utf8_lossy(v.as_bytes()).split(';').map(str::to_owned).collect::<Vec<_>>())
-        .filter_map(|pair| {
-            let value = pair.split_once('=').map_or(pair.as_str(), |(_, v)| v).trim().trim_matches('"');
-            let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned();
-            is_jose(&decoded).then_some(decoded)
-        })
+/// The pieces of a field value or parameter that could each be a token: split
+/// on whitespace and the delimiters of credentials, cookies and parameters,
+/// quotes removed, each also percent-decoded.
+fn pieces(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split([' ', '\t', ',', ';', '=', '"', '&']).filter(|p| !p.is_empty()).flat_map(|p| {
+        let decoded = percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned();
+        let again = (decoded != p).then_some(decoded);
+        std::iter::once(p.to_string()).chain(again)
+    })
 }
 
 /// True for a compact JWS or JWE: dot-separated base64url segments whose
@@ -223,25 +224,24 @@ pub fn is_jose(s: &str) -> bool {
         .is_ok_and(|header| header.trim_ascii_start().first() == Some(&b'{'))
 }
 
-/// Every bearer token a request carries anywhere, for checks that must see
-/// all of them (the egress audience binding): each credential of every
-/// `Authorization` value, the auxiliary tokens, an `access_token` query
-/// parameter and JWS cookie values.
-pub fn every_token(query: Option<&str>, headers: &HeaderMap) -> Vec<String> {
+/// Every token a request carries anywhere, for a check that must see all of
+/// them (the egress audience binding): every JWS in any header value, in
+/// any position, whatever the field or scheme, and in the path and every
+/// query parameter.
+pub fn every_token(path_and_query: &str, headers: &HeaderMap) -> Vec<String> {
     let mut out = Vec::new();
-    for name in [&AUTHORIZATION, &AUXILIARY] {
-        for value in headers.get_all(name) {
-            let text = String::from_utf8_lossy(value.as_bytes());
-            for item in text.split(',') {
-                let (scheme, token) = scheme_and_rest(item);
-                if Scheme::of(scheme.as_bytes()) == Scheme::Bearer && !token.is_empty() {
-                    out.extend(token.split([' ', '\t']).filter(|t| !t.is_empty()).map(str::to_owned));
-                }
-            }
-        }
+    for value in headers.values() {
+        out.extend(pieces(&String::from_utf8_lossy(value.as_bytes())).filter(|p| is_jose(p)));
     }
-    out.extend(query_token(query));
-    out.extend(cookie_tokens(headers));
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    for segment in path.split('/') {
+        out.extend(pieces(segment).filter(|p| is_jose(p)));
+    }
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        out.extend(pieces(&name).chain(pieces(&value)).filter(|p| is_jose(p)));
+    }
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -348,15 +348,27 @@ mod tests {
         assert!(stray(None, &cookie(&format!("s=\"{}\"", jws()))).is_some());
         assert!(stray(None, &cookie(&format!("s={}", jws().replace('.', "%2E")))).is_some());
         assert!(stray(None, &cookie("a=1; b=x.y.z; c=eyJ.e30")).is_none());
+        assert!(stray(None, &cookie(&format!("theme=dark, session={}", jws()))).is_some(), "',' separates cookies too");
+        assert!(stray(Some("access_token=&access_token=x"), &none).is_some());
+        assert!(stray(Some("a=1&b=2"), &none).is_none());
     }
 
     #[test]
     fn every_token_is_seen() {
-        let mut h = auth(&["Bearer m1", "Bearer m2, Basic x", "Bearer m3 m4"]);
-        h.append(&AUXILIARY, HeaderValue::from_static("Bearer a1, Bearer a2"));
-        h.append(COOKIE, HeaderValue::from_str(&format!("c={}", jws())).unwrap());
-        let all = every_token(Some("access_token=q1"), &h);
-        assert_eq!(all[..7], ["m1", "m2", "m3", "m4", "a1", "a2", "q1"]);
-        assert_eq!(all[7], jws());
+        let t = |n: u8| {
+            format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"RS256","n":{n}}}"#)), URL_SAFE_NO_PAD.encode("{}"))
+        };
+        let mut h = auth(&[&format!("Bearer {}", t(1)), &format!("Bearer {}, Basic x", t(2)), &format!("JWT {}", t(3))]);
+        h.append(AUTHORIZATION, HeaderValue::from_str(&t(4)).unwrap());
+        h.append(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer,{}", t(5))).unwrap());
+        h.append(&AUXILIARY, HeaderValue::from_str(&format!("Bearer {}", t(6))).unwrap());
+        h.append(COOKIE, HeaderValue::from_str(&format!("a=b, c=\"{}\"", t(7))).unwrap());
+        h.append("x-anything", HeaderValue::from_str(&t(8)).unwrap());
+        let path = format!("/p/{}?access_token=x&access_token={}&other={}", t(9), t(10), t(11).replace('.', "%2E"));
+        let all = every_token(&path, &h);
+        for n in 1..=11 {
+            assert!(all.contains(&t(n)), "token {n} not seen: {all:?}");
+        }
+        assert!(every_token("/v1/customers?size=10", &auth(&["Bearer abc"])).is_empty());
     }
 }

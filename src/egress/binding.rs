@@ -69,12 +69,12 @@ impl AudienceBinding {
     /// a bearer token bound to hosts other than `host` (normalised). A token
     /// that binds nothing, or none at all: no objection here (the route's
     /// own checks still run on guarded hosts).
-    pub fn check(&self, query: Option<&str>, headers: &HeaderMap, host: &str) -> Result<(), EgressError> {
-        for token in credentials::every_token(query, headers) {
+    pub fn check(&self, path_and_query: &str, headers: &HeaderMap, host: &str) -> Result<(), EgressError> {
+        for token in credentials::every_token(path_and_query, headers) {
             if token.len() > self.max_token_bytes {
                 continue;
             }
-            if let Some(audience) = audience(&token) {
+            for audience in audiences(&token) {
                 self.check_one(&audience, host)?;
             }
         }
@@ -101,9 +101,20 @@ impl AudienceBinding {
     }
 }
 
-fn audience(token: &str) -> Option<Audience> {
-    let jws = token::parse(token).ok()?;
-    serde_json::from_slice::<AudOnly>(&jws.payload).ok().map(|a| a.aud)
+/// A token's audience, and that of the access token it wraps (a
+/// proof-of-possession token carries one in `at`).
+fn audiences(token: &str) -> Vec<Audience> {
+    let mut out = Vec::new();
+    let Some(outer) = payload(token) else { return out };
+    out.extend(serde_json::from_value::<AudOnly>(outer.clone()).ok().map(|a| a.aud));
+    if let Some(inner) = outer.get("at").and_then(|v| v.as_str()).and_then(payload) {
+        out.extend(serde_json::from_value::<AudOnly>(inner).ok().map(|a| a.aud));
+    }
+    out
+}
+
+fn payload(token: &str) -> Option<serde_json::Value> {
+    serde_json::from_slice(&token::parse(token).ok()?.payload).ok()
 }
 
 fn key(aud: &str) -> String {
@@ -154,7 +165,7 @@ audiences = ["api://contoso-automation", "8b1f6a52-1c7d-4e3b-9a0f-2d4c6e8a0b1c"]
     }
 
     fn check(aud: serde_json::Value, host: &str) -> Result<(), EgressError> {
-        binding().check(None, &headers(aud), host)
+        binding().check("/", &headers(aud), host)
     }
 
     #[test]
@@ -182,10 +193,10 @@ audiences = ["api://contoso-automation", "8b1f6a52-1c7d-4e3b-9a0f-2d4c6e8a0b1c"]
 
     #[test]
     fn no_token_or_no_audience_is_not_this_checks_business() {
-        assert!(binding().check(None, &HeaderMap::new(), "graph.microsoft.com").is_ok());
+        assert!(binding().check("/", &HeaderMap::new(), "graph.microsoft.com").is_ok());
         assert!(check(serde_json::Value::Null, "graph.microsoft.com").is_ok());
         let mut garbage = HeaderMap::new();
         garbage.insert(AUTHORIZATION, HeaderValue::from_static("Bearer not-a-jwt"));
-        assert!(binding().check(None, &garbage, "graph.microsoft.com").is_ok());
+        assert!(binding().check("/", &garbage, "graph.microsoft.com").is_ok());
     }
 }

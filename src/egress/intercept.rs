@@ -84,7 +84,8 @@ impl Guard for TunnelRequest<'_> {
             return Err(EgressError::Denied(refusal).into());
         }
         names_target(parts, target)?;
-        self.state.binding.check(parts.uri.query(), &parts.headers, &target.host)?;
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        self.state.binding.check(path_and_query, &parts.headers, &target.host)?;
         Ok(())
     }
 }

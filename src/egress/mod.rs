@@ -294,7 +294,8 @@ impl Egress {
         match state.rules.plain(&t.host, t.port) {
             Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
             Verdict::Intercept | Verdict::Pass => {
-                state.binding.check(req.uri().query(), req.headers(), &t.host)?;
+                let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                state.binding.check(path_and_query, req.headers(), &t.host)?;
                 let authority = t.authority(80).ok_or(Reject::BadRequest("proxy target is not a host name"))?;
                 let rsp = state.plain.forward(req, &authority).await?;
                 self.metrics.forwarded.inc();
@@ -326,6 +327,8 @@ impl Egress {
                 Ok(("intercepted", established()))
             }
             Verdict::Pass => {
+                // Before anything can wait: a reload from now on reaches the tunnel.
+                let changes = self.live.changes();
                 let upstream = state
                     .resolve
                     .connect(&target.host, target.port, state.connect_timeout)
@@ -335,7 +338,9 @@ impl Egress {
                 let (egress, state, conn) = (Arc::clone(self), Arc::clone(state), conn.clone());
                 tokio::spawn(async move {
                     match upgrade.await {
-                        Ok(io) => tunnel::serve(&egress, &state, TokioIo::new(io), upstream, &target, &conn).await,
+                        Ok(io) => {
+                            tunnel::serve(&egress, &state, changes, TokioIo::new(io), upstream, &target, &conn).await
+                        }
                         Err(e) => debug!(peer = %conn.peer, error = %e, "CONNECT upgrade failed"),
                     }
                 });

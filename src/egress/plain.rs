@@ -18,11 +18,11 @@ use super::resolve::{Connector, Resolve};
 use crate::config::ServerConfig;
 use crate::error::Reject;
 use crate::proxy::Body;
-use crate::proxy::forward::UpstreamBody;
+use crate::proxy::forward::{ClientBody, UpstreamBody};
 use crate::proxy::headers::strip_hop_by_hop;
 
 pub struct Forwarder {
-    client: Client<Connector, Incoming>,
+    client: Client<Connector, ClientBody>,
     timeout: Duration,
     idle_timeout: Duration,
 }
@@ -55,11 +55,18 @@ impl Forwarder {
             parts.headers.insert(HOST, host);
         }
         parts.headers.append(VIA, HeaderValue::from_static("1.1 mfagate"));
+        let body = ClientBody::new(body);
+        let failed = body.failure();
         let pending = self.client.request(Request::from_parts(parts, body));
-        let rsp = tokio::time::timeout(self.timeout, pending)
-            .await
-            .map_err(|_| EgressError::Timeout)?
-            .map_err(|e| EgressError::Unreachable(std::io::Error::other(e)))?;
+        let rsp = match tokio::time::timeout(self.timeout, pending).await {
+            Err(_) => return Err(EgressError::Timeout.into()),
+            // The client's own body broke off or broke its framing: its fault.
+            Ok(Err(_)) if failed.load(std::sync::atomic::Ordering::Acquire) => {
+                return Err(Reject::BadRequest("the request body broke off or is not framed correctly"));
+            }
+            Ok(Err(e)) => return Err(EgressError::Unreachable(std::io::Error::other(e)).into()),
+            Ok(Ok(rsp)) => rsp,
+        };
         let (mut parts, body) = rsp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         parts.extensions = Extensions::new();

@@ -42,6 +42,10 @@ const MAX_FIRST_FLIGHT: usize = 64 * 1024 + 16 * 1024 + 5;
 enum FirstFlight {
     /// A complete ClientHello, with its server name when it sends one.
     Hello(Option<String>),
+    /// A complete ClientHello that seals its real server name (Encrypted
+    /// Client Hello, or its draft ESNI): the name it shows is not the one it
+    /// goes to, so it cannot be checked.
+    Sealed,
     /// Bytes that are not a TLS handshake, or a ClientHello rustls cannot read.
     NotTls,
     /// `MAX_FIRST_FLIGHT` bytes without a complete ClientHello.
@@ -55,6 +59,7 @@ impl FirstFlight {
     fn as_str(&self) -> &'static str {
         match self {
             Self::Hello(_) => "client_hello",
+            Self::Sealed => "encrypted_client_hello",
             Self::NotTls => "not_tls",
             Self::TooLong => "too_long",
             Self::Timeout => "timeout",
@@ -78,7 +83,9 @@ fn admit(first: &FirstFlight, target: &Target, is_guarded: impl Fn(&str) -> bool
     let name = match first {
         FirstFlight::Hello(None) => return Ok(()),
         FirstFlight::Hello(Some(name)) => name,
-        FirstFlight::NotTls | FirstFlight::TooLong | FirstFlight::Timeout => return Err(Reason::EgressDenied),
+        FirstFlight::Sealed | FirstFlight::NotTls | FirstFlight::TooLong | FirstFlight::Timeout => {
+            return Err(Reason::EgressDenied);
+        }
     };
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
     if is_guarded(&name) {
@@ -91,9 +98,12 @@ fn admit(first: &FirstFlight, target: &Target, is_guarded: impl Fn(&str) -> bool
     }
 }
 
+/// `changes` was subscribed when the CONNECT arrived: a reload while the
+/// target was dialled or the hello awaited is not missed.
 pub(super) async fn serve(
     egress: &Egress,
     state: &EgressState,
+    mut changes: watch::Receiver<u64>,
     client: TokioIo<Upgraded>,
     upstream: TcpStream,
     target: &Target,
@@ -112,7 +122,15 @@ pub(super) async fn serve(
         Ok(first) => first,
         Err(e) => return debug!(peer = %conn.peer, error = %e, "tunnel closed before the first bytes"),
     };
-    if let Err(reason) = admit(&first, target, |name| state.rules.is_guarded(name)) {
+    // Judged under the rules current now, not those of the CONNECT: the
+    // hello may have come after a reload. Any reload from here on is seen.
+    changes.borrow_and_update();
+    let Some((_, current)) = egress.live.egress() else { return };
+    let allowed = match current.rules.connect(&target.host, target.port) {
+        Verdict::Pass => admit(&first, target, |name| current.rules.is_guarded(name)),
+        Verdict::Intercept | Verdict::Deny(_) => Err(Reason::EgressDenied),
+    };
+    if let Err(reason) = allowed {
         egress.metrics.denied.inc();
         info!(
             target: "mfagate::egress",
@@ -134,12 +152,11 @@ pub(super) async fn serve(
         upstream.inner.write_all(&buffered).await?;
         tokio::io::copy_bidirectional(&mut client, &mut upstream).await
     };
-    let mut changes = egress.live.changes();
     tokio::select! {
         result = copied => if let Err(e) = result {
             debug!(peer = %conn.peer, host = %target.host, error = %e, "tunnel ended with an error");
         },
-        () = activity.idle_for(state.tunnel_idle_timeout) => {
+        () = activity.idle_for(current.tunnel_idle_timeout) => {
             debug!(peer = %conn.peer, host = %target.host, "tunnel idle; closed");
         },
         () = disallowed_by_reload(egress, &mut changes, target) => {
@@ -235,12 +252,77 @@ async fn client_hello<R: AsyncRead + Unpin>(client: &mut R, buffered: &mut Vec<u
             }
             match acceptor.accept() {
                 Ok(Some(accepted)) => {
-                    return Ok(FirstFlight::Hello(accepted.client_hello().server_name().map(str::to_string)));
+                    return Ok(match hello_extensions(buffered) {
+                        Some(types) if types.iter().any(|t| SEALING_EXTENSIONS.contains(t)) => FirstFlight::Sealed,
+                        Some(_) => FirstFlight::Hello(accepted.client_hello().server_name().map(str::to_string)),
+                        // rustls read a hello we cannot: nothing to admit on.
+                        None => FirstFlight::NotTls,
+                    });
                 }
                 Ok(None) => {}
                 Err(_) => return Ok(FirstFlight::NotTls),
             }
         }
+    }
+}
+
+/// Extensions that hide the server name a hello is really for:
+/// `encrypted_client_hello` (RFC 9849 draft codepoint 0xfe0d) and the older
+/// `encrypted_server_name` (0xffce).
+const SEALING_EXTENSIONS: [u16; 2] = [0xfe0d, 0xffce];
+
+/// The extension types of the ClientHello at the start of `flight` (TLS
+/// records of type handshake, RFC 8446 §4.1.2), or `None` when it does not
+/// read as one.
+fn hello_extensions(flight: &[u8]) -> Option<Vec<u16>> {
+    let mut handshake = Vec::new();
+    let mut rest = flight;
+    while let [22, _, _, hi, lo, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+        handshake.extend_from_slice(tail.get(..len)?);
+        rest = &tail[len..];
+    }
+    let [1, a, b, c, body @ ..] = handshake.as_slice() else { return None };
+    let body = body.get(..usize::from(*a) << 16 | usize::from(*b) << 8 | usize::from(*c))?;
+    let mut r = Reader(body);
+    r.skip(2 + 32)?; // legacy_version, random
+    let n = usize::from(r.u8()?);
+    r.skip(n)?; // legacy_session_id
+    let n = usize::from(r.u16()?);
+    r.skip(n)?; // cipher_suites
+    let n = usize::from(r.u8()?);
+    r.skip(n)?; // legacy_compression_methods
+    let n = usize::from(r.u16()?);
+    let mut extensions = Reader(r.take(n)?);
+    let mut types = Vec::new();
+    while !extensions.0.is_empty() {
+        types.push(extensions.u16()?);
+        let n = usize::from(extensions.u16()?);
+        extensions.skip(n)?;
+    }
+    Some(types)
+}
+
+/// Reads big-endian fields off a byte slice.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = (self.0.get(..n)?, &self.0[n..]);
+        self.0 = tail;
+        Some(head)
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.take(n).map(drop)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
     }
 }
 
@@ -295,6 +377,51 @@ mod tests {
         let mut out = Vec::new();
         conn.write_tls(&mut out).unwrap();
         out
+    }
+
+    /// `flight` (one ClientHello record) with an extension of type `ty` added.
+    fn with_extension(flight: &[u8], ty: u16) -> Vec<u8> {
+        let mut message = flight[5..].to_vec();
+        let mut at = 4 + 2 + 32;
+        at += 1 + usize::from(message[at]);
+        at += 2 + usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
+        at += 1 + usize::from(message[at]);
+        let extensions = usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
+        // For ECH, an outer ECHClientHello: HPKE suite, config id, `enc`, payload.
+        let mut data = vec![0x00, 0x00, 0x01, 0x00, 0x01, 0x2a, 0x00, 0x20];
+        data.extend_from_slice(&[0x11; 32]);
+        data.extend_from_slice(&[0x00, 0x40]);
+        data.extend_from_slice(&[0x22; 64]);
+        let mut ext = ty.to_be_bytes().to_vec();
+        ext.extend_from_slice(&u16::try_from(data.len()).unwrap().to_be_bytes());
+        ext.extend_from_slice(&data);
+        message[at..at + 2].copy_from_slice(&u16::try_from(extensions + ext.len()).unwrap().to_be_bytes());
+        message.extend_from_slice(&ext);
+        let body = u32::try_from(message.len() - 4).unwrap().to_be_bytes();
+        message[1..4].copy_from_slice(&body[1..]);
+        let mut out = vec![0x16, 0x03, 0x01];
+        out.extend_from_slice(&u16::try_from(message.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(&message);
+        out
+    }
+
+    #[tokio::test]
+    async fn a_hello_that_seals_its_server_name_is_not_admitted() {
+        let hello = client_hello("files.example.net");
+        let types = hello_extensions(&hello).unwrap();
+        assert!(types.contains(&0) && !types.contains(&0xfe0d), "{types:?}");
+        assert_eq!(hello_extensions(&reframe(&hello, 100)), Some(types), "split over records");
+        for ty in SEALING_EXTENSIONS {
+            let sealed = with_extension(&hello, ty);
+            assert!(hello_extensions(&sealed).unwrap().contains(&ty));
+            let first = flight(&sealed).await.0.unwrap();
+            assert_eq!(first, FirstFlight::Sealed);
+            let target = Target { host: "files.example.net".into(), port: 443 };
+            assert_eq!(admit(&first, &target, |_| false), Err(Reason::EgressDenied));
+        }
+        let unknown = with_extension(&hello, 0x7777);
+        assert_eq!(flight(&unknown).await.0.unwrap(), FirstFlight::Hello(Some("files.example.net".into())));
+        assert_eq!(hello_extensions(b"\x16\x03\x01\x00\x05\x01\x00\x00\x01"), None, "truncated");
     }
 
     /// The handshake messages of `flight` (one or more TLS records) framed

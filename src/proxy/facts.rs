@@ -27,19 +27,29 @@ pub struct Gathered<'h> {
     pub path: Option<String>,
 }
 
-/// The facts of a request to a Partner Center or AOBO route. `verify`:
-/// check token signatures (the route's `verify_signature`, unless a tool
-/// asks otherwise). A request that cannot be read unambiguously is refused
-/// here (`BadRequest`), before any decision.
+/// The path the upstream will see: `base` (the route's upstream base path,
+/// empty when the request goes to its CONNECT target) in front of the
+/// request's. Rules that read a path read this one.
+pub fn upstream_path(base: &str, path: &str) -> String {
+    format!("{base}{path}")
+}
+
+/// The facts of a request to a Partner Center or AOBO route. `base`: the
+/// route's upstream base path as it will be put in front of the request's
+/// (empty in egress mode). `verify`: check token signatures (the route's
+/// `verify_signature`, unless a tool asks otherwise). A request that cannot
+/// be read unambiguously is refused here (`BadRequest`), before any decision.
 pub async fn api<'h>(
     auth: &Authenticator,
     route: &RouteConfig,
     parts: &'h Parts,
+    base: &str,
     verify: bool,
     now: i64,
 ) -> Result<Gathered<'h>, Reject> {
     let policy = &route.policy;
-    let path = parts.uri.path();
+    let forwarded = upstream_path(base, parts.uri.path());
+    let path = forwarded.as_str();
     let credentials = credentials::read(&parts.headers, auth.max_token_bytes());
     if let Some(why) = credentials::stray(parts.uri.query(), &parts.headers) {
         return Err(Reject::BadRequest(why));
@@ -53,7 +63,7 @@ pub async fn api<'h>(
     let customer =
         if policy.needs_path_customer() { gdap::customer_in_path(path).map_err(Reject::BadRequest)? } else { None };
     let (customer, rewritten) = match customer {
-        Some(c) => (Some(c.id), c.path),
+        Some(c) => (Some(c.id), c.path.map(|p| request_path(base, p)).transpose()?),
         None => (None, None),
     };
     let verifying = Instant::now();
@@ -76,6 +86,14 @@ pub async fn api<'h>(
     Ok(Gathered { facts, credentials, verification, path: rewritten })
 }
 
+/// The request path that makes `forwarded` once `base` is put in front.
+fn request_path(base: &str, forwarded: String) -> Result<String, Reject> {
+    match forwarded.strip_prefix(base) {
+        Some(path) if path.starts_with('/') => Ok(path.to_string()),
+        _ => Err(Reject::BadRequest("the route's upstream path names a customer in a form other than its canonical one")),
+    }
+}
+
 /// One token through the token checks.
 pub async fn present(auth: &Authenticator, token: &str, audiences: &[String], verify: bool, now: i64) -> Presented {
     let checked: Result<_, AuthFailure> = if verify {
@@ -91,12 +109,13 @@ pub async fn present(auth: &Authenticator, token: &str, audiences: &[String], ve
     }
 }
 
-/// The facts of a token request on a login route, and the request as read.
-pub fn login(parts: &Parts, body: &[u8]) -> Result<(Facts, TokenRequest), Reject> {
+/// The facts of a token request on a login route, and the request as read;
+/// `base` as for `api`.
+pub fn login(parts: &Parts, base: &str, body: &[u8]) -> Result<(Facts, TokenRequest), Reject> {
     let content_type = token_request::content_type(&parts.headers)?;
     let request = TokenRequest::parse(parts.uri.query(), content_type, body).map_err(Reject::BadRequest)?;
     let mut findings = Vec::new();
-    if legacy::ws_trust(parts.uri.path()) {
+    if legacy::ws_trust(&upstream_path(base, parts.uri.path())) {
         findings.push(Reason::LegacyAuth);
     }
     if let Check::Fail(reason) = request.check() {

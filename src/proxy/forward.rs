@@ -146,7 +146,7 @@ impl Upstream {
         parts.extensions = Extensions::new();
         headers::to_upstream(&mut parts.headers, peer.ip(), original_host, ids);
         let client_failed = match &body {
-            RequestBody::Left(b) => Some(b.failed.clone()),
+            RequestBody::Left(b) => Some(b.failure()),
             RequestBody::Right(_) => None,
         };
         let pending = self.client.request(Request::from_parts(parts, body));
@@ -203,6 +203,11 @@ pub struct ClientBody {
 impl ClientBody {
     pub fn new(inner: Incoming) -> Self {
         Self { inner, failed: Arc::default() }
+    }
+
+    /// Set once the body has failed.
+    pub fn failure(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.failed)
     }
 }
 

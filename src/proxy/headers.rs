@@ -152,6 +152,17 @@ pub fn to_upstream(headers: &mut HeaderMap, peer: IpAddr, original_host: Option<
     for name in &RETARGETING {
         headers.remove(name);
     }
+    // Spelled with underscores they mean the same to CGI-style servers.
+    if headers.keys().any(|n| n.as_str().contains('_')) {
+        let aliases: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| n.as_str().contains('_') && RETARGETING.iter().any(|r| r.as_str() == n.as_str().replace('_', "-")))
+            .cloned()
+            .collect();
+        for name in aliases {
+            headers.remove(&name);
+        }
+    }
     // The upstream's own name is set from the upstream URI by the client.
     headers.remove(HOST);
     append_forwarded_for(headers, peer);
@@ -220,11 +231,14 @@ mod tests {
             ("X-HTTP-Method-Override", "DELETE"),
             ("x-http-method", "DELETE"),
             ("X-Method-Override", "DELETE"),
+            ("X_Original_URL", "/admin"),
+            ("x_http_method_override", "DELETE"),
             ("accept", "application/json"),
             ("authorization", "Bearer t"),
         ]);
         to_upstream(&mut h, "127.0.0.1".parse().unwrap(), None, &ids);
         assert!(RETARGETING.iter().all(|name| !h.contains_key(name)), "{h:?}");
+        assert!(!h.contains_key("x_original_url") && !h.contains_key("x_http_method_override"), "{h:?}");
         assert_eq!(h["authorization"], "Bearer t");
     }
 

@@ -46,6 +46,7 @@ impl Hygiene {
         if parts.headers.len() > self.max_headers {
             return Err("too many header fields");
         }
+        underscores(parts)?;
         framing(parts)?;
         host(parts)?;
         if let Some(path) = normalize_path(parts.uri.path())? {
@@ -53,6 +54,40 @@ impl Hygiene {
         }
         Ok(())
     }
+}
+
+/// Fields the gateway reads or relies on. Servers that read headers CGI-style
+/// (IIS, ASP.NET, PHP-FPM: `HTTP_X_MS_AUTHORIZATION_AUXILIARY`) cannot tell
+/// `X_Name` from `X-Name`; nginx drops such names for this reason.
+const CHECKED: [&str; 14] = [
+    "authorization",
+    "x-ms-authorization-auxiliary",
+    "cookie",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "content-type",
+    "content-encoding",
+    "connection",
+    "proxy-authorization",
+    "te",
+    "upgrade",
+    "x-forwarded-for",
+    "x-forwarded-host",
+];
+
+/// Refuses a field name spelled with underscores that stands for one the
+/// gateway checks: the upstream could read it as that field, unchecked.
+fn underscores(parts: &Parts) -> Result<(), &'static str> {
+    for name in parts.headers.keys() {
+        if name.as_str().contains('_') {
+            let hyphens = name.as_str().replace('_', "-");
+            if CHECKED.contains(&hyphens.as_str()) {
+                return Err("a header name spelled with underscores for a field the gateway checks");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn framing(parts: &Parts) -> Result<(), &'static str> {
@@ -345,6 +380,15 @@ mod tests {
         let mut p = parts(h1().uri("/%76%31/customers?size=10&x=%2F"));
         Hygiene::default().check(&mut p).unwrap();
         assert_eq!(p.uri.path_and_query().unwrap().as_str(), "/v1/customers?size=10&x=%2F");
+    }
+
+    #[test]
+    fn underscores_cannot_stand_for_a_checked_field() {
+        for name in ["x_ms_authorization_auxiliary", "X_MS_Authorization_Auxiliary", "content_length", "transfer_encoding", "x_forwarded_for"] {
+            assert!(check(h1().header(name, "x")).is_err(), "{name}");
+        }
+        assert!(check(h1().header("x_custom_thing", "x")).is_ok());
+        assert!(check(h1().header("x-ms-client-request-id", "x")).is_ok());
     }
 
     #[test]

@@ -192,15 +192,18 @@ impl Gateway {
         let now = unix_now();
         let policy = &route.config.policy;
         record.mode = Some(policy.schedule.mode_at(now));
+        // The upstream sees the route's base path in front of the request's,
+        // except in egress mode, where a request goes to its CONNECT target.
+        let base = if routed.is_some() { "" } else { route.config.upstream.base_path.as_str() };
         let (facts, body) = match policy.kind {
             RouteKind::Login => {
                 let bytes = token_request::read(body, &parts.headers).await?;
-                let (facts, request) = facts::login(&parts, &bytes)?;
+                let (facts, request) = facts::login(&parts, base, &bytes)?;
                 record.token_request = Some(request);
                 (facts, RequestBody::Right(Full::new(bytes)))
             }
             RouteKind::PartnerCenter | RouteKind::Aobo => {
-                let gathered = facts::api(&self.auth, &route.config, &parts, policy.verify_signature, now).await?;
+                let gathered = facts::api(&self.auth, &route.config, &parts, base, policy.verify_signature, now).await?;
                 record.credential = Some(gathered.credentials.scheme);
                 record.verification = gathered.verification;
                 let (facts, path) = (gathered.facts, gathered.path);

@@ -310,7 +310,8 @@ fn gather(
             skew_secs: config.identity.clock_skew_secs as i64,
         };
         let auth = Authenticator::new(Arc::new(keys), checks, config.identity.max_token_bytes);
-        match facts::api(&auth, route, parts, verify, now).await {
+        // As the reverse-proxy listener sends it: behind the route's base path.
+        match facts::api(&auth, route, parts, &route.upstream.base_path, verify, now).await {
             Ok(gathered) => Ok(gathered.facts),
             // Refused before any decision (the request itself is malformed).
             Err(reject) => Err(CheckError::Refused(reject.reason(), RefusedWhy(reject.to_string()))),

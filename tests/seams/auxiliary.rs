@@ -144,3 +144,28 @@ async fn bearer_credentials_anywhere_else_are_refused() {
     assert_rejected(rsp, 400, "bad_request").await;
     assert_eq!(env.upstream.hits(), 2);
 }
+
+/// ASP.NET splits a Cookie header on `;` and `,`: a JWS after a comma is a
+/// stray bearer credential too (400, upstream never reached).
+#[tokio::test]
+async fn cookies_are_split_as_aspnet_splits_them() {
+    let env = TestEnv::setup().start().await;
+    let good = env.idp.delegated().mint();
+    let stray = env.idp.delegated().amr(&["pwd"]).tenant("aaaaaaaa-0000-4000-8000-000000000001").mint();
+    for http1 in [true, false] {
+        let client = crate::support::client(&env.pki.ca_pem, http1);
+        let rsp = client
+            .get(env.url("/v1/customers"))
+            .bearer_auth(&good)
+            .header("cookie", format!("theme=dark, session={stray}"))
+            .send()
+            .await
+            .unwrap();
+        let status = rsp.status().as_u16();
+        if status != 400 {
+            panic!("http1={http1}: {status}, forwarded: {} upstream hits", env.upstream.hits());
+        }
+        assert_rejected(rsp, 400, "bad_request").await;
+    }
+    assert_eq!(env.upstream.hits(), 0);
+}

@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use crate::get_with;
-use crate::support::{TestEnv, raw};
+use crate::support::idp::OTHER_TID;
+use crate::support::{TestEnv, assert_rejected, raw};
 
 #[tokio::test]
 async fn headers_that_retarget_a_request_never_reach_the_upstream() {
@@ -113,4 +114,64 @@ async fn a_request_the_client_abandons_is_recorded_once() {
     assert_eq!(env.upstream.hits(), 2, "the upstream saw both");
     let allowed = r#"mfagate_requests_total{decision="allow",reason="none",route="partner-center"}"#;
     assert_eq!(env.metric(allowed).await, 2.0);
+}
+
+const STRANGER_TID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+/// The customer is read from the path as the upstream receives it, the
+/// route's base path included: `upstream = ".../v1/customers"` and a request
+/// for `/{stranger}/subscriptions` names the stranger.
+#[tokio::test]
+async fn the_customer_is_read_from_the_path_the_upstream_gets() {
+    let env = TestEnv::setup()
+        .route("path_prefix = \"/v1\"")
+        .more_routes(&format!(
+            r#"
+[[routes]]
+name = "pc-customers"
+upstream = "@UPSTREAM@/v1/customers"
+upstream_ca = "@CA@"
+audiences = ["https://api.partnercenter.microsoft.com"]
+customers = [{{ tenant_id = "{OTHER_TID}", ends = "2099-01-01T00:00:00Z" }}]
+"#
+        ))
+        .start()
+        .await;
+    let token = env.idp.delegated().mint();
+    // The related customer goes through, as it should.
+    let rsp = env.get(&format!("/{OTHER_TID}/subscriptions"), Some(&token)).await;
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(env.upstream.last().path_and_query, format!("/v1/customers/{OTHER_TID}/subscriptions"));
+    // A customer with no relationship goes through too.
+    let rsp = env.get(&format!("/{STRANGER_TID}/subscriptions"), Some(&token)).await;
+    let status = rsp.status().as_u16();
+    let seen = env.upstream.last().path_and_query;
+    assert_eq!((status, env.upstream.hits()), (403, 1), "forwarded to {seen}");
+    assert_rejected(rsp, 403, "customer_not_allowed").await;
+}
+
+/// IIS and CGI-style servers read `X_Original_URL` as `X-Original-URL`: the
+/// retargeting headers are removed in either spelling, over HTTP/1.1 and
+/// HTTP/2.
+#[tokio::test]
+async fn retargeting_headers_spelled_with_underscores_are_removed() {
+    let env = TestEnv::setup().start().await;
+    let token = env.idp.delegated().mint();
+    let spelled = ["X_Original_URL", "X_Rewrite_URL", "X_HTTP_Method_Override", "X_HTTP_Method", "X_Method_Override"];
+    let mut leaked = Vec::new();
+    for http1 in [true, false] {
+        let client = crate::support::client(&env.pki.ca_pem, http1);
+        let mut req = client.get(env.url("/v1/customers")).bearer_auth(&token);
+        for name in spelled {
+            req = req.header(name, format!("/v1/customers/{STRANGER_TID}/subscriptions"));
+        }
+        let rsp = req.send().await.unwrap();
+        if rsp.status() == 200 {
+            let seen = env.upstream.last();
+            leaked.extend(
+                spelled.iter().filter(|n| seen.headers.contains_key(**n)).map(|n| format!("http1={http1} {n}")),
+            );
+        }
+    }
+    assert!(leaked.is_empty(), "forwarded: {leaked:?}");
 }

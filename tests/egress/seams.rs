@@ -1,11 +1,20 @@
-//! The egress listener: blind tunnels across reloads, audience binding.
+//! More of the egress listener's seams: a reload that comes while a blind
+//! tunnel awaits its hello, hellos that seal their server name, tokens in
+//! every place and spelling the audience binding must see, and a client's
+//! broken framing in a plain forward.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::clients::raw_tunnel;
-use crate::reload;
+
+/// `env`'s configuration file rewritten by `change`, then reloaded.
+async fn reload(env: &TestEnv, change: impl Fn(&str) -> String) -> Result<(), mfagate::reload::ReloadError> {
+    let text = std::fs::read_to_string(&env.config_path).unwrap();
+    std::fs::write(&env.config_path, change(&text)).unwrap();
+    env.reloader.reload().await
+}
 use crate::support::{GRAPH_HOST, PC_HOST, TestEnv};
 
 /// A rustls client trusting the test CA (the recording upstream's).
@@ -21,17 +30,12 @@ fn upstream_tls(env: &TestEnv) -> tokio_rustls::TlsConnector {
     tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
 }
 
-/// Rule 1 (reload): "open blind tunnels are closed when a reload guards or
-/// denies their host". A blind tunnel whose CONNECT was answered before a
-/// reload, but whose client sends its ClientHello only after it, is
-/// admitted under the OLD host rules (the state captured at CONNECT) and
-/// then never re-checked: `tunnel::serve` subscribes to reload
-/// notifications only after the first flight, so the reload that happened
-/// while it waited is already marked seen. Here the reload puts Graph on
-/// `deny_hosts`; a request then travels through the tunnel to Graph.
-/// Correct: the tunnel is closed (egress_denied), Graph never reached.
+/// A blind tunnel whose CONNECT was answered before a reload, but whose
+/// client sends its ClientHello after it, is judged under the rules of the
+/// reload: here Graph is denied, so the tunnel closes and Graph is never
+/// reached.
 #[tokio::test]
-async fn a_blind_tunnel_waiting_for_its_hello_survives_a_reload_that_denies_its_host() {
+async fn a_reload_while_a_tunnel_awaits_its_hello_applies_to_it() {
     let env = TestEnv::setup().route(&format!("host = \"{PC_HOST}\"")).egress("default = \"tunnel\"").start().await;
     let token = env.idp.delegated().claim("aud", "https://graph.microsoft.com").mint();
     // CONNECT answered 200 under the old rules; the client has not spoken yet.
@@ -82,14 +86,10 @@ async fn plain_env() -> (TestEnv, crate::clients::PlainPeer) {
     (env, plain)
 }
 
-/// Rule 8 (egress audience binding): "every token anywhere in the request
-/// (all Authorization values, auxiliary, query, cookies) is examined".
-/// Only the FIRST `access_token` query parameter is examined
-/// (`credentials::query_token` uses `find`), so a Partner Center token in a
-/// second `access_token` leaves the network in clear to any allowed host.
-/// Correct: 403 audience_host_mismatch, the plain peer never reached.
+/// Every `access_token` query parameter is examined by the audience
+/// binding, not only the first.
 #[tokio::test]
-async fn a_bound_token_in_a_second_access_token_parameter_is_not_examined() {
+async fn every_access_token_parameter_is_bound() {
     let (env, plain) = plain_env().await;
     let pc = env.idp.delegated().mint();
     let url = format!("http://intranet.example.net/upload?access_token=x&access_token={pc}");
@@ -98,15 +98,10 @@ async fn a_bound_token_in_a_second_access_token_parameter_is_not_examined() {
     result.unwrap();
 }
 
-/// Rule 8 (egress audience binding), and the claim that "all Authorization
-/// values" are examined: only credentials whose scheme is `Bearer` are read
-/// (`credentials::every_token`). A Partner Center token sent under another
-/// scheme, with no scheme at all, or glued to `Bearer` by a comma, goes to
-/// any allowed host. The receiving host is the one that reads it, so the
-/// scheme it is sent under does not matter.
-/// Correct: 403 audience_host_mismatch for each, the plain peer never reached.
+/// A token in an `Authorization` value is bound whatever scheme (or none)
+/// precedes it.
 #[tokio::test]
-async fn a_bound_token_under_another_authorization_scheme_is_not_examined() {
+async fn a_token_under_any_scheme_is_bound() {
     let (env, plain) = plain_env().await;
     let pc = env.idp.delegated().mint();
     let url = "http://intranet.example.net/upload";
@@ -129,15 +124,10 @@ async fn a_bound_token_under_another_authorization_scheme_is_not_examined() {
     );
 }
 
-/// Rules 6 and 8: "JWS cookies refused 400 on token-checking routes" and
-/// bound "cookies" examined. The gateway splits a Cookie header on `;`
-/// only, while ASP.NET Core's cookie parser (CookieHeaderParserShared)
-/// also splits on `,`: `Cookie: theme=dark, session=<JWS>` is a `session`
-/// cookie holding the token to such a server, and nothing to the gateway.
-/// Over plain HTTP a Partner Center token leaves this way to any allowed
-/// host. Correct: 403 audience_host_mismatch, the plain peer never reached.
+/// Cookies are split on `,` as well as `;` (as ASP.NET splits them) before
+/// their values are examined by the audience binding.
 #[tokio::test]
-async fn a_bound_token_in_a_comma_separated_cookie_is_not_examined() {
+async fn cookies_split_by_commas_are_bound() {
     let (env, plain) = plain_env().await;
     let pc = env.idp.delegated().mint();
     let result =
@@ -178,18 +168,12 @@ fn client_hello_with_ech(server_name: &str) -> Vec<u8> {
     out
 }
 
-/// Rule 4 (blind tunnels): "only after a complete ClientHello naming no
-/// server or the CONNECT target". A hello offering Encrypted Client Hello
-/// names the CONNECT target only in its outer, public name; the server
-/// name the client really asks for is sealed in the extension, where the
-/// proxy cannot check it against the guarded hosts, `deny_hosts` or
-/// `allow_hosts`. An ECH-capable front (a CDN's client-facing server) then
-/// serves a host the proxy would refuse: the fronting that checking the
-/// server name is meant to stop. Correct: a hello the proxy cannot read the
-/// real server name of is refused like one naming another host (the tunnel
-/// closed, nothing passed on to the target).
+/// A ClientHello offering Encrypted Client Hello names the CONNECT target
+/// only in its outer name; the name it is for is sealed where the proxy
+/// cannot check it against the guarded hosts and the host lists, so the
+/// tunnel is refused and nothing is passed on.
 #[tokio::test]
-async fn a_hello_with_an_encrypted_server_name_opens_a_blind_tunnel() {
+async fn a_hello_that_seals_its_server_name_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let peer = crate::clients::TlsPeer::start(dir.path(), "files.example.net").await;
     let relay = crate::clients::CountingRelay::start(peer.addr).await;
@@ -211,15 +195,10 @@ async fn a_hello_with_an_encrypted_server_name_opens_a_blind_tunnel() {
     );
 }
 
-/// "A client's chunked-framing error is a 400 counted as the client's" —
-/// on the egress listener's plain `http://` forwards too. A chunked body
-/// whose chunk size is not hexadecimal breaks off the forward, and the
-/// proxy answers 502 `upstream_unavailable`, counted as the target failing
-/// (`mfagate_egress_connections_total{kind="failed"}`), blaming an allowed
-/// host for the client's own bytes. Correct: 400 bad_request, counted as
-/// denied, the connection closed.
+/// A client's broken chunked framing in a plain forward is answered 400
+/// and counted as the client's, not as the target failing.
 #[tokio::test]
-async fn a_clients_framing_error_in_a_plain_forward_is_blamed_on_the_target() {
+async fn a_clients_framing_error_in_a_plain_forward_is_its_own_400() {
     let (env, _plain) = plain_env().await;
     let mut tcp = tokio::net::TcpStream::connect(env.egress.unwrap()).await.unwrap();
     let request = "POST http://intranet.example.net/upload HTTP/1.1\r\nHost: intranet.example.net\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\nxx\r\n0\r\n\r\n";
