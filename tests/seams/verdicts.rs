@@ -5,7 +5,7 @@
 //! log under the same configuration (nothing may change); check-token is
 //! asked about each request as a process, as an operator would.
 
-use std::process::Command;
+use tokio::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::get_with;
@@ -177,6 +177,7 @@ async fn the_gateway_replay_and_check_token_agree() {
     let out = Command::new(env!("CARGO_BIN_EXE_mfagate"))
         .args(["replay", "--json", "--config", env.config_path.to_str().unwrap(), log.to_str().unwrap()])
         .output()
+        .await
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("replay: {e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
@@ -196,7 +197,8 @@ async fn the_gateway_replay_and_check_token_agree() {
             args.extend(["--header", h]);
         }
         args.push(token);
-        let out = Command::new(env!("CARGO_BIN_EXE_mfagate")).args(&args).output().unwrap();
+        // Asynchronously: the identity provider it fetches keys from runs on this runtime.
+        let out = Command::new(env!("CARGO_BIN_EXE_mfagate")).args(&args).output().await.unwrap();
         let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!("check-token {}: {e}: {}", c.path, String::from_utf8_lossy(&out.stderr))
         });
