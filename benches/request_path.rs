@@ -153,14 +153,19 @@ fn fixture(runtime: &tokio::runtime::Runtime) -> Fixture {
 /// tenant) and the decision on the route's rules.
 fn full_check(f: &Fixture, auth: &Authenticator) -> bool {
     let creds = credentials::read(&f.headers, 16384);
-    if credentials::stray(None, &f.headers).is_some() || !credentials::auxiliary(&f.headers, 16384).is_ok_and(|a| a.is_empty()) {
+    if credentials::stray(None, &f.headers).is_some()
+        || !credentials::auxiliary(&f.headers, 16384).is_ok_and(|a| a.is_empty())
+    {
         return false;
     }
     let Ok(token) = creds.bearer else { return false };
     let Some(Ok(verified)) = auth.authenticate(token, &f.audiences, f.now).now_or_never() else {
         return false;
     };
-    let facts = Facts { token: Some(Presented::Checked { claims: verified.into_claims(), verified: true }), ..Facts::default() };
+    let facts = Facts {
+        token: Some(Presented::Checked { claims: verified.into_claims(), verified: true }),
+        ..Facts::default()
+    };
     let outcome = policy::decide(&f.policy, &facts, f.now);
     policy::authorize(&outcome, &facts).is_ok()
 }

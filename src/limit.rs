@@ -269,7 +269,8 @@ mod tests {
     }
 
     fn claims(oid: &str, tid: &str) -> Subject {
-        let claims = crate::auth::claims::Claims::parse(format!(r#"{{"oid":"{oid}","tid":"{tid}"}}"#).as_bytes()).unwrap();
+        let claims =
+            crate::auth::claims::Claims::parse(format!(r#"{{"oid":"{oid}","tid":"{tid}"}}"#).as_bytes()).unwrap();
         let token = crate::policy::Presented::Checked { claims: std::sync::Arc::new(claims), verified: true };
         crate::policy::Facts { token: Some(token), ..Default::default() }.subject().unwrap()
     }

@@ -93,13 +93,7 @@ pub struct Reloader {
 impl Reloader {
     pub fn new(current: Arc<Current>, shared: Arc<Shared>) -> Result<Self, prometheus::Error> {
         let counters = ReloadMetrics::register(shared.metrics.registry())?;
-        Ok(Self {
-            source: Mutex::new(None),
-            current,
-            shared,
-            counters,
-            one_at_a_time: tokio::sync::Mutex::new(()),
-        })
+        Ok(Self { source: Mutex::new(None), current, shared, counters, one_at_a_time: tokio::sync::Mutex::new(()) })
     }
 
     /// Where reloads read the configuration from.

@@ -186,6 +186,9 @@ async fn a_flood_of_bad_tokens_is_cut_off_before_token_checks() {
     assert_eq!(env.idp.hits(), fetches_before + 4, "a blocked address still caused token work");
     assert_eq!(env.upstream.hits(), 0);
     let scrape = env.metrics().await;
-    assert_eq!(support::sample(&scrape, r#"mfagate_rate_limited_total{key="denied_budget",route="partner-center"}"#), 2.0);
+    assert_eq!(
+        support::sample(&scrape, r#"mfagate_rate_limited_total{key="denied_budget",route="partner-center"}"#),
+        2.0
+    );
     assert_eq!(support::sample(&scrape, "mfagate_rate_limited_peers"), 1.0);
 }

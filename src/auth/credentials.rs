@@ -107,7 +107,11 @@ fn scheme_and_rest(item: &str) -> (&str, &str) {
 pub fn read(headers: &HeaderMap, max_token_bytes: usize) -> Credentials<'_> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(first) = values.next() else {
-        return Credentials { scheme: Scheme::None, legacy: None, bearer: Err(AuthError::MissingToken("no Authorization header")) };
+        return Credentials {
+            scheme: Scheme::None,
+            legacy: None,
+            bearer: Err(AuthError::MissingToken("no Authorization header")),
+        };
     };
     let several = values.next().is_some();
     let scheme = first.to_str().map_or(Scheme::Other, |v| Scheme::of(scheme_and_rest(v).0.as_bytes()));
@@ -125,7 +129,7 @@ pub fn read(headers: &HeaderMap, max_token_bytes: usize) -> Credentials<'_> {
 fn legacy_scheme(value: &HeaderValue) -> Option<Scheme> {
     // Bytes that are not ASCII cannot hide a scheme name, but may surround one.
     let text = String::from_utf8_lossy(value.as_bytes());
-    text.split(',').map(|item| Scheme::of(scheme_and_rest(&item).0.as_bytes())).find(|s| s.is_legacy())
+    text.split(',').map(|item| Scheme::of(scheme_and_rest(item).0.as_bytes())).find(|s| s.is_legacy())
 }
 
 /// The token of a single `Bearer` credential.
@@ -182,7 +186,8 @@ pub fn stray(query: Option<&str>, headers: &HeaderMap) -> Option<&'static str> {
     if query_tokens(query).next().is_some() {
         return Some("a bearer token in the access_token query parameter");
     }
-    let cookie = headers.get_all(COOKIE).iter().any(|v| pieces(&String::from_utf8_lossy(v.as_bytes())).any(|p| is_jose(&p)));
+    let cookie =
+        headers.get_all(COOKIE).iter().any(|v| pieces(&String::from_utf8_lossy(v.as_bytes())).any(|p| is_jose(&p)));
     if cookie {
         return Some("a bearer token in a cookie");
     }
@@ -267,7 +272,13 @@ mod tests {
 
     #[test]
     fn one_bearer_token_with_any_spacing() {
-        for v in ["Bearer abc.def.ghi", "bearer  abc.def.ghi", "BEARER\tabc.def.ghi", "Bearer \t abc.def.ghi \t", " Bearer abc.def.ghi"] {
+        for v in [
+            "Bearer abc.def.ghi",
+            "bearer  abc.def.ghi",
+            "BEARER\tabc.def.ghi",
+            "Bearer \t abc.def.ghi \t",
+            " Bearer abc.def.ghi",
+        ] {
             let h = auth(&[v]);
             let c = read(&h, 100);
             assert_eq!(c.bearer, Ok("abc.def.ghi"), "{v:?}");
@@ -356,9 +367,14 @@ mod tests {
     #[test]
     fn every_token_is_seen() {
         let t = |n: u8| {
-            format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"RS256","n":{n}}}"#)), URL_SAFE_NO_PAD.encode("{}"))
+            format!(
+                "{}.{}.c2ln",
+                URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"RS256","n":{n}}}"#)),
+                URL_SAFE_NO_PAD.encode("{}")
+            )
         };
-        let mut h = auth(&[&format!("Bearer {}", t(1)), &format!("Bearer {}, Basic x", t(2)), &format!("JWT {}", t(3))]);
+        let mut h =
+            auth(&[&format!("Bearer {}", t(1)), &format!("Bearer {}, Basic x", t(2)), &format!("JWT {}", t(3))]);
         h.append(AUTHORIZATION, HeaderValue::from_str(&t(4)).unwrap());
         h.append(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer,{}", t(5))).unwrap());
         h.append(&AUXILIARY, HeaderValue::from_str(&format!("Bearer {}", t(6))).unwrap());

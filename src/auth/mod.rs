@@ -123,7 +123,12 @@ impl Authenticator {
     /// claims come back with the error so that the decision can be logged
     /// with them. Claims of a token whose signature did not verify are never
     /// returned.
-    pub async fn authenticate(&self, token: &str, audiences: &[String], now: i64) -> Result<VerifiedToken, AuthFailure> {
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        audiences: &[String],
+        now: i64,
+    ) -> Result<VerifiedToken, AuthFailure> {
         if token.len() > self.max_token_bytes {
             return Err((AuthError::Malformed("bearer token exceeds identity.max_token_bytes"), None));
         }

@@ -166,11 +166,11 @@ pub fn decide<'p>(policy: &'p RoutePolicy, facts: &Facts, now: i64) -> Outcome<'
         verdicts.fail(reason, mode_of(policy, reason, now));
     }
     let mut evaluation = None;
-    if let Some(token) = &facts.token {
-        if let Some(e) = judge_token(policy, token, facts, now, &mut verdicts) {
-            verdicts.decided(&e.decision);
-            evaluation = Some(e);
-        }
+    if let Some(token) = &facts.token
+        && let Some(e) = judge_token(policy, token, facts, now, &mut verdicts)
+    {
+        verdicts.decided(&e.decision);
+        evaluation = Some(e);
     }
     for token in &facts.auxiliary {
         if let Some(e) = judge_token(policy, token, facts, now, &mut verdicts) {
@@ -241,7 +241,10 @@ mod tests {
     }
 
     fn report_only(enforced: &[Rule]) -> RoutePolicy {
-        let mut p = RoutePolicy { schedule: Schedule { mode: Mode::ReportOnly, enforce_after: None }, ..RoutePolicy::default() };
+        let mut p = RoutePolicy {
+            schedule: Schedule { mode: Mode::ReportOnly, enforce_after: None },
+            ..RoutePolicy::default()
+        };
         for r in enforced {
             p.rule_modes[*r as usize] = Some(Mode::Enforce);
         }
@@ -261,7 +264,13 @@ mod tests {
     fn a_token_that_cannot_be_checked_is_refused_while_any_rule_enforces() {
         let strict = report_only(&[Rule::LegacyAuth, Rule::Mfa]);
         let lax = report_only(&[]);
-        for reason in [Reason::MalformedToken, Reason::MissingToken, Reason::BadSignature, Reason::Expired, Reason::KeysUnavailable] {
+        for reason in [
+            Reason::MalformedToken,
+            Reason::MissingToken,
+            Reason::BadSignature,
+            Reason::Expired,
+            Reason::KeysUnavailable,
+        ] {
             let facts = with(Presented::failed(reason));
             assert_eq!(verdict(&strict, &facts), ("deny", Some(reason)), "{}", reason.as_str());
             assert_eq!(verdict(&lax, &facts), ("would_deny", Some(reason)), "{}", reason.as_str());
@@ -271,7 +280,10 @@ mod tests {
         let unconfigured = report_only(&[Rule::Customers, Rule::DenyRoles]);
         assert_eq!(verdict(&unconfigured, &with(Presented::failed(Reason::Expired))).0, "would_deny");
         // enforce_after: before the instant everything is report-only.
-        let staged = RoutePolicy { schedule: Schedule { mode: Mode::Enforce, enforce_after: Some(2_000) }, ..RoutePolicy::default() };
+        let staged = RoutePolicy {
+            schedule: Schedule { mode: Mode::Enforce, enforce_after: Some(2_000) },
+            ..RoutePolicy::default()
+        };
         assert_eq!(verdict(&staged, &with(Presented::failed(Reason::Expired))).0, "would_deny");
     }
 

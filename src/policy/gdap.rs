@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
-use super::{Check, DenyReason, RouteKind, RoutePolicy};
+use super::{Check, Reason, RouteKind, RoutePolicy};
 use crate::auth::claims::{Claims, is_guid};
 
 /// Role template id of Global Administrator, denied by default on AOBO routes.
@@ -57,7 +57,7 @@ pub fn partner_tenants(policy: &RoutePolicy, claims: &Claims) -> Check {
     match tenancy(claims) {
         Tenancy::Home => Check::Skip,
         Tenancy::Foreign { idp_tenant: Some(t) } if listed(&policy.partner_tenants, t) => Check::Pass,
-        Tenancy::Foreign { .. } => Check::Fail(DenyReason::ForeignTenantNotAllowed),
+        Tenancy::Foreign { .. } => Check::Fail(Reason::ForeignTenantNotAllowed),
     }
 }
 
@@ -75,12 +75,12 @@ pub fn customers(policy: &RoutePolicy, claims: &Claims, path_customer: Option<&s
         RouteKind::Aobo | RouteKind::Login => match claims.tid.as_deref() {
             Some(tid) if listed(&policy.partner_tenants, tid) => return Check::Skip,
             Some(tid) => tid,
-            None => return Check::Fail(DenyReason::CustomerNotAllowed),
+            None => return Check::Fail(Reason::CustomerNotAllowed),
         },
     };
     match list.relationship_end(customer) {
-        None => Check::Fail(DenyReason::CustomerNotAllowed),
-        Some(ends) if now >= ends => Check::Fail(DenyReason::RelationshipExpired),
+        None => Check::Fail(Reason::CustomerNotAllowed),
+        Some(ends) if now >= ends => Check::Fail(Reason::RelationshipExpired),
         Some(_) => Check::Pass,
     }
 }
@@ -90,7 +90,7 @@ pub fn deny_roles(policy: &RoutePolicy, claims: &Claims) -> Check {
         return Check::Off;
     }
     let privileged = claims.wids.as_ref().is_some_and(|w| w.iter().any(|r| listed(&policy.deny_roles, r)));
-    if privileged { Check::Fail(DenyReason::PrivilegedRole) } else { Check::Pass }
+    if privileged { Check::Fail(Reason::PrivilegedRole) } else { Check::Pass }
 }
 
 /// A relationship's state, as Microsoft Graph's `delegatedAdminRelationship`

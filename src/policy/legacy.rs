@@ -6,7 +6,7 @@
 
 mod body;
 
-use super::{Check, DenyReason};
+use super::{Check, Reason};
 use body::Param;
 
 /// First path segments of Exchange's legacy protocols: EWS, ActiveSync,
@@ -34,7 +34,7 @@ pub fn exchange(path: &str, credential: Credential) -> Check {
         Credential::None => Check::Skip,
         Credential::Bearer => Check::Pass,
         Credential::Basic | Credential::Ntlm | Credential::Negotiate | Credential::Digest | Credential::Other => {
-            Check::Fail(DenyReason::LegacyAuth)
+            Check::Fail(Reason::LegacyAuth)
         }
     }
 }
@@ -126,9 +126,9 @@ impl TokenRequest {
     pub fn check(&self) -> Check {
         let any = |names: &[&str]| self.grant_types.iter().any(|g| names.iter().any(|n| same(g, n)));
         if any(&["password"]) {
-            Check::Fail(DenyReason::PasswordGrant)
+            Check::Fail(Reason::PasswordGrant)
         } else if any(&SAML_BEARER) {
-            Check::Fail(DenyReason::LegacyAuth)
+            Check::Fail(Reason::LegacyAuth)
         } else if self.grant_types.is_empty() {
             Check::Skip
         } else {
@@ -177,8 +177,8 @@ mod tests {
         ] {
             let path = path.split('?').next().unwrap();
             assert!(is_exchange_legacy(path), "{path}");
-            assert_eq!(exchange(path, Credential::Basic), Check::Fail(DenyReason::LegacyAuth), "{path}");
-            assert_eq!(exchange(path, Credential::Other), Check::Fail(DenyReason::LegacyAuth), "{path}");
+            assert_eq!(exchange(path, Credential::Basic), Check::Fail(Reason::LegacyAuth), "{path}");
+            assert_eq!(exchange(path, Credential::Other), Check::Fail(Reason::LegacyAuth), "{path}");
             assert_eq!(exchange(path, Credential::Bearer), Check::Pass, "{path}");
             assert_eq!(exchange(path, Credential::None), Check::Skip, "{path}");
         }
@@ -189,8 +189,8 @@ mod tests {
     }
 
     const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
-    const PW: Check = Check::Fail(DenyReason::PasswordGrant);
-    const LEGACY: Check = Check::Fail(DenyReason::LegacyAuth);
+    const PW: Check = Check::Fail(Reason::PasswordGrant);
+    const LEGACY: Check = Check::Fail(Reason::LegacyAuth);
 
     fn parse(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Result<TokenRequest, &'static str> {
         TokenRequest::parse(query, content_type, body)

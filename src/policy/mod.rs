@@ -21,8 +21,6 @@ pub mod stepup;
 use std::sync::Arc;
 
 use crate::auth::claims::Claims;
-/// A rule's failure is one of the gateway's reasons.
-pub use crate::reason::Reason as DenyReason;
 pub use crate::reason::{Reason, Rule};
 pub use decide::{Facts, Outcome, Presented, Subject, decide};
 pub use exemptions::{Exemption, Selector};
@@ -166,8 +164,8 @@ pub struct Denial {
     pub step_up: Option<StepUp>,
 }
 
-impl From<DenyReason> for Denial {
-    fn from(reason: DenyReason) -> Self {
+impl From<Reason> for Denial {
+    fn from(reason: Reason) -> Self {
         Self { reason, step_up: None }
     }
 }
@@ -180,7 +178,7 @@ pub enum Check {
     /// The rule does not concern this token (e.g. MFA on an app-only token).
     Skip,
     Pass,
-    Fail(DenyReason),
+    Fail(Reason),
 }
 
 /// What the rules see: the token's claims and facts about the request.
@@ -198,9 +196,9 @@ pub struct Input<'a> {
 pub enum Decision {
     Allow,
     /// A rule failed, but an exemption covers the principal: forwarded.
-    Exempt(DenyReason),
+    Exempt(Reason),
     /// Only report-only rules failed: forwarded and recorded.
-    WouldDeny(DenyReason),
+    WouldDeny(Reason),
     Deny(Denial),
 }
 
@@ -214,7 +212,7 @@ impl Decision {
         }
     }
 
-    pub fn reason(&self) -> Option<DenyReason> {
+    pub fn reason(&self) -> Option<Reason> {
         match self {
             Self::Allow => None,
             Self::Exempt(r) | Self::WouldDeny(r) => Some(*r),

@@ -1,7 +1,7 @@
 //! Partner Center's MFA requirement, and how a token is classified: app+user
 //! calls must prove MFA in `amr`; app-only calls are not checked for MFA.
 
-use super::{Check, DenyReason, RoutePolicy};
+use super::{Check, Reason, RoutePolicy};
 use crate::auth::claims::Claims;
 
 /// Who the token speaks for.
@@ -124,9 +124,9 @@ pub fn mfa(policy: &RoutePolicy, claims: &Claims, principal: Principal) -> Check
         return Check::Pass;
     }
     if claims.amr.is_none() && TokenVersion::of(claims) == TokenVersion::V2 {
-        return Check::Fail(DenyReason::MfaUnprovableV2);
+        return Check::Fail(Reason::MfaUnprovableV2);
     }
-    Check::Fail(DenyReason::MfaRequired)
+    Check::Fail(Reason::MfaRequired)
 }
 
 /// `amr` must hold an accepted method as a whole element: `wiaormfa`

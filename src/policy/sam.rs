@@ -4,7 +4,7 @@
 //! credentials; app-only calls only where a route allows them.
 
 use super::partner_center::ClientType;
-use super::{Check, DenyReason, Principal, RoutePolicy};
+use super::{Check, Principal, Reason, RoutePolicy};
 use crate::auth::claims::Claims;
 
 /// The `denied_apps` entry that stands for `SCRIPTING_CLIENTS`.
@@ -37,7 +37,7 @@ pub fn denied_apps(policy: &RoutePolicy, claims: &Claims) -> Check {
     if policy.denied_apps.is_empty() {
         Check::Off
     } else if listed(&policy.denied_apps, claims.app_id()) {
-        Check::Fail(DenyReason::AppDenied)
+        Check::Fail(Reason::AppDenied)
     } else {
         Check::Pass
     }
@@ -47,7 +47,7 @@ pub fn app_only(policy: &RoutePolicy, principal: Principal) -> Check {
     match principal {
         Principal::Delegated => Check::Pass,
         Principal::AppOnly if policy.allow_app_only => Check::Pass,
-        Principal::AppOnly => Check::Fail(DenyReason::AppOnlyNotAllowed),
+        Principal::AppOnly => Check::Fail(Reason::AppOnlyNotAllowed),
     }
 }
 
@@ -61,7 +61,7 @@ pub fn public_clients(policy: &RoutePolicy, claims: &Claims, principal: Principa
     } else if ClientType::of(claims).is_confidential() {
         Check::Pass
     } else {
-        Check::Fail(DenyReason::PublicClient)
+        Check::Fail(Reason::PublicClient)
     }
 }
 
@@ -73,7 +73,7 @@ pub fn certificate_client(policy: &RoutePolicy, claims: &Claims) -> Check {
     } else if ClientType::of(claims) == ClientType::Certificate {
         Check::Pass
     } else {
-        Check::Fail(DenyReason::CertificateRequired)
+        Check::Fail(Reason::CertificateRequired)
     }
 }
 
@@ -83,7 +83,7 @@ pub fn allowed_apps(policy: &RoutePolicy, claims: &Claims) -> Check {
     } else if listed(&policy.allowed_apps, claims.app_id()) {
         Check::Pass
     } else {
-        Check::Fail(DenyReason::AppNotAllowed)
+        Check::Fail(Reason::AppNotAllowed)
     }
 }
 

@@ -4,7 +4,7 @@
 //! that Conditional Access authentication context, which the tenant's policy
 //! maps to "require MFA"; MSAL then signs the user in again with MFA.
 
-use super::{DenyReason, RoutePolicy};
+use super::{Reason, RoutePolicy};
 use crate::auth::claims::{Claims, is_guid};
 
 /// The challenge to send: the tenant to sign in to and the context to ask for.
@@ -25,8 +25,8 @@ impl StepUp {
 /// A step-up when the denial is for missing MFA and the client can take
 /// one. Not when the token already carries the context: the tenant's policy
 /// then does not require MFA for it, and asking again would loop.
-pub fn offer(policy: &RoutePolicy, claims: &Claims, reason: DenyReason) -> Option<StepUp> {
-    if reason != DenyReason::MfaRequired {
+pub fn offer(policy: &RoutePolicy, claims: &Claims, reason: Reason) -> Option<StepUp> {
+    if reason != Reason::MfaRequired {
         return None;
     }
     let auth_context = policy.auth_context_id.as_deref()?;
@@ -54,16 +54,16 @@ mod tests {
     #[test]
     fn only_capable_clients_on_routes_with_a_context() {
         let policy = RoutePolicy { auth_context_id: Some("c1".into()), ..RoutePolicy::default() };
-        let step = offer(&policy, &claims(&["CP1"], &[]), DenyReason::MfaRequired).unwrap();
+        let step = offer(&policy, &claims(&["CP1"], &[]), Reason::MfaRequired).unwrap();
         assert_eq!(step.tenant, TID);
         assert_eq!(step.claims_request(), r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#);
-        assert_eq!(offer(&policy, &claims(&["cp1"], &["c1"]), DenyReason::MfaRequired), None);
-        assert_eq!(offer(&policy, &claims(&[], &[]), DenyReason::MfaRequired), None);
-        assert_eq!(offer(&policy, &claims(&["cp1"], &[]), DenyReason::MfaUnprovableV2), None);
-        assert_eq!(offer(&policy, &claims(&["cp1"], &[]), DenyReason::PublicClient), None);
-        assert_eq!(offer(&RoutePolicy::default(), &claims(&["cp1"], &[]), DenyReason::MfaRequired), None);
+        assert_eq!(offer(&policy, &claims(&["cp1"], &["c1"]), Reason::MfaRequired), None);
+        assert_eq!(offer(&policy, &claims(&[], &[]), Reason::MfaRequired), None);
+        assert_eq!(offer(&policy, &claims(&["cp1"], &[]), Reason::MfaUnprovableV2), None);
+        assert_eq!(offer(&policy, &claims(&["cp1"], &[]), Reason::PublicClient), None);
+        assert_eq!(offer(&RoutePolicy::default(), &claims(&["cp1"], &[]), Reason::MfaRequired), None);
         let mut no_tid = claims(&["cp1"], &[]);
         no_tid.tid = Some("common".into());
-        assert_eq!(offer(&policy, &no_tid, DenyReason::MfaRequired), None);
+        assert_eq!(offer(&policy, &no_tid, Reason::MfaRequired), None);
     }
 }

@@ -90,7 +90,9 @@ pub async fn api<'h>(
 fn request_path(base: &str, forwarded: String) -> Result<String, Reject> {
     match forwarded.strip_prefix(base) {
         Some(path) if path.starts_with('/') => Ok(path.to_string()),
-        _ => Err(Reject::BadRequest("the route's upstream path names a customer in a form other than its canonical one")),
+        _ => {
+            Err(Reject::BadRequest("the route's upstream path names a customer in a form other than its canonical one"))
+        }
     }
 }
 

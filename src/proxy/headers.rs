@@ -156,7 +156,9 @@ pub fn to_upstream(headers: &mut HeaderMap, peer: IpAddr, original_host: Option<
     if headers.keys().any(|n| n.as_str().contains('_')) {
         let aliases: Vec<HeaderName> = headers
             .keys()
-            .filter(|n| n.as_str().contains('_') && RETARGETING.iter().any(|r| r.as_str() == n.as_str().replace('_', "-")))
+            .filter(|n| {
+                n.as_str().contains('_') && RETARGETING.iter().any(|r| r.as_str() == n.as_str().replace('_', "-"))
+            })
             .cloned()
             .collect();
         for name in aliases {

@@ -203,7 +203,8 @@ impl Gateway {
                 (facts, RequestBody::Right(Full::new(bytes)))
             }
             RouteKind::PartnerCenter | RouteKind::Aobo => {
-                let gathered = facts::api(&self.auth, &route.config, &parts, base, policy.verify_signature, now).await?;
+                let gathered =
+                    facts::api(&self.auth, &route.config, &parts, base, policy.verify_signature, now).await?;
                 record.credential = Some(gathered.credentials.scheme);
                 record.verification = gathered.verification;
                 let (facts, path) = (gathered.facts, gathered.path);

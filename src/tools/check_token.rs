@@ -15,9 +15,9 @@ use http::request::Parts;
 use serde_json::Value;
 
 use super::hints::{Context, hint};
+use crate::auth::Authenticator;
 use crate::auth::claims::{ClaimChecks, Claims, audience_key};
 use crate::auth::jwks::KeyStore;
-use crate::auth::Authenticator;
 use crate::cli::CheckTokenArgs;
 use crate::config::{Config, ConfigError, RouteConfig, Source};
 use crate::error::Reason;
@@ -136,9 +136,9 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
         Presented::Checked { .. } => (signed(verify, args.no_verify), Ok(())),
         // Claims come back only once the signature (when checked) verified.
         Presented::Failed { reason, claims: Some(_) } => (signed(verify, args.no_verify), Err(*reason)),
-        Presented::Failed { reason: r @ (Reason::UnknownKey | Reason::BadSignature | Reason::DisallowedAlg), .. } => {
-            (Signature::Failed(*r), Ok(()))
-        }
+        Presented::Failed {
+            reason: r @ (Reason::UnknownKey | Reason::BadSignature | Reason::DisallowedAlg), ..
+        } => (Signature::Failed(*r), Ok(())),
         Presented::Failed { reason, .. } => (Signature::NotChecked("the token could not be read"), Err(*reason)),
     };
     // The rules are shown on the claims as far as they could be read; the

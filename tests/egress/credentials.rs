@@ -35,7 +35,11 @@ async fn intercepted_requests_get_the_same_credential_rules() {
         (vec![auth("Basic\tdXNlcjpwYXNz".into())], 401, "legacy_auth"),
         (vec![auth(format!("Bearer {no_mfa}")), auth(format!("Bearer {no_mfa}"))], 401, "malformed_token"),
         (vec![auth(format!("Bearer\t{no_mfa}"))], 401, "mfa_required"),
-        (vec![auth(format!("Bearer {good}")), ("x-ms-authorization-auxiliary", format!("Bearer {no_mfa}"))], 401, "mfa_required"),
+        (
+            vec![auth(format!("Bearer {good}")), ("x-ms-authorization-auxiliary", format!("Bearer {no_mfa}"))],
+            401,
+            "mfa_required",
+        ),
         (vec![auth(format!("Bearer {good}")), ("cookie", format!("t={good}"))], 400, "bad_request"),
     ];
     for http2 in [false, true] {
@@ -74,7 +78,11 @@ async fn a_bound_token_anywhere_in_the_request_is_bound() {
         }
         args.push(url);
         let out = curl(&env, &args).await;
-        assert_eq!((out.code, out.json()["reason"].as_str()), (403, Some("audience_host_mismatch")), "{headers:?}: {out:?}");
+        assert_eq!(
+            (out.code, out.json()["reason"].as_str()),
+            (403, Some("audience_host_mismatch")),
+            "{headers:?}: {out:?}"
+        );
     }
     let out = curl(&env, &[&format!("{url}?access_token={pc}")]).await;
     assert_eq!((out.code, out.json()["reason"].as_str()), (403, Some("audience_host_mismatch")), "{out:?}");
@@ -83,7 +91,8 @@ async fn a_bound_token_anywhere_in_the_request_is_bound() {
     assert_eq!(out.code, 200, "{out:?}");
     // Inside a tunnel to Graph, a Partner Center token in a second header is bound too.
     let graph = env.idp.delegated().claim("aud", "https://graph.microsoft.com").mint();
-    let headers = [("authorization", format!("Bearer {graph}")), ("x-ms-authorization-auxiliary", format!("Bearer {pc}"))];
+    let headers =
+        [("authorization", format!("Bearer {graph}")), ("x-ms-authorization-auxiliary", format!("Bearer {pc}"))];
     let rsp = send(&env, false, &format!("https://{GRAPH_HOST}/v1.0/me"), &headers).await;
     assert_rejected(rsp, 403, "audience_host_mismatch").await;
     assert_eq!(env.upstream.hits(), 0);

@@ -143,7 +143,8 @@ async fn an_open_blind_tunnel_closes_when_a_reload_guards_its_host() {
 async fn the_interception_ca_is_checked_again_and_start_only_keys_are_named() {
     let env = TestEnv::setup().route(&format!("host = \"{PC_HOST}\"")).egress("").start().await;
     let narrow = env.dir.path().join("narrow-ca");
-    let options = mfagate::egress::ca::CaOptions { permit: vec!["partnercenter.microsoft.com".into()], ..Default::default() };
+    let options =
+        mfagate::egress::ca::CaOptions { permit: vec!["partnercenter.microsoft.com".into()], ..Default::default() };
     mfagate::egress::ca::init(&narrow, &options).unwrap();
     let ca_dir = env.egress_ca.as_ref().unwrap().parent().unwrap().display().to_string();
     // A CA that cannot vouch for a host a new route guards: the reload is refused.
@@ -153,8 +154,11 @@ async fn the_interception_ca_is_checked_again_and_start_only_keys_are_named() {
     assert_eq!(err.key(), Some("egress.ca_cert"), "{err}");
     // The running configuration stays: Graph is still not guarded, Partner Center is.
     let text = std::fs::read_to_string(&env.config_path).unwrap();
-    std::fs::write(&env.config_path, text.replace(&narrow.display().to_string(), &ca_dir).replace(&graph_route(&env), ""))
-        .unwrap();
+    std::fs::write(
+        &env.config_path,
+        text.replace(&narrow.display().to_string(), &ca_dir).replace(&graph_route(&env), ""),
+    )
+    .unwrap();
     let token = env.idp.delegated().amr(&["pwd"]).mint();
     let client = proxied_client(&env, &std::fs::read_to_string(env.egress_ca.as_ref().unwrap()).unwrap(), false);
     assert_rejected(client.get(crate::PC_URL).bearer_auth(&token).send().await.unwrap(), 401, "mfa_required").await;

@@ -99,16 +99,15 @@ async fn a_hit_never_skips_lifetime_or_audience() {
         Authenticator::new(keys, checks, 16 * 1024).with_token_cache(TokenCache::new(100, metrics.token_cache()));
     let t = now();
     let token = idp.delegated().claim("nbf", t - 10).claim("exp", t + 600).mint();
-    let headers = token.as_str();
     let aud = [PC_AUDIENCE.to_string()];
     let reason = |r: Result<_, (AuthError, Option<_>)>| r.map(|_| ()).map_err(|(e, claims)| (e, claims.is_some()));
 
-    assert_eq!(reason(auth.authenticate(&headers, &aud, t).await), Ok(()));
-    assert_eq!(reason(auth.authenticate(&headers, &aud, t).await), Ok(()));
-    assert_eq!(reason(auth.authenticate(&headers, &aud, t + 600).await), Err((AuthError::Expired, true)));
-    assert_eq!(reason(auth.authenticate(&headers, &aud, t - 11).await), Err((AuthError::NotYetValid, true)));
+    assert_eq!(reason(auth.authenticate(&token, &aud, t).await), Ok(()));
+    assert_eq!(reason(auth.authenticate(&token, &aud, t).await), Ok(()));
+    assert_eq!(reason(auth.authenticate(&token, &aud, t + 600).await), Err((AuthError::Expired, true)));
+    assert_eq!(reason(auth.authenticate(&token, &aud, t - 11).await), Err((AuthError::NotYetValid, true)));
     let graph = ["https://graph.microsoft.com".to_string()];
-    assert_eq!(reason(auth.authenticate(&headers, &graph, t).await), Err((AuthError::BadAudience, true)));
+    assert_eq!(reason(auth.authenticate(&token, &graph, t).await), Err((AuthError::BadAudience, true)));
     let scrape = String::from_utf8(metrics.encode()).unwrap();
     assert_eq!((sample(&scrape, MISS), sample(&scrape, HIT)), (1.0, 4.0), "every call after the first was a hit");
     assert_eq!(idp.hits(), 1, "one key-set fetch, at load");

@@ -57,10 +57,23 @@ async fn every_auxiliary_token_is_checked_like_the_main_one() {
         (format!("Bearer {}", aux(&env, CUSTOMER2).amr(&["pwd"]).mint()), 401, "mfa_required"),
         (format!("Bearer {}", aux(&env, CUSTOMER2).signed_by(&keys().rogue).mint()), 401, "bad_signature"),
         (format!("Bearer {}", aux(&env, CUSTOMER2).claim("exp", now() - 600).mint()), 401, "expired"),
-        (format!("Bearer {}", aux(&env, CUSTOMER2).claim("aud", "https://graph.microsoft.com").mint()), 401, "bad_audience"),
+        (
+            format!("Bearer {}", aux(&env, CUSTOMER2).claim("aud", "https://graph.microsoft.com").mint()),
+            401,
+            "bad_audience",
+        ),
         (format!("Bearer {}", aux(&env, CUSTOMER2).claim("appidacr", "0").mint()), 403, "public_client"),
         (format!("Bearer {}", aux(&env, CUSTOMER2).claim("wids", vec![GLOBAL_ADMIN]).mint()), 403, "privileged_role"),
-        (format!("Bearer {}", aux(&env, CUSTOMER2).claim("idp", "https://sts.windows.net/5a5a5a5a-1111-4000-8000-000000000000/").mint()), 403, "foreign_tenant_not_allowed"),
+        (
+            format!(
+                "Bearer {}",
+                aux(&env, CUSTOMER2)
+                    .claim("idp", "https://sts.windows.net/5a5a5a5a-1111-4000-8000-000000000000/")
+                    .mint()
+            ),
+            403,
+            "foreign_tenant_not_allowed",
+        ),
         // The bad one among good ones, in either position.
         (format!("Bearer {good}, Bearer {}", aux(&env, STRANGER).mint()), 403, "customer_not_allowed"),
         (format!("Bearer {}, Bearer {good}", aux(&env, CUSTOMER2).amr(&["pwd"]).mint()), 401, "mfa_required"),

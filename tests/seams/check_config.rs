@@ -72,7 +72,11 @@ fn what_run_refuses_check_config_refuses() {
     both_refuse(dir.path(), &format!("{ROUTE}{}", egress(&dir.path().join("nowhere"))), "egress.ca_cert");
     // The decision log's directory does not exist.
     let missing_dir = dir.path().join("no/such/dir/audit.jsonl");
-    both_refuse(dir.path(), &format!("[audit]\nsink = \"file\"\npath = \"{}\"\n{ROUTE}", missing_dir.display()), "audit.path");
+    both_refuse(
+        dir.path(),
+        &format!("[audit]\nsink = \"file\"\npath = \"{}\"\n{ROUTE}", missing_dir.display()),
+        "audit.path",
+    );
     // The certificate files are missing.
     let cert = "[server]\ntls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"\n";
     both_refuse(dir.path(), &ROUTE.replacen("[server]\n", cert, 1), "server.tls_cert");
@@ -81,7 +85,8 @@ fn what_run_refuses_check_config_refuses() {
 
     // What check-config accepts, check-config accepts without writing anything.
     let log = dir.path().join("audit.jsonl");
-    let ok = write(dir.path(), &format!("[audit]\nsink = \"file\"\npath = \"{}\"\n{ROUTE}{}", log.display(), egress(&ca)));
+    let ok =
+        write(dir.path(), &format!("[audit]\nsink = \"file\"\npath = \"{}\"\n{ROUTE}{}", log.display(), egress(&ca)));
     let out = mfagate(&["check-config", "--config", &ok]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!log.exists(), "check-config created the decision log");

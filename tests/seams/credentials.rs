@@ -18,7 +18,8 @@ async fn a_failing_credential_cannot_sidestep_an_enforcing_rule() {
     let good = env.idp.delegated().mint();
     let no_mfa = env.idp.delegated().amr(&["pwd"]).mint();
     let auth = |v: String| ("authorization", v);
-    let cases: Vec<(Vec<(&str, String)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, String)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         // A legacy scheme anywhere: legacy_auth, under its own (enforcing) mode.
         (vec![auth(format!("Bearer {good}")), auth(BASIC.into())], 401, "legacy_auth"),
         (vec![auth(BASIC.into()), auth(format!("Bearer {good}"))], 401, "legacy_auth"),

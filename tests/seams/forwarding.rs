@@ -16,7 +16,8 @@ use crate::support::{TestEnv, assert_rejected, raw};
 async fn headers_that_retarget_a_request_never_reach_the_upstream() {
     let env = TestEnv::setup().start().await;
     let token = env.idp.delegated().mint();
-    let retargeting = ["X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"];
+    let retargeting =
+        ["X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"];
     for http1 in [false, true] {
         let mut headers = vec![("authorization", format!("Bearer {token}"))];
         for name in retargeting {
@@ -51,11 +52,17 @@ async fn upstream_errors(env: &TestEnv) -> f64 {
 async fn a_clients_framing_error_is_its_own_400() {
     let env = TestEnv::setup().start().await;
     let token = env.idp.delegated().mint();
-    let bodies = [" 5\r\nhello\r\n0\r\n\r\n", "\t5\r\nhello\r\n0\r\n\r\n", "+5\r\nhello\r\n0\r\n\r\n", "5 x\r\nhello\r\n0\r\n\r\n"];
+    let bodies = [
+        " 5\r\nhello\r\n0\r\n\r\n",
+        "\t5\r\nhello\r\n0\r\n\r\n",
+        "+5\r\nhello\r\n0\r\n\r\n",
+        "5 x\r\nhello\r\n0\r\n\r\n",
+    ];
     for body in bodies {
         // Head and body in one write: refused before anything is forwarded.
         let (head, body) = chunked(&token, body);
-        let answer = raw::send(env.addr, &env.pki.ca_pem, format!("{head}{body}").as_bytes(), Duration::from_secs(2)).await;
+        let answer =
+            raw::send(env.addr, &env.pki.ca_pem, format!("{head}{body}").as_bytes(), Duration::from_secs(2)).await;
         assert_eq!(answer.status(), Some(400), "{body:?}: {}", answer.text());
         assert_eq!(answer.json().unwrap()["reason"], "bad_request");
     }
@@ -76,7 +83,8 @@ async fn a_clients_framing_error_is_its_own_400() {
     }
     assert_eq!(upstream_errors(&env).await, 0.0, "not counted against the upstream");
     // Refused before routing (the framing is read first) and after.
-    let denied = |route: &str| format!(r#"mfagate_requests_total{{decision="deny",reason="bad_request",route="{route}"}}"#);
+    let denied =
+        |route: &str| format!(r#"mfagate_requests_total{{decision="deny",reason="bad_request",route="{route}"}}"#);
     assert_eq!(env.metric(&denied("unmatched")).await, 4.0);
     assert_eq!(env.metric(&denied("partner-center")).await, 4.0);
 }
@@ -85,7 +93,8 @@ async fn a_clients_framing_error_is_its_own_400() {
 async fn a_request_the_client_abandons_is_recorded_once() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.jsonl");
-    let env = TestEnv::setup().more_routes(&format!("[audit]\nsink = \"file\"\npath = \"{}\"", log.display())).start().await;
+    let env =
+        TestEnv::setup().more_routes(&format!("[audit]\nsink = \"file\"\npath = \"{}\"", log.display())).start().await;
     let token = env.idp.delegated().mint();
     for http1 in [false, true] {
         let client = reqwest::Client::builder()

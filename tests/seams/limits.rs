@@ -14,7 +14,8 @@ const ONE_PER_HOUR: &str = "rate_limits = [{ key = \"oid\", requests = 2, per = 
 #[tokio::test]
 async fn forged_tokens_do_not_spend_the_victims_budget() {
     // The denied-request budget is off here: it would cut the forger off first.
-    let env = TestEnv::setup().route(ONE_PER_HOUR).limits("denied_per_ip = { requests = 0, per = \"1s\" }").start().await;
+    let env =
+        TestEnv::setup().route(ONE_PER_HOUR).limits("denied_per_ip = { requests = 0, per = \"1s\" }").start().await;
     for i in 0..10 {
         let forged = env.idp.delegated().claim("oid", OID).claim("n", i).signed_by(&keys().rogue).mint();
         assert_rejected(env.get("/v1/customers", Some(&forged)).await, 401, "bad_signature").await;
@@ -78,12 +79,18 @@ rate_limits = [{ key = "peer", requests = 1, per = "1h" }]
 fn claim_keyed_limits_on_routes_that_do_not_verify_are_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
     for (route, key) in [
-        ("verify_signature = false\nrate_limits = [{ key = \"oid\", requests = 5, per = \"1m\" }]", "routes[0].rate_limits[0].key"),
+        (
+            "verify_signature = false\nrate_limits = [{ key = \"oid\", requests = 5, per = \"1m\" }]",
+            "routes[0].rate_limits[0].key",
+        ),
         (
             "verify_signature = false\nrate_limits = [{ key = \"peer\", requests = 5, per = \"1m\" }, { key = \"tenant\", requests = 5, per = \"1m\" }]",
             "routes[0].rate_limits[1].key",
         ),
-        ("kind = \"login\"\nrate_limits = [{ key = \"app\", requests = 5, per = \"1m\" }]", "routes[0].rate_limits[0].key"),
+        (
+            "kind = \"login\"\nrate_limits = [{ key = \"app\", requests = 5, per = \"1m\" }]",
+            "routes[0].rate_limits[0].key",
+        ),
     ] {
         let config = dir.path().join("mfagate.toml");
         std::fs::write(

@@ -5,8 +5,8 @@
 //! log under the same configuration (nothing may change); check-token is
 //! asked about each request as a process, as an operator would.
 
-use tokio::process::Command;
 use std::time::{Duration, Instant};
+use tokio::process::Command;
 
 use crate::get_with;
 use crate::support::idp::{AZURE_CLI, GLOBAL_ADMIN, OTHER_TID, TID, keys, now};
@@ -157,7 +157,8 @@ async fn the_gateway_replay_and_check_token_agree() {
     // The gateway.
     let mut statuses = Vec::new();
     for c in &cases {
-        let mut headers: Vec<(&str, String)> = c.token.iter().map(|t| ("authorization", format!("Bearer {t}"))).collect();
+        let mut headers: Vec<(&str, String)> =
+            c.token.iter().map(|t| ("authorization", format!("Bearer {t}"))).collect();
         headers.extend(c.headers.iter().cloned());
         statuses.push(get_with(&env, true, &c.path, &headers).await.status().as_u16());
     }
@@ -199,9 +200,8 @@ async fn the_gateway_replay_and_check_token_agree() {
         args.push(token);
         // Asynchronously: the identity provider it fetches keys from runs on this runtime.
         let out = Command::new(env!("CARGO_BIN_EXE_mfagate")).args(&args).output().await.unwrap();
-        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("check-token {}: {e}: {}", c.path, String::from_utf8_lossy(&out.stderr))
-        });
+        let answer: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("check-token {}: {e}: {}", c.path, String::from_utf8_lossy(&out.stderr)));
         let got = (answer["decision"].as_str().unwrap_or("?"), answer["reason"].as_str().unwrap_or("none"));
         assert_eq!(got, (decision.as_str(), reason.as_str()), "check-token on {} {:?}", c.path, c.headers);
         let forwarded_as_compliant = matches!(decision.as_str(), "allow" | "exempt");

@@ -48,7 +48,9 @@ impl Upstream {
                 });
                 let mut rsp = if path.starts_with("/v1/collect") || path == "/collect" {
                     match req.into_body().collect().await {
-                        Ok(body) => Response::new(Either::Right(Full::new(Bytes::from(body.to_bytes().len().to_string())))),
+                        Ok(body) => {
+                            Response::new(Either::Right(Full::new(Bytes::from(body.to_bytes().len().to_string()))))
+                        }
                         Err(_) => Response::new(Either::Right(Full::new(Bytes::from_static(b"body failed")))),
                     }
                 } else if path == "/slow" {

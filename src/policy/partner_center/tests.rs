@@ -100,7 +100,7 @@ fn decide(policy: &RoutePolicy, v: &Value, customer: Option<&str>, now: i64) -> 
 }
 
 /// Allow, or the denying reason; panics on report-only and exempt outcomes.
-fn eval(policy: &RoutePolicy, v: &Value, customer: Option<&str>) -> Result<(), DenyReason> {
+fn eval(policy: &RoutePolicy, v: &Value, customer: Option<&str>) -> Result<(), Reason> {
     match decide(policy, v, customer, NOW) {
         Decision::Allow => Ok(()),
         Decision::Deny(d) => Err(d.reason),
@@ -109,11 +109,11 @@ fn eval(policy: &RoutePolicy, v: &Value, customer: Option<&str>) -> Result<(), D
 }
 
 /// Name, policy, claims, Partner Center customer in the path, expected outcome.
-type Row<'a> = (&'a str, &'a RoutePolicy, Value, Option<&'a str>, Result<(), DenyReason>);
+type Row<'a> = (&'a str, &'a RoutePolicy, Value, Option<&'a str>, Result<(), Reason>);
 
 #[test]
 fn policy_table() {
-    use DenyReason::*;
+    use Reason::*;
     let st = strict();
     let relaxed = RoutePolicy { allow_app_only: true, allow_public_clients: true, ..strict() };
     let allowlist = RoutePolicy { allowed_apps: vec![PC_APP.into()], ..strict() };
@@ -405,12 +405,12 @@ fn relationships_end_at_their_instant() {
     let policy = RoutePolicy { customers: customers(&[(CUSTOMER, APRIL, Status::Live)]), ..strict() };
     let at = |now| decide(&policy, &pc_sample(), Some(CUSTOMER), now);
     assert_eq!(at(APRIL - 1), Decision::Allow);
-    assert_eq!(at(APRIL), Decision::Deny(DenyReason::RelationshipExpired.into()));
+    assert_eq!(at(APRIL), Decision::Deny(Reason::RelationshipExpired.into()));
 }
 
 #[test]
 fn modes_schedules_and_exemptions() {
-    use DenyReason::*;
+    use Reason::*;
     let no_mfa = with(pc_sample(), json!({"amr": ["pwd"]}));
     let report = RoutePolicy { schedule: Schedule { mode: Mode::ReportOnly, enforce_after: None }, ..strict() };
     assert_eq!(decide(&report, &no_mfa, None, NOW), Decision::WouldDeny(MfaRequired));
@@ -477,7 +477,7 @@ fn step_up_is_offered_on_the_denial() {
     };
     assert_eq!(denial.step_up, None);
     let report = RoutePolicy { schedule: Schedule { mode: Mode::ReportOnly, enforce_after: None }, ..policy };
-    assert_eq!(decide(&report, &capable, None, NOW), Decision::WouldDeny(DenyReason::MfaRequired));
+    assert_eq!(decide(&report, &capable, None, NOW), Decision::WouldDeny(Reason::MfaRequired));
 }
 
 #[test]

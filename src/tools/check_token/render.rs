@@ -31,7 +31,7 @@ impl Report {
             .iter()
             .map(|l| {
                 let (result, reason) = check_words(l.check);
-                let reason = reason.map(|r| Reason::from(r).as_str());
+                let reason = reason.map(|r| r.as_str());
                 json!({"rule": l.rule.as_str(), "result": result, "reason": reason, "mode": l.mode.as_str(), "hint": l.hint})
             })
             .collect();
@@ -115,7 +115,12 @@ impl Report {
             }
         }
         for r in &self.findings {
-            line(&mut out, "credentials", "FAIL", &format!("{} ({}): found in the request itself", r.as_str(), r.status().as_u16()));
+            line(
+                &mut out,
+                "credentials",
+                "FAIL",
+                &format!("{} ({}): found in the request itself", r.as_str(), r.status().as_u16()),
+            );
         }
         match &self.token {
             Ok(()) => line(&mut out, "token", "pass", "issuer, audience, lifetime, tenant"),
@@ -139,7 +144,6 @@ impl Report {
                 _ => result,
             };
             let detail = reason.map(|r| {
-                let r = Reason::from(r);
                 format!(
                     "{} ({}){}",
                     r.as_str(),
@@ -167,7 +171,7 @@ impl Report {
 }
 
 /// `(result, failing reason)` words for a rule's check.
-fn check_words(check: Check) -> (&'static str, Option<policy::DenyReason>) {
+fn check_words(check: Check) -> (&'static str, Option<policy::Reason>) {
     match check {
         Check::Off => ("off", None),
         Check::Skip => ("n/a", None),
