@@ -256,10 +256,22 @@ mod tests {
             format!("[egress]\nlisten = \"127.0.0.1:3128\"\nca_cert = \"a\"\nca_key = \"b\"\n{extra}\n{BASE}")
         };
         let running = Config::from_toml(&egress("")).unwrap();
-        for change in ["default = \"tunnel\"", "allow_hosts = [\"pypi.org\"]", "ca_cert = \"other.pem\""] {
-            let change = change.replace("ca_cert = \"other.pem\"", "");
-            let next = Config::from_toml(&egress(&change)).unwrap();
+        for change in [
+            "default = \"tunnel\"",
+            "allow_hosts = [\"pypi.org\"]\ndeny_hosts = [\"*.example.net\"]",
+            "connect_ports = [443, 8443]",
+            "tunnel_idle_timeout = \"1m\"",
+            "[egress.proxy_auth]\nusername = \"svc\"\npassword = \"p\"",
+            "[egress.resolve]\n\"graph.microsoft.com\" = \"127.0.0.1:9443\"",
+        ] {
+            let next = Config::from_toml(&egress(change)).unwrap();
             assert_eq!(Startup::of(&running).changed_key(&Startup::of(&next), &running, &next), None, "{change}");
         }
+        let other_ca = egress("").replace("ca_cert = \"a\"", "ca_cert = \"c\"");
+        let next = Config::from_toml(&other_ca).unwrap();
+        assert_eq!(Startup::of(&running).changed_key(&Startup::of(&next), &running, &next), None, "the CA reloads");
+        let more_routes = format!("{}\n[[routes]]\nname = \"g\"\nhost = \"graph.microsoft.com\"\nupstream = \"https://graph.microsoft.com\"\naudiences = [\"https://graph.microsoft.com\"]\n", egress(""));
+        let next = Config::from_toml(&more_routes).unwrap();
+        assert_eq!(Startup::of(&running).changed_key(&Startup::of(&next), &running, &next), None, "routes reload");
     }
 }

@@ -244,8 +244,8 @@ impl Startup {
         }
     }
 
-    /// The first start-only setting `next` changes, as a configuration key.
-    /// `next_raw` names identity keys precisely.
+    /// The first start-only setting `next` changes, as a configuration key;
+    /// `[identity]` keys are named as written in `running` and `candidate`.
     pub fn changed_key(&self, next: &Startup, running: &Config, candidate: &Config) -> Option<String> {
         let plain = [
             (self.listen != next.listen, "server.listen"),

@@ -1,9 +1,9 @@
-//! Authorisation: a pure function of the route's policy, the token's claims,
-//! what the request is about (the customer in its path), and the time. No
-//! I/O, no clock, no logging, so table tests cover every branch, and
-//! `mfagate replay` can re-run a logged decision under another
-//! configuration. `Authorized` is the proof `forward` requires; only this
-//! module builds one.
+//! Authorisation: a pure function of the route's policy, what was found out
+//! about the request (`decide::Facts`: findings, every token's claims or
+//! failure, the customer in its path) and the time. No I/O, no clock, no
+//! logging, so table tests cover every branch, and the gateway, `mfagate
+//! replay` and `mfagate check-token` share one `decide`. `Authorized` is
+//! the proof `forward` requires; only this module builds one.
 //!
 //! Rule families, in evaluation order: legacy authentication (`legacy`),
 //! the Secure Application Model (`sam`, MFA in `partner_center`), AOBO/GDAP
