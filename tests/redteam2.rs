@@ -11,6 +11,9 @@ mod clients;
 #[path = "redteam2/binding.rs"]
 mod binding;
 
+#[path = "redteam2/stray.rs"]
+mod stray;
+
 use support::{PC_HOST, Setup, TestEnv};
 
 /// Partner Center guarded by host (the main route), Graph by a second route.
