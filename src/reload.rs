@@ -270,7 +270,10 @@ mod tests {
         let other_ca = egress("").replace("ca_cert = \"a\"", "ca_cert = \"c\"");
         let next = Config::from_toml(&other_ca).unwrap();
         assert_eq!(Startup::of(&running).changed_key(&Startup::of(&next), &running, &next), None, "the CA reloads");
-        let more_routes = format!("{}\n[[routes]]\nname = \"g\"\nhost = \"graph.microsoft.com\"\nupstream = \"https://graph.microsoft.com\"\naudiences = [\"https://graph.microsoft.com\"]\n", egress(""));
+        let more_routes = format!(
+            "{}\n[[routes]]\nname = \"g\"\nhost = \"graph.microsoft.com\"\nupstream = \"https://graph.microsoft.com\"\naudiences = [\"https://graph.microsoft.com\"]\n",
+            egress("")
+        );
         let next = Config::from_toml(&more_routes).unwrap();
         assert_eq!(Startup::of(&running).changed_key(&Startup::of(&next), &running, &next), None, "routes reload");
     }

@@ -9,6 +9,8 @@
 
 mod support;
 
+#[path = "egress/binding_tokens.rs"]
+mod binding_tokens;
 #[path = "egress/bypass.rs"]
 mod bypass;
 #[path = "egress/ca.rs"]

@@ -180,36 +180,61 @@ pub fn auxiliary(headers: &HeaderMap, max_token_bytes: usize) -> Result<Vec<&str
 
 /// Why a request carries a bearer credential outside `Authorization` and
 /// `x-ms-authorization-auxiliary`, when it does: an `access_token` query
-/// parameter (any of them, its name in any case), or a cookie whose value
-/// is a JWS. Cookies are split on `;` and `,` both, as ASP.NET reads them.
+/// parameter (any of them, its name in any case), or a JWS anywhere in a
+/// cookie (however the cookies are split: ASP.NET splits on `;` and `,`).
 pub fn stray(query: Option<&str>, headers: &HeaderMap) -> Option<&'static str> {
     if query_tokens(query).next().is_some() {
         return Some("a bearer token in the access_token query parameter");
     }
-    let cookie =
-        headers.get_all(COOKIE).iter().any(|v| pieces(&String::from_utf8_lossy(v.as_bytes())).any(|p| is_jose(&p)));
+    let cookie = headers.get_all(COOKIE).iter().any(|v| !jose_in(&String::from_utf8_lossy(v.as_bytes())).is_empty());
     if cookie {
         return Some("a bearer token in a cookie");
     }
     None
 }
 
-/// Every `access_token` query parameter (RFC 6750 §2.3), its name in any case.
-fn query_tokens(query: Option<&str>) -> impl Iterator<Item = String> + '_ {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+/// Every `access_token` query parameter (RFC 6750 §2.3), its name in any
+/// case; `;` separates parameters too, as some servers read it.
+fn query_tokens(query: Option<&str>) -> impl Iterator<Item = String> {
+    let query = query.unwrap_or_default().replace(';', "&");
+    form_urlencoded::parse(query.as_bytes())
         .filter(|(name, _)| name.trim().eq_ignore_ascii_case("access_token"))
         .map(|(_, value)| value.into_owned())
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
-/// The pieces of a field value or parameter that could each be a token: split
-/// on whitespace and the delimiters of credentials, cookies and parameters,
-/// quotes removed, each also percent-decoded.
-fn pieces(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split([' ', '\t', ',', ';', '=', '"', '&']).filter(|p| !p.is_empty()).flat_map(|p| {
-        let decoded = percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned();
-        let again = (decoded != p).then_some(decoded);
-        std::iter::once(p.to_string()).chain(again)
-    })
+/// Every compact JWS or JWE written anywhere in `text`, whatever surrounds
+/// it: a token's header is a JSON object, so its encoding starts with `eyJ`
+/// (`{"`); from each such start, the dot-separated base64url segments that
+/// follow. `text` is read as written and percent-decoded.
+pub fn jose_in(text: &str) -> Vec<String> {
+    let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+    let mut out = Vec::new();
+    for source in [text, decoded.as_ref()] {
+        let bytes = source.as_bytes();
+        for (start, _) in source.match_indices("eyJ") {
+            let run = bytes[start..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
+                .count();
+            let candidate = &source[start..start + run];
+            let segments: Vec<&str> = candidate.split('.').collect();
+            for n in [5, 3] {
+                if segments.len() >= n {
+                    let token = segments[..n].join(".");
+                    if is_jose(&token) && !out.contains(&token) {
+                        out.push(token);
+                        break;
+                    }
+                }
+            }
+        }
+        if decoded.as_ref() == text {
+            break;
+        }
+    }
+    out
 }
 
 /// True for a compact JWS or JWE: dot-separated base64url segments whose
@@ -231,19 +256,23 @@ pub fn is_jose(s: &str) -> bool {
 
 /// Every token a request carries anywhere, for a check that must see all of
 /// them (the egress audience binding): every JWS in any header value, in
-/// any position, whatever the field or scheme, and in the path and every
-/// query parameter.
+/// any position and next to any character, whatever the field or scheme
+/// (also inside `Basic` credentials, base64-decoded), in the path and in
+/// the query.
 pub fn every_token(path_and_query: &str, headers: &HeaderMap) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = jose_in(path_and_query);
     for value in headers.values() {
-        out.extend(pieces(&String::from_utf8_lossy(value.as_bytes())).filter(|p| is_jose(p)));
-    }
-    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-    for segment in path.split('/') {
-        out.extend(pieces(segment).filter(|p| is_jose(p)));
-    }
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        out.extend(pieces(&name).chain(pieces(&value)).filter(|p| is_jose(p)));
+        let text = String::from_utf8_lossy(value.as_bytes());
+        out.extend(jose_in(&text));
+        // `Basic base64(user:password)`: a token may be the password.
+        for item in text.split(',') {
+            let (scheme, rest) = scheme_and_rest(item);
+            if Scheme::of(scheme.as_bytes()) == Scheme::Basic
+                && let Ok(plain) = base64::engine::general_purpose::STANDARD.decode(rest.trim())
+            {
+                out.extend(jose_in(&String::from_utf8_lossy(&plain)));
+            }
+        }
     }
     out.sort();
     out.dedup();
@@ -361,6 +390,7 @@ mod tests {
         assert!(stray(None, &cookie("a=1; b=x.y.z; c=eyJ.e30")).is_none());
         assert!(stray(None, &cookie(&format!("theme=dark, session={}", jws()))).is_some(), "',' separates cookies too");
         assert!(stray(Some("access_token=&access_token=x"), &none).is_some());
+        assert!(stray(Some("size=10;access_token=x"), &none).is_some(), "';' separates parameters too");
         assert!(stray(Some("a=1&b=2"), &none).is_none());
     }
 
@@ -386,5 +416,16 @@ mod tests {
             assert!(all.contains(&t(n)), "token {n} not seen: {all:?}");
         }
         assert!(every_token("/v1/customers?size=10", &auth(&["Bearer abc"])).is_empty());
+        // Next to any punctuation, glued to other text, inside Basic.
+        for value in [
+            format!("{{'access_token': '{}'}}", t(12)),
+            format!("automation:{}", t(12)),
+            format!("[{}]", t(12)),
+            format!("x.{}.", t(12)),
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("user:{}", t(12)))),
+        ] {
+            let h = auth(&[&value]);
+            assert_eq!(every_token("/", &h), [t(12)], "{value}");
+        }
     }
 }

@@ -168,7 +168,7 @@ impl EgressState {
             rules,
             certs: intercept::Certs::new(ca, metrics),
             auth: egress.proxy_auth.as_ref().map(ProxyAuth::new),
-            binding: AudienceBinding::new(&config.routes, config.identity.max_token_bytes),
+            binding: AudienceBinding::new(&config.routes),
             plain: plain::Forwarder::new(&resolve, &config.server),
             resolve,
             settings: ConnSettings::of(&config.server),

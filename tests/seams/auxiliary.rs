@@ -182,3 +182,22 @@ async fn cookies_are_split_as_aspnet_splits_them() {
     }
     assert_eq!(env.upstream.hits(), 0);
 }
+
+/// Some servers (Rack before 3.0, Python's `parse_qs` before 3.9.2) take `;`
+/// as a query separator: `access_token` after one is a stray credential too.
+#[tokio::test]
+async fn an_access_token_after_a_semicolon_is_stray_too() {
+    let env = TestEnv::setup().start().await;
+    let good = env.idp.delegated().mint();
+    let stray = env.idp.delegated().amr(&["pwd"]).mint();
+    let rsp = env.get(&format!("/v1/customers?size=10&access_token={stray}"), Some(&good)).await;
+    assert_rejected(rsp, 400, "bad_request").await;
+    let rsp = env.get(&format!("/v1/customers?size=10;access_token={stray}"), Some(&good)).await;
+    let status = rsp.status().as_u16();
+    assert_eq!(
+        (status, env.upstream.hits()),
+        (400, 0),
+        "a second bearer token after ';' was forwarded next to the checked one"
+    );
+    assert_rejected(rsp, 400, "bad_request").await;
+}

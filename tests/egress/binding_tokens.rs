@@ -1,12 +1,10 @@
-//! The egress audience binding (src/egress/binding.rs, and
-//! `credentials::every_token`): "each JWS in any header value, whatever the
-//! field or scheme ... a proof-of-possession token is bound by the access
-//! token it wraps (`at`) too" (README "Audience binding").
-//!
-//! Each test sends a Partner Center token over plain HTTP to an allowed host
-//! that no route guards, where it would leave in clear. The answer owed is
-//! 403 `audience_host_mismatch`, and the target never sees the request. The
-//! first case of each test is the control that is refused today.
+//! The audience binding reads every token however it is written: each test
+//! sends a Partner Center token over plain HTTP to an allowed host that no
+//! route guards, where it would leave in clear, and gets 403
+//! `audience_host_mismatch` with the target never reached: a token longer
+//! than `identity.max_token_bytes`, a proof-of-possession token whose outer
+//! layer uses an algorithm the gateway does not verify, and a token next to
+//! any punctuation.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -40,13 +38,8 @@ fn refused() -> (u16, Option<String>) {
     (403, Some("audience_host_mismatch".to_string()))
 }
 
-/// Finding: `AudienceBinding::check` skips every token longer than
-/// `identity.max_token_bytes` (`continue`), so a bound token that is long
-/// (a real token with many claims under a lowered limit, or any token with
-/// bytes appended to its signature segment, which the receiver strips) is
-/// never looked at and leaves through the proxy. The length bound protects
-/// the token checks' CPU; here it turns a refusal into a pass. Correct
-/// answer: 403 `audience_host_mismatch` (or any refusal), target not reached.
+/// A token longer than `identity.max_token_bytes` is bound too: that limit
+/// protects verification, and the binding verifies nothing.
 #[tokio::test]
 async fn a_bound_token_longer_than_max_token_bytes_is_still_bound() {
     let (env, plain) = plain_env("max_token_bytes = 4096").await;
@@ -68,14 +61,8 @@ fn pop(alg: &str, at: &str) -> String {
     format!("{header}.{payload}.c2lnbmF0dXJl")
 }
 
-/// Finding: the binding reads a token's claims with `token::parse`, the
-/// gateway's strict JWS parser, which refuses every `alg` the gateway does
-/// not verify (and a `crit` header, a numeric `kid`). A PoP token's outer
-/// JWS is signed by the client with a key of its own choosing: with ES512
-/// (P-521) or EdDSA it is not parsed, so the access token it wraps in `at`
-/// is never bound. `credentials::is_jose` found the JWS; only the audience
-/// reader lost it. Correct answer: 403 `audience_host_mismatch`, target not
-/// reached.
+/// A proof-of-possession token is bound by the access token in its `at`,
+/// whatever algorithm its outer layer claims.
 #[tokio::test]
 async fn a_pop_token_signed_with_an_algorithm_the_gateway_does_not_verify_is_still_bound() {
     let (env, plain) = plain_env("").await;
@@ -91,12 +78,8 @@ async fn a_pop_token_signed_with_an_algorithm_the_gateway_does_not_verify_is_sti
     assert_eq!(plain.hits(), 0, "a Partner Center token left in clear");
 }
 
-/// Finding: `pieces` splits header values only on whitespace and
-/// `, ; = " &`; a JWS next to any other punctuation is glued to it, fails
-/// `is_jose`, and is not bound. A Python client that sends `str(dict)` as a
-/// header, a `user:token` pair, a token in brackets: each carries the whole
-/// JWS, verbatim, in a header value. Correct answer: 403
-/// `audience_host_mismatch` for each, target not reached.
+/// A token is found next to any character: a quoted dict, `name:token`,
+/// brackets.
 #[tokio::test]
 async fn a_bound_token_next_to_other_punctuation_is_still_bound() {
     let (env, plain) = plain_env("").await;
