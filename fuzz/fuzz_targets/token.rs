@@ -25,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
     let read = credentials::read(&headers, 16 * 1024);
     let _ = credentials::auxiliary(&headers, 16 * 1024);
     let _ = credentials::stray(std::str::from_utf8(data).ok(), &headers);
-    let _ = credentials::every_token(std::str::from_utf8(data).ok(), &headers);
+    let _ = credentials::every_token(std::str::from_utf8(data).unwrap_or("/"), &headers);
+    let _ = credentials::jose_in(&String::from_utf8_lossy(data));
     let text = match read.bearer {
         Ok(t) => t.to_string(),
         Err(_) => String::from_utf8_lossy(data).into_owned(),

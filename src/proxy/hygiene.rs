@@ -187,7 +187,9 @@ pub fn normalize_path(path: &str) -> Result<Option<String>, &'static str> {
             b'.' => return Err("encoded dot in path"),
             b'/' => return Err("encoded slash in path"),
             b'\\' => return Err("encoded backslash in path"),
-            b'%' if bytes.get(i + 3).is_some_and(|b| hex(b).is_some()) => {
+            // `%25` then a hex digit, written as is or itself encoded
+            // (`%2535`: the `5` would be decoded here and make `%255`).
+            b'%' if next_is_hex(bytes, i + 3) => {
                 return Err("double percent-encoding in path");
             }
             0..=0x1f | 0x7f => return Err("encoded control character in path"),
@@ -221,6 +223,18 @@ pub fn normalize_path(path: &str) -> Result<Option<String>, &'static str> {
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// True when the character at `at` is a hex digit, or a percent-encoded one.
+fn next_is_hex(bytes: &[u8], at: usize) -> bool {
+    match bytes.get(at) {
+        Some(b'%') => match (bytes.get(at + 1).and_then(hex), bytes.get(at + 2).and_then(hex)) {
+            (Some(hi), Some(lo)) => (hi << 4 | lo).is_ascii_hexdigit(),
+            _ => false,
+        },
+        Some(b) => hex(b).is_some(),
+        None => false,
+    }
+}
 
 fn hex(b: &u8) -> Option<u8> {
     (*b as char).to_digit(16).map(|d| d as u8)
@@ -291,6 +305,8 @@ mod tests {
             "/v1//admin",
             "//v1/x",
             "/v1/%252e%252e/admin",
+            "/%25%35%3AA/",
+            "/v1/%25%36%31",
             "/v1/%00",
             "/v1/%0d%0a",
             "/v1/%zz",
