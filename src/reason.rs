@@ -82,6 +82,20 @@ pub enum Class {
     Upstream,
 }
 
+impl Class {
+    /// The class's label in `mfagate_reason_info`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Credential => "credential",
+            Self::Rule(_) => "rule",
+            Self::Request => "request",
+            Self::Egress => "egress",
+            Self::Capacity => "capacity",
+            Self::Upstream => "upstream",
+        }
+    }
+}
+
 macro_rules! reasons {
     ($(
         $(#[$doc:meta])*

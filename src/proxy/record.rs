@@ -17,7 +17,8 @@ use crate::config::UNMATCHED_ROUTE;
 use crate::error::{Reason, Reject};
 use crate::metrics::{Observation, RouteMetrics};
 use crate::policy::legacy::{Credential, TokenRequest};
-use crate::policy::{ClientType, Decision, Facts, Mode, Outcome, Presented, TokenVersion, classify};
+use crate::policy::partner_center::counts_as_mfa;
+use crate::policy::{ClientType, Decision, Facts, Mode, Outcome, Presented, Principal, TokenVersion, classify};
 use crate::rfc3339;
 
 /// The gateway's decision on a request.
@@ -152,15 +153,18 @@ impl<'a> Record<'a> {
         elapsed: Duration,
     ) {
         let metrics = self.route.map_or(unmatched, |r| &r.metrics);
+        let claims = self.claims.as_deref();
         metrics.record(&Observation {
             verdict: self.verdict,
+            app_user_mfa: claims
+                .filter(|c| classify(c) == Principal::Delegated)
+                .map(|c| counts_as_mfa(c.amr.as_deref())),
             elapsed,
             verification: self.verification,
             upstream: self.upstream_latency,
             upstream_status: self.upstream_status,
             upstream_error: self.upstream_error_kind,
         });
-        let claims = self.claims.as_deref();
         let field = |f: fn(&Claims) -> Option<&str>| claims.and_then(f).unwrap_or("");
         macro_rules! decision {
             ($level:expr) => {

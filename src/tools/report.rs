@@ -26,10 +26,8 @@ use super::check_token::EXIT_DENY;
 use crate::audit::AuditRecord;
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::error::Reason;
+use crate::policy::partner_center::counts_as_mfa;
 use crate::rfc3339;
-
-/// `amr` values that prove MFA, as the default `accepted_amr`.
-pub const MFA_AMR: [&str; 2] = ["mfa", "ngcmfa"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -160,7 +158,7 @@ fn build(args: &ReportArgs) -> Result<Report, ReportError> {
             let day = rfc3339::format((at.div_euclid(1000)) as i64)[..10].to_string();
             let counts = compliance.entry((day, id(&record.appid))).or_default();
             counts.total += 1;
-            if record.amr.as_deref().is_some_and(|amr| amr.iter().any(|a| MFA_AMR.contains(&a.as_str()))) {
+            if counts_as_mfa(record.amr.as_deref()) {
                 counts.compliant += 1;
             }
         }
