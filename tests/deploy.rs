@@ -91,6 +91,13 @@ async fn promtool_accepts_the_scrape_config_and_rules_and_their_tests_pass() {
     let r = run("promtool", &["test", "rules", copy.to_str().unwrap()]).await;
     assert_eq!(r.code, 1, "a 10 % error ratio no longer alerts: {}", r.out);
     assert!(r.out.contains("MfagateUpstreamErrors"), "{}", r.out);
+    // A denial spike that counted outages (every class) would fire on them.
+    let classes = r#"class=~"credential|rule|egress", reason!="keys_unavailable""#;
+    assert_eq!(text.matches(classes).count(), 3, "the spike rule selects callers' denials by class");
+    support::write(dir.path(), "alerts.yml", &text.replace(classes, r#"class=~".+""#));
+    let r = run("promtool", &["test", "rules", copy.to_str().unwrap()]).await;
+    assert_eq!(r.code, 1, "outages count as denials: {}", r.out);
+    assert!(r.out.contains(r#"route="outage""#), "{}", r.out);
 }
 
 /// Metric names (`mfagate_...`) in `text`.
