@@ -191,7 +191,11 @@ async fn dashboard_queries_show_compliance_and_health() {
         // A target that cannot be scraped shows as down (-1), not "No data".
         ("Ready", "A", vec![sample("{}", -1.0)]),
         // Partner Center's measure per route; trial had no app+user requests.
-        ("MFA compliance of app+user requests (range)", "A", vec![sample(&route("pc"), 0.75), sample(&route("staged"), 0.5)]),
+        (
+            "MFA compliance of app+user requests (range)",
+            "A",
+            vec![sample(&route("pc"), 0.75), sample(&route("staged"), 0.5)],
+        ),
         ("Compliance over time", "A", vec![sample(&route("pc"), 0.75), sample(&route("staged"), 0.5)]),
         // Staged routes only, and a staged route that would deny nothing shows 0.
         ("Would deny on staged routes (range)", "A", vec![sample(&route("staged"), 0.5), sample(&route("trial"), 0.0)]),
