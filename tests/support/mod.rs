@@ -3,6 +3,7 @@
 //! TLS upstream, the gateway itself (TLS) and an HTTP client that trusts it.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod faulty;
 pub mod idp;
 pub mod load;
