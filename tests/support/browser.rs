@@ -37,7 +37,7 @@ pub fn install(command: &str, package: &str) -> PathBuf {
     let found = on_path(command).filter(|_| out.status.success());
     found.unwrap_or_else(|| {
         panic!(
-            "{command} is missing and `apt-get install -y {package}` failed ({}); install it as root, \
+            "{command} is missing, and still after `apt-get install -y {package}` ({}); install it as root, \
              or point MFAGATE_CHROMIUM at a Chromium binary:\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
