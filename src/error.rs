@@ -5,9 +5,11 @@
 //! The body mirrors Partner Center's error contract
 //! (`{"code","description","data","source"}`) so that automation which already
 //! handles Partner Center's errors handles ours; `reason` and `correlationId`
-//! are added. Descriptions are fixed per reason: nothing from the request is
+//! are added. Descriptions are fixed per reason, with the name of the
+//! request check that refused a `bad_request`: nothing from the request is
 //! echoed.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,7 +33,7 @@ pub const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Partner Center's own error code for a call without MFA.
 pub const PARTNER_CENTER_MFA_CODE: &str = "900421";
 
-pub use crate::reason::Reason;
+pub use crate::reason::{Reason, RequestRule};
 
 /// How the answer to a refused request reads.
 trait Answer {
@@ -79,8 +81,8 @@ pub enum Reject {
     Denied(#[from] Denial),
     #[error("no route matches")]
     NoRoute,
-    #[error("bad request: {0}")]
-    BadRequest(&'static str),
+    #[error("bad request: {} ({})", .0.sentence(), .0)]
+    BadRequest(RequestRule),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
@@ -107,6 +109,15 @@ impl Reject {
         }
     }
 
+    /// The request check that refused a `bad_request`.
+    pub fn rule(&self) -> Option<RequestRule> {
+        match self {
+            Self::BadRequest(rule) => Some(*rule),
+            Self::Upstream(UpstreamError::ClientBody) => Some(RequestRule::BrokenBody),
+            _ => None,
+        }
+    }
+
     /// How long the caller should wait before retrying, when that is known.
     fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -119,7 +130,7 @@ impl Reject {
     /// The response for this rejection; `correlation_id` goes in the body, the
     /// caller adds the correlation headers.
     pub fn into_response(self, correlation_id: &str) -> Response<Body> {
-        let mut rsp = error_response(self.reason(), correlation_id);
+        let mut rsp = answer(self.reason(), self.rule(), correlation_id);
         if let Self::Denied(Denial { step_up: Some(step_up), .. }) = &self
             && let Ok(challenge) = HeaderValue::from_str(&step_up_challenge(step_up))
         {
@@ -152,6 +163,15 @@ fn step_up_challenge(step_up: &StepUp) -> String {
     )
 }
 
+/// The human-readable text of an answer: the reason's sentence, with the
+/// rule that refused a `bad_request`.
+pub fn description(reason: Reason, rule: Option<RequestRule>) -> Cow<'static, str> {
+    match rule {
+        Some(rule) => Cow::Owned(format!("{} (rule: {rule}).", reason.description().trim_end_matches('.'))),
+        None => Cow::Borrowed(reason.description()),
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     code: &'a str,
@@ -165,9 +185,14 @@ struct ErrorBody<'a> {
 
 /// The gateway's own answer for `reason`.
 pub fn error_response(reason: Reason, correlation_id: &str) -> Response<Body> {
+    answer(reason, None, correlation_id)
+}
+
+fn answer(reason: Reason, rule: Option<RequestRule>, correlation_id: &str) -> Response<Body> {
+    let description = description(reason, rule);
     let body = ErrorBody {
         code: reason.code(),
-        description: reason.description(),
+        description: &description,
         data: [],
         source: "mfagate",
         reason: reason.as_str(),
@@ -267,6 +292,23 @@ mod tests {
         assert_eq!(v["source"], "mfagate");
         assert_eq!(v["data"], serde_json::json!([]));
         assert_eq!(v["correlationId"], "c-1");
+    }
+
+    #[test]
+    fn a_bad_request_names_its_rule() {
+        let body = |r: Reject| {
+            let Body::Right(full) = r.into_response("c").into_body() else { panic!("not a full body") };
+            serde_json::from_slice::<serde_json::Value>(&futures_executor(full)).unwrap()
+        };
+        let v = body(Reject::BadRequest(RequestRule::DotSegment));
+        assert_eq!(
+            v["description"],
+            "The request is malformed or ambiguous and was not forwarded (rule: dot_segment)."
+        );
+        assert_eq!((v["reason"].as_str(), v["code"].as_str()), (Some("bad_request"), Some("bad_request")));
+        let broken = body(Reject::Upstream(UpstreamError::ClientBody));
+        assert!(broken["description"].as_str().unwrap().ends_with("(rule: broken_body)."), "{broken}");
+        assert_eq!(Reject::NoRoute.rule(), None);
     }
 
     #[test]

@@ -45,7 +45,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The raw bytes of the connection broke a framing rule.
-    Malformed(&'static str),
+    Malformed(crate::reason::RequestRule),
     /// Over `max_connections` or `max_in_flight`.
     Overloaded,
 }

@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::config::{Config, EgressConfig};
-use crate::error::{Reason, Reject};
+use crate::error::{Reason, Reject, RequestRule};
 use crate::listener::{self, ConnSettings};
 use crate::metrics::EgressMetrics;
 use crate::proxy::headers::Correlation;
@@ -115,14 +115,13 @@ impl Target {
 
     fn parse(authority: &Authority, default_port: Option<u16>) -> Result<Self, Reject> {
         if authority.as_str().contains('@') {
-            return Err(Reject::BadRequest("user information in the proxy target"));
+            return Err(Reject::BadRequest(RequestRule::Userinfo));
         }
-        let port =
-            authority.port_u16().or(default_port).ok_or(Reject::BadRequest("CONNECT target must be host:port"))?;
+        let port = authority.port_u16().or(default_port).ok_or(Reject::BadRequest(RequestRule::BadProxyTarget))?;
         match hosts::normalize(authority.host()) {
             Ok(host) => Ok(Self { host, port }),
             Err(BadHost::IpLiteral) => Err(EgressError::Denied(Refusal::IpLiteral).into()),
-            Err(BadHost::Invalid) => Err(Reject::BadRequest("proxy target is not a host name")),
+            Err(BadHost::Invalid) => Err(Reject::BadRequest(RequestRule::BadProxyTarget)),
         }
     }
 }
@@ -262,13 +261,14 @@ impl Egress {
                     self.metrics.failed.inc();
                     "failed"
                 };
+                let rule = reject.rule();
                 let mut rsp = reject.into_response(ids.correlation_str());
                 ids.apply(rsp.headers_mut());
-                log(conn.peer, connect, target.as_ref(), outcome, reason.as_str(), &ids);
+                log(conn.peer, connect, target.as_ref(), outcome, reason.as_str(), rule, &ids);
                 return rsp;
             }
         };
-        log(conn.peer, connect, target.as_ref(), kind, "none", &ids);
+        log(conn.peer, connect, target.as_ref(), kind, "none", None, &ids);
         outcome
     }
 
@@ -296,7 +296,7 @@ impl Egress {
             Verdict::Intercept | Verdict::Pass => {
                 let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
                 state.binding.check(path_and_query, req.headers(), &t.host)?;
-                let authority = t.authority(80).ok_or(Reject::BadRequest("proxy target is not a host name"))?;
+                let authority = t.authority(80).ok_or(Reject::BadRequest(RequestRule::BadProxyTarget))?;
                 let rsp = state.plain.forward(req, &authority).await?;
                 self.metrics.forwarded.inc();
                 Ok(("forwarded", rsp))
@@ -314,7 +314,7 @@ impl Egress {
         match state.rules.connect(&target.host, target.port) {
             Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
             Verdict::Intercept => {
-                let authority = target.authority(443).ok_or(Reject::BadRequest("proxy target is not a host name"))?;
+                let authority = target.authority(443).ok_or(Reject::BadRequest(RequestRule::BadProxyTarget))?;
                 let upgrade = hyper::upgrade::on(req);
                 let (egress, state, conn) = (Arc::clone(self), Arc::clone(state), conn.clone());
                 tokio::spawn(async move {
@@ -362,7 +362,7 @@ fn established() -> Response<Body> {
 fn connect_target(uri: &Uri) -> Result<&Authority, Reject> {
     match (uri.scheme(), uri.authority(), uri.path_and_query()) {
         (None, Some(authority), None) => Ok(authority),
-        _ => Err(Reject::BadRequest("CONNECT target must be host:port")),
+        _ => Err(Reject::BadRequest(RequestRule::BadProxyTarget)),
     }
 }
 
@@ -370,14 +370,23 @@ fn connect_target(uri: &Uri) -> Result<&Authority, Reject> {
 fn plain_target(uri: &Uri) -> Result<&Authority, Reject> {
     match (uri.scheme_str(), uri.authority()) {
         (Some("http"), Some(authority)) => Ok(authority),
-        (Some(_), _) => Err(Reject::BadRequest("only http:// URLs are forwarded; use CONNECT for https")),
-        (None, _) => Err(Reject::BadRequest("not a proxy request: send an absolute http:// URL or CONNECT")),
+        (Some(_), _) => Err(Reject::BadRequest(RequestRule::HttpsWithoutConnect)),
+        (None, _) => Err(Reject::BadRequest(RequestRule::NotAProxyRequest)),
     }
 }
 
 /// One line per proxy request (target `mfagate::egress`); the credentials
-/// and headers are never logged.
-fn log(peer: SocketAddr, connect: bool, target: Option<&Target>, outcome: &str, reason: &str, ids: &Correlation) {
+/// and headers are never logged. `rule`: the request check that refused a
+/// `bad_request`.
+fn log(
+    peer: SocketAddr,
+    connect: bool,
+    target: Option<&Target>,
+    outcome: &str,
+    reason: &str,
+    rule: Option<RequestRule>,
+    ids: &Correlation,
+) {
     let (host, port) = target.map_or(("", 0), |t| (t.host.as_str(), t.port));
     info!(
         target: "mfagate::egress",
@@ -387,6 +396,7 @@ fn log(peer: SocketAddr, connect: bool, target: Option<&Target>, outcome: &str, 
         port,
         outcome,
         reason,
+        rule = rule.map(RequestRule::as_str),
         correlation_id = ids.correlation_str(),
         "egress"
     );

@@ -10,6 +10,8 @@ use http::HeaderMap;
 use http::header::{CONNECTION, HOST, HeaderName, HeaderValue};
 use http::request::Parts;
 
+use crate::reason::RequestRule;
+
 pub static MS_CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
 pub static MS_REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -104,11 +106,13 @@ fn new_id() -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("00000000-0000-0000-0000-000000000000"))
 }
 
-/// Refuses a request whose `Connection` header names a protected field.
-pub fn check_connection(headers: &HeaderMap) -> Result<(), &'static str> {
+/// Refuses a request whose `Connection` header names a protected field: a
+/// proxy on the way would drop it, so the upstream would see a request
+/// without the field the gateway checked.
+pub fn check_connection(headers: &HeaderMap) -> Result<(), RequestRule> {
     for token in connection_tokens(headers) {
         if PROTECTED.iter().any(|p| token.eq_ignore_ascii_case(p)) {
-            return Err("Connection header names a field the gateway checks");
+            return Err(RequestRule::ConnectionNamesCheckedField);
         }
     }
     Ok(())

@@ -29,7 +29,7 @@ use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::config::{Config, UNMATCHED_ROUTE};
 use crate::egress::resolve::Resolve;
-use crate::error::{Reason, Reject};
+use crate::error::{Reason, Reject, RequestRule};
 use crate::limit::Limits;
 use crate::listener::Refusal;
 use crate::metrics::{InFlight, ListenerMetrics, Metrics, RouteMetrics};
@@ -167,7 +167,7 @@ impl Gateway {
         record: &mut Record<'a>,
     ) -> Result<Response<Body>, Reject> {
         if req.method() == Method::CONNECT {
-            return Err(Reject::BadRequest("CONNECT is not served on the reverse-proxy listener"));
+            return Err(Reject::BadRequest(RequestRule::ConnectMethod));
         }
         headers::check_connection(req.headers()).map_err(Reject::BadRequest)?;
         let (mut parts, body) = req.into_parts();
@@ -211,7 +211,7 @@ impl Gateway {
                 // The upstream gets the customer id in the form that was checked.
                 if let Some(path) = path {
                     parts.uri = hygiene::with_path(&parts.uri, &path)
-                        .ok_or(Reject::BadRequest("request target cannot be rebuilt"))?;
+                        .ok_or(Reject::BadRequest(RequestRule::UnbuildableTarget))?;
                 }
                 (facts, RequestBody::Left(ClientBody::new(body)))
             }
@@ -226,7 +226,7 @@ impl Gateway {
         record.upstream_latency = Some(sent.elapsed());
         let rsp = forwarded.map_err(|e| match e {
             // The client's own body broke off or broke the framing: its fault.
-            UpstreamError::ClientBody => Reject::BadRequest("the request body broke off or is not framed correctly"),
+            UpstreamError::ClientBody => Reject::BadRequest(RequestRule::BrokenBody),
             e => Reject::Upstream(e),
         })?;
         record.upstream_status = Some(rsp.status());
