@@ -9,6 +9,8 @@ mod support;
 mod paths;
 #[path = "answers/rules.rs"]
 mod rules;
+#[path = "answers/formats.rs"]
+mod formats;
 
 use support::idp::TID;
 use support::{Setup, TestEnv};
@@ -16,9 +18,9 @@ use support::{Setup, TestEnv};
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 pub const ARM_AUDIENCE: &str = "https://management.azure.com";
 
-/// The human-readable text of a refusal.
+/// The human-readable text of a refusal, in any error format.
 pub fn description(body: &serde_json::Value) -> &str {
-    body["description"].as_str().unwrap_or_else(|| panic!("no description: {body}"))
+    support::description_of(body)
 }
 
 /// The main route serves Partner Center on `/v1`, then the `routes`.

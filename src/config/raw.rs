@@ -240,6 +240,8 @@ pub struct Route {
     pub auth_context_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RouteRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_format: Option<String>,
 }
 
 /// A file of relationships (CSV or JSON), or the relationships inline as

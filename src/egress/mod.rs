@@ -262,7 +262,7 @@ impl Egress {
                     "failed"
                 };
                 let rule = reject.rule();
-                let mut rsp = reject.into_response(ids.correlation_str());
+                let mut rsp = reject.into_response(&ids, crate::error::ErrorFormat::PartnerCenter);
                 ids.apply(rsp.headers_mut());
                 log(conn.peer, connect, target.as_ref(), outcome, reason.as_str(), rule, &ids);
                 return rsp;

@@ -14,6 +14,7 @@ use crate::reason::RequestRule;
 
 pub static MS_CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
 pub static MS_REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
+static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -52,11 +53,26 @@ const PROTECTED: [&str; 2] = ["authorization", "host"];
 pub struct Correlation {
     pub correlation_id: HeaderValue,
     pub request_id: HeaderValue,
+    /// The client's `client-request-id` (Graph's SDKs send one), when
+    /// usable: Graph's error contract gives it back.
+    pub client_request_id: Option<HeaderValue>,
 }
 
 impl Correlation {
     pub fn of(headers: &HeaderMap) -> Self {
-        Self { correlation_id: id_or_new(headers, &MS_CORRELATION_ID), request_id: id_or_new(headers, &MS_REQUEST_ID) }
+        Self {
+            correlation_id: id_or_new(headers, &MS_CORRELATION_ID),
+            request_id: id_or_new(headers, &MS_REQUEST_ID),
+            client_request_id: usable(headers, &CLIENT_REQUEST_ID).cloned(),
+        }
+    }
+
+    pub fn request_str(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
+
+    pub fn client_request_str(&self) -> Option<&str> {
+        self.client_request_id.as_ref().and_then(|v| v.to_str().ok())
     }
 
     pub fn correlation_str(&self) -> &str {
@@ -71,10 +87,15 @@ impl Correlation {
 }
 
 fn id_or_new(headers: &HeaderMap, name: &HeaderName) -> HeaderValue {
+    usable(headers, name).cloned().unwrap_or_else(new_id)
+}
+
+/// The one value of `name`, when it is a usable id.
+fn usable<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
-        (Some(v), None) if usable_id(v.as_bytes()) => v.clone(),
-        _ => new_id(),
+        (Some(v), None) if usable_id(v.as_bytes()) => Some(v),
+        _ => None,
     }
 }
 

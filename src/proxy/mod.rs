@@ -21,7 +21,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::request::Parts;
 use http::uri::Authority;
-use http::{Method, Request, Response, StatusCode};
+use http::header::{HOST, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
@@ -29,7 +30,7 @@ use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::config::{Config, UNMATCHED_ROUTE};
 use crate::egress::resolve::Resolve;
-use crate::error::{Reason, Reject, RequestRule};
+use crate::error::{ErrorFormat, Reason, Reject, RequestRule};
 use crate::limit::Limits;
 use crate::listener::Refusal;
 use crate::metrics::{InFlight, ListenerMetrics, Metrics, RouteMetrics};
@@ -141,6 +142,10 @@ impl Gateway {
     async fn respond(&self, req: Request<Incoming>, peer: SocketAddr, routed: Option<&Routed<'_>>) -> Response<Body> {
         let _in_flight = self.listener.request();
         let mut pending = Pending::new(self, Correlation::of(req.headers()));
+        // Refused before a route is chosen, a request is answered in the
+        // format of the route its target names as sent (or, in a tunnel,
+        // of its host's first route); nothing is decided on this.
+        let hint = (req.uri().clone(), req.headers().get(HOST).cloned());
         let result = self.process(req, peer, routed, &pending.ids, &mut pending.record).await;
         let mut rsp = match result {
             Ok(rsp) => rsp,
@@ -150,12 +155,32 @@ impl Gateway {
                 if reason.status().is_client_error() && reason != Reason::RateLimited {
                     self.limits.note_denied(peer.ip());
                 }
-                reject.into_response(pending.ids.correlation_str())
+                let format = match pending.record.route {
+                    Some(route) => route.config.error_format,
+                    None => self.format_before_routing(&hint.0, hint.1.as_ref(), routed),
+                };
+                reject.into_response(&pending.ids, format)
             }
         };
         pending.ids.apply(rsp.headers_mut());
         pending.finish(rsp.status());
         rsp
+    }
+
+    /// The answer format for a request refused before it was routed.
+    fn format_before_routing(&self, uri: &Uri, host: Option<&HeaderValue>, routed: Option<&Routed<'_>>) -> ErrorFormat {
+        let route = match routed {
+            Some(r) => route::find_for_host(&self.routes, r.host, uri.path()),
+            None => {
+                let mut parts = Request::new(()).into_parts().0;
+                parts.uri = uri.clone();
+                if let Some(h) = host {
+                    parts.headers.insert(HOST, h.clone());
+                }
+                route::find(&self.routes, &parts)
+            }
+        };
+        route.map(|r| r.config.error_format).unwrap_or_default()
     }
 
     async fn process<'a>(
@@ -169,7 +194,6 @@ impl Gateway {
         if req.method() == Method::CONNECT {
             return Err(Reject::BadRequest(RequestRule::ConnectMethod));
         }
-        headers::check_connection(req.headers()).map_err(Reject::BadRequest)?;
         let (mut parts, body) = req.into_parts();
         let refusal = parts.extensions.get::<Refusal>().copied();
         if let Some(Refusal::Malformed(why)) = refusal {
