@@ -16,11 +16,19 @@
 
 mod support;
 
+#[path = "clients/azure.rs"]
+mod azure;
+#[path = "clients/graph.rs"]
+mod graph;
+#[path = "clients/msal.rs"]
+mod msal;
 #[path = "clients/run.rs"]
 mod run;
 #[path = "clients/uploads.rs"]
 mod uploads;
 
+use run::Via;
+use support::authority::{self, Authority, ENTRA_HOST};
 use support::idp::TID;
 use support::{ARM_HOST, GRAPH_HOST, PC_HOST, Setup, TestEnv};
 
@@ -80,4 +88,39 @@ partner_tenants = ["{TID}"]
         .more_routes(&reverse)
         .more_routes(&egress)
         .egress("")
+}
+
+/// The gateway of `setup()` with the fake authority next to it; through the
+/// egress proxy the authority is `login.microsoftonline.com`, tunnelled blind.
+pub async fn start_with_authority() -> (TestEnv, Authority) {
+    let authority = Authority::start().await;
+    let env =
+        setup().egress(&format!("allow_hosts = [\"{ENTRA_HOST}\"]")).resolve(ENTRA_HOST, authority.addr).start().await;
+    (env, authority)
+}
+
+/// The environment of an SDK script run `via` a listener: where the
+/// authority and each service are, the app's credentials, the proxy and CA
+/// bundle.
+pub fn sdk_env(env: &TestEnv, authority: &Authority, via: Via) -> Vec<(String, String)> {
+    let mut vars = run::client_env(env, via, &authority.ca_pem);
+    let authority_host = match via {
+        Via::Reverse => authority.host(),
+        Via::Egress => format!("https://{ENTRA_HOST}"),
+    };
+    let settings = [
+        ("AUTHORITY_HOST", authority_host),
+        ("TENANT", TID.to_string()),
+        ("CLIENT_ID", authority::CLIENT_ID.to_string()),
+        ("CLIENT_SECRET", authority::CLIENT_SECRET.to_string()),
+        ("CERT_PATH", authority.client_cert_path.display().to_string()),
+        ("CERT_THUMBPRINT", authority.client_cert_thumbprint.clone()),
+        ("PUBLIC_CLIENT_ID", authority::PUBLIC_CLIENT_ID.to_string()),
+        ("PC_BASE", via.base(env, PC_HOST)),
+        ("ARM_BASE", via.base(env, ARM_HOST)),
+        ("GRAPH_BASE", via.base(env, GRAPH_HOST)),
+        ("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/clients").to_string()),
+    ];
+    vars.extend(settings.into_iter().map(|(k, v)| (k.to_string(), v)));
+    vars
 }
