@@ -271,6 +271,7 @@ request_rules! {
     TrailingDotOrSpace = "trailing_dot_or_space", "a path segment ending with a dot or a space";
     PathNotUtf8 = "path_not_utf8", "a path that is not UTF-8 once percent-decoded";
     UnbuildableTarget = "unbuildable_target", "a request target that cannot be rebuilt to forward";
+    BodyUnavailable = "body_unavailable", "a request body that was taken before it could be forwarded";
     // Credentials outside Authorization and x-ms-authorization-auxiliary.
     StrayAccessToken = "stray_access_token", "a bearer token in the access_token query parameter";
     TokenInCookie = "token_in_cookie", "a bearer token in a cookie";

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::request::Parts;
 use http::uri::Authority;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
@@ -50,7 +51,7 @@ use tracing::{debug, info};
 
 use crate::config::{Config, EgressConfig};
 use crate::error::{Reason, Reject, RequestRule};
-use crate::listener::{self, ConnSettings};
+use crate::listener::{self, ConnSettings, Discard, Head};
 use crate::metrics::EgressMetrics;
 use crate::proxy::headers::Correlation;
 use crate::proxy::{Body, Gateway};
@@ -146,6 +147,7 @@ pub struct EgressState {
     resolve: Resolve,
     plain: plain::Forwarder,
     settings: ConnSettings,
+    discard: Discard,
     connect_timeout: Duration,
     tunnel_idle_timeout: Duration,
 }
@@ -171,6 +173,7 @@ impl EgressState {
             plain: plain::Forwarder::new(&resolve, &config.server),
             resolve,
             settings: ConnSettings::of(&config.server),
+            discard: Discard::of(&config.server),
             connect_timeout: config.server.upstream_connect_timeout,
             tunnel_idle_timeout: egress.tunnel_idle_timeout,
         })
@@ -245,8 +248,14 @@ impl Egress {
         let ids = Correlation::of(req.headers());
         let connect = req.method() == Method::CONNECT;
         let mut target = None;
-        let result = match self.live.egress() {
-            Some((_, state)) => self.process(req, &state, conn, &mut target).await,
+        let (parts, body) = req.into_parts();
+        let head = Head::of(parts.version, &parts.headers);
+        // The body until it is forwarded: what is left of it when the request
+        // is refused is discarded after the answer.
+        let mut body = Some(body);
+        let state = self.live.egress().map(|(_, state)| state);
+        let result = match &state {
+            Some(state) => self.process(parts, &mut body, state, conn, &mut target).await,
             None => Err(EgressError::Denied(Refusal::NotAllowed).into()),
         };
         let (kind, outcome) = match result {
@@ -264,6 +273,9 @@ impl Egress {
                 let rule = reject.rule();
                 let mut rsp = reject.into_response(&ids, crate::error::ErrorFormat::PartnerCenter);
                 ids.apply(rsp.headers_mut());
+                if let Some(state) = &state {
+                    state.discard.early_answer(&mut rsp, head, body);
+                }
                 log(conn.peer, connect, target.as_ref(), outcome, reason.as_str(), rule, &ids);
                 return rsp;
             }
@@ -274,30 +286,32 @@ impl Egress {
 
     async fn process(
         self: &Arc<Self>,
-        mut req: Request<Incoming>,
+        parts: Parts,
+        body: &mut Option<Incoming>,
         state: &Arc<EgressState>,
         conn: &Conn,
         target: &mut Option<Target>,
     ) -> Result<(&'static str, Response<Body>), Reject> {
-        if state.auth.as_ref().is_some_and(|auth| !auth.admits(req.headers())) {
+        if state.auth.as_ref().is_some_and(|auth| !auth.admits(&parts.headers)) {
             return Err(EgressError::ProxyAuth.into());
         }
-        if req.method() == Method::CONNECT {
-            let authority = connect_target(req.uri())?;
+        if parts.method == Method::CONNECT {
+            let authority = connect_target(&parts.uri)?;
             let t = Target::parse(authority, None).inspect_err(|_| *target = Some(Target::raw(authority)))?;
             *target = Some(t.clone());
-            return self.connect(&mut req, state, t, conn).await;
+            return self.connect(Request::from_parts(parts, ()), state, t, conn).await;
         }
-        let authority = plain_target(req.uri())?;
+        let authority = plain_target(&parts.uri)?;
         let t = Target::parse(authority, Some(80)).inspect_err(|_| *target = Some(Target::raw(authority)))?;
         *target = Some(t.clone());
         match state.rules.plain(&t.host, t.port) {
             Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
             Verdict::Intercept | Verdict::Pass => {
-                let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                state.binding.check(path_and_query, req.headers(), &t.host)?;
+                let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                state.binding.check(path_and_query, &parts.headers, &t.host)?;
                 let authority = t.authority(80).ok_or(Reject::BadRequest(RequestRule::BadProxyTarget))?;
-                let rsp = state.plain.forward(req, &authority).await?;
+                let body = body.take().ok_or(Reject::BadRequest(RequestRule::BodyUnavailable))?;
+                let rsp = state.plain.forward(Request::from_parts(parts, body), &authority).await?;
                 self.metrics.forwarded.inc();
                 Ok(("forwarded", rsp))
             }
@@ -306,7 +320,7 @@ impl Egress {
 
     async fn connect(
         self: &Arc<Self>,
-        req: &mut Request<Incoming>,
+        mut req: Request<()>,
         state: &Arc<EgressState>,
         target: Target,
         conn: &Conn,
@@ -315,7 +329,7 @@ impl Egress {
             Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
             Verdict::Intercept => {
                 let authority = target.authority(443).ok_or(Reject::BadRequest(RequestRule::BadProxyTarget))?;
-                let upgrade = hyper::upgrade::on(req);
+                let upgrade = hyper::upgrade::on(&mut req);
                 let (egress, state, conn) = (Arc::clone(self), Arc::clone(state), conn.clone());
                 tokio::spawn(async move {
                     match upgrade.await {
@@ -334,7 +348,7 @@ impl Egress {
                     .connect(&target.host, target.port, state.connect_timeout)
                     .await
                     .map_err(EgressError::Unreachable)?;
-                let upgrade = hyper::upgrade::on(req);
+                let upgrade = hyper::upgrade::on(&mut req);
                 let (egress, state, conn) = (Arc::clone(self), Arc::clone(state), conn.clone());
                 tokio::spawn(async move {
                     match upgrade.await {

@@ -18,7 +18,8 @@ pub const MAX_BYTES: usize = 64 * 1024;
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The request's body, read whole (empty when it has none).
-pub async fn read(body: Incoming, headers: &HeaderMap) -> Result<Bytes, Reject> {
+/// Whatever it could not read stays in `body` (discarded after the answer).
+pub async fn read(body: &mut Incoming, headers: &HeaderMap) -> Result<Bytes, Reject> {
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }

@@ -1,8 +1,10 @@
 //! Everything an end-to-end test needs, on 127.0.0.1 with ephemeral ports:
-//! a test CA, an identity provider serving a JWK Set over HTTP, a recording
+//! a test CA, an identity provider serving a JWK Set over HTTP (and a fake
+//! Entra authority for Microsoft's client libraries), a recording
 //! TLS upstream, the gateway itself (TLS) and an HTTP client that trusts it.
 #![allow(dead_code)]
 
+pub mod authority;
 pub mod faulty;
 pub mod idp;
 pub mod load;
