@@ -14,7 +14,7 @@ use super::route::Route;
 use crate::audit::{AuditLog, AuditRecord, AuxiliaryRecord, user_fingerprint};
 use crate::auth::claims::{Claims, is_guid};
 use crate::config::UNMATCHED_ROUTE;
-use crate::error::{Reason, Reject};
+use crate::error::{Reason, Reject, RequestRule};
 use crate::metrics::{Observation, RouteMetrics};
 use crate::policy::legacy::{Credential, TokenRequest};
 use crate::policy::partner_center::counts_as_mfa;
@@ -53,6 +53,8 @@ impl Verdict {
 pub struct Record<'a> {
     pub route: Option<&'a Route>,
     pub verdict: Verdict,
+    /// The request check that refused a `bad_request`.
+    pub rule: Option<RequestRule>,
     /// The route's mode when the request came.
     pub mode: Option<Mode>,
     /// Claims of the token, when it could be read: signature verified, or
@@ -88,6 +90,7 @@ impl<'a> Record<'a> {
         Self {
             route: None,
             verdict: Verdict::Allow,
+            rule: None,
             mode: None,
             claims: None,
             verified: false,
@@ -142,6 +145,7 @@ impl<'a> Record<'a> {
             }
             _ => self.verdict = Verdict::Deny(reject.reason()),
         }
+        self.rule = reject.rule();
     }
 
     pub fn finish(
@@ -174,6 +178,7 @@ impl<'a> Record<'a> {
                     route = self.route_name(),
                     decision = self.verdict.decision(),
                     reason = self.verdict.reason(),
+                    rule = self.rule.map(RequestRule::as_str),
                     mode = self.mode.map_or("", Mode::as_str),
                     tid = field(|c| c.tid.as_deref()),
                     oid = field(|c| c.oid.as_deref()),
@@ -224,6 +229,7 @@ impl<'a> Record<'a> {
             route: self.route_name(),
             decision: self.verdict.decision(),
             reason: self.verdict.reason(),
+            rule: self.rule.map(RequestRule::as_str),
             mode: self.mode.map_or("", Mode::as_str),
             customer: self.customer.as_deref(),
             credential: self.credential.map(|c| c.as_str()),
