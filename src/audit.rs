@@ -7,6 +7,7 @@
 //! never waits on I/O; when the writer falls `BACKLOG` bytes behind, lines
 //! are dropped and counted. Dropping the log flushes and closes it.
 
+pub use crate::fingerprint::{sha256_hex, user_fingerprint};
 use std::cell::RefCell;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -173,23 +174,6 @@ fn is_empty<S: AsRef<str>>(s: &S) -> bool {
     s.as_ref().is_empty()
 }
 
-/// Lower-case hexadecimal SHA-256.
-pub fn sha256_hex(data: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
-    let mut out = String::with_capacity(64);
-    for b in digest.as_ref() {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 0xf)] as char);
-    }
-    out
-}
-
-/// A user name's fingerprint: names are case-insensitive, so lower-cased first.
-pub fn user_fingerprint(name: &str) -> String {
-    sha256_hex(name.to_lowercase().as_bytes())
-}
-
 /// The decision log's writer.
 pub struct AuditLog {
     spool: Spool,
@@ -250,15 +234,6 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprints() {
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(
-            user_fingerprint("Admin@Contoso.onmicrosoft.com"),
-            user_fingerprint("admin@contoso.onmicrosoft.com")
-        );
-    }
 
     #[test]
     fn empty_fields_are_left_out_and_read_back() {

@@ -23,6 +23,7 @@ use crate::error::ErrorFormat;
 use crate::auth::claims::{audience_key, is_guid};
 use crate::egress::hosts::{self, BadHost, HostPattern};
 use crate::policy::{Exemption, RouteKind, RoutePolicy};
+pub use crate::auth::issuer::IssuerTemplate;
 pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
 pub use limits::{LimitsConfig, Rate, RateKey, RouteRate};
@@ -101,38 +102,6 @@ pub struct Config {
     pub egress: Option<EgressConfig>,
     /// The effective settings (file + environment + defaults), for `check-config`.
     pub effective: raw::Config,
-}
-
-/// An issuer with an optional `{tenantid}` placeholder, split around it so
-/// matching needs no allocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuerTemplate {
-    prefix: String,
-    suffix: Option<String>,
-}
-
-impl IssuerTemplate {
-    const PLACEHOLDER: &'static str = "{tenantid}";
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.split_once(Self::PLACEHOLDER) {
-            Some((_, rest)) if rest.contains(Self::PLACEHOLDER) => None,
-            Some((pre, post)) => Some(Self { prefix: pre.into(), suffix: Some(post.into()) }),
-            None => Some(Self { prefix: s.into(), suffix: None }),
-        }
-    }
-
-    /// True when `iss` is this template with `{tenantid}` replaced by `tid`.
-    pub fn matches(&self, iss: &str, tid: Option<&str>) -> bool {
-        match (&self.suffix, tid) {
-            (None, _) => iss == self.prefix,
-            (Some(suffix), Some(tid)) => iss
-                .strip_prefix(self.prefix.as_str())
-                .and_then(|rest| rest.strip_suffix(suffix.as_str()))
-                .is_some_and(|middle| middle == tid),
-            (Some(_), None) => false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,9 +10,10 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::AuthError;
-use crate::audit::{sha256_hex, user_fingerprint};
-use crate::config::IssuerTemplate;
-use crate::policy::gdap::tenant_of;
+use crate::fingerprint::{sha256_hex, user_fingerprint};
+use super::issuer::IssuerTemplate;
+pub use crate::entra::{audience_key, is_guid};
+use crate::entra::tenant_of;
 
 /// Only the claims policy and logging read. v1 and v2 names both appear
 /// (`appid`/`azp`, `appidacr`/`azpacr`); the accessors pick whichever is set.
@@ -125,7 +126,7 @@ impl Claims {
         self.derived().uti_sha256.as_deref()
     }
 
-    /// `audit::user_fingerprint` of `user_name`.
+    /// `fingerprint::user_fingerprint` of `user_name`.
     pub fn user_fingerprint(&self) -> Option<&str> {
         self.derived().upn_sha256.as_deref()
     }
@@ -270,44 +271,6 @@ fn audience_matches(aud: &str, accepted: &[String]) -> bool {
     }
     let key = audience_key(aud);
     accepted.contains(&key)
-}
-
-/// The one form in which audiences are compared, the configured ones (at
-/// load) and a token's `aud` alike: one trailing slash dropped (Entra emits
-/// v1 audiences "with or without a trailing slash"); a GUID lower-cased; a
-/// URI's scheme and host lower-cased, which RFC 3986 §6.2.2.1 makes
-/// case-insensitive, and the rest (path, query) kept as written.
-pub fn audience_key(s: &str) -> String {
-    let s = s.strip_suffix('/').unwrap_or(s);
-    if is_guid(s) {
-        return s.to_ascii_lowercase();
-    }
-    let Some((scheme, rest)) = s.split_once("://").filter(|(scheme, _)| is_scheme(scheme)) else {
-        return s.to_string();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    // User information, were there any, is not part of the host.
-    let host_at = authority.rfind('@').map_or(0, |at| at + 1);
-    let (user, host) = authority.split_at(host_at);
-    format!("{}://{user}{}{tail}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase())
-}
-
-/// RFC 3986 §3.1: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
-fn is_scheme(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-}
-
-/// `8-4-4-4-12` hexadecimal digits, as Entra writes tenant and object ids.
-pub fn is_guid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
 }
 
 #[cfg(test)]

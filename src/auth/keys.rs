@@ -7,7 +7,7 @@ mod verifiers;
 use serde::{Deserialize, Serialize};
 
 use super::token::Algorithm;
-use crate::config::IssuerTemplate;
+use super::issuer::IssuerTemplate;
 use verifiers::Verifiers;
 
 /// Keys read from one document at most; the rest are skipped. Entra's sets

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::{Check, Reason, RouteKind, RoutePolicy};
-use crate::auth::claims::{Claims, is_guid};
+pub use crate::entra::tenant_of;
+use crate::auth::claims::Claims;
 use crate::reason::RequestRule;
 
 /// Role template id of Global Administrator, denied by default on AOBO routes.
@@ -38,13 +39,6 @@ pub fn tenancy(claims: &Claims) -> Tenancy<'_> {
         (Some(i), Some(t)) if i.eq_ignore_ascii_case(t) => Tenancy::Home,
         _ => Tenancy::Foreign { idp_tenant },
     }
-}
-
-/// The tenant id in an issuer URL such as `https://sts.windows.net/{tid}/`
-/// (or a bare tenant id).
-pub fn tenant_of(issuer: &str) -> Option<&str> {
-    let path = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
-    path.split('/').find(|s| is_guid(s))
 }
 
 fn listed(list: &[String], value: &str) -> bool {

@@ -29,7 +29,8 @@ use super::fetch::Fetcher;
 use super::state::StateFile;
 use super::{SourceMetrics, UnknownKid};
 use crate::auth::keys::VerifyKey;
-use crate::config::{IssuerTemplate, JwksLocation, KeySourceConfig, SourceOrigin};
+use crate::auth::issuer::IssuerTemplate;
+use crate::config::{JwksLocation, KeySourceConfig, SourceOrigin};
 
 /// Bounds the memory a flood of random `kid`s can take.
 const NEGATIVE_CACHE_ENTRIES: u64 = 10_000;
