@@ -19,11 +19,11 @@ use std::time::Duration;
 use http::Uri;
 use http::uri::{Authority, Scheme};
 
-use crate::error::ErrorFormat;
 use crate::auth::claims::{audience_key, is_guid};
-use crate::egress::hosts::{self, BadHost, HostPattern};
-use crate::policy::{Exemption, RouteKind, RoutePolicy};
 pub use crate::auth::issuer::IssuerTemplate;
+use crate::host::{self as hosts, BadHost, HostPattern};
+use crate::error::ErrorFormat;
+use crate::policy::{Exemption, RouteKind, RoutePolicy};
 pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
 pub use limits::{LimitsConfig, Rate, RateKey, RouteRate};

@@ -24,8 +24,8 @@ use crate::auth::AuthError;
 use crate::egress::EgressError;
 use crate::policy::{Denial, StepUp};
 use crate::proxy::Body;
-use crate::proxy::headers::Correlation;
 use crate::proxy::forward::UpstreamError;
+use crate::proxy::headers::Correlation;
 
 /// `Retry-After` of an `overloaded` answer.
 pub const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -228,7 +228,8 @@ mod tests {
 
     fn ids(correlation_id: &str) -> Correlation {
         let mut headers = http::HeaderMap::new();
-        headers.insert(crate::proxy::headers::MS_CORRELATION_ID.clone(), HeaderValue::from_str(correlation_id).unwrap());
+        headers
+            .insert(crate::proxy::headers::MS_CORRELATION_ID.clone(), HeaderValue::from_str(correlation_id).unwrap());
         Correlation::of(&headers)
     }
 
@@ -288,7 +289,9 @@ mod tests {
         let rsp = Reject::Overloaded.into_response(&ids("c"), ErrorFormat::PartnerCenter);
         assert_eq!(rsp.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(rsp.headers()[RETRY_AFTER], "1");
-        assert!(Reject::NoRoute.into_response(&ids("c"), ErrorFormat::PartnerCenter).headers().get(RETRY_AFTER).is_none());
+        assert!(
+            Reject::NoRoute.into_response(&ids("c"), ErrorFormat::PartnerCenter).headers().get(RETRY_AFTER).is_none()
+        );
         assert!(!Reason::RateLimited.waivable() && !Reason::Overloaded.waivable(), "report-only does not waive them");
     }
 
@@ -309,7 +312,9 @@ mod tests {
     #[test]
     fn a_bad_request_names_its_rule() {
         let body = |r: Reject| {
-            let Body::Right(full) = r.into_response(&ids("c"), ErrorFormat::PartnerCenter).into_body() else { panic!("not a full body") };
+            let Body::Right(full) = r.into_response(&ids("c"), ErrorFormat::PartnerCenter).into_body() else {
+                panic!("not a full body")
+            };
             serde_json::from_slice::<serde_json::Value>(&futures_executor(full)).unwrap()
         };
         let v = body(Reject::BadRequest(RequestRule::DotSegment));

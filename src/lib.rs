@@ -12,6 +12,7 @@ pub mod egress;
 pub mod entra;
 pub mod error;
 pub mod fingerprint;
+pub mod host;
 pub mod limit;
 pub mod listener;
 pub mod metrics;

@@ -5,12 +5,12 @@
 
 mod support;
 
+#[path = "answers/formats.rs"]
+mod formats;
 #[path = "answers/paths.rs"]
 mod paths;
 #[path = "answers/rules.rs"]
 mod rules;
-#[path = "answers/formats.rs"]
-mod formats;
 
 use support::idp::TID;
 use support::{Setup, TestEnv};

@@ -119,8 +119,11 @@ fn every_link_between_pages_resolves() {
 #[test]
 fn every_reason_code_is_on_the_answers_page() {
     let answers = read("docs/answers.md");
-    let missing: Vec<_> =
-        mfagate::error::Reason::ALL.iter().map(|r| r.as_str()).filter(|c| !answers.contains(&format!("`{c}`"))).collect();
+    let missing: Vec<_> = mfagate::error::Reason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .filter(|c| !answers.contains(&format!("`{c}`")))
+        .collect();
     assert!(missing.is_empty(), "reason codes missing from docs/answers.md: {missing:?}");
 }
 
@@ -223,9 +226,16 @@ fn every_configuration_key_is_in_the_reference() {
     let reference = read("docs/configuration.md");
     // A key is named as `key`, as `key = ...` in an example, or as a section `[key]`/`[[...key]]`.
     let named = |k: &str| {
-        [format!("`{k}`"), format!("`{k} = "), format!("{{ {k} = "), format!("[{k}]"), format!(".{k}]"), format!("[[{k}]]")]
-            .iter()
-            .any(|form| reference.contains(form.as_str()))
+        [
+            format!("`{k}`"),
+            format!("`{k} = "),
+            format!("{{ {k} = "),
+            format!("[{k}]"),
+            format!(".{k}]"),
+            format!("[[{k}]]"),
+        ]
+        .iter()
+        .any(|form| reference.contains(form.as_str()))
     };
     let missing: Vec<_> = keys.iter().filter(|k| !named(k)).collect();
     assert!(missing.is_empty(), "keys missing from docs/configuration.md: {missing:?}");
@@ -269,7 +279,12 @@ fn every_table_has_a_header_and_rows_of_its_width() {
             }
             let table = &lines[start..i];
             let at = format!("{}:{}", page.display(), start + 1);
-            if table.len() < 2 || !table[1].trim_matches(['|', ' ']).split('|').all(|c| c.trim().trim_matches(':').chars().all(|ch| ch == '-') && !c.trim().is_empty()) {
+            if table.len() < 2
+                || !table[1]
+                    .trim_matches(['|', ' '])
+                    .split('|')
+                    .all(|c| c.trim().trim_matches(':').chars().all(|ch| ch == '-') && !c.trim().is_empty())
+            {
                 broken.push(format!("{at}: a table without a header separator (a blank line inside a table?)"));
                 continue;
             }

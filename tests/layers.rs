@@ -458,15 +458,11 @@ fn feedback_edges(edges: &BTreeMap<Module, BTreeSet<Module>>) -> BTreeSet<(Modul
 /// this list only shrinks. The test fails on a circle that does not run
 /// through one of them, and on an entry that no longer imports.
 const NOT_YET_BOTTOM_UP: &[(&str, &str)] = &[
-    ("auth/jwks/source.rs", "auth/jwks/mod.rs"),
     // Configuration sections name what their parent defines.
     ("config/egress.rs", "config.rs"),
     ("config/identity.rs", "config.rs"),
     ("config/limits.rs", "config.rs"),
     ("config/server.rs", "config.rs"),
-    // Host names are egress's, though both listeners and the configuration use them.
-    ("egress/hosts.rs", "config.rs"),
-    ("egress/hosts.rs", "config/egress.rs"),
     // Policy rules name what the policy's root defines.
     ("policy/decide.rs", "policy/mod.rs"),
     ("policy/gdap.rs", "policy/mod.rs"),
@@ -475,10 +471,8 @@ const NOT_YET_BOTTOM_UP: &[(&str, &str)] = &[
     // The answers name the pipeline's body and egress's errors.
     ("error.rs", "egress/mod.rs"),
     ("error.rs", "proxy/mod.rs"),
-    ("limit.rs", "error.rs"),
     ("egress/binding.rs", "egress/mod.rs"),
     ("listener.rs", "proxy/mod.rs"),
-    ("metrics/route.rs", "proxy/forward.rs"),
     ("metrics/route.rs", "proxy/record.rs"),
     ("proxy/forward.rs", "proxy/mod.rs"),
 ];
@@ -503,6 +497,25 @@ fn no_file_imports_one_that_imports_it_back() {
         }
     }
     assert!(gone.is_empty(), "no longer imported: take them out of NOT_YET_BOTTOM_UP: {gone:?}");
+    let reaches = |from: &Module, to: &Module| {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.clone()];
+        while let Some(m) = todo.pop() {
+            if &m == to {
+                return true;
+            }
+            if seen.insert(m.clone()) {
+                todo.extend(edges.get(&m).into_iter().flatten().cloned());
+            }
+        }
+        false
+    };
+    let harmless: Vec<String> = NOT_YET_BOTTOM_UP
+        .iter()
+        .filter(|(a, b)| !reaches(&by_file[*b], &by_file[*a]))
+        .map(|(a, b)| format!("{a} -> {b}"))
+        .collect();
+    assert!(harmless.is_empty(), "these close no circle any more: take them out of NOT_YET_BOTTOM_UP: {harmless:?}");
     let found = cycles(&edges);
     let mut report = String::new();
     for component in &found {

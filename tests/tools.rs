@@ -393,9 +393,18 @@ auth_context_id = "c1"
     let out = mfagate(&["check-token", "--config", config, &capable], None).await;
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("Decision: deny: mfa_required (HTTP 401)"), "{}", out.stdout);
-    assert!(out.stdout.contains(r#"WWW-Authenticate: Bearer realm="", authorization_uri="https://login.microsoftonline.com/"#), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(r#"WWW-Authenticate: Bearer realm="", authorization_uri="https://login.microsoftonline.com/"#),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains(r#"error="insufficient_claims", claims="eyJ"#), "{}", out.stdout);
-    assert!(out.stdout.contains(r#"claims (decoded): {"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(r#"claims (decoded): {"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#),
+        "{}",
+        out.stdout
+    );
     let out = mfagate(&["check-token", "--config", config, "--json", &capable], None).await;
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["step_up"]["claims"]["access_token"]["acrs"]["value"], "c1", "{v}");

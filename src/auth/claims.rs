@@ -10,10 +10,10 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::AuthError;
-use crate::fingerprint::{sha256_hex, user_fingerprint};
 use super::issuer::IssuerTemplate;
-pub use crate::entra::{audience_key, is_guid};
 use crate::entra::tenant_of;
+pub use crate::entra::{audience_key, is_guid};
+use crate::fingerprint::{sha256_hex, user_fingerprint};
 
 /// Only the claims policy and logging read. v1 and v2 names both appear
 /// (`appid`/`azp`, `appidacr`/`azpacr`); the accessors pick whichever is set.

@@ -6,8 +6,8 @@ mod verifiers;
 
 use serde::{Deserialize, Serialize};
 
-use super::token::Algorithm;
 use super::issuer::IssuerTemplate;
+use super::token::Algorithm;
 use verifiers::Verifiers;
 
 /// Keys read from one document at most; the rest are skipped. Entra's sets

@@ -4,8 +4,8 @@
 //! the route's audience, and within their lifetime.
 
 pub mod claims;
-mod error;
 pub mod credentials;
+mod error;
 pub mod issuer;
 pub mod jwks;
 pub mod keys;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::{ConfigError, min_duration, socket_addr};
-use crate::egress::hosts::{self, HostPattern};
+use crate::host::{self as hosts, HostPattern};
 
 /// The section as written in the file.
 #[derive(Debug, Clone, Deserialize, Serialize)]

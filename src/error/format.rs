@@ -189,7 +189,10 @@ mod tests {
         assert_eq!(infer(false, false, &["127.0.0.1"], &["https://graph.microsoft.com"]), ErrorFormat::Graph);
         assert_eq!(infer(false, false, &["127.0.0.1"], &["00000003-0000-0000-c000-000000000000"]), ErrorFormat::Graph);
         assert_eq!(infer(false, false, &["graph.microsoft.us"], &[]), ErrorFormat::Graph);
-        assert_eq!(infer(false, false, &["outlook.office365.com"], &["https://outlook.office365.com"]), ErrorFormat::PartnerCenter);
+        assert_eq!(
+            infer(false, false, &["outlook.office365.com"], &["https://outlook.office365.com"]),
+            ErrorFormat::PartnerCenter
+        );
         // A look-alike is not Graph.
         assert_eq!(infer(false, false, &["graph.microsoft.com.evil.example"], &[]), ErrorFormat::PartnerCenter);
     }

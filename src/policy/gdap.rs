@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::{Check, Reason, RouteKind, RoutePolicy};
-pub use crate::entra::tenant_of;
 use crate::auth::claims::Claims;
+pub use crate::entra::tenant_of;
 use crate::reason::RequestRule;
 
 /// Role template id of Global Administrator, denied by default on AOBO routes.

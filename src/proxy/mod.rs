@@ -19,9 +19,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
+use http::header::{HOST, HeaderValue};
 use http::request::Parts;
 use http::uri::Authority;
-use http::header::{HOST, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;

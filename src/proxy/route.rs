@@ -7,7 +7,7 @@ use http::request::Parts;
 
 use super::forward::Upstream;
 use crate::config::RouteConfig;
-use crate::egress::hosts::pattern_matches;
+use crate::host::pattern_matches;
 use crate::metrics::RouteMetrics;
 
 /// A configured route with its upstream connection pool and its metrics.

@@ -6,8 +6,8 @@
 
 use serde_json::Value;
 
-use crate::support::idp::TID;
 use crate::support::assert_rejected;
+use crate::support::idp::TID;
 use crate::{ARM_AUDIENCE, setup};
 
 async fn json(rsp: reqwest::Response) -> (u16, Option<String>, Value) {
@@ -62,7 +62,8 @@ async fn graph_routes_answer_as_graph() {
 async fn arm_routes_answer_as_arm() {
     let env = setup().start().await;
     let no_mfa = env.idp.aobo().claim("aud", ARM_AUDIENCE).amr(&["pwd"]).mint();
-    let rsp = env.client.get(env.url("/subscriptions?api-version=2022-12-01")).bearer_auth(&no_mfa).send().await.unwrap();
+    let rsp =
+        env.client.get(env.url("/subscriptions?api-version=2022-12-01")).bearer_auth(&no_mfa).send().await.unwrap();
     let (status, _, body) = json(rsp).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "900421", "{body}");

@@ -9,11 +9,13 @@ pub mod fetch;
 pub mod refresh;
 pub mod source;
 pub mod state;
+mod status;
+
+pub use status::{SourceMetrics, UnknownKid};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{Gauge, Histogram, IntCounter, IntGauge};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -23,68 +25,10 @@ use super::claims::{Claims, is_guid};
 use super::keys::VerifyKey;
 use crate::config::{IdentityConfig, JwksLocation, SourceOrigin};
 use crate::tls::TlsError;
-use fetch::{FetchResult, Fetcher};
-use source::{Freshness, Lookup, Source};
+use fetch::Fetcher;
+use source::{Lookup, Source};
 use state::StateFile;
-
-/// What became of a request whose `kid` was not in the set: the `outcome`
-/// label of `mfagate_jwks_unknown_kid_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnknownKid {
-    /// A refetch found it.
-    Found,
-    /// Still unknown after a refetch; remembered until the next interval.
-    NotFound,
-    /// Remembered as unknown: no fetch.
-    NegativeCached,
-    /// No refetch allowed in this interval.
-    RateLimited,
-    /// The refetch failed.
-    FetchFailed,
-}
-
-impl UnknownKid {
-    pub const ALL: [UnknownKid; 5] =
-        [Self::Found, Self::NotFound, Self::NegativeCached, Self::RateLimited, Self::FetchFailed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Found => "found",
-            Self::NotFound => "not_found",
-            Self::NegativeCached => "negative_cached",
-            Self::RateLimited => "rate_limited",
-            Self::FetchFailed => "fetch_failed",
-        }
-    }
-}
-
-/// One source's series, every label set resolved at start.
-#[derive(Clone)]
-pub struct SourceMetrics {
-    pub fetch: [IntCounter; FetchResult::ALL.len()],
-    pub metadata: [IntCounter; FetchResult::ALL.len()],
-    pub duration: Histogram,
-    pub keys: IntGauge,
-    pub skipped: IntGauge,
-    pub age: Gauge,
-    /// One gauge per `Freshness`, 1 for the current state.
-    pub state: [IntGauge; Freshness::ALL.len()],
-    pub unknown_kid: [IntCounter; UnknownKid::ALL.len()],
-}
-
-impl SourceMetrics {
-    fn fetch(&self, result: FetchResult) {
-        self.fetch[result as usize].inc();
-    }
-
-    fn metadata(&self, result: FetchResult) {
-        self.metadata[result as usize].inc();
-    }
-
-    fn unknown_kid(&self, outcome: UnknownKid) {
-        self.unknown_kid[outcome as usize].inc();
-    }
-}
+use status::Freshness;
 
 /// One source as `/readyz` shows it.
 #[derive(Debug, Clone)]

@@ -27,9 +27,10 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::fetch::Fetcher;
 use super::state::StateFile;
-use super::{SourceMetrics, UnknownKid};
-use crate::auth::keys::VerifyKey;
+pub use super::status::Freshness;
+use super::status::{SourceMetrics, UnknownKid};
 use crate::auth::issuer::IssuerTemplate;
+use crate::auth::keys::VerifyKey;
 use crate::config::{JwksLocation, KeySourceConfig, SourceOrigin};
 
 /// Bounds the memory a flood of random `kid`s can take.
@@ -76,36 +77,6 @@ struct Snapshot {
 struct Discovered {
     jwks: Option<JwksLocation>,
     issuer: Option<(String, IssuerTemplate)>,
-}
-
-/// How fresh a source's keys are, for `/readyz`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
-    /// The last fetch succeeded.
-    Fresh,
-    /// Usable, but the last fetch failed or the keys come from the state file.
-    Stale,
-    /// The last good fetch is older than `max_stale`: no key is used.
-    Expired,
-    /// No key was ever loaded.
-    Missing,
-}
-
-impl Freshness {
-    pub const ALL: [Self; 4] = [Self::Fresh, Self::Stale, Self::Expired, Self::Missing];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fresh => "fresh",
-            Self::Stale => "stale",
-            Self::Expired => "expired",
-            Self::Missing => "missing",
-        }
-    }
-
-    pub fn usable(self) -> bool {
-        matches!(self, Self::Fresh | Self::Stale)
-    }
 }
 
 /// The answer for one `kid`.
