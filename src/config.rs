@@ -21,8 +21,8 @@ use http::uri::{Authority, Scheme};
 
 use crate::auth::claims::{audience_key, is_guid};
 pub use crate::auth::issuer::IssuerTemplate;
-use crate::host::{self as hosts, BadHost, HostPattern};
 use crate::error::ErrorFormat;
+use crate::host::{self as hosts, BadHost, HostPattern};
 use crate::policy::{Exemption, RouteKind, RoutePolicy};
 pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};

@@ -463,11 +463,6 @@ const NOT_YET_BOTTOM_UP: &[(&str, &str)] = &[
     ("config/identity.rs", "config.rs"),
     ("config/limits.rs", "config.rs"),
     ("config/server.rs", "config.rs"),
-    // Policy rules name what the policy's root defines.
-    ("policy/decide.rs", "policy/mod.rs"),
-    ("policy/gdap.rs", "policy/mod.rs"),
-    ("policy/partner_center.rs", "policy/mod.rs"),
-    ("policy/stepup.rs", "policy/mod.rs"),
     // The answers name the pipeline's body and egress's errors.
     ("error.rs", "egress/mod.rs"),
     ("error.rs", "proxy/mod.rs"),

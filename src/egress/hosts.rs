@@ -3,7 +3,6 @@
 //! are always intercepted and never reached any other way. Other hosts are
 //! tunnelled blind when the lists and `default` allow it.
 
-
 use crate::config::{DefaultAction, EgressConfig, RouteConfig};
 pub use crate::host::{BadHost, HostPattern, is_wildcard, normalize, pattern_matches};
 
