@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use http::{HeaderMap, Uri};
 use serde::Deserialize;
 
-use super::EgressError;
+use super::error::EgressError;
 use super::hosts::{self, pattern_matches};
 use crate::auth::claims::Audience;
 use base64::Engine;

@@ -24,6 +24,7 @@
 pub mod auth;
 pub mod binding;
 pub mod ca;
+mod error;
 pub mod hosts;
 pub mod intercept;
 pub mod plain;
@@ -50,7 +51,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::config::{Config, EgressConfig};
-use crate::error::{Reason, Reject, RequestRule};
+use crate::error::{Reject, RequestRule};
 use crate::listener::{self, ConnSettings, Discard, Head};
 use crate::metrics::EgressMetrics;
 use crate::proxy::headers::Correlation;
@@ -58,39 +59,9 @@ use crate::proxy::{Body, Gateway};
 use auth::ProxyAuth;
 use binding::AudienceBinding;
 use ca::{CaError, InterceptCa};
+pub use error::EgressError;
 use hosts::{BadHost, HostRules, Refusal, Verdict};
 use resolve::Resolve;
-
-/// Why the egress proxy answered a request itself.
-#[derive(Debug, thiserror::Error)]
-pub enum EgressError {
-    #[error("proxy credentials missing or wrong")]
-    ProxyAuth,
-    #[error("target refused: {}", .0.as_str())]
-    Denied(Refusal),
-    #[error("request does not match the tunnel: {0}")]
-    Misdirected(&'static str),
-    #[error("the token's audience names another host")]
-    AudienceHostMismatch,
-    #[error("cannot reach the target: {0}")]
-    Unreachable(#[source] std::io::Error),
-    #[error("the target did not answer in time")]
-    Timeout,
-}
-
-impl EgressError {
-    pub fn reason(&self) -> Reason {
-        match self {
-            Self::ProxyAuth => Reason::ProxyAuthRequired,
-            Self::Denied(Refusal::TlsRequired) => Reason::TlsRequired,
-            Self::Denied(_) => Reason::EgressDenied,
-            Self::Misdirected(_) => Reason::MisdirectedRequest,
-            Self::AudienceHostMismatch => Reason::AudienceHostMismatch,
-            Self::Unreachable(_) => Reason::UpstreamUnavailable,
-            Self::Timeout => Reason::UpstreamTimeout,
-        }
-    }
-}
 
 /// A checked proxy target: a lower-case DNS name and a port.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,35 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterV
 use crate::config::RouteConfig;
 use crate::error::Reason;
 use crate::proxy::forward::UpstreamErrorKind;
-use crate::proxy::record::Verdict;
+
+/// The gateway's decision on a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny(Reason),
+    /// Report-only: enforcing would have denied it for this reason.
+    WouldDeny(Reason),
+    /// An exemption let through what this reason would have denied.
+    Exempt(Reason),
+}
+
+impl Verdict {
+    pub fn decision(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny(_) => "deny",
+            Self::WouldDeny(_) => "would_deny",
+            Self::Exempt(_) => "exempt",
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Allow => "none",
+            Self::Deny(r) | Self::WouldDeny(r) | Self::Exempt(r) => r.as_str(),
+        }
+    }
+}
 
 /// Latency buckets, from sub-millisecond (rejections, cached tokens) to
 /// slow upstream calls.

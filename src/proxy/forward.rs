@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::uri::{Authority, Parts as UriParts, PathAndQuery, Scheme};
 use http::{Extensions, Request, Response, Uri, Version};
+use http_body_util::{Either, Full};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -21,7 +23,6 @@ use prometheus::IntCounter;
 use tokio::time::{Instant, Sleep};
 
 use super::headers::{self, Correlation};
-use super::{Body, RequestBody};
 use crate::config::{RouteConfig, ServerConfig, UpstreamTarget};
 use crate::egress::resolve::{Connector, Resolve};
 use crate::policy::Authorized;
@@ -40,6 +41,13 @@ pub enum UpstreamError {
     #[error("the client's request body failed")]
     ClientBody,
 }
+
+/// Response bodies: the upstream's, streamed, or the gateway's own.
+pub type Body = Either<UpstreamBody, Full<Bytes>>;
+
+/// Request bodies on their way upstream: streamed from the client, or held
+/// whole (an inspected token request).
+pub type RequestBody = Either<ClientBody, Full<Bytes>>;
 
 /// What went wrong with the upstream, for the `kind` metrics label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

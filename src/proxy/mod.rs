@@ -23,7 +23,7 @@ use http::header::{HOST, HeaderValue};
 use http::request::Parts;
 use http::uri::Authority;
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::audit::AuditLog;
@@ -37,18 +37,12 @@ use crate::metrics::{InFlight, ListenerMetrics, Metrics, RouteMetrics};
 use crate::policy::{self, RouteKind};
 use crate::rfc3339::unix_now;
 use crate::tls::TlsError;
-use forward::{ClientBody, Upstream, UpstreamBody, UpstreamError};
+pub use forward::{Body, RequestBody};
+use forward::{ClientBody, Upstream, UpstreamError};
 use headers::Correlation;
 use hygiene::Hygiene;
 use record::Record;
 use route::Route;
-
-/// Response bodies: the upstream's, streamed, or the gateway's own.
-pub type Body = Either<UpstreamBody, Full<Bytes>>;
-
-/// Request bodies on their way upstream: streamed from the client, or held
-/// whole (an inspected token request).
-pub type RequestBody = Either<ClientBody, Full<Bytes>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

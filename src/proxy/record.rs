@@ -22,34 +22,7 @@ use crate::policy::partner_center::counts_as_mfa;
 use crate::policy::{ClientType, Decision, Facts, Mode, Outcome, Presented, Principal, TokenVersion, classify};
 use crate::rfc3339;
 
-/// The gateway's decision on a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Allow,
-    Deny(Reason),
-    /// Report-only: enforcing would have denied it for this reason.
-    WouldDeny(Reason),
-    /// An exemption let through what this reason would have denied.
-    Exempt(Reason),
-}
-
-impl Verdict {
-    pub fn decision(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Deny(_) => "deny",
-            Self::WouldDeny(_) => "would_deny",
-            Self::Exempt(_) => "exempt",
-        }
-    }
-
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::Allow => "none",
-            Self::Deny(r) | Self::WouldDeny(r) | Self::Exempt(r) => r.as_str(),
-        }
-    }
-}
+pub use crate::metrics::Verdict;
 
 pub struct Record<'a> {
     pub route: Option<&'a Route>,
