@@ -22,9 +22,15 @@ pub struct Leaf {
 
 impl Pki {
     pub fn new(dir: &Path) -> Self {
+        Self::named(dir, "mfagate test root")
+    }
+
+    /// A CA whose subject is `name` (two CAs with one subject confuse
+    /// clients that look issuers up by name).
+    pub fn named(dir: &Path, name: &str) -> Self {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "mfagate test root");
+        params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let cert = params.self_signed(&key).unwrap();
