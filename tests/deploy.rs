@@ -4,7 +4,7 @@
 //! the Prometheus Operator's ServiceMonitor schema, hadolint, and
 //! systemd-analyze. The dashboard and the rules are checked against a live
 //! gateway's scrape: every metric they name exists, and every metric the
-//! gateway exports is documented in README.
+//! gateway exports is documented in docs/operations.md.
 //!
 //! The shipped files are also run as they would be run: the image's
 //! environment with each ConfigMap (`deploy/container.rs`), the pod's files
@@ -230,9 +230,9 @@ async fn dashboard_and_rules_name_only_exported_metrics_and_readme_documents_eve
     let missing: Vec<_> = used.difference(&exported).collect();
     assert!(missing.is_empty(), "named in deploy/ but not exported: {missing:?}\n{scrape}");
 
-    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
-    let undocumented: Vec<_> = families.iter().filter(|f| !readme.contains(&format!("`{f}`"))).collect();
-    assert!(undocumented.is_empty(), "metrics missing from README: {undocumented:?}");
+    let operations = std::fs::read_to_string(Path::new(ROOT).join("docs/operations.md")).unwrap();
+    let undocumented: Vec<_> = families.iter().filter(|f| !operations.contains(&format!("`{f}`"))).collect();
+    assert!(undocumented.is_empty(), "metrics missing from docs/operations.md: {undocumented:?}");
 }
 
 #[tokio::test]
