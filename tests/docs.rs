@@ -280,10 +280,7 @@ fn ci_runs_exactly_the_readme_test_command() {
     let after = readme.split_once("Run the tests:").expect("README says how to run the tests").1;
     let command = after.split_once("```sh\n").unwrap().1.split_once("```").unwrap().0.trim();
     let ci = read(".ci/run");
-    let cargo: Vec<&str> = ci
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("cargo ") && !l.starts_with("cargo install "))
-        .collect();
+    let cargo: Vec<&str> =
+        ci.lines().map(str::trim).filter(|l| l.starts_with("cargo ") && !l.starts_with("cargo install ")).collect();
     assert_eq!(cargo, [command], ".ci/run");
 }
