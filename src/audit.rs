@@ -46,6 +46,10 @@ pub struct AuditRecord<S = String, L = Vec<String>> {
     pub decision: S,
     /// A reason code; `none` for `allow`.
     pub reason: S,
+    /// The request check that refused a `bad_request` (`dot_segment`,
+    /// `stray_access_token`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<S>,
     /// The route's mode at that instant (`enforce` or `report-only`).
     #[serde(default, skip_serializing_if = "is_empty")]
     pub mode: S,

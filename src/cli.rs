@@ -36,7 +36,8 @@ pub enum Command {
         command: CaCommand,
     },
     /// Summarise a decision log: MFA compliance per day and application, and every principal and
-    /// application denied or that would be denied; exit 0 when none was, 2 when some were, 1 on error.
+    /// application denied or that would be denied (with --config, also the staged routes' enforce
+    /// dates and the exemptions' expiry); exit 0 when none was, 2 when some were, 1 on error.
     Report(ReportArgs),
     /// Start a local identity provider, an echo upstream and the gateway, and print curl commands
     /// to try it.
@@ -114,6 +115,9 @@ pub struct ReportArgs {
     /// Only records at or before this instant (same forms as --since)
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+    /// Write the report to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// The decision log (JSON lines), or - for standard input
     #[arg(value_name = "AUDIT.jsonl")]
     pub log: PathBuf,
@@ -124,6 +128,8 @@ pub enum ReportFormat {
     Text,
     Csv,
     Json,
+    /// One self-contained page (inline CSS and SVG charts, no script) to hand an auditor
+    Html,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -19,6 +19,7 @@ use std::time::Duration;
 use http::Uri;
 use http::uri::{Authority, Scheme};
 
+use crate::error::ErrorFormat;
 use crate::auth::claims::{audience_key, is_guid};
 use crate::egress::hosts::{self, BadHost, HostPattern};
 use crate::policy::{Exemption, RouteKind, RoutePolicy};
@@ -167,6 +168,8 @@ pub struct RouteConfig {
     pub audiences: Vec<String>,
     pub policy: RoutePolicy,
     pub rate_limits: Vec<RouteRate>,
+    /// How the gateway's own answers on this route are written.
+    pub error_format: ErrorFormat,
 }
 
 /// Where a route forwards to: scheme and authority, plus an optional base path
@@ -386,6 +389,17 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
             return Err(ConfigError::invalid(key(&format!("rate_limits[{j}].key")), why));
         }
     }
+    let error_format = match raw.error_format.as_deref() {
+        Some(f) => ErrorFormat::parse(f).ok_or_else(|| {
+            ConfigError::invalid(key("error_format"), "expected \"partner-center\", \"arm\", \"graph\" or \"oauth\"")
+        })?,
+        None => ErrorFormat::infer(
+            kind == RouteKind::PartnerCenter,
+            kind == RouteKind::Login,
+            host.as_deref().into_iter().chain([upstream.authority.host()]),
+            &audiences,
+        ),
+    };
     Ok(RouteConfig {
         name: raw.name.clone(),
         path_prefix: raw.path_prefix.clone(),
@@ -395,6 +409,7 @@ fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
         audiences,
         policy: policy::route_policy(i, raw, kind)?,
         rate_limits,
+        error_format,
     })
 }
 

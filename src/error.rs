@@ -5,16 +5,17 @@
 //! The body mirrors Partner Center's error contract
 //! (`{"code","description","data","source"}`) so that automation which already
 //! handles Partner Center's errors handles ours; `reason` and `correlationId`
-//! are added. Descriptions are fixed per reason: nothing from the request is
+//! are added. Descriptions are fixed per reason, with the name of the
+//! request check that refused a `bad_request`: nothing from the request is
 //! echoed.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, PROXY_AUTHENTICATE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use serde::Serialize;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -23,6 +24,7 @@ use crate::auth::AuthError;
 use crate::egress::EgressError;
 use crate::policy::{Denial, StepUp};
 use crate::proxy::Body;
+use crate::proxy::headers::Correlation;
 use crate::proxy::forward::UpstreamError;
 
 /// `Retry-After` of an `overloaded` answer.
@@ -31,7 +33,10 @@ pub const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Partner Center's own error code for a call without MFA.
 pub const PARTNER_CENTER_MFA_CODE: &str = "900421";
 
-pub use crate::reason::Reason;
+mod format;
+
+pub use crate::reason::{Reason, RequestRule};
+pub use format::ErrorFormat;
 
 /// How the answer to a refused request reads.
 trait Answer {
@@ -79,8 +84,8 @@ pub enum Reject {
     Denied(#[from] Denial),
     #[error("no route matches")]
     NoRoute,
-    #[error("bad request: {0}")]
-    BadRequest(&'static str),
+    #[error("bad request: {} ({})", .0.sentence(), .0)]
+    BadRequest(RequestRule),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
@@ -107,6 +112,15 @@ impl Reject {
         }
     }
 
+    /// The request check that refused a `bad_request`.
+    pub fn rule(&self) -> Option<RequestRule> {
+        match self {
+            Self::BadRequest(rule) => Some(*rule),
+            Self::Upstream(UpstreamError::ClientBody) => Some(RequestRule::BrokenBody),
+            _ => None,
+        }
+    }
+
     /// How long the caller should wait before retrying, when that is known.
     fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -116,10 +130,15 @@ impl Reject {
         }
     }
 
-    /// The response for this rejection; `correlation_id` goes in the body, the
-    /// caller adds the correlation headers.
-    pub fn into_response(self, correlation_id: &str) -> Response<Body> {
-        let mut rsp = error_response(self.reason(), correlation_id);
+    /// The response for this rejection, its body in `format`; the ids go in
+    /// the body, the caller adds the correlation headers.
+    pub fn into_response(self, ids: &Correlation, format: ErrorFormat) -> Response<Body> {
+        let ids = Answered {
+            correlation_id: ids.correlation_str(),
+            request_id: ids.request_str(),
+            client_request_id: ids.client_request_str(),
+        };
+        let mut rsp = answer(self.reason(), self.rule(), ids, format);
         if let Self::Denied(Denial { step_up: Some(step_up), .. }) = &self
             && let Ok(challenge) = HeaderValue::from_str(&step_up_challenge(step_up))
         {
@@ -144,7 +163,7 @@ impl From<Reason> for Reject {
 /// `WWW-Authenticate: Bearer` header with `realm`, `authorization_uri`,
 /// `error="insufficient_claims"` and the base64 claims request. MSAL clients
 /// that declared `cp1` answer it by signing in again for those claims.
-fn step_up_challenge(step_up: &StepUp) -> String {
+pub fn step_up_challenge(step_up: &StepUp) -> String {
     format!(
         r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/{}/oauth2/authorize", error="insufficient_claims", claims="{}""#,
         step_up.tenant,
@@ -152,27 +171,39 @@ fn step_up_challenge(step_up: &StepUp) -> String {
     )
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    description: &'a str,
-    data: [(); 0],
-    source: &'a str,
-    reason: &'a str,
-    #[serde(rename = "correlationId")]
-    correlation_id: &'a str,
+/// The human-readable text of an answer: the reason's sentence, with the
+/// rule that refused a `bad_request`.
+pub fn description(reason: Reason, rule: Option<RequestRule>) -> Cow<'static, str> {
+    match rule {
+        Some(rule) => Cow::Owned(format!("{} (rule: {rule}).", reason.description().trim_end_matches('.'))),
+        None => Cow::Borrowed(reason.description()),
+    }
 }
 
-/// The gateway's own answer for `reason`.
+/// The gateway's own answer for `reason`, in Partner Center's format.
 pub fn error_response(reason: Reason, correlation_id: &str) -> Response<Body> {
-    let body = ErrorBody {
+    let ids = Answered { correlation_id, request_id: correlation_id, client_request_id: None };
+    answer(reason, None, ids, ErrorFormat::PartnerCenter)
+}
+
+/// The ids an answer gives back.
+#[derive(Clone, Copy)]
+struct Answered<'a> {
+    correlation_id: &'a str,
+    request_id: &'a str,
+    client_request_id: Option<&'a str>,
+}
+
+fn answer(reason: Reason, rule: Option<RequestRule>, ids: Answered<'_>, format: ErrorFormat) -> Response<Body> {
+    let description = description(reason, rule);
+    let body = format.body(&format::Body {
+        reason,
         code: reason.code(),
-        description: reason.description(),
-        data: [],
-        source: "mfagate",
-        reason: reason.as_str(),
-        correlation_id,
-    };
+        description: &description,
+        correlation_id: ids.correlation_id,
+        request_id: ids.request_id,
+        client_request_id: ids.client_request_id,
+    });
     let json = serde_json::to_vec(&body).unwrap_or_default();
     let mut rsp = Response::new(Body::Right(Full::new(Bytes::from(json))));
     *rsp.status_mut() = reason.status();
@@ -194,6 +225,12 @@ pub fn error_response(reason: Reason, correlation_id: &str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ids(correlation_id: &str) -> Correlation {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(crate::proxy::headers::MS_CORRELATION_ID.clone(), HeaderValue::from_str(correlation_id).unwrap());
+        Correlation::of(&headers)
+    }
 
     #[test]
     fn statuses_follow_whose_fault_it_is() {
@@ -242,16 +279,16 @@ mod tests {
     #[test]
     fn retry_after_is_whole_seconds_rounded_up() {
         let wait = |d: Duration| {
-            let rsp = Reject::RateLimited(d).into_response("c");
+            let rsp = Reject::RateLimited(d).into_response(&ids("c"), ErrorFormat::PartnerCenter);
             rsp.headers()[RETRY_AFTER].to_str().unwrap().to_string()
         };
         assert_eq!(wait(Duration::from_millis(1)), "1");
         assert_eq!(wait(Duration::from_millis(1500)), "2");
         assert_eq!(wait(Duration::from_secs(30)), "30");
-        let rsp = Reject::Overloaded.into_response("c");
+        let rsp = Reject::Overloaded.into_response(&ids("c"), ErrorFormat::PartnerCenter);
         assert_eq!(rsp.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(rsp.headers()[RETRY_AFTER], "1");
-        assert!(Reject::NoRoute.into_response("c").headers().get(RETRY_AFTER).is_none());
+        assert!(Reject::NoRoute.into_response(&ids("c"), ErrorFormat::PartnerCenter).headers().get(RETRY_AFTER).is_none());
         assert!(!Reason::RateLimited.waivable() && !Reason::Overloaded.waivable(), "report-only does not waive them");
     }
 
@@ -270,6 +307,23 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_request_names_its_rule() {
+        let body = |r: Reject| {
+            let Body::Right(full) = r.into_response(&ids("c"), ErrorFormat::PartnerCenter).into_body() else { panic!("not a full body") };
+            serde_json::from_slice::<serde_json::Value>(&futures_executor(full)).unwrap()
+        };
+        let v = body(Reject::BadRequest(RequestRule::DotSegment));
+        assert_eq!(
+            v["description"],
+            "The request is malformed or ambiguous and was not forwarded (rule: dot_segment)."
+        );
+        assert_eq!((v["reason"].as_str(), v["code"].as_str()), (Some("bad_request"), Some("bad_request")));
+        let broken = body(Reject::Upstream(UpstreamError::ClientBody));
+        assert!(broken["description"].as_str().unwrap().ends_with("(rule: broken_body)."), "{broken}");
+        assert_eq!(Reject::NoRoute.rule(), None);
+    }
+
+    #[test]
     fn codes_and_challenges_of_rules() {
         assert_eq!(Reason::MfaUnprovableV2.code(), PARTNER_CENTER_MFA_CODE);
         assert_eq!(Reason::MfaRequired.code(), PARTNER_CENTER_MFA_CODE);
@@ -284,7 +338,7 @@ mod tests {
             reason: Reason::MfaRequired,
             step_up: Some(StepUp { tenant: "df845f1a-1e2f-4f5e-9a7c-0b1c2d3e4f50".into(), auth_context: "c1".into() }),
         };
-        let rsp = Reject::Denied(denial).into_response("c-1");
+        let rsp = Reject::Denied(denial).into_response(&ids("c-1"), ErrorFormat::PartnerCenter);
         assert_eq!(rsp.status(), StatusCode::UNAUTHORIZED);
         let all: Vec<_> = rsp.headers().get_all(WWW_AUTHENTICATE).iter().collect();
         assert_eq!(all.len(), 1, "one challenge header");

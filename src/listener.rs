@@ -9,6 +9,7 @@
 //! again for every request, so a reload applies to new requests while
 //! requests in flight finish on the configuration they started with.
 
+mod discard;
 mod inspect;
 mod load;
 
@@ -33,6 +34,7 @@ use tracing::{debug, warn};
 
 use crate::config::ServerConfig;
 use crate::proxy::{Body, Gateway};
+pub use discard::{Discard, Head};
 pub use inspect::{Fault, Inspected, Inspector};
 use load::{ConnActivity, Lane};
 pub use load::{Load, Tracked};
@@ -45,7 +47,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The raw bytes of the connection broke a framing rule.
-    Malformed(&'static str),
+    Malformed(crate::reason::RequestRule),
     /// Over `max_connections` or `max_in_flight`.
     Overloaded,
 }
@@ -175,13 +177,19 @@ impl Conn {
         let io = TokioIo::new(Inspected::new(tls, inspector));
         let activity = Arc::new(ConnActivity::default());
         let service = {
-            let (current, load, activity, lane, peer) =
-                (Arc::clone(&self.current), Arc::clone(&self.load), Arc::clone(&activity), self.lane, self.peer);
+            let (current, load, activity, lane, peer, stop) = (
+                Arc::clone(&self.current),
+                Arc::clone(&self.load),
+                Arc::clone(&activity),
+                self.lane,
+                self.peer,
+                self.stop.clone(),
+            );
             service_fn(move |req| {
                 // Boxed: hyper keeps room for one request future for as long
                 // as a connection lives, so an idle connection would otherwise
                 // hold a whole request's state machine.
-                let served = Box::pin(request(req, peer, lane, &current, &load, &activity, &fault));
+                let served = Box::pin(request(req, peer, lane, &current, &load, &activity, &fault, &stop));
                 async move { Ok::<_, Infallible>(served.await) }
             })
         };
@@ -207,7 +215,9 @@ impl Conn {
                 () = activity.idle(CLOSE_GRACE), if closing => return,
                 () = self.stop.cancelled(), if !closing => closing = true,
                 () = activity.idle(keep_alive), if !closing => closing = true,
-                () = activity.served_one(), if !closing && self.lane == Lane::Overflow => closing = true,
+                // HTTP/1 needs no nudge: its answer says `Connection: close`,
+                // and hyper closes once the request body is discarded.
+                () = activity.served_one(), if !closing && self.lane == Lane::Overflow && h2 => closing = true,
                 () = &mut overflow_deadline, if self.lane == Lane::Overflow => return,
             }
             if closing {
@@ -219,6 +229,7 @@ impl Conn {
 
 /// Hands one request to the gateway current now, marking it refused when the
 /// connection is faulty or the process overloaded.
+#[allow(clippy::too_many_arguments)]
 fn request(
     mut req: Request<Incoming>,
     peer: SocketAddr,
@@ -227,6 +238,7 @@ fn request(
     load: &Arc<Load>,
     activity: &Arc<ConnActivity>,
     fault: &Fault,
+    stop: &CancellationToken,
 ) -> impl Future<Output = Response<Tracked<Body>>> + Send + use<> {
     let (endpoint, gateway) = current.gateway();
     let active = activity.enter();
@@ -252,11 +264,13 @@ fn request(
     if let Some(refusal) = refusal {
         req.extensions_mut().insert(refusal);
     }
+    let stop = stop.clone();
     async move {
         let mut rsp = gateway.handle(req, peer).await;
         // After a refused request nothing more is read from an HTTP/1
-        // connection: its framing cannot be trusted.
-        if http1 && (close || rsp.status() == StatusCode::BAD_REQUEST) {
+        // connection: its framing cannot be trusted. A stopping listener
+        // closes the connection after this answer too: the answer says so.
+        if http1 && (close || stop.is_cancelled() || rsp.status() == StatusCode::BAD_REQUEST) {
             rsp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
         }
         rsp.map(|body| Tracked::new(body, active, in_flight))

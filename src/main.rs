@@ -24,7 +24,8 @@ fn main() -> ExitCode {
         Command::CheckConfig => check_config(&source),
         Command::CheckToken(args) => tools::check_token::run(&source, &args),
         Command::Replay(args) => tools::replay::run(&source, &args),
-        Command::Report(args) => tools::report::run(&args),
+        // Only a configuration named on purpose: the report is about the log.
+        Command::Report(args) => tools::report::run(cli.config.as_deref(), &args),
         Command::Demo(args) => tools::demo::run(&args),
         Command::Run => run(&source),
         Command::Ca { command: CaCommand::Init(args) } => ca_init(&args),

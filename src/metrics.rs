@@ -13,6 +13,7 @@ use crate::audit::AuditMetrics;
 use crate::auth::jwks::SourceMetrics;
 use crate::auth::token_cache::TokenCacheMetrics;
 use crate::config::RouteConfig;
+use crate::error::Reason;
 pub use egress::EgressMetrics;
 
 pub use listener::{InFlight, ListenerMetrics};
@@ -42,6 +43,20 @@ impl Metrics {
             IntGaugeVec::new(Opts::new("mfagate_build_info", "Build information; always 1."), &["version"])?;
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(build_info))?;
+        // Dashboards and alerts select reasons by class ("a credential or
+        // rule failure") by joining on this, so a reason added later is
+        // counted where its class says without editing a query.
+        let reason_info = IntGaugeVec::new(
+            Opts::new(
+                "mfagate_reason_info",
+                "Every reason code with its class (credential, rule, request, egress, capacity, upstream); always 1.",
+            ),
+            &["reason", "class"],
+        )?;
+        for r in Reason::ALL {
+            reason_info.with_label_values(&[r.as_str(), r.class().as_str()]).set(1);
+        }
+        registry.register(Box::new(reason_info))?;
         let audit_records = prometheus::IntCounterVec::new(
             Opts::new("mfagate_audit_records_total", "Decision log lines by result (written, dropped, failed)."),
             &["result"],
@@ -177,7 +192,6 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Reason;
     use crate::proxy::forward::UpstreamErrorKind;
 
     #[test]
@@ -209,6 +223,8 @@ mod tests {
         ));
         assert!(!text.contains(r#"decision="exempt",reason="expired""#), "only rule reasons can be exempted");
         assert!(text.contains(r#"mfagate_audit_records_total{result="dropped"} 0"#));
+        assert!(text.contains(r#"mfagate_app_user_requests_total{mfa="missing",route="partner-center"} 0"#));
+        assert!(text.contains(r#"mfagate_reason_info{class="capacity",reason="overloaded"} 1"#));
         assert!(text.contains(r#"mfagate_upstream_errors_total{kind="connect",route="partner-center"} 0"#));
         assert!(text.contains(r#"mfagate_upstream_responses_total{class="5xx",route="partner-center"} 0"#));
         assert!(

@@ -1,5 +1,6 @@
-//! The vocabulary of decisions: why a request was not forwarded (`Reason`)
-//! and the rules of the policy (`Rule`). Every property of a reason (its
+//! The vocabulary of decisions: why a request was not forwarded (`Reason`),
+//! the rules of the policy (`Rule`) and the request checks that refuse a
+//! request as `bad_request` (`RequestRule`). Every property of a reason (its
 //! code, status, class, wording) is declared in its one row of the table
 //! below, so a reason added later cannot inherit a default: leaving a column
 //! out does not compile. What report-only mode may forward follows from the
@@ -80,6 +81,20 @@ pub enum Class {
     /// The upstream failed after the gateway forwarded the request: not a
     /// decision.
     Upstream,
+}
+
+impl Class {
+    /// The class's label in `mfagate_reason_info`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Credential => "credential",
+            Self::Rule(_) => "rule",
+            Self::Request => "request",
+            Self::Egress => "egress",
+            Self::Capacity => "capacity",
+            Self::Upstream => "upstream",
+        }
+    }
 }
 
 macro_rules! reasons {
@@ -202,6 +217,102 @@ reasons! {
         "The gateway is at its capacity limit. Retry after the number of seconds in the Retry-After header.";
 }
 
+macro_rules! request_rules {
+    ($( $variant:ident = $name:literal, $sentence:literal; )*) => {
+        /// The request check that refused a request as `bad_request`: a
+        /// short, stable name for the answer, the decision log and
+        /// `check-token` (never the request's own text), and a sentence for
+        /// people. A bounded set, so it may label metrics.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum RequestRule {
+            $( $variant, )*
+        }
+
+        impl RequestRule {
+            pub const ALL: [RequestRule; [$(RequestRule::$variant),*].len()] = [$(Self::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $( Self::$variant => $name, )* }
+            }
+
+            /// What the request did, in words.
+            pub fn sentence(self) -> &'static str {
+                match self { $( Self::$variant => $sentence, )* }
+            }
+        }
+    };
+}
+
+request_rules! {
+    // The raw bytes of an HTTP/1 connection (the listener's inspector) and
+    // the framing headers (RFC 9112 §6): a proxy and an upstream reading them
+    // differently is request smuggling.
+    BareLf = "bare_lf", "a line ending in LF without CR";
+    BareCr = "bare_cr", "a CR not followed by LF in the request head";
+    FoldedHeader = "folded_header", "a folded (obs-fold) header line";
+    SpaceBeforeColon = "space_before_colon", "whitespace between a header name and its colon";
+    BadChunkSize = "bad_chunk_size", "a chunk size that is not a hexadecimal number";
+    BadChunkEnd = "bad_chunk_end", "chunk data not followed by CRLF";
+    ChunkLineTooLong = "chunk_line_too_long", "a chunk-size line longer than 1 KiB";
+    ChunkExtensionsTooLong = "chunk_extensions_too_long", "more than 1 KiB of chunk extensions";
+    TrailersTooLong = "trailers_too_long", "a trailer section longer than the header limit";
+    TeAndContentLength = "te_and_content_length", "both Transfer-Encoding and Content-Length";
+    TeNotChunked = "te_not_chunked", "a Transfer-Encoding other than one chunked";
+    TeOutsideHttp11 = "te_outside_http11", "Transfer-Encoding outside HTTP/1.1";
+    RepeatedContentLength = "repeated_content_length", "more than one Content-Length";
+    BadContentLength = "bad_content_length", "a Content-Length that is not a number";
+    BrokenBody = "broken_body", "the request body broke off or broke its framing";
+    // Headers.
+    TooManyHeaders = "too_many_headers", "more header fields than server.max_headers";
+    UnderscoreHeader = "underscore_header", "a header name spelled with underscores for a field the gateway checks";
+    ConnectionNamesCheckedField = "connection_names_checked_field", "a Connection header naming a field the gateway checks";
+    MissingHost = "missing_host", "an HTTP/1.1 request without Host";
+    RepeatedHost = "repeated_host", "more than one Host";
+    BadHost = "bad_host", "a Host that is not host[:port]";
+    Userinfo = "userinfo", "user information in the request target or Host";
+    HostMismatch = "host_mismatch", "a Host that differs from the request target's authority";
+    ConnectMethod = "connect_method", "CONNECT on the reverse-proxy listener";
+    // The path.
+    PathNotAbsolute = "path_not_absolute", "a request target that is not an absolute path";
+    Backslash = "backslash", "a backslash in the path";
+    ControlCharacter = "control_character", "a control character in the path";
+    BadPercentEncoding = "bad_percent_encoding", "a '%' not followed by two hexadecimal digits";
+    EncodedSlash = "encoded_slash", "an encoded slash (%2F) in the path";
+    EncodedBackslash = "encoded_backslash", "an encoded backslash (%5C) in the path";
+    DoubleEncoding = "double_encoding", "double percent-encoding (%25 then a hexadecimal digit)";
+    EncodedControlCharacter = "encoded_control_character", "an encoded control character in the path";
+    DotSegment = "dot_segment", "a dot segment ('.' or '..', also with parameters) in the path";
+    TrailingDotOrSpace = "trailing_dot_or_space", "a path segment ending with a dot or a space";
+    PathNotUtf8 = "path_not_utf8", "a path that is not UTF-8 once percent-decoded";
+    UnbuildableTarget = "unbuildable_target", "a request target that cannot be rebuilt to forward";
+    BodyUnavailable = "body_unavailable", "a request body that was taken before it could be forwarded";
+    // Credentials outside Authorization and x-ms-authorization-auxiliary.
+    StrayAccessToken = "stray_access_token", "a bearer token in the access_token query parameter";
+    TokenInCookie = "token_in_cookie", "a bearer token in a cookie";
+    // Partner Center's {customer-id}.
+    NotACustomerId = "not_a_customer_id", "the segment after customers is neither a customer id nor a collection";
+    BasePathCustomer = "base_path_customer", "the route's upstream base path names a customer in a non-canonical form";
+    // Token requests on a login route.
+    TokenRequestEncoded = "token_request_encoded", "a content-encoded token request body";
+    TokenRequestTooLarge = "token_request_too_large", "a token request body larger than 64 KiB";
+    TokenRequestUnreadable = "token_request_unreadable", "a token request body that could not be read";
+    TokenRequestTimeout = "token_request_timeout", "a token request body that did not arrive in time";
+    TokenRequestContentType = "token_request_content_type", "a token request Content-Type that is repeated, not text or malformed";
+    TokenRequestCharset = "token_request_charset", "a token request charset other than UTF-8, US-ASCII or ISO-8859-1";
+    TokenRequestMultipart = "token_request_multipart", "a multipart token request without one boundary or that does not parse";
+    TokenRequestTransferEncoding = "token_request_transfer_encoding", "a multipart part with a transfer encoding";
+    // The egress proxy's own request line.
+    BadProxyTarget = "bad_proxy_target", "a proxy target that is not host:port or not a host name";
+    NotAProxyRequest = "not_a_proxy_request", "neither CONNECT nor an absolute http:// URL";
+    HttpsWithoutConnect = "https_without_connect", "an https:// URL sent without CONNECT";
+}
+
+impl std::fmt::Display for RequestRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Reason {
     /// The reason with this code, e.g. from a decision log.
     pub fn parse(code: &str) -> Option<Self> {
@@ -243,6 +354,17 @@ mod tests {
             assert_eq!(Reason::parse(r.as_str()), Some(r));
         }
         assert_eq!(Reason::parse("nope"), None);
+    }
+
+    #[test]
+    fn request_rules_are_unique_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in RequestRule::ALL {
+            assert!(seen.insert(r.as_str()), "{}", r.as_str());
+            assert!(r.as_str().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            assert!(r.as_str().len() <= 32, "{} is not short", r.as_str());
+            assert!(!r.sentence().is_empty());
+        }
     }
 
     #[test]

@@ -217,6 +217,8 @@ impl Startup {
             upstream_idle_timeout: _,
             upstream_pool_max_idle: _,
             upstream_pool_idle_timeout: _,
+            discard_body_limit: _,
+            discard_body_timeout: _,
             drain_delay: _,
             drain_grace: _,
             watch_interval: _,

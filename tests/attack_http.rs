@@ -206,7 +206,6 @@ async fn path_tricks_cannot_reach_another_route() {
         "/open/..;/v1/customers",
         "/open/%252e%252e/v1/customers",
         "/open/..%5cv1/customers",
-        "//v1/customers",
         "/open//../v1/customers",
         "/v1/customers/%00",
         "/v1/customers%0d%0aX-Injected:%201",
@@ -220,8 +219,8 @@ async fn path_tricks_cannot_reach_another_route() {
     }
     assert_eq!(env.upstream.hits(), 0);
 
-    // Encoded or upper-case spellings of /v1 land on the /v1 route.
-    for path in ["/%76%31/customers", "/V1/customers", "/%56%31/customers"] {
+    // Encoded, upper-case or empty-segment spellings of /v1 land on the /v1 route.
+    for path in ["/%76%31/customers", "/V1/customers", "/%56%31/customers", "//v1/customers", "/v1//customers"] {
         let rsp = env.client.get(env.url(path)).bearer_auth(&no_mfa).send().await.unwrap();
         assert_rejected(rsp, 401, "mfa_required").await;
     }

@@ -154,6 +154,166 @@ async fn promtool_accepts_the_scrape_config_and_rules_and_their_tests_pass() {
     let r = run("promtool", &["test", "rules", copy.to_str().unwrap()]).await;
     assert_eq!(r.code, 1, "a 10 % error ratio no longer alerts: {}", r.out);
     assert!(r.out.contains("MfagateUpstreamErrors"), "{}", r.out);
+    // A denial spike that counted outages (every class) would fire on them.
+    let classes = r#"class=~"credential|rule|egress", reason!="keys_unavailable""#;
+    assert_eq!(text.matches(classes).count(), 3, "the spike rule selects callers' denials by class");
+    support::write(dir.path(), "alerts.yml", &text.replace(classes, r#"class=~".+""#));
+    let r = run("promtool", &["test", "rules", copy.to_str().unwrap()]).await;
+    assert_eq!(r.code, 1, "outages count as denials: {}", r.out);
+    assert!(r.out.contains(r#"route="outage""#), "{}", r.out);
+}
+
+/// The query of the dashboard panel titled `title`, target `ref_id`, with
+/// Grafana's variables replaced as Grafana would for "All" over one hour.
+fn panel_query(dashboard: &serde_json::Value, title: &str, ref_id: &str) -> String {
+    let panel = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == title)
+        .unwrap_or_else(|| panic!("no panel {title:?}"));
+    let target = panel["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["refId"] == ref_id)
+        .unwrap_or_else(|| panic!("{title:?} has no target {ref_id}"));
+    target["expr"]
+        .as_str()
+        .unwrap()
+        .replace("$instance", ".*")
+        .replace("$route", ".*")
+        .replace("$__rate_interval", "5m")
+        .replace("$__range", "1h")
+}
+
+/// The panels' queries evaluated by promtool on series shaped like a
+/// gateway's: what each panel shows, including the cases the dashboard once
+/// got wrong (outages counted as non-compliance, zero series drawn, "No
+/// data" for a target that is down).
+#[tokio::test]
+async fn dashboard_queries_show_compliance_and_health() {
+    use serde_json::json;
+    let text = std::fs::read_to_string(deploy("grafana/mfagate.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let series = |name: &str, labels: &str, values: &str| {
+        let sep = if labels.is_empty() { "" } else { ", " };
+        json!({ "series": format!(r#"{name}{{instance="gw:9090", job="mfagate"{sep}{labels}}}"#), "values": values })
+    };
+    let requests = |route: &str, decision: &str, reason: &str, values: &str| {
+        series(
+            "mfagate_requests_total",
+            &format!(r#"route="{route}", decision="{decision}", reason="{reason}""#),
+            values,
+        )
+    };
+    let mut input = vec![
+        series("up", "", "1x60"),
+        json!({ "series": r#"up{instance="down:9090", job="mfagate"}"#, "values": "0x60" }),
+        series("mfagate_ready", "", "1x60"),
+        // pc enforces; staged enforces from a date still ahead; trial is report-only.
+        series("mfagate_route_info", r#"route="pc", kind="partner-center", mode="enforce""#, "1x60"),
+        series("mfagate_route_info", r#"route="staged", kind="partner-center", mode="enforce""#, "1x60"),
+        series("mfagate_route_info", r#"route="trial", kind="partner-center", mode="report-only""#, "1x60"),
+        series("mfagate_route_enforce_after_timestamp_seconds", r#"route="staged""#, "10000000000x60"),
+        // Per second: pc allows 3, denies 1 for MFA, exempts 1, and answers
+        // 5 each of rate_limited, overloaded and keys_unavailable.
+        requests("pc", "allow", "none", "0+180x60"),
+        requests("pc", "deny", "mfa_required", "0+60x60"),
+        requests("pc", "deny", "public_client", "0x60"),
+        requests("pc", "deny", "rate_limited", "0+300x60"),
+        requests("pc", "deny", "overloaded", "0+300x60"),
+        requests("pc", "deny", "keys_unavailable", "0+300x60"),
+        requests("pc", "exempt", "privileged_role", "0+60x60"),
+        requests("staged", "allow", "none", "0+60x60"),
+        requests("staged", "would_deny", "mfa_required", "0+60x60"),
+        requests("trial", "allow", "none", "0+60x60"),
+        requests("trial", "would_deny", "mfa_required", "0x60"),
+        requests("unmatched", "deny", "no_route", "0+60x60"),
+        series("mfagate_app_user_requests_total", r#"route="pc", mfa="proven""#, "0+180x60"),
+        series("mfagate_app_user_requests_total", r#"route="pc", mfa="missing""#, "0+60x60"),
+        series("mfagate_app_user_requests_total", r#"route="staged", mfa="proven""#, "0+60x60"),
+        series("mfagate_app_user_requests_total", r#"route="staged", mfa="missing""#, "0+60x60"),
+        series("mfagate_app_user_requests_total", r#"route="trial", mfa="proven""#, "0x60"),
+        series("mfagate_app_user_requests_total", r#"route="trial", mfa="missing""#, "0x60"),
+    ];
+    for (reason, class) in [
+        ("mfa_required", "rule"),
+        ("public_client", "rule"),
+        ("privileged_role", "rule"),
+        ("rate_limited", "capacity"),
+        ("overloaded", "capacity"),
+        ("keys_unavailable", "credential"),
+        ("no_route", "request"),
+    ] {
+        input.push(series("mfagate_reason_info", &format!(r#"reason="{reason}", class="{class}""#), "1x60"));
+    }
+    let sample = |labels: &str, value: f64| json!({ "labels": labels, "value": value });
+    let route = |r: &str| format!(r#"{{route="{r}"}}"#);
+    let checks = [
+        // A target that cannot be scraped shows as down (-1), not "No data".
+        ("Ready", "A", vec![sample("{}", -1.0)]),
+        // Partner Center's measure per route; trial had no app+user requests.
+        (
+            "MFA compliance of app+user requests (range)",
+            "A",
+            vec![sample(&route("pc"), 0.75), sample(&route("staged"), 0.5)],
+        ),
+        ("Compliance over time", "A", vec![sample(&route("pc"), 0.75), sample(&route("staged"), 0.5)]),
+        // Staged routes only, and a staged route that would deny nothing shows 0.
+        ("Would deny on staged routes (range)", "A", vec![sample(&route("staged"), 0.5), sample(&route("trial"), 0.0)]),
+        ("Compliance over time", "B", vec![sample(&route("staged"), 0.5), sample(&route("trial"), 0.0)]),
+        // Credentials and rules only: no outage, no zero series.
+        (
+            "Non-compliant requests by route and reason (range)",
+            "A",
+            vec![
+                sample(r#"{route="pc", decision="deny", reason="mfa_required"}"#, 3600.0),
+                sample(r#"{route="pc", decision="exempt", reason="privileged_role"}"#, 3600.0),
+                sample(r#"{route="staged", decision="would_deny", reason="mfa_required"}"#, 3600.0),
+            ],
+        ),
+        // Every reason that occurred, and only those.
+        (
+            "Decisions by reason",
+            "A",
+            vec![
+                sample(r#"{decision="deny", reason="mfa_required"}"#, 1.0),
+                sample(r#"{decision="deny", reason="rate_limited"}"#, 5.0),
+                sample(r#"{decision="deny", reason="overloaded"}"#, 5.0),
+                sample(r#"{decision="deny", reason="keys_unavailable"}"#, 5.0),
+                sample(r#"{decision="deny", reason="no_route"}"#, 1.0),
+                sample(r#"{decision="exempt", reason="privileged_role"}"#, 1.0),
+                sample(r#"{decision="would_deny", reason="mfa_required"}"#, 1.0),
+            ],
+        ),
+    ];
+    let exprs: Vec<_> = checks
+        .iter()
+        .map(|(title, ref_id, samples)| {
+            json!({ "expr": panel_query(&dashboard, title, ref_id), "eval_time": "60m", "exp_samples": samples })
+        })
+        .collect();
+    let file = json!({
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            { "interval": "1m", "input_series": input, "promql_expr_test": exprs },
+            // With every target up, Ready is the readiness gauge.
+            {
+                "interval": "1m",
+                "input_series": [series("up", "", "1x60"), series("mfagate_ready", "", "1 1 1 0x57")],
+                "promql_expr_test": [
+                    { "expr": panel_query(&dashboard, "Ready", "A"), "eval_time": "60m", "exp_samples": [sample("{}", 0.0)] },
+                ],
+            },
+        ],
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // JSON is YAML: promtool reads it as is.
+    let path = support::write(dir.path(), "dashboard_test.yml", &serde_json::to_string_pretty(&file).unwrap());
+    let r = run("promtool", &["test", "rules", path.to_str().unwrap()]).await;
+    assert_eq!(r.code, 0, "{}", r.out);
 }
 
 /// Metric names (`mfagate_...`) in `text`.

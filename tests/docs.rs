@@ -124,6 +124,17 @@ fn every_reason_code_is_on_the_answers_page() {
     assert!(missing.is_empty(), "reason codes missing from docs/answers.md: {missing:?}");
 }
 
+#[test]
+fn every_request_rule_is_on_the_answers_page() {
+    let answers = read("docs/answers.md");
+    let missing: Vec<_> = mfagate::reason::RequestRule::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .filter(|c| !answers.contains(&format!("| `{c}` |")))
+        .collect();
+    assert!(missing.is_empty(), "request rules missing from docs/answers.md: {missing:?}");
+}
+
 /// A configuration that sets every key, optional ones included.
 const EVERY_KEY: &str = r#"
 [server]
@@ -165,6 +176,7 @@ partner_tenants = ["df845f1a-1e2f-4f5e-9a7c-0b1c2d3e4f50"]
 customers = [{ tenant_id = "7f3a8e21-5b6c-4d7e-8f90-a1b2c3d4e5f6", ends = "2027-01-31T00:00:00Z" }]
 deny_roles = ["62e90394-69f5-4237-9190-012177145e10"]
 auth_context_id = "c1"
+error_format = "graph"
 rate_limits = [{ key = "peer", requests = 5, per = "1m", burst = 10 }]
 [[exemptions]]
 oid = "02223b6b-aa1d-42d4-9ec0-1b2bb9194438"

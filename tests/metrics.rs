@@ -62,8 +62,10 @@ async fn scrape_after_traffic_passes_promtool_and_counts_each_outcome() {
         .await;
     let ok = env.idp.delegated().mint();
     let no_mfa = env.idp.delegated().amr(&["pwd"]).mint();
+    let app_only = env.idp.app_only().mint();
     assert_eq!(env.get("/v1/customers", Some(&ok)).await.status(), 200);
     assert_eq!(env.get("/v1/customers", Some(&no_mfa)).await.status(), 401);
+    assert_eq!(env.get("/v1/customers", Some(&app_only)).await.status(), 403);
     assert_eq!(env.get("/staged/customers", Some(&no_mfa)).await.status(), 200, "report-only until enforce_after");
     assert_eq!(env.get("/dead/x", Some(&ok)).await.status(), 502);
     assert_eq!(env.get("/nowhere", None).await.status(), 404);
@@ -78,11 +80,11 @@ async fn scrape_after_traffic_passes_promtool_and_counts_each_outcome() {
     assert_eq!(v(r#"mfagate_requests_total{decision="deny",reason="mfa_required",route="partner-center"}"#), 1.0);
     assert_eq!(v(r#"mfagate_requests_total{decision="would_deny",reason="mfa_required",route="staged"}"#), 1.0);
     assert_eq!(v(r#"mfagate_requests_total{decision="deny",reason="no_route",route="unmatched"}"#), 1.0);
-    // Both token checks were timed; only the forwarded request reached the upstream.
-    assert_eq!(v(r#"mfagate_token_verification_duration_seconds_count{route="partner-center"}"#), 2.0);
+    // The three token checks were timed; only the forwarded request reached the upstream.
+    assert_eq!(v(r#"mfagate_token_verification_duration_seconds_count{route="partner-center"}"#), 3.0);
     assert_eq!(v(r#"mfagate_upstream_duration_seconds_count{route="partner-center"}"#), 1.0);
     assert_eq!(v(r#"mfagate_upstream_responses_total{class="2xx",route="partner-center"}"#), 1.0);
-    assert_eq!(v(r#"mfagate_request_duration_seconds_count{route="partner-center"}"#), 2.0);
+    assert_eq!(v(r#"mfagate_request_duration_seconds_count{route="partner-center"}"#), 3.0);
     assert_eq!(v(r#"mfagate_upstream_errors_total{kind="connect",route="dead"}"#), 1.0);
     assert_eq!(v(r#"mfagate_upstream_duration_seconds_count{route="dead"}"#), 1.0, "a failure is timed too");
     assert_eq!(v(r#"mfagate_upstream_responses_total{class="5xx",route="dead"}"#), 0.0, "no answer is no status");
@@ -92,6 +94,29 @@ async fn scrape_after_traffic_passes_promtool_and_counts_each_outcome() {
     assert_eq!(v(r#"mfagate_route_info{kind="partner-center",mode="enforce",route="staged"}"#), 1.0);
     assert_eq!(v(r#"mfagate_route_enforce_after_timestamp_seconds{route="staged"}"#), enforce_after as f64);
     assert!(!scrape.contains(r#"mfagate_route_enforce_after_timestamp_seconds{route="partner-center"}"#));
+    // App+user requests by whether their token shows MFA, whatever the route
+    // decided: Partner Center's compliance measure. App-only tokens and
+    // requests without a readable token are not app+user requests.
+    let mfa = |mfa: &str, route: &str| v(&format!(r#"mfagate_app_user_requests_total{{mfa="{mfa}",route="{route}"}}"#));
+    assert_eq!((mfa("proven", "partner-center"), mfa("missing", "partner-center")), (1.0, 1.0));
+    assert_eq!((mfa("proven", "staged"), mfa("missing", "staged")), (0.0, 1.0));
+    assert_eq!((mfa("proven", "dead"), mfa("missing", "dead")), (1.0, 0.0));
+    assert_eq!((mfa("proven", "unmatched"), mfa("missing", "unmatched")), (0.0, 0.0));
+    // Every reason's class, for queries that ask "is it a credential or rule
+    // failure" without listing reason codes.
+    let classes: Vec<&str> = scrape.lines().filter(|l| l.starts_with("mfagate_reason_info{")).collect();
+    assert_eq!(classes.len(), mfagate::error::Reason::ALL.len(), "{classes:?}");
+    for (class, reason) in [
+        ("rule", "mfa_required"),
+        ("credential", "expired"),
+        ("credential", "keys_unavailable"),
+        ("capacity", "rate_limited"),
+        ("request", "no_route"),
+        ("egress", "egress_denied"),
+        ("upstream", "upstream_timeout"),
+    ] {
+        assert_eq!(v(&format!(r#"mfagate_reason_info{{class="{class}",reason="{reason}"}}"#)), 1.0, "{reason}");
+    }
     // Healthy: ready, keys fresh.
     assert_eq!(v("mfagate_ready"), 1.0);
     assert_eq!(v(r#"mfagate_jwks_state{source="default",state="fresh"}"#), 1.0);

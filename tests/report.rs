@@ -5,6 +5,11 @@
 
 mod support;
 
+#[path = "report/html.rs"]
+mod html;
+#[path = "report/week.rs"]
+mod week;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -179,4 +184,55 @@ async fn errors_exit_1_and_say_why() {
     let (code, _, err) = report(&["--since", "last tuesday", empty.to_str().unwrap()]).await;
     assert_eq!(code, 1);
     assert!(err.contains("--since \"last tuesday\""), "{err}");
+}
+
+/// The log records what happened, not what is planned: with `--config` the
+/// text and JSON reports add each route's schedule and each exemption's
+/// expiry, and what the log shows of each.
+#[tokio::test]
+async fn with_a_configuration_the_report_shows_enforce_dates_and_exemption_expiry() {
+    let week = week::write();
+    let (config, log) = (week.config.to_str().unwrap(), week.log.to_str().unwrap());
+    let (code, json, stderr) = report(&["--format", "json", "--config", config, log]).await;
+    assert_eq!(code, 2, "{stderr}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["config"], config);
+    let routes: Vec<&str> = v["routes"].as_array().unwrap().iter().map(|r| r["route"].as_str().unwrap()).collect();
+    assert!(
+        routes.starts_with(&["partner-center", "graph", "arm"]),
+        "configured routes first, in their order: {routes:?}"
+    );
+    let graph = &v["routes"][1];
+    assert_eq!(
+        (graph["enforceAfter"].as_str(), graph["wouldDeny"].as_u64()),
+        (Some(week.graph_enforces.as_str()), Some(14))
+    );
+    assert_eq!(graph["reportOnly"]["first"], "2026-03-02T08:08:07.118Z");
+    assert_eq!(v["routes"][0]["ruleModes"], serde_json::json!(["deny_roles = report-only"]));
+    assert_eq!(v["routes"][2]["mode"], "report-only");
+    let glass = &v["exemptions"][0];
+    assert_eq!((glass["id"].as_str(), glass["state"].as_str()), (Some(week::BREAK_GLASS), Some("active")));
+    assert_eq!(
+        (glass["expires"].as_str(), glass["letThrough"]["count"].as_u64()),
+        (Some(week.glass_expires.as_str()), Some(2))
+    );
+    let sync = &v["exemptions"][1];
+    assert_eq!((sync["id"].as_str(), sync["state"].as_str()), (Some(week::SYNC_APP), Some("expired")));
+    assert_eq!(
+        (sync["expires"].as_str(), sync["matchedExpired"]["count"].as_u64()),
+        (Some(week.sync_expired.as_str()), Some(1))
+    );
+
+    let (code, text, _) = report(&["--config", config, log]).await;
+    assert_eq!(code, 2);
+    assert!(text.contains(&format!("graph  mode enforce  enforces from {}", week.graph_enforces)), "{text}");
+    assert!(text.contains("report-only decisions 14, would be denied 14"), "{text}");
+    assert!(text.contains(&format!("expires {} (expired)", week.sync_expired)), "{text}");
+
+    // Without one, only what the log shows: no schedule, no expiry.
+    let (_, json, _) = report(&["--format", "json", log]).await;
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert!(v["config"].is_null() && v["routes"][0]["route"] != "arm", "{json}");
+    assert!(v["routes"].as_array().unwrap().iter().all(|r| r["enforceAfter"].is_null()), "{json}");
+    assert!(v["exemptions"].as_array().unwrap().iter().all(|e| e["expires"].is_null()), "{json}");
 }

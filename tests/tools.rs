@@ -365,3 +365,53 @@ fn enforced_copy(log: &str) -> String {
         })
         .collect()
 }
+
+/// A `cp1` client on a route with `auth_context_id` gets a claims
+/// challenge, and `check-token` shows it (claims decoded); a request the
+/// gateway refuses before any token check names the rule that refused it.
+#[tokio::test]
+async fn check_token_shows_the_step_up_and_the_refusing_rule() {
+    let idp = Idp::start(JwksMode::Serve).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[identity]
+jwks_uri = "{}"
+
+[[routes]]
+name = "partner-center"
+path_prefix = "/v1"
+upstream = "https://api.partnercenter.microsoft.com"
+audiences = ["https://api.partnercenter.microsoft.com"]
+auth_context_id = "c1"
+"#,
+        idp.url
+    );
+    let config = write(dir.path(), "stepup.toml", &text);
+    let config = config.to_str().unwrap();
+    let capable = idp.delegated().amr(&["pwd"]).claim("xms_cc", vec!["cp1"]).mint();
+    let out = mfagate(&["check-token", "--config", config, &capable], None).await;
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("Decision: deny: mfa_required (HTTP 401)"), "{}", out.stdout);
+    assert!(out.stdout.contains(r#"WWW-Authenticate: Bearer realm="", authorization_uri="https://login.microsoftonline.com/"#), "{}", out.stdout);
+    assert!(out.stdout.contains(r#"error="insufficient_claims", claims="eyJ"#), "{}", out.stdout);
+    assert!(out.stdout.contains(r#"claims (decoded): {"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#), "{}", out.stdout);
+    let out = mfagate(&["check-token", "--config", config, "--json", &capable], None).await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["step_up"]["claims"]["access_token"]["acrs"]["value"], "c1", "{v}");
+    assert!(v["step_up"]["challenge"].as_str().unwrap().contains("insufficient_claims"));
+    // Without cp1 no challenge is offered, and none is shown.
+    let plain = idp.delegated().amr(&["pwd"]).mint();
+    let out = mfagate(&["check-token", "--config", config, "--json", &plain], None).await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!((v["decision"].as_str(), v["step_up"].is_null()), (Some("deny"), true), "{v}");
+
+    let ok = idp.delegated().mint();
+    let out = mfagate(&["check-token", "--config", config, "--path", "/v1/customers/%2e%2e/x", &ok], None).await;
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("Decision: deny: bad_request (HTTP 400, rule dot_segment)"), "{}", out.stdout);
+    let out = mfagate(&["check-token", "--config", config, "--json", "--path", "/v1/a%2Fb", &ok], None).await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!((v["reason"].as_str(), v["rule"].as_str()), (Some("bad_request"), Some("encoded_slash")), "{v}");
+    assert!(!out.stdout.contains("a%2Fb"), "the request's own text is not echoed: {}", out.stdout);
+}

@@ -25,6 +25,7 @@ use http::header::{AUTHORIZATION, COOKIE, HeaderName};
 use http::{HeaderMap, HeaderValue};
 
 use super::AuthError;
+use crate::reason::RequestRule;
 
 /// Azure Resource Manager's header for the tokens of other tenants.
 pub static AUXILIARY: HeaderName = HeaderName::from_static("x-ms-authorization-auxiliary");
@@ -182,13 +183,13 @@ pub fn auxiliary(headers: &HeaderMap, max_token_bytes: usize) -> Result<Vec<&str
 /// `x-ms-authorization-auxiliary`, when it does: an `access_token` query
 /// parameter (any of them, its name in any case), or a JWS anywhere in a
 /// cookie (however the cookies are split: ASP.NET splits on `;` and `,`).
-pub fn stray(query: Option<&str>, headers: &HeaderMap) -> Option<&'static str> {
+pub fn stray(query: Option<&str>, headers: &HeaderMap) -> Option<RequestRule> {
     if query_tokens(query).next().is_some() {
-        return Some("a bearer token in the access_token query parameter");
+        return Some(RequestRule::StrayAccessToken);
     }
     let cookie = headers.get_all(COOKIE).iter().any(|v| !jose_in(&String::from_utf8_lossy(v.as_bytes())).is_empty());
     if cookie {
-        return Some("a bearer token in a cookie");
+        return Some(RequestRule::TokenInCookie);
     }
     None
 }

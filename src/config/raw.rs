@@ -50,6 +50,8 @@ pub struct Server {
     pub upstream_pool_max_idle: usize,
     pub upstream_pool_idle_timeout: String,
     pub upstream_idle_timeout: String,
+    pub discard_body_limit: ByteSize,
+    pub discard_body_timeout: String,
     pub drain_delay: String,
     pub drain_grace: String,
     pub watch_interval: String,
@@ -76,11 +78,21 @@ impl Default for Server {
             upstream_pool_max_idle: 1024,
             upstream_pool_idle_timeout: "90s".into(),
             upstream_idle_timeout: "60s".into(),
+            discard_body_limit: ByteSize::Text("64MiB".into()),
+            discard_body_timeout: "30s".into(),
             drain_delay: "5s".into(),
             drain_grace: "30s".into(),
             watch_interval: "0s".into(),
         }
     }
+}
+
+/// A size in bytes: an integer, or text such as `"64MiB"`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ByteSize {
+    Bytes(u64),
+    Text(String),
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -240,6 +252,8 @@ pub struct Route {
     pub auth_context_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RouteRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_format: Option<String>,
 }
 
 /// A file of relationships (CSV or JSON), or the relationships inline as

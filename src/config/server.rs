@@ -32,6 +32,12 @@ pub struct ServerConfig {
     /// number of requests in flight to one upstream.
     pub upstream_pool_max_idle: usize,
     pub upstream_pool_idle_timeout: Duration,
+    /// After an answer given before the request body was read, at most this
+    /// many bytes of the body are read and discarded before the connection
+    /// closes (RFC 9112 §9.6); 0: none.
+    pub discard_body_limit: u64,
+    /// ... and for at most this long; zero: none.
+    pub discard_body_timeout: Duration,
     /// Between turning not-ready and closing the listener on shutdown.
     pub drain_delay: Duration,
     pub drain_grace: Duration,
@@ -89,10 +95,47 @@ pub(super) fn server(raw: &raw::Server) -> Result<ServerConfig, ConfigError> {
             &raw.upstream_pool_idle_timeout,
             MS,
         )?,
+        discard_body_limit: byte_size("server.discard_body_limit", &raw.discard_body_limit, MAX_DISCARD_BYTES)?,
+        discard_body_timeout: duration("server.discard_body_timeout", &raw.discard_body_timeout)?,
         drain_delay: duration("server.drain_delay", &raw.drain_delay)?,
         drain_grace: duration("server.drain_grace", &raw.drain_grace)?,
         watch_interval: (!watch_interval.is_zero()).then_some(watch_interval),
     })
+}
+
+/// The largest `discard_body_limit`: reading more than this to keep one
+/// answer is not worth the bandwidth.
+const MAX_DISCARD_BYTES: u64 = 1 << 30;
+
+/// A size: bytes, or a number with a unit, `KiB`, `MiB`, `GiB` (powers of
+/// 1024) or `kB`, `MB`, `GB` (powers of 1000), in any case; at most `max`.
+fn byte_size(key: &str, raw: &raw::ByteSize, max: u64) -> Result<u64, ConfigError> {
+    const UNITS: [(&str, u64); 7] = [
+        ("kib", 1 << 10),
+        ("mib", 1 << 20),
+        ("gib", 1 << 30),
+        ("kb", 1000),
+        ("mb", 1_000_000),
+        ("gb", 1_000_000_000),
+        ("b", 1),
+    ];
+    let bytes = match raw {
+        raw::ByteSize::Bytes(n) => Some(*n),
+        raw::ByteSize::Text(text) => {
+            let text = text.trim().to_ascii_lowercase();
+            let (number, unit) = UNITS
+                .iter()
+                .find_map(|(name, unit)| text.strip_suffix(name).map(|n| (n.trim_end(), *unit)))
+                .unwrap_or((text.as_str(), 1));
+            number.parse::<u64>().ok().and_then(|n| n.checked_mul(unit))
+        }
+    };
+    let bytes =
+        bytes.ok_or_else(|| ConfigError::invalid(key, "not a size like \"64MiB\", \"512KiB\" or a number of bytes"))?;
+    if bytes > max {
+        return Err(ConfigError::invalid(key, format!("at most {}MiB", max >> 20)));
+    }
+    Ok(bytes)
 }
 
 fn within(key: &str, value: usize, min: usize, max: usize) -> Result<usize, ConfigError> {

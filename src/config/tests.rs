@@ -360,6 +360,7 @@ fn limits_and_timeouts_have_safe_defaults() {
     assert_eq!(s.upstream_idle_timeout, Duration::from_secs(60));
     assert_eq!((s.drain_delay, s.drain_grace), (Duration::from_secs(5), Duration::from_secs(30)));
     assert_eq!(s.watch_interval, None);
+    assert_eq!((s.discard_body_limit, s.discard_body_timeout), (64 << 20, Duration::from_secs(30)));
     let denied = config.limits.denied_per_ip.unwrap();
     assert_eq!((denied.requests.get(), denied.per, denied.burst.get()), (100, Duration::from_secs(10), 100));
     assert!(config.routes[0].rate_limits.is_empty());
@@ -376,6 +377,10 @@ fn limits_are_checked_and_name_the_key() {
     assert_eq!(server("keep_alive_timeout = \"0s\""), "server.keep_alive_timeout");
     assert_eq!(server("watch_interval = \"10ms\""), "server.watch_interval");
     assert_eq!(server("drain_delay = \"soon\""), "server.drain_delay");
+    assert_eq!(server("discard_body_limit = \"lots\""), "server.discard_body_limit");
+    assert_eq!(server("discard_body_limit = \"2GiB\""), "server.discard_body_limit");
+    assert_eq!(server("discard_body_limit = \"-1MiB\""), "server.discard_body_limit");
+    assert_eq!(server("discard_body_timeout = \"a while\""), "server.discard_body_timeout");
     assert_eq!(
         err_key(&format!("[server]\nmax_header_bytes = 16384\n[identity]\nmax_token_bytes = 16384\n{MINIMAL}")),
         "server.max_header_bytes"
@@ -520,4 +525,24 @@ fn log_settings_are_read_from_a_file_that_does_not_load() {
         LogConfig::of_unloadable(&unreadable, std::iter::empty()),
         LogConfig { json: false, level: "info".into() }
     );
+}
+
+#[test]
+fn discard_body_limit_reads_sizes() {
+    let limit = |value: &str| {
+        Config::from_toml(&format!("[server]\ndiscard_body_limit = {value}\n{MINIMAL}"))
+            .unwrap()
+            .server
+            .discard_body_limit
+    };
+    assert_eq!(limit("1048576"), 1 << 20);
+    assert_eq!(limit("\"512KiB\""), 512 << 10);
+    assert_eq!(limit("\"16 MiB\""), 16 << 20);
+    assert_eq!(limit("\"1gib\""), 1 << 30);
+    assert_eq!(limit("\"10MB\""), 10_000_000);
+    assert_eq!(limit("\"100\""), 100);
+    assert_eq!(limit("0"), 0);
+    let env = [("MFAGATE__SERVER__DISCARD_BODY_LIMIT".to_string(), "8MiB".to_string())];
+    let config = Config::from_toml_with_env(MINIMAL, env).unwrap();
+    assert_eq!(config.server.discard_body_limit, 8 << 20);
 }

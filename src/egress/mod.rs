@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::request::Parts;
 use http::uri::Authority;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
@@ -49,8 +50,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::config::{Config, EgressConfig};
-use crate::error::{Reason, Reject};
-use crate::listener::{self, ConnSettings};
+use crate::error::{Reason, Reject, RequestRule};
+use crate::listener::{self, ConnSettings, Discard, Head};
 use crate::metrics::EgressMetrics;
 use crate::proxy::headers::Correlation;
 use crate::proxy::{Body, Gateway};
@@ -115,14 +116,13 @@ impl Target {
 
     fn parse(authority: &Authority, default_port: Option<u16>) -> Result<Self, Reject> {
         if authority.as_str().contains('@') {
-            return Err(Reject::BadRequest("user information in the proxy target"));
+            return Err(Reject::BadRequest(RequestRule::Userinfo));
         }
-        let port =
-            authority.port_u16().or(default_port).ok_or(Reject::BadRequest("CONNECT target must be host:port"))?;
+        let port = authority.port_u16().or(default_port).ok_or(Reject::BadRequest(RequestRule::BadProxyTarget))?;
         match hosts::normalize(authority.host()) {
             Ok(host) => Ok(Self { host, port }),
             Err(BadHost::IpLiteral) => Err(EgressError::Denied(Refusal::IpLiteral).into()),
-            Err(BadHost::Invalid) => Err(Reject::BadRequest("proxy target is not a host name")),
+            Err(BadHost::Invalid) => Err(Reject::BadRequest(RequestRule::BadProxyTarget)),
         }
     }
 }
@@ -147,6 +147,7 @@ pub struct EgressState {
     resolve: Resolve,
     plain: plain::Forwarder,
     settings: ConnSettings,
+    discard: Discard,
     connect_timeout: Duration,
     tunnel_idle_timeout: Duration,
 }
@@ -172,6 +173,7 @@ impl EgressState {
             plain: plain::Forwarder::new(&resolve, &config.server),
             resolve,
             settings: ConnSettings::of(&config.server),
+            discard: Discard::of(&config.server),
             connect_timeout: config.server.upstream_connect_timeout,
             tunnel_idle_timeout: egress.tunnel_idle_timeout,
         })
@@ -246,8 +248,14 @@ impl Egress {
         let ids = Correlation::of(req.headers());
         let connect = req.method() == Method::CONNECT;
         let mut target = None;
-        let result = match self.live.egress() {
-            Some((_, state)) => self.process(req, &state, conn, &mut target).await,
+        let (parts, body) = req.into_parts();
+        let head = Head::of(parts.version, &parts.headers);
+        // The body until it is forwarded: what is left of it when the request
+        // is refused is discarded after the answer.
+        let mut body = Some(body);
+        let state = self.live.egress().map(|(_, state)| state);
+        let result = match &state {
+            Some(state) => self.process(parts, &mut body, state, conn, &mut target).await,
             None => Err(EgressError::Denied(Refusal::NotAllowed).into()),
         };
         let (kind, outcome) = match result {
@@ -262,42 +270,48 @@ impl Egress {
                     self.metrics.failed.inc();
                     "failed"
                 };
-                let mut rsp = reject.into_response(ids.correlation_str());
+                let rule = reject.rule();
+                let mut rsp = reject.into_response(&ids, crate::error::ErrorFormat::PartnerCenter);
                 ids.apply(rsp.headers_mut());
-                log(conn.peer, connect, target.as_ref(), outcome, reason.as_str(), &ids);
+                if let Some(state) = &state {
+                    state.discard.early_answer(&mut rsp, head, body);
+                }
+                log(conn.peer, connect, target.as_ref(), outcome, reason.as_str(), rule, &ids);
                 return rsp;
             }
         };
-        log(conn.peer, connect, target.as_ref(), kind, "none", &ids);
+        log(conn.peer, connect, target.as_ref(), kind, "none", None, &ids);
         outcome
     }
 
     async fn process(
         self: &Arc<Self>,
-        mut req: Request<Incoming>,
+        parts: Parts,
+        body: &mut Option<Incoming>,
         state: &Arc<EgressState>,
         conn: &Conn,
         target: &mut Option<Target>,
     ) -> Result<(&'static str, Response<Body>), Reject> {
-        if state.auth.as_ref().is_some_and(|auth| !auth.admits(req.headers())) {
+        if state.auth.as_ref().is_some_and(|auth| !auth.admits(&parts.headers)) {
             return Err(EgressError::ProxyAuth.into());
         }
-        if req.method() == Method::CONNECT {
-            let authority = connect_target(req.uri())?;
+        if parts.method == Method::CONNECT {
+            let authority = connect_target(&parts.uri)?;
             let t = Target::parse(authority, None).inspect_err(|_| *target = Some(Target::raw(authority)))?;
             *target = Some(t.clone());
-            return self.connect(&mut req, state, t, conn).await;
+            return self.connect(Request::from_parts(parts, ()), state, t, conn).await;
         }
-        let authority = plain_target(req.uri())?;
+        let authority = plain_target(&parts.uri)?;
         let t = Target::parse(authority, Some(80)).inspect_err(|_| *target = Some(Target::raw(authority)))?;
         *target = Some(t.clone());
         match state.rules.plain(&t.host, t.port) {
             Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
             Verdict::Intercept | Verdict::Pass => {
-                let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                state.binding.check(path_and_query, req.headers(), &t.host)?;
-                let authority = t.authority(80).ok_or(Reject::BadRequest("proxy target is not a host name"))?;
-                let rsp = state.plain.forward(req, &authority).await?;
+                let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                state.binding.check(path_and_query, &parts.headers, &t.host)?;
+                let authority = t.authority(80).ok_or(Reject::BadRequest(RequestRule::BadProxyTarget))?;
+                let body = body.take().ok_or(Reject::BadRequest(RequestRule::BodyUnavailable))?;
+                let rsp = state.plain.forward(Request::from_parts(parts, body), &authority).await?;
                 self.metrics.forwarded.inc();
                 Ok(("forwarded", rsp))
             }
@@ -306,7 +320,7 @@ impl Egress {
 
     async fn connect(
         self: &Arc<Self>,
-        req: &mut Request<Incoming>,
+        mut req: Request<()>,
         state: &Arc<EgressState>,
         target: Target,
         conn: &Conn,
@@ -314,8 +328,8 @@ impl Egress {
         match state.rules.connect(&target.host, target.port) {
             Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
             Verdict::Intercept => {
-                let authority = target.authority(443).ok_or(Reject::BadRequest("proxy target is not a host name"))?;
-                let upgrade = hyper::upgrade::on(req);
+                let authority = target.authority(443).ok_or(Reject::BadRequest(RequestRule::BadProxyTarget))?;
+                let upgrade = hyper::upgrade::on(&mut req);
                 let (egress, state, conn) = (Arc::clone(self), Arc::clone(state), conn.clone());
                 tokio::spawn(async move {
                     match upgrade.await {
@@ -334,7 +348,7 @@ impl Egress {
                     .connect(&target.host, target.port, state.connect_timeout)
                     .await
                     .map_err(EgressError::Unreachable)?;
-                let upgrade = hyper::upgrade::on(req);
+                let upgrade = hyper::upgrade::on(&mut req);
                 let (egress, state, conn) = (Arc::clone(self), Arc::clone(state), conn.clone());
                 tokio::spawn(async move {
                     match upgrade.await {
@@ -362,7 +376,7 @@ fn established() -> Response<Body> {
 fn connect_target(uri: &Uri) -> Result<&Authority, Reject> {
     match (uri.scheme(), uri.authority(), uri.path_and_query()) {
         (None, Some(authority), None) => Ok(authority),
-        _ => Err(Reject::BadRequest("CONNECT target must be host:port")),
+        _ => Err(Reject::BadRequest(RequestRule::BadProxyTarget)),
     }
 }
 
@@ -370,14 +384,23 @@ fn connect_target(uri: &Uri) -> Result<&Authority, Reject> {
 fn plain_target(uri: &Uri) -> Result<&Authority, Reject> {
     match (uri.scheme_str(), uri.authority()) {
         (Some("http"), Some(authority)) => Ok(authority),
-        (Some(_), _) => Err(Reject::BadRequest("only http:// URLs are forwarded; use CONNECT for https")),
-        (None, _) => Err(Reject::BadRequest("not a proxy request: send an absolute http:// URL or CONNECT")),
+        (Some(_), _) => Err(Reject::BadRequest(RequestRule::HttpsWithoutConnect)),
+        (None, _) => Err(Reject::BadRequest(RequestRule::NotAProxyRequest)),
     }
 }
 
 /// One line per proxy request (target `mfagate::egress`); the credentials
-/// and headers are never logged.
-fn log(peer: SocketAddr, connect: bool, target: Option<&Target>, outcome: &str, reason: &str, ids: &Correlation) {
+/// and headers are never logged. `rule`: the request check that refused a
+/// `bad_request`.
+fn log(
+    peer: SocketAddr,
+    connect: bool,
+    target: Option<&Target>,
+    outcome: &str,
+    reason: &str,
+    rule: Option<RequestRule>,
+    ids: &Correlation,
+) {
     let (host, port) = target.map_or(("", 0), |t| (t.host.as_str(), t.port));
     info!(
         target: "mfagate::egress",
@@ -387,6 +410,7 @@ fn log(peer: SocketAddr, connect: bool, target: Option<&Target>, outcome: &str, 
         port,
         outcome,
         reason,
+        rule = rule.map(RequestRule::as_str),
         correlation_id = ids.correlation_str(),
         "egress"
     );

@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::EgressError;
 use super::resolve::{Connector, Resolve};
 use crate::config::ServerConfig;
-use crate::error::Reject;
+use crate::error::{Reject, RequestRule};
 use crate::proxy::Body;
 use crate::proxy::forward::{ClientBody, UpstreamBody};
 use crate::proxy::headers::strip_hop_by_hop;
@@ -47,7 +47,7 @@ impl Forwarder {
         uri.scheme = Some(Scheme::HTTP);
         uri.authority = Some(authority.clone());
         uri.path_and_query = Some(parts.uri.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/")));
-        parts.uri = Uri::from_parts(uri).map_err(|_| Reject::BadRequest("cannot build the target URL"))?;
+        parts.uri = Uri::from_parts(uri).map_err(|_| Reject::BadRequest(RequestRule::UnbuildableTarget))?;
         parts.version = Version::HTTP_11;
         parts.extensions = Extensions::new();
         strip_hop_by_hop(&mut parts.headers);
@@ -62,7 +62,7 @@ impl Forwarder {
             Err(_) => return Err(EgressError::Timeout.into()),
             // The client's own body broke off or broke its framing: its fault.
             Ok(Err(_)) if failed.load(std::sync::atomic::Ordering::Acquire) => {
-                return Err(Reject::BadRequest("the request body broke off or is not framed correctly"));
+                return Err(Reject::BadRequest(RequestRule::BrokenBody));
             }
             Ok(Err(e)) => return Err(EgressError::Unreachable(std::io::Error::other(e)).into()),
             Ok(Ok(rsp)) => rsp,

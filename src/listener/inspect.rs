@@ -16,6 +16,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::reason::RequestRule;
+
 /// Longest chunk-size line (size plus extensions) accepted.
 const MAX_CHUNK_LINE: usize = 1024;
 /// Most bytes of chunk extensions accepted in one request body.
@@ -23,14 +25,14 @@ const MAX_CHUNK_EXTENSIONS: usize = 1024;
 
 /// The first fault found on a connection, shared with its request handler.
 #[derive(Debug, Default, Clone)]
-pub struct Fault(Arc<OnceLock<&'static str>>);
+pub struct Fault(Arc<OnceLock<RequestRule>>);
 
 impl Fault {
-    pub fn get(&self) -> Option<&'static str> {
+    pub fn get(&self) -> Option<RequestRule> {
         self.0.get().copied()
     }
 
-    fn set(&self, reason: &'static str) {
+    fn set(&self, reason: RequestRule) {
         let _ = self.0.set(reason);
     }
 }
@@ -94,7 +96,7 @@ impl Inspector {
         }
     }
 
-    fn fail(&mut self, reason: &'static str) -> usize {
+    fn fail(&mut self, reason: RequestRule) -> usize {
         self.fault.set(reason);
         self.stop()
     }
@@ -108,7 +110,7 @@ impl Inspector {
 
     fn expect(&mut self, got: u8, want: u8, next: State) -> usize {
         if got != want {
-            return self.fail("chunk data not followed by CRLF");
+            return self.fail(RequestRule::BadChunkEnd);
         }
         self.state = next;
         1
@@ -148,18 +150,18 @@ impl Inspector {
         for i in memchr::memchr2_iter(b'\r', b'\n', head) {
             if head[i] == b'\r' {
                 if head.get(i + 1) != Some(&b'\n') {
-                    self.fail("bare CR in request head");
+                    self.fail(RequestRule::BareCr);
                     return;
                 }
                 continue;
             }
             if i == 0 || head[i - 1] != b'\r' {
-                self.fail("bare LF line ending");
+                self.fail(RequestRule::BareLf);
                 return;
             }
             // A line starting with whitespace, other than the final empty line.
             if matches!(head.get(i + 1), Some(b' ' | b'\t')) && i + 3 < head.len() {
-                self.fail("folded header line");
+                self.fail(RequestRule::FoldedHeader);
                 return;
             }
         }
@@ -179,7 +181,7 @@ impl Inspector {
             let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
             if name.last().is_some_and(|b| matches!(b, b' ' | b'\t')) {
                 // RFC 9112 §5.1: a server must refuse it.
-                self.fail("whitespace before a header colon");
+                self.fail(RequestRule::SpaceBeforeColon);
                 return;
             }
             if name.eq_ignore_ascii_case(b"transfer-encoding") {
@@ -195,16 +197,14 @@ impl Inspector {
         }
         let fault = match (te, cl) {
             (0, 0) => None,
-            (0, 1) if length.is_none() => Some("Content-Length is not a number"),
+            (0, 1) if length.is_none() => Some(RequestRule::BadContentLength),
             (0, 1) => None,
-            (1, 0) if !chunked => Some("Transfer-Encoding other than chunked"),
-            (1, 0) if !request_line.trim_ascii_end().ends_with(b"HTTP/1.1") => {
-                Some("Transfer-Encoding outside HTTP/1.1")
-            }
+            (1, 0) if !chunked => Some(RequestRule::TeNotChunked),
+            (1, 0) if !request_line.trim_ascii_end().ends_with(b"HTTP/1.1") => Some(RequestRule::TeOutsideHttp11),
             (1, 0) => None,
-            (0, _) => Some("repeated Content-Length"),
-            (_, 0) => Some("repeated Transfer-Encoding"),
-            _ => Some("both Transfer-Encoding and Content-Length"),
+            (0, _) => Some(RequestRule::RepeatedContentLength),
+            (_, 0) => Some(RequestRule::TeNotChunked),
+            _ => Some(RequestRule::TeAndContentLength),
         };
         if let Some(fault) = fault {
             self.fail(fault);
@@ -220,7 +220,7 @@ impl Inspector {
 
     /// Appends to `line` up to and including LF; returns the bytes used and
     /// whether the line is complete. Lines longer than `max` fail.
-    fn line_bytes(&mut self, bytes: &[u8], max: usize, too_long: &'static str) -> Option<(usize, bool)> {
+    fn line_bytes(&mut self, bytes: &[u8], max: usize, too_long: RequestRule) -> Option<(usize, bool)> {
         let (used, complete) = match bytes.iter().position(|&b| b == b'\n') {
             Some(p) => (p + 1, true),
             None => (bytes.len(), false),
@@ -231,14 +231,14 @@ impl Inspector {
         }
         self.line.extend_from_slice(&bytes[..used]);
         if complete && !self.line.ends_with(b"\r\n") {
-            self.fail("bare LF line ending in chunked body");
+            self.fail(RequestRule::BareLf);
             return None;
         }
         Some((used, complete))
     }
 
     fn chunk_size_bytes(&mut self, bytes: &[u8]) -> usize {
-        let Some((used, complete)) = self.line_bytes(bytes, MAX_CHUNK_LINE, "chunk-size line too long") else {
+        let Some((used, complete)) = self.line_bytes(bytes, MAX_CHUNK_LINE, RequestRule::ChunkLineTooLong) else {
             return 0;
         };
         if !complete {
@@ -252,7 +252,7 @@ impl Inspector {
         };
         self.extensions += ext.len();
         if self.extensions > MAX_CHUNK_EXTENSIONS {
-            return self.fail("chunk extensions too long");
+            return self.fail(RequestRule::ChunkExtensionsTooLong);
         }
         // RFC 9112 §7.1: `chunk-size = 1*HEXDIG`, then optional whitespace
         // before an extension. Nothing before the digits, no sign: what hyper
@@ -263,7 +263,7 @@ impl Inspector {
             .flatten()
             .and_then(|s| u64::from_str_radix(s, 16).ok());
         match parsed {
-            None => return self.fail("invalid chunk size"),
+            None => return self.fail(RequestRule::BadChunkSize),
             Some(0) => self.state = State::Trailers,
             Some(n) => self.state = State::ChunkData(n),
         }
@@ -271,7 +271,7 @@ impl Inspector {
     }
 
     fn trailer_bytes(&mut self, bytes: &[u8]) -> usize {
-        let Some((used, complete)) = self.line_bytes(bytes, self.max_head, "trailer section too long") else {
+        let Some((used, complete)) = self.line_bytes(bytes, self.max_head, RequestRule::TrailersTooLong) else {
             return 0;
         };
         if complete {
@@ -362,7 +362,7 @@ mod tests {
     use super::*;
 
     /// Feeds `input` in pieces of every size from 1 to 7 bytes and returns the fault.
-    fn fault(input: &[u8]) -> Option<&'static str> {
+    fn fault(input: &[u8]) -> Option<RequestRule> {
         let mut results = Vec::new();
         for step in 1..=7 {
             let f = Fault::default();
@@ -389,12 +389,12 @@ GET /d HTTP/1.1\r\nHost: x\r\n\r\n";
 
     #[test]
     fn bare_lf_and_folding_are_faults() {
-        assert_eq!(fault(b"GET / HTTP/1.1\nHost: x\n\n"), Some("bare LF line ending"));
-        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\n\r\n"), Some("bare LF line ending"));
-        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"), Some("folded header line"));
-        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\rY: 1\r\n\r\n"), Some("bare CR in request head"));
+        assert_eq!(fault(b"GET / HTTP/1.1\nHost: x\n\n"), Some(RequestRule::BareLf));
+        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\n\r\n"), Some(RequestRule::BareLf));
+        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"), Some(RequestRule::FoldedHeader));
+        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\rY: 1\r\n\r\n"), Some(RequestRule::BareCr));
         // After a clean request, in the second one.
-        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\nHost: x\n\n"), Some("bare LF line ending"));
+        assert_eq!(fault(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\nHost: x\n\n"), Some(RequestRule::BareLf));
     }
 
     #[test]
@@ -406,23 +406,26 @@ GET /d HTTP/1.1\r\nHost: x\r\n\r\n";
     fn chunk_extension_limits() {
         let big =
             format!("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;{}\r\na\r\n0\r\n\r\n", "x".repeat(20_000));
-        assert_eq!(fault(big.as_bytes()), Some("chunk-size line too long"));
+        assert_eq!(fault(big.as_bytes()), Some(RequestRule::ChunkLineTooLong));
         let mut many = String::from("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
         for _ in 0..20 {
             many.push_str(&format!("1;{}\r\na\r\n", "e".repeat(100)));
         }
         many.push_str("0\r\n\r\n");
-        assert_eq!(fault(many.as_bytes()), Some("chunk extensions too long"));
+        assert_eq!(fault(many.as_bytes()), Some(RequestRule::ChunkExtensionsTooLong));
         assert_eq!(
             fault(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\na\r\n0\r\n\r\n"),
-            Some("bare LF line ending in chunked body")
+            Some(RequestRule::BareLf)
         );
-        assert_eq!(fault(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"), Some("invalid chunk size"));
+        assert_eq!(
+            fault(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+            Some(RequestRule::BadChunkSize)
+        );
         for bad in [&b" 5"[..], b"\t5", b"+5", b"-5", b"5 x", b"0x5", b"", b" "] {
             let mut input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
             input.extend_from_slice(bad);
             input.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
-            assert_eq!(fault(&input), Some("invalid chunk size"), "{}", String::from_utf8_lossy(bad));
+            assert_eq!(fault(&input), Some(RequestRule::BadChunkSize), "{}", String::from_utf8_lossy(bad));
         }
         for good in [&b"5"[..], b"5 ", b"5\t;x=y", b"5 ; x", b"005"] {
             let mut input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
@@ -432,7 +435,7 @@ GET /d HTTP/1.1\r\nHost: x\r\n\r\n";
         }
         assert_eq!(
             fault(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n"),
-            Some("chunk data not followed by CRLF")
+            Some(RequestRule::BadChunkEnd)
         );
     }
 
@@ -440,19 +443,19 @@ GET /d HTTP/1.1\r\nHost: x\r\n\r\n";
     fn ambiguous_framing_is_a_fault() {
         let post = |h: &str| format!("POST / HTTP/1.1\r\n{h}\r\n\r\n0\r\n\r\n");
         let cases = [
-            ("Content-Length: 6\r\nTransfer-Encoding: chunked", "both Transfer-Encoding and Content-Length"),
-            ("Transfer-Encoding: chunked\r\nContent-Length: 6", "both Transfer-Encoding and Content-Length"),
-            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", "repeated Transfer-Encoding"),
-            ("Content-Length: 5\r\nContent-Length: 5", "repeated Content-Length"),
-            ("Content-Length: 5, 5", "Content-Length is not a number"),
-            ("Transfer-Encoding: gzip, chunked", "Transfer-Encoding other than chunked"),
-            ("Transfer-Encoding : chunked", "whitespace before a header colon"),
+            ("Content-Length: 6\r\nTransfer-Encoding: chunked", RequestRule::TeAndContentLength),
+            ("Transfer-Encoding: chunked\r\nContent-Length: 6", RequestRule::TeAndContentLength),
+            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", RequestRule::TeNotChunked),
+            ("Content-Length: 5\r\nContent-Length: 5", RequestRule::RepeatedContentLength),
+            ("Content-Length: 5, 5", RequestRule::BadContentLength),
+            ("Transfer-Encoding: gzip, chunked", RequestRule::TeNotChunked),
+            ("Transfer-Encoding : chunked", RequestRule::SpaceBeforeColon),
         ];
         for (headers, want) in cases {
             assert_eq!(fault(post(headers).as_bytes()), Some(want), "{headers}");
         }
         let h10 = b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
-        assert_eq!(fault(h10), Some("Transfer-Encoding outside HTTP/1.1"));
+        assert_eq!(fault(h10), Some(RequestRule::TeOutsideHttp11));
     }
 
     #[test]

@@ -29,6 +29,7 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 pub struct RouteFamilies {
     requests: IntCounterVec,
+    app_user: IntCounterVec,
     duration: HistogramVec,
     verification: HistogramVec,
     upstream_duration: HistogramVec,
@@ -46,6 +47,13 @@ impl RouteFamilies {
                 "Requests by route, decision (allow, deny, would_deny, exempt) and reason.",
             ),
             &["route", "decision", "reason"],
+        )?;
+        let app_user = IntCounterVec::new(
+            Opts::new(
+                "mfagate_app_user_requests_total",
+                "App+user requests whose token was read, by route and whether its amr shows MFA (proven, missing), whatever the route decided.",
+            ),
+            &["route", "mfa"],
         )?;
         let duration = HistogramVec::new(
             HistogramOpts::new("mfagate_request_duration_seconds", "Time from request to response headers, by route.")
@@ -91,6 +99,7 @@ impl RouteFamilies {
             &["route"],
         )?;
         registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(app_user.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(verification.clone()))?;
         registry.register(Box::new(upstream_duration.clone()))?;
@@ -100,6 +109,7 @@ impl RouteFamilies {
         registry.register(Box::new(enforce_after.clone()))?;
         Ok(Self {
             requests,
+            app_user,
             duration,
             verification,
             upstream_duration,
@@ -118,6 +128,7 @@ impl RouteFamilies {
             deny: Reason::ALL.map(|r| r.is_decision().then(|| counter("deny", r.as_str()))),
             would_deny: Reason::ALL.map(|r| r.waivable().then(|| counter("would_deny", r.as_str()))),
             exempt: Reason::ALL.map(|r| r.rule().is_some().then(|| counter("exempt", r.as_str()))),
+            app_user: ["missing", "proven"].map(|mfa| self.app_user.with_label_values(&[name, mfa])),
             duration: self.duration.with_label_values(&[name]),
             verification: self.verification.with_label_values(&[name]),
             upstream_duration: self.upstream_duration.with_label_values(&[name]),
@@ -146,6 +157,9 @@ impl RouteFamilies {
 #[derive(Debug, Clone, Copy)]
 pub struct Observation {
     pub verdict: Verdict,
+    /// For an app+user token that was read: whether its `amr` shows MFA
+    /// (`policy::partner_center::counts_as_mfa`).
+    pub app_user_mfa: Option<bool>,
     /// To the response headers.
     pub elapsed: Duration,
     /// Authenticating the bearer token, when one was checked.
@@ -162,6 +176,8 @@ pub struct RouteMetrics {
     deny: [Option<IntCounter>; Reason::ALL.len()],
     would_deny: [Option<IntCounter>; Reason::ALL.len()],
     exempt: [Option<IntCounter>; Reason::ALL.len()],
+    /// Indexed by whether MFA is shown.
+    app_user: [IntCounter; 2],
     duration: Histogram,
     verification: Histogram,
     upstream_duration: Histogram,
@@ -176,6 +192,9 @@ impl RouteMetrics {
             Verdict::Deny(r) => Self::inc(&self.deny[r as usize]),
             Verdict::WouldDeny(r) => Self::inc(&self.would_deny[r as usize]),
             Verdict::Exempt(r) => Self::inc(&self.exempt[r as usize]),
+        }
+        if let Some(mfa) = o.app_user_mfa {
+            self.app_user[usize::from(mfa)].inc();
         }
         self.duration.observe(o.elapsed.as_secs_f64());
         if let Some(d) = o.verification {

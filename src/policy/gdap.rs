@@ -10,6 +10,7 @@ use std::ops::Range;
 
 use super::{Check, Reason, RouteKind, RoutePolicy};
 use crate::auth::claims::{Claims, is_guid};
+use crate::reason::RequestRule;
 
 /// Role template id of Global Administrator, denied by default on AOBO routes.
 pub const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
@@ -189,7 +190,7 @@ const COLLECTIONS: [&str; 3] = ["relationshiprequests", "usagerecords", "all"];
 /// neither. Segments are compared after percent-decoding, as the upstream
 /// reads them; dot segments and encoded slashes are refused anywhere, since
 /// the upstream could resolve them to another customer than the one checked.
-pub fn customer_in_path(path: &str) -> Result<Option<PathCustomer>, &'static str> {
+pub fn customer_in_path(path: &str) -> Result<Option<PathCustomer>, RequestRule> {
     let mut found = None;
     let mut after_customers = false;
     let mut start = 0;
@@ -206,15 +207,16 @@ pub fn customer_in_path(path: &str) -> Result<Option<PathCustomer>, &'static str
     Ok(found.flatten())
 }
 
-fn decoded_segment(raw: &str) -> Result<Cow<'_, str>, &'static str> {
-    let segment = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| "the path is not valid UTF-8 once decoded")?;
-    if segment.contains(['/', '\\']) {
-        return Err("the path has an encoded slash");
+fn decoded_segment(raw: &str) -> Result<Cow<'_, str>, RequestRule> {
+    let segment = percent_encoding::percent_decode_str(raw).decode_utf8().map_err(|_| RequestRule::PathNotUtf8)?;
+    if segment.contains('/') {
+        return Err(RequestRule::EncodedSlash);
+    }
+    if segment.contains('\\') {
+        return Err(RequestRule::EncodedBackslash);
     }
     if segment == "." || segment == ".." {
-        return Err("the path has a dot segment");
+        return Err(RequestRule::DotSegment);
     }
     Ok(segment)
 }
@@ -227,11 +229,11 @@ fn is_customers(segment: &str) -> bool {
 }
 
 /// The segment after `customers`, found at `at` in `path`.
-fn customer(path: &str, at: Range<usize>, segment: &str, last: bool) -> Result<Option<PathCustomer>, &'static str> {
+fn customer(path: &str, at: Range<usize>, segment: &str, last: bool) -> Result<Option<PathCustomer>, RequestRule> {
     if (segment.is_empty() && last) || COLLECTIONS.iter().any(|c| segment.eq_ignore_ascii_case(c)) {
         return Ok(None);
     }
-    let id = parse_guid(segment).ok_or("the segment after customers is not a customer id")?;
+    let id = parse_guid(segment).ok_or(RequestRule::NotACustomerId)?;
     let rewritten = (path[at.clone()] != id).then(|| format!("{}{id}{}", &path[..at.start], &path[at.end..]));
     Ok(Some(PathCustomer { id, path: rewritten }))
 }
@@ -467,7 +469,7 @@ mod tests {
         ] {
             assert!(matches!(customer_in_path(path), Ok(None)), "{path}");
         }
-        let not_a_customer = Err("the segment after customers is not a customer id");
+        let not_a_customer = Err(RequestRule::NotACustomerId);
         for path in [
             format!("/v1/customers/{C};x=1"),
             format!("/v1/customers/{C};x=1/subscriptions"),
@@ -483,14 +485,11 @@ mod tests {
         ] {
             assert!(matches!(customer_in_path(&path), Err(e) if Err::<(), _>(e) == not_a_customer), "{path}");
         }
-        assert_eq!(
-            customer_in_path(&format!("/v1/customers/{other}/../{C}")).err(),
-            Some("the path has a dot segment")
-        );
-        assert_eq!(customer_in_path(&format!("/v1/customers/./{C}")).err(), Some("the path has a dot segment"));
-        assert_eq!(customer_in_path(&format!("/v1/customers%2F{C}")).err(), Some("the path has an encoded slash"));
-        assert_eq!(customer_in_path(&format!("/v1/customers/{C}%5C..")).err(), Some("the path has an encoded slash"));
-        assert_eq!(customer_in_path("/v1/%ff").err(), Some("the path is not valid UTF-8 once decoded"));
+        assert_eq!(customer_in_path(&format!("/v1/customers/{other}/../{C}")).err(), Some(RequestRule::DotSegment));
+        assert_eq!(customer_in_path(&format!("/v1/customers/./{C}")).err(), Some(RequestRule::DotSegment));
+        assert_eq!(customer_in_path(&format!("/v1/customers%2F{C}")).err(), Some(RequestRule::EncodedSlash));
+        assert_eq!(customer_in_path(&format!("/v1/customers/{C}%5C..")).err(), Some(RequestRule::EncodedBackslash));
+        assert_eq!(customer_in_path("/v1/%ff").err(), Some(RequestRule::PathNotUtf8));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod body;
 
 use super::{Check, Reason};
+use crate::reason::RequestRule;
 use body::Param;
 
 /// First path segments of Exchange's legacy protocols: EWS, ActiveSync,
@@ -97,7 +98,7 @@ impl TokenRequest {
     /// Err(why) when the body cannot be read unambiguously. Parameter names
     /// match in any case once percent-decoded; values are trimmed of
     /// whitespace and NUL; `client_id` and `username` are the first found.
-    pub fn parse(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Result<Self, &'static str> {
+    pub fn parse(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Result<Self, RequestRule> {
         let mut request = Self::default();
         for param in body::params(query, content_type, body)? {
             request.add(&param);
@@ -192,7 +193,7 @@ mod tests {
     const PW: Check = Check::Fail(Reason::PasswordGrant);
     const LEGACY: Check = Check::Fail(Reason::LegacyAuth);
 
-    fn parse(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Result<TokenRequest, &'static str> {
+    fn parse(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Result<TokenRequest, RequestRule> {
         TokenRequest::parse(query, content_type, body)
     }
 

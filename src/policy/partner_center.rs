@@ -135,5 +135,17 @@ pub fn proves_mfa(claims: &Claims, accepted: &[String]) -> bool {
     claims.amr.as_ref().is_some_and(|amr| amr.iter().any(|m| accepted.iter().any(|a| a == m)))
 }
 
+/// `amr` values that Partner Center's own compliance summary counts as MFA
+/// (`GET /v1/applicationmfaadoptionstatus`), also the default `accepted_amr`.
+pub const PARTNER_CENTER_MFA_AMR: [&str; 2] = ["mfa", "ngcmfa"];
+
+/// Partner Center's measure of an app+user request, whatever a route
+/// accepts: the `amr` holds `mfa` or `ngcmfa`. The metrics and the
+/// compliance report count by it, so that both reconcile with Partner
+/// Center's figures.
+pub fn counts_as_mfa(amr: Option<&[String]>) -> bool {
+    amr.is_some_and(|amr| amr.iter().any(|m| PARTNER_CENTER_MFA_AMR.contains(&m.as_str())))
+}
+
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use http::request::Parts;
 use crate::auth::credentials::{self, Credentials};
 use crate::auth::{AuthFailure, Authenticator};
 use crate::config::RouteConfig;
-use crate::error::Reject;
+use crate::error::{Reject, RequestRule};
 use crate::policy::legacy::{self, TokenRequest};
 use crate::policy::{Check, Facts, Presented, Reason, gdap};
 use crate::proxy::token_request;
@@ -51,8 +51,8 @@ pub async fn api<'h>(
     let forwarded = upstream_path(base, parts.uri.path());
     let path = forwarded.as_str();
     let credentials = credentials::read(&parts.headers, auth.max_token_bytes());
-    if let Some(why) = credentials::stray(parts.uri.query(), &parts.headers) {
-        return Err(Reject::BadRequest(why));
+    if let Some(rule) = credentials::stray(parts.uri.query(), &parts.headers) {
+        return Err(Reject::BadRequest(rule));
     }
     let mut findings = Vec::new();
     if credentials.legacy.is_some() {
@@ -90,9 +90,7 @@ pub async fn api<'h>(
 fn request_path(base: &str, forwarded: String) -> Result<String, Reject> {
     match forwarded.strip_prefix(base) {
         Some(path) if path.starts_with('/') => Ok(path.to_string()),
-        _ => {
-            Err(Reject::BadRequest("the route's upstream path names a customer in a form other than its canonical one"))
-        }
+        _ => Err(Reject::BadRequest(RequestRule::BasePathCustomer)),
     }
 }
 

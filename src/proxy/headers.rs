@@ -10,8 +10,11 @@ use http::HeaderMap;
 use http::header::{CONNECTION, HOST, HeaderName, HeaderValue};
 use http::request::Parts;
 
+use crate::reason::RequestRule;
+
 pub static MS_CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
 pub static MS_REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
+static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -50,11 +53,26 @@ const PROTECTED: [&str; 2] = ["authorization", "host"];
 pub struct Correlation {
     pub correlation_id: HeaderValue,
     pub request_id: HeaderValue,
+    /// The client's `client-request-id` (Graph's SDKs send one), when
+    /// usable: Graph's error contract gives it back.
+    pub client_request_id: Option<HeaderValue>,
 }
 
 impl Correlation {
     pub fn of(headers: &HeaderMap) -> Self {
-        Self { correlation_id: id_or_new(headers, &MS_CORRELATION_ID), request_id: id_or_new(headers, &MS_REQUEST_ID) }
+        Self {
+            correlation_id: id_or_new(headers, &MS_CORRELATION_ID),
+            request_id: id_or_new(headers, &MS_REQUEST_ID),
+            client_request_id: usable(headers, &CLIENT_REQUEST_ID).cloned(),
+        }
+    }
+
+    pub fn request_str(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
+
+    pub fn client_request_str(&self) -> Option<&str> {
+        self.client_request_id.as_ref().and_then(|v| v.to_str().ok())
     }
 
     pub fn correlation_str(&self) -> &str {
@@ -69,10 +87,15 @@ impl Correlation {
 }
 
 fn id_or_new(headers: &HeaderMap, name: &HeaderName) -> HeaderValue {
+    usable(headers, name).cloned().unwrap_or_else(new_id)
+}
+
+/// The one value of `name`, when it is a usable id.
+fn usable<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
-        (Some(v), None) if usable_id(v.as_bytes()) => v.clone(),
-        _ => new_id(),
+        (Some(v), None) if usable_id(v.as_bytes()) => Some(v),
+        _ => None,
     }
 }
 
@@ -104,11 +127,13 @@ fn new_id() -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("00000000-0000-0000-0000-000000000000"))
 }
 
-/// Refuses a request whose `Connection` header names a protected field.
-pub fn check_connection(headers: &HeaderMap) -> Result<(), &'static str> {
+/// Refuses a request whose `Connection` header names a protected field: a
+/// proxy on the way would drop it, so the upstream would see a request
+/// without the field the gateway checked.
+pub fn check_connection(headers: &HeaderMap) -> Result<(), RequestRule> {
     for token in connection_tokens(headers) {
         if PROTECTED.iter().any(|p| token.eq_ignore_ascii_case(p)) {
-            return Err("Connection header names a field the gateway checks");
+            return Err(RequestRule::ConnectionNamesCheckedField);
         }
     }
     Ok(())

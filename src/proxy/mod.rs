@@ -21,7 +21,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::request::Parts;
 use http::uri::Authority;
-use http::{Method, Request, Response, StatusCode};
+use http::header::{HOST, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
@@ -29,9 +30,9 @@ use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::config::{Config, UNMATCHED_ROUTE};
 use crate::egress::resolve::Resolve;
-use crate::error::{Reason, Reject};
+use crate::error::{ErrorFormat, Reason, Reject, RequestRule};
 use crate::limit::Limits;
-use crate::listener::Refusal;
+use crate::listener::{Discard, Head, Refusal};
 use crate::metrics::{InFlight, ListenerMetrics, Metrics, RouteMetrics};
 use crate::policy::{self, RouteKind};
 use crate::rfc3339::unix_now;
@@ -81,6 +82,7 @@ pub struct Gateway {
     listener: ListenerMetrics,
     hygiene: Hygiene,
     limits: Limits,
+    discard: Discard,
 }
 
 impl Gateway {
@@ -110,6 +112,7 @@ impl Gateway {
             listener: metrics.listener("gateway"),
             hygiene: Hygiene::new(&config.server),
             limits: Limits::default(),
+            discard: Discard::of(&config.server),
         })
     }
 
@@ -141,7 +144,16 @@ impl Gateway {
     async fn respond(&self, req: Request<Incoming>, peer: SocketAddr, routed: Option<&Routed<'_>>) -> Response<Body> {
         let _in_flight = self.listener.request();
         let mut pending = Pending::new(self, Correlation::of(req.headers()));
-        let result = self.process(req, peer, routed, &pending.ids, &mut pending.record).await;
+        // Refused before a route is chosen, a request is answered in the
+        // format of the route its target names as sent (or, in a tunnel,
+        // of its host's first route); nothing is decided on this.
+        let hint = (req.uri().clone(), req.headers().get(HOST).cloned());
+        let (parts, body) = req.into_parts();
+        let head = Head::of(parts.version, &parts.headers);
+        // The body until it is read here or handed on: what is left of it
+        // when the request is refused is discarded after the answer.
+        let mut body = Some(body);
+        let result = self.process(parts, &mut body, peer, routed, &pending.ids, &mut pending.record).await;
         let mut rsp = match result {
             Ok(rsp) => rsp,
             Err(reject) => {
@@ -150,7 +162,13 @@ impl Gateway {
                 if reason.status().is_client_error() && reason != Reason::RateLimited {
                     self.limits.note_denied(peer.ip());
                 }
-                reject.into_response(pending.ids.correlation_str())
+                let format = match pending.record.route {
+                    Some(route) => route.config.error_format,
+                    None => self.format_before_routing(&hint.0, hint.1.as_ref(), routed),
+                };
+                let mut rsp = reject.into_response(&pending.ids, format);
+                self.discard.early_answer(&mut rsp, head, body);
+                rsp
             }
         };
         pending.ids.apply(rsp.headers_mut());
@@ -158,19 +176,34 @@ impl Gateway {
         rsp
     }
 
+    /// The answer format for a request refused before it was routed.
+    fn format_before_routing(&self, uri: &Uri, host: Option<&HeaderValue>, routed: Option<&Routed<'_>>) -> ErrorFormat {
+        let route = match routed {
+            Some(r) => route::find_for_host(&self.routes, r.host, uri.path()),
+            None => {
+                let mut parts = Request::new(()).into_parts().0;
+                parts.uri = uri.clone();
+                if let Some(h) = host {
+                    parts.headers.insert(HOST, h.clone());
+                }
+                route::find(&self.routes, &parts)
+            }
+        };
+        route.map(|r| r.config.error_format).unwrap_or_default()
+    }
+
     async fn process<'a>(
         &'a self,
-        req: Request<Incoming>,
+        mut parts: Parts,
+        body: &mut Option<Incoming>,
         peer: SocketAddr,
         routed: Option<&Routed<'_>>,
         ids: &Correlation,
         record: &mut Record<'a>,
     ) -> Result<Response<Body>, Reject> {
-        if req.method() == Method::CONNECT {
-            return Err(Reject::BadRequest("CONNECT is not served on the reverse-proxy listener"));
+        if parts.method == Method::CONNECT {
+            return Err(Reject::BadRequest(RequestRule::ConnectMethod));
         }
-        headers::check_connection(req.headers()).map_err(Reject::BadRequest)?;
-        let (mut parts, body) = req.into_parts();
         let refusal = parts.extensions.get::<Refusal>().copied();
         if let Some(Refusal::Malformed(why)) = refusal {
             return Err(Reject::BadRequest(why));
@@ -195,12 +228,16 @@ impl Gateway {
         // The upstream sees the route's base path in front of the request's,
         // except in egress mode, where a request goes to its CONNECT target.
         let base = if routed.is_some() { "" } else { route.config.upstream.base_path.as_str() };
-        let (facts, body) = match policy.kind {
+        // A token request's body is read here; any other is streamed upstream.
+        let (facts, read) = match policy.kind {
             RouteKind::Login => {
-                let bytes = token_request::read(body, &parts.headers).await?;
+                let bytes = match body.as_mut() {
+                    Some(body) => token_request::read(body, &parts.headers).await?,
+                    None => Bytes::new(),
+                };
                 let (facts, request) = facts::login(&parts, base, &bytes)?;
                 record.token_request = Some(request);
-                (facts, RequestBody::Right(Full::new(bytes)))
+                (facts, Some(bytes))
             }
             RouteKind::PartnerCenter | RouteKind::Aobo => {
                 let gathered =
@@ -211,22 +248,27 @@ impl Gateway {
                 // The upstream gets the customer id in the form that was checked.
                 if let Some(path) = path {
                     parts.uri = hygiene::with_path(&parts.uri, &path)
-                        .ok_or(Reject::BadRequest("request target cannot be rebuilt"))?;
+                        .ok_or(Reject::BadRequest(RequestRule::UnbuildableTarget))?;
                 }
-                (facts, RequestBody::Left(ClientBody::new(body)))
+                (facts, None)
             }
         };
         let outcome = policy::decide(policy, &facts, now);
         record.decided(&facts, &outcome);
         let authorized = policy::authorize(&outcome, &facts)?;
         self.limits.admit(&route.config.name, authorized.subject(), peer.ip())?;
+        let body = match (read, body.take()) {
+            (Some(bytes), _) => RequestBody::Right(Full::new(bytes)),
+            (None, Some(body)) => RequestBody::Left(ClientBody::new(body)),
+            (None, None) => return Err(Reject::BadRequest(RequestRule::BodyUnavailable)),
+        };
         let req = Request::from_parts(parts, body);
         let sent = Instant::now();
         let forwarded = route.upstream.forward(req, peer, ids, &authorized, routed.map(|r| r.authority)).await;
         record.upstream_latency = Some(sent.elapsed());
         let rsp = forwarded.map_err(|e| match e {
             // The client's own body broke off or broke the framing: its fault.
-            UpstreamError::ClientBody => Reject::BadRequest("the request body broke off or is not framed correctly"),
+            UpstreamError::ClientBody => Reject::BadRequest(RequestRule::BrokenBody),
             e => Reject::Upstream(e),
         })?;
         record.upstream_status = Some(rsp.status());

@@ -14,10 +14,11 @@ use super::route::Route;
 use crate::audit::{AuditLog, AuditRecord, AuxiliaryRecord, user_fingerprint};
 use crate::auth::claims::{Claims, is_guid};
 use crate::config::UNMATCHED_ROUTE;
-use crate::error::{Reason, Reject};
+use crate::error::{Reason, Reject, RequestRule};
 use crate::metrics::{Observation, RouteMetrics};
 use crate::policy::legacy::{Credential, TokenRequest};
-use crate::policy::{ClientType, Decision, Facts, Mode, Outcome, Presented, TokenVersion, classify};
+use crate::policy::partner_center::counts_as_mfa;
+use crate::policy::{ClientType, Decision, Facts, Mode, Outcome, Presented, Principal, TokenVersion, classify};
 use crate::rfc3339;
 
 /// The gateway's decision on a request.
@@ -52,6 +53,8 @@ impl Verdict {
 pub struct Record<'a> {
     pub route: Option<&'a Route>,
     pub verdict: Verdict,
+    /// The request check that refused a `bad_request`.
+    pub rule: Option<RequestRule>,
     /// The route's mode when the request came.
     pub mode: Option<Mode>,
     /// Claims of the token, when it could be read: signature verified, or
@@ -87,6 +90,7 @@ impl<'a> Record<'a> {
         Self {
             route: None,
             verdict: Verdict::Allow,
+            rule: None,
             mode: None,
             claims: None,
             verified: false,
@@ -141,6 +145,7 @@ impl<'a> Record<'a> {
             }
             _ => self.verdict = Verdict::Deny(reject.reason()),
         }
+        self.rule = reject.rule();
     }
 
     pub fn finish(
@@ -152,15 +157,18 @@ impl<'a> Record<'a> {
         elapsed: Duration,
     ) {
         let metrics = self.route.map_or(unmatched, |r| &r.metrics);
+        let claims = self.claims.as_deref();
         metrics.record(&Observation {
             verdict: self.verdict,
+            app_user_mfa: claims
+                .filter(|c| classify(c) == Principal::Delegated)
+                .map(|c| counts_as_mfa(c.amr.as_deref())),
             elapsed,
             verification: self.verification,
             upstream: self.upstream_latency,
             upstream_status: self.upstream_status,
             upstream_error: self.upstream_error_kind,
         });
-        let claims = self.claims.as_deref();
         let field = |f: fn(&Claims) -> Option<&str>| claims.and_then(f).unwrap_or("");
         macro_rules! decision {
             ($level:expr) => {
@@ -170,6 +178,7 @@ impl<'a> Record<'a> {
                     route = self.route_name(),
                     decision = self.verdict.decision(),
                     reason = self.verdict.reason(),
+                    rule = self.rule.map(RequestRule::as_str),
                     mode = self.mode.map_or("", Mode::as_str),
                     tid = field(|c| c.tid.as_deref()),
                     oid = field(|c| c.oid.as_deref()),
@@ -220,6 +229,7 @@ impl<'a> Record<'a> {
             route: self.route_name(),
             decision: self.verdict.decision(),
             reason: self.verdict.reason(),
+            rule: self.rule.map(RequestRule::as_str),
             mode: self.mode.map_or("", Mode::as_str),
             customer: self.customer.as_deref(),
             credential: self.credential.map(|c| c.as_str()),

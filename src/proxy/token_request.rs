@@ -10,7 +10,7 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 
-use crate::error::Reject;
+use crate::error::{Reject, RequestRule};
 
 /// Largest token request body read; Entra's token requests are a few KiB.
 pub const MAX_BYTES: usize = 64 * 1024;
@@ -18,26 +18,27 @@ pub const MAX_BYTES: usize = 64 * 1024;
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The request's body, read whole (empty when it has none).
-pub async fn read(body: Incoming, headers: &HeaderMap) -> Result<Bytes, Reject> {
+/// Whatever it could not read stays in `body` (discarded after the answer).
+pub async fn read(body: &mut Incoming, headers: &HeaderMap) -> Result<Bytes, Reject> {
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }
     // A compressed body would hide its grant type.
     let encoded = headers.get_all(CONTENT_ENCODING).iter().any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
     if encoded {
-        return Err(Reject::BadRequest("encoded token request bodies are not accepted"));
+        return Err(Reject::BadRequest(RequestRule::TokenRequestEncoded));
     }
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BYTES as u64) {
-        return Err(Reject::BadRequest("token request body larger than 64 KiB"));
+        return Err(Reject::BadRequest(RequestRule::TokenRequestTooLarge));
     }
     match tokio::time::timeout(READ_TIMEOUT, Limited::new(body, MAX_BYTES).collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(Reject::BadRequest("token request body larger than 64 KiB"))
+            Err(Reject::BadRequest(RequestRule::TokenRequestTooLarge))
         }
-        Ok(Err(_)) => Err(Reject::BadRequest("token request body could not be read")),
-        Err(_) => Err(Reject::BadRequest("token request body did not arrive in time")),
+        Ok(Err(_)) => Err(Reject::BadRequest(RequestRule::TokenRequestUnreadable)),
+        Err(_) => Err(Reject::BadRequest(RequestRule::TokenRequestTimeout)),
     }
 }
 
@@ -47,7 +48,7 @@ pub fn content_type(headers: &HeaderMap) -> Result<Option<&str>, Reject> {
     let mut values = headers.get_all(CONTENT_TYPE).iter();
     let first = values.next();
     if values.next().is_some() {
-        return Err(Reject::BadRequest("repeated Content-Type on a token request"));
+        return Err(Reject::BadRequest(RequestRule::TokenRequestContentType));
     }
-    first.map(|v| v.to_str().map_err(|_| Reject::BadRequest("token request Content-Type is not text"))).transpose()
+    first.map(|v| v.to_str().map_err(|_| Reject::BadRequest(RequestRule::TokenRequestContentType))).transpose()
 }

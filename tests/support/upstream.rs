@@ -30,6 +30,10 @@ impl Upstream {
     /// Paths: `/slow` answers after 5 s; `/delay/MS` after MS milliseconds;
     /// `/download/N` sends N bytes; `/collect` reads the whole body first (as
     /// a JSON API does) and answers with its length;
+    /// `GET` of an ARM resource group list
+    /// (`/subscriptions/{id}/resourcegroups`) or of Graph's `/v1.0/me` and
+    /// `/v1.0/users` answers a JSON document in the service's shape (for
+    /// Microsoft's SDKs, which parse it);
     /// anything else echoes the request body with status 200.
     pub async fn start(tls: Arc<rustls::ServerConfig>) -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
@@ -67,6 +71,10 @@ impl Upstream {
                         Ok::<_, std::io::Error>(hyper::body::Frame::data(chunk.slice(0..len)))
                     }));
                     Response::new(Either::Left(Either::Right(http_body_util::StreamBody::new(stream))))
+                } else if let Some(doc) = (req.method() == Method::GET).then(|| service_document(&path)).flatten() {
+                    let mut rsp = Response::new(Either::Right(Full::new(Bytes::from(doc.to_string()))));
+                    rsp.headers_mut().insert("content-type", "application/json; charset=utf-8".parse().unwrap());
+                    rsp
                 } else {
                     Response::new(Either::Left(Either::Left(req.into_body().map_err(std::io::Error::other))))
                 };
@@ -93,5 +101,34 @@ impl Upstream {
 
     pub fn last(&self) -> Seen {
         self.seen.lock().unwrap().last().cloned().expect("upstream saw no request")
+    }
+}
+
+/// The JSON answer of an ARM or Graph read that the SDK tests make, by path.
+fn service_document(path_and_query: &str) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let path = path_and_query.split('?').next().unwrap_or_default().trim_end_matches('/').to_ascii_lowercase();
+    let user = json!({
+        "id": super::idp::OID, "displayName": "Admin Agent",
+        "userPrincipalName": "admin@contoso.onmicrosoft.com", "mail": "admin@contoso.onmicrosoft.com",
+    });
+    match path.as_str() {
+        "/v1.0/me" => {
+            let mut me = user;
+            me["@odata.context"] = "https://graph.microsoft.com/v1.0/$metadata#users/$entity".into();
+            Some(me)
+        }
+        "/v1.0/users" => {
+            Some(json!({ "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users", "value": [user] }))
+        }
+        p if p.starts_with("/subscriptions/") && p.ends_with("/resourcegroups") => {
+            let subscription = p.split('/').nth(2).unwrap_or_default();
+            Some(json!({ "value": [{
+                "id": format!("/subscriptions/{subscription}/resourceGroups/rg-mfagate"),
+                "name": "rg-mfagate", "type": "Microsoft.Resources/resourceGroups", "location": "westeurope",
+                "properties": { "provisioningState": "Succeeded" },
+            }] }))
+        }
+        _ => None,
     }
 }

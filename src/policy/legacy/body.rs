@@ -13,13 +13,17 @@ use std::fmt;
 use base64::Engine;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
-const MALFORMED_TYPE: &str = "token request Content-Type is malformed";
-const CHARSET: &str = "token request charset is not utf-8, us-ascii or iso-8859-1";
-const NO_BOUNDARY: &str = "multipart token request without one boundary";
-const BAD_MULTIPART: &str = "multipart token request body does not parse";
-const TRANSFER_ENCODED: &str = "multipart part with a transfer encoding";
-const NESTED: &str = "multipart part holding multipart";
-const NAME_CHARSET: &str = "multipart part name in an unsupported charset";
+use crate::reason::RequestRule;
+
+const MALFORMED_TYPE: RequestRule = RequestRule::TokenRequestContentType;
+const CHARSET: RequestRule = RequestRule::TokenRequestCharset;
+const NO_BOUNDARY: RequestRule = RequestRule::TokenRequestMultipart;
+const BAD_MULTIPART: RequestRule = RequestRule::TokenRequestMultipart;
+const TRANSFER_ENCODED: RequestRule = RequestRule::TokenRequestTransferEncoding;
+/// A multipart part holding multipart.
+const NESTED: RequestRule = RequestRule::TokenRequestMultipart;
+/// A part name in a charset other than the accepted ones.
+const NAME_CHARSET: RequestRule = RequestRule::TokenRequestCharset;
 
 /// Longest boundary RFC 2046 §5.1.1 allows.
 const MAX_BOUNDARY: usize = 70;
@@ -34,7 +38,7 @@ pub struct Param {
 
 /// Every parameter of the request, in the order found: query, body readings,
 /// then the readings of the body without its NUL bytes (when it has some).
-pub fn params(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Result<Vec<Param>, &'static str> {
+pub fn params(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Result<Vec<Param>, RequestRule> {
     let boundary = declared_boundary(content_type)?;
     let mut out = Vec::new();
     form(query.unwrap_or_default().as_bytes(), &mut out);
@@ -46,7 +50,7 @@ pub fn params(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> R
     Ok(out)
 }
 
-fn read(body: &[u8], boundary: Option<&[u8]>, out: &mut Vec<Param>) -> Result<(), &'static str> {
+fn read(body: &[u8], boundary: Option<&[u8]>, out: &mut Vec<Param>) -> Result<(), RequestRule> {
     let body = without_bom(body);
     match boundary {
         Some(boundary) => multipart(body, boundary, out)?,
@@ -113,7 +117,7 @@ fn percent_u(bytes: &[u8]) -> Option<Vec<u8>> {
 /// The multipart boundary the `Content-Type` declares, if it is multipart;
 /// refuses a charset the body could be read in differently, and anything
 /// that is not a media type with parameters.
-fn declared_boundary(content_type: Option<&str>) -> Result<Option<Vec<u8>>, &'static str> {
+fn declared_boundary(content_type: Option<&str>) -> Result<Option<Vec<u8>>, RequestRule> {
     let Some(value) = content_type.filter(|v| !v.trim().is_empty()) else { return Ok(None) };
     let (media, params) = media_type(value).ok_or(MALFORMED_TYPE)?;
     if !params.iter().all(readable) {
@@ -229,7 +233,7 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8], bool)> {
 /// a lenient server is (LF line ends, a preamble, padding after a delimiter)
 /// and refused where one could read it otherwise (a delimiter line with
 /// more after it, no closing delimiter).
-fn multipart(body: &[u8], boundary: &[u8], out: &mut Vec<Param>) -> Result<(), &'static str> {
+fn multipart(body: &[u8], boundary: &[u8], out: &mut Vec<Param>) -> Result<(), RequestRule> {
     if boundary.is_empty() || boundary.len() > MAX_BOUNDARY {
         return Err(BAD_MULTIPART);
     }
@@ -264,7 +268,7 @@ fn multipart(body: &[u8], boundary: &[u8], out: &mut Vec<Param>) -> Result<(), &
 }
 
 /// One part: its headers, up to an empty line, then its value.
-fn part(bytes: &[u8], out: &mut Vec<Param>) -> Result<(), &'static str> {
+fn part(bytes: &[u8], out: &mut Vec<Param>) -> Result<(), RequestRule> {
     let mut names = Vec::new();
     for (start, line, ended) in lines(bytes) {
         if !ended {
@@ -282,7 +286,7 @@ fn part(bytes: &[u8], out: &mut Vec<Param>) -> Result<(), &'static str> {
     Err(BAD_MULTIPART)
 }
 
-fn header(line: &str, names: &mut Vec<String>) -> Result<(), &'static str> {
+fn header(line: &str, names: &mut Vec<String>) -> Result<(), RequestRule> {
     let (name, value) = line.split_once(':').ok_or(BAD_MULTIPART)?;
     // A folded line (RFC 5322 §3.2.2) begins with whitespace and has no name.
     if name.is_empty() || !name.bytes().all(is_tchar) {
@@ -308,7 +312,7 @@ fn header(line: &str, names: &mut Vec<String>) -> Result<(), &'static str> {
 /// Every name a `Content-Disposition` gives its part, whatever its type:
 /// `name`, as written and as a MIME encoded word decoded, and `name*`
 /// (RFC 5987). Continuations (`name*0`, RFC 2231) are refused.
-fn disposition(value: &str, names: &mut Vec<String>) -> Result<(), &'static str> {
+fn disposition(value: &str, names: &mut Vec<String>) -> Result<(), RequestRule> {
     let (kind, params) = value.split_once(';').unwrap_or((value, ""));
     let kind = kind.trim();
     if kind.is_empty() || !kind.bytes().all(is_tchar) {
@@ -332,7 +336,7 @@ fn disposition(value: &str, names: &mut Vec<String>) -> Result<(), &'static str>
 }
 
 /// `text` in `charset`, which must read ASCII as ASCII.
-fn decode(charset: &str, bytes: &[u8]) -> Result<String, &'static str> {
+fn decode(charset: &str, bytes: &[u8]) -> Result<String, RequestRule> {
     match charset.to_ascii_lowercase().as_str() {
         "utf-8" | "us-ascii" => Ok(String::from_utf8_lossy(bytes).into_owned()),
         "iso-8859-1" => Ok(bytes.iter().map(|&b| char::from(b)).collect()),
@@ -341,7 +345,7 @@ fn decode(charset: &str, bytes: &[u8]) -> Result<String, &'static str> {
 }
 
 /// An RFC 5987 `charset'language'percent-encoded` value.
-fn ext_value(value: &str) -> Result<String, &'static str> {
+fn ext_value(value: &str) -> Result<String, RequestRule> {
     let mut fields = value.splitn(3, '\'');
     let (Some(charset), Some(_language), Some(encoded)) = (fields.next(), fields.next(), fields.next()) else {
         return Err(BAD_MULTIPART);
@@ -351,7 +355,7 @@ fn ext_value(value: &str) -> Result<String, &'static str> {
 
 /// An RFC 2047 encoded word (`=?charset?B|Q?text?=`), decoded; `None` when
 /// `value` is not one.
-fn encoded_word(value: &str) -> Result<Option<String>, &'static str> {
+fn encoded_word(value: &str) -> Result<Option<String>, RequestRule> {
     let Some(word) = value.trim().strip_prefix("=?").and_then(|w| w.strip_suffix("?=")) else { return Ok(None) };
     let mut fields = word.splitn(3, '?');
     let (Some(charset), Some(encoding), Some(text)) = (fields.next(), fields.next(), fields.next()) else {

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Report, Signature};
-use crate::error::Reason;
+use crate::error::{Reason, step_up_challenge};
 use crate::policy::gdap::{self, Tenancy};
 use crate::policy::{self, Check, ClientType, Mode, TokenVersion, classify};
 
@@ -63,6 +63,10 @@ impl Report {
             "decision": self.decision,
             "reason": self.reason.map(Reason::as_str),
             "status": (self.decision == "deny").then(|| self.reason.map(|r| r.status().as_u16())).flatten(),
+            "step_up": self.step_up.as_ref().map(|s| json!({
+                "challenge": step_up_challenge(s),
+                "claims": serde_json::from_str::<Value>(&s.claims_request()).unwrap_or_default(),
+            })),
         })
     }
 
@@ -166,6 +170,17 @@ impl Report {
             (d, _) => d.to_string(),
         };
         out.push_str(&format!("\nDecision: {decision}\n"));
+        if let Some(s) = &self.step_up {
+            out.push_str(&format!(
+                "Step-up: the answer asks the client to sign in again for authentication context {:?} \
+                 (tenant {}); a client that declared cp1 (MSAL, azure-identity) does so and retries.\n  \
+                 WWW-Authenticate: {}\n  claims (decoded): {}\n",
+                s.auth_context,
+                s.tenant,
+                step_up_challenge(s),
+                s.claims_request()
+            ));
+        }
         out
     }
 }

@@ -56,6 +56,41 @@ pub fn text(report: &Report) -> String {
         );
         let _ = writeln!(out, "      first {}  last {}", n.first_seen, n.last_seen);
     }
+    let staged: Vec<_> = report.routes.iter().filter(|r| r.is_staged()).collect();
+    if !staged.is_empty() {
+        out.push_str("\nStaged routes\n");
+    }
+    for r in staged {
+        let _ = write!(out, "  {}  mode {}", r.route, r.mode.as_deref().unwrap_or("(not configured)"));
+        if let Some(after) = &r.enforce_after {
+            let _ = write!(out, "  enforces from {after}");
+        }
+        if !r.rule_modes.is_empty() {
+            let _ = write!(out, "  rules: {}", r.rule_modes.join(", "));
+        }
+        let _ =
+            writeln!(out, "\n      report-only decisions {}, would be denied {}", r.report_only.count, r.would_deny);
+    }
+    if !report.exemptions.is_empty() {
+        out.push_str("\nExemptions\n");
+    }
+    for e in &report.exemptions {
+        match (&e.covers, &e.id) {
+            (Some(covers), Some(id)) => {
+                let _ = write!(out, "  {covers} {id}");
+            }
+            _ => out.push_str("  (not configured)"),
+        }
+        let _ = write!(out, "  {:?}", e.reason);
+        if let (Some(expires), Some(state)) = (&e.expires, &e.state) {
+            let _ = write!(out, "  expires {expires} ({state})");
+        }
+        let _ = writeln!(
+            out,
+            "\n      let through {}, matched after expiry {}",
+            e.let_through.count, e.matched_expired.count
+        );
+    }
     let (deny, would, exempt) = report.non_compliant.iter().fold((0, 0, 0), |(d, w, e), n| match n.decision.as_str() {
         "deny" => (d + n.count, w, e),
         "would_deny" => (d, w + n.count, e),
