@@ -5,8 +5,8 @@
 # allowed request 2xx, every denied one 4xx, nothing 5xx, no client errors)
 # and the gateway's RSS at the end is within 10 % of its RSS after warm-up.
 #
-# Needs: h2load (apt-get install nghttp2-client), openssl, the Python venv of
-# .ci/run (target/py-venv with tests/py/requirements.txt).
+# Needs: h2load (apt-get install nghttp2-client), openssl, the Python venv
+# `cargo test` makes (target/py-venv with tests/py/requirements.txt).
 # Usage: benches/soak.sh [SECONDS (default 600)] [WARMUP_SECONDS (default 60)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ PY=${MFAGATE_TEST_PYTHON:-target/py-venv/bin/python}
 for program in h2load openssl curl; do
     command -v "$program" >/dev/null || { echo "soak: $program is missing" >&2; exit 2; }
 done
-[ -x "$PY" ] || { echo "soak: $PY is missing (run .ci/run or create the venv)" >&2; exit 2; }
+[ -x "$PY" ] || { echo "soak: $PY is missing (cargo test makes it)" >&2; exit 2; }
 
 work=$(mktemp -d)
 pids=()

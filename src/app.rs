@@ -37,6 +37,28 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
 }
 
+impl StartupError {
+    /// True when the configuration is at fault (a file it names cannot be
+    /// read or used): starting again will not help.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Self::Build(_) | Self::Shared(SharedError::Keys(_)) => true,
+            Self::Bind { .. } | Self::Metrics(_) | Self::Shared(SharedError::Metrics(_) | SharedError::Tickets(_)) => {
+                false
+            }
+        }
+    }
+
+    /// The configuration key at fault, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Build(e) => e.key(),
+            Self::Shared(SharedError::Keys(_)) => Some("identity.jwks_ca"),
+            Self::Bind { .. } | Self::Metrics(_) | Self::Shared(_) => None,
+        }
+    }
+}
+
 pub struct App {
     current: Arc<Current>,
     shared: Arc<Shared>,

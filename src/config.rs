@@ -184,6 +184,11 @@ impl Config {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        // The TOML parser's own message spans several lines (the source line
+        // and a caret under it); this one is a line, as logs want it.
+        if let Err(e) = toml::from_str::<toml::Table>(text) {
+            return Err(ConfigError::invalid("(file)", syntax_error(text, &e)));
+        }
         let mut builder = config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml));
         for (key, value) in env::overrides(env)? {
             builder = builder.set_override(key.clone(), value).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
@@ -241,6 +246,53 @@ impl TryFrom<raw::Config> for Config {
         let exemptions = exemptions.into_iter().map(|(e, _)| e).collect();
         let egress = raw.egress.as_ref().map(egress::from_raw).transpose()?;
         Ok(Self { server, identity, log, audit, limits, routes, exemptions, egress, effective: raw })
+    }
+}
+
+/// `TOML syntax error at line L, column C: message`, on one line.
+fn syntax_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', "; ");
+    let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
+        return format!("TOML syntax error: {message}");
+    };
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("TOML syntax error at line {line}, column {column}: {message}")
+}
+
+impl LogConfig {
+    /// The log settings to report a configuration that does not load with:
+    /// `MFAGATE__LOG__FORMAT` and `MFAGATE__LOG__LEVEL` when set, else the
+    /// file's `[log]` table read line by line (so that a syntax error
+    /// elsewhere does not hide it), else text at `info`.
+    pub fn of_unloadable(source: &Source, env: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut log = Self { json: false, level: "info".into() };
+        if let Source::File(path) = source {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let mut in_log = false;
+            for line in text.lines() {
+                let line = line.split('#').next().unwrap_or_default().trim();
+                if line.starts_with('[') {
+                    in_log = line == "[log]";
+                } else if let Some((key, value)) = line.split_once('=').filter(|_| in_log) {
+                    let value = value.trim().trim_matches(['"', '\'']);
+                    match key.trim() {
+                        "format" => log.json = value == "json",
+                        "level" if !value.is_empty() => log.level = value.to_string(),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for (name, value) in env {
+            match name.as_str() {
+                "MFAGATE__LOG__FORMAT" => log.json = value == "json",
+                "MFAGATE__LOG__LEVEL" => log.level = value,
+                _ => {}
+            }
+        }
+        log
     }
 }
 

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mfagate::app::App;
 use mfagate::cli::{CaCommand, CaInit, Cli, Command};
-use mfagate::config::{Config, Source};
+use mfagate::config::{Config, LogConfig, Source};
 use mfagate::egress::{ca, hosts};
 use mfagate::serving::{Purpose, Serving, Shared};
 use mfagate::{shutdown, telemetry, tls, tools};
@@ -104,11 +104,15 @@ fn check_config(source: &Source) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Serves until SIGTERM. A configuration it cannot use (one that does not
+/// load, or whose files do not) exits `EX_CONFIG`, which service managers
+/// are told not to restart on; a bind or runtime failure exits 1.
 fn run(source: &Source) -> ExitCode {
     let config = match Config::load(source) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("configuration error in {}: {e}", source.describe());
+            let _log = telemetry::init(&LogConfig::of_unloadable(source, std::env::vars()));
+            tracing::error!(config = %source.describe(), key = e.key().unwrap_or(""), error = %e, "configuration error");
             return ExitCode::from(EX_CONFIG);
         }
     };
@@ -142,6 +146,10 @@ fn run(source: &Source) -> ExitCode {
                 let app = app.with_source(source.clone());
                 app.run(shutdown::signal()).await;
                 ExitCode::SUCCESS
+            }
+            Err(e) if e.is_configuration() => {
+                tracing::error!(key = e.key().unwrap_or(""), error = %e, "startup failed: configuration error");
+                ExitCode::from(EX_CONFIG)
             }
             Err(e) => {
                 tracing::error!(error = %e, "startup failed");

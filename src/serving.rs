@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use rustls::server::ProducesTickets;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -73,6 +74,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub limits: Arc<LimitStore>,
     token_cache: Option<TokenCache>,
+    /// The session ticket keys of every listener configuration.
+    tickets: Arc<dyn ProducesTickets>,
 }
 
 impl Shared {
@@ -85,7 +88,8 @@ impl Shared {
                 .map_err(|e| SharedError::Keys(e.to_string()))?,
         );
         let token_cache = TokenCache::new(config.identity.token_cache_size, metrics.token_cache());
-        Ok(Self { keys, metrics, limits, token_cache })
+        let tickets = tls::ticketer()?;
+        Ok(Self { keys, metrics, limits, token_cache, tickets })
     }
 }
 
@@ -95,6 +99,8 @@ pub enum SharedError {
     Metrics(#[from] prometheus::Error),
     #[error("identity.jwks_ca: {0}")]
     Keys(String),
+    #[error(transparent)]
+    Tickets(#[from] TlsError),
 }
 
 /// Everything a reload replaces at once.
@@ -114,7 +120,7 @@ impl Serving {
     /// Builds the whole serving state from `config`; nothing is published
     /// (metrics, logs of what changed) until `activate`.
     pub fn build(config: Config, shared: &Shared, purpose: Purpose) -> Result<Self, BuildError> {
-        let server_tls = tls::server(&config.server.tls).map_err(BuildError::Certificate)?;
+        let server_tls = tls::server(&config.server.tls, &shared.tickets).map_err(BuildError::Certificate)?;
         let checks = ClaimChecks {
             issuers: config.identity.issuers.clone(),
             tenants: config.identity.tenants.clone(),
@@ -157,7 +163,7 @@ impl Serving {
         }
         metrics.exemptions(self.config.exemptions.iter().map(|e| e.expires).collect());
         if self.self_signed {
-            info!(sha256 = %self.fingerprint, "no certificate configured: generated a self-signed one for localhost and 127.0.0.1");
+            info!(sha256 = %self.fingerprint, days = tls::SELF_SIGNED_LIFETIME.as_secs() / 86_400, "no certificate configured: generated a self-signed one for localhost and 127.0.0.1");
         } else {
             info!(sha256 = %self.fingerprint, "serving the configured certificate");
         }

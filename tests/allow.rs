@@ -243,7 +243,7 @@ async fn metrics_health_and_readiness() {
 async fn curl_gets_through_with_a_compliant_token() {
     let env = TestEnv::setup().start().await;
     let token = env.idp.delegated().mint();
-    let out = tokio::process::Command::new("curl")
+    let out = tokio::process::Command::new(support::setup::program("curl"))
         .args(["-sS", "--max-time", "20", "--cacert"])
         .arg(&env.pki.ca_path)
         .args([
@@ -260,7 +260,7 @@ async fn curl_gets_through_with_a_compliant_token() {
         .await
         .expect("curl runs");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200 2", "{}", String::from_utf8_lossy(&out.stderr));
-    let out = tokio::process::Command::new("curl")
+    let out = tokio::process::Command::new(support::setup::program("curl"))
         .args(["-sS", "--max-time", "20", "--cacert"])
         .arg(&env.pki.ca_path)
         .args(["-H", &format!("Authorization: Bearer {}", env.idp.delegated().amr(&["pwd"]).mint())])

@@ -112,7 +112,7 @@ impl Gateway {
     /// SIGTERM, so that the decision log is flushed, then wait for the exit.
     async fn stop(mut self) {
         let pid = self.child.id().expect("running").to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+        let status = Command::new(support::setup::program("kill")).args(["-TERM", &pid]).status().await.unwrap();
         assert!(status.success());
         let exited = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
         assert!(exited.expect("the gateway did not stop on SIGTERM").unwrap().success());
@@ -187,4 +187,22 @@ async fn a_missing_variable_is_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("GW_LISTEN is not set"));
+}
+
+/// The load scripts are not run by `cargo test` (they take minutes), but
+/// they must parse.
+#[tokio::test]
+async fn the_load_scripts_parse() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches");
+    let mut scripts: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 4, "{scripts:?}");
+    for script in scripts {
+        let out = Command::new("bash").arg("-n").arg(&script).output().await.unwrap();
+        assert!(out.status.success(), "{}: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    }
 }

@@ -6,6 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)]
+#[path = "support/setup.rs"]
+mod setup;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mfagate");
 
 fn mfagate(args: &[&str]) -> Command {
@@ -173,6 +177,43 @@ fn run_with_an_invalid_config_exits_78() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("routes[0]"));
 }
 
+/// A configuration `run` cannot parse is logged as one event per line, in
+/// the format the configuration asks for when that much can be read.
+#[test]
+fn a_toml_syntax_error_is_one_log_event_per_line_in_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    // A string left open: the TOML parser's own message spans several lines.
+    let text = write(&dir, "text.toml", "[server]\nlisten = \"127.0.0.1:0\n");
+    let json = write(&dir, "json.toml", "[log]\nformat = \"json\"\n\n[server]\nlisten = \"127.0.0.1:0\n");
+    let stderr = |out: std::process::Output| {
+        assert_eq!(out.status.code(), Some(78));
+        String::from_utf8(out.stderr).unwrap()
+    };
+
+    let log = stderr(mfagate(&["run", "--config", &text]).output().unwrap());
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1, "one event, one line: {log}");
+    let mut words = lines[0].split_whitespace();
+    assert!(words.next().is_some_and(|stamp| stamp.ends_with('Z')), "a timestamp first: {log}");
+    assert_eq!(words.next(), Some("ERROR"), "{log}");
+    assert!(lines[0].contains("line 2") && lines[0].contains("text.toml"), "where, and in which file: {log}");
+
+    for (config, env) in [(&text, Some("json")), (&json, None)] {
+        let mut cmd = mfagate(&["run", "--config", config]);
+        if let Some(format) = env {
+            cmd.env("MFAGATE__LOG__FORMAT", format);
+        }
+        let log = stderr(cmd.output().unwrap());
+        let events: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not a JSON event: {l:?} in {log}")))
+            .collect();
+        assert_eq!(events.len(), 1, "{log}");
+        assert_eq!(events[0]["level"], "ERROR", "{log}");
+        assert!(events[0]["error"].as_str().unwrap().contains("line"), "{log}");
+    }
+}
+
 struct Running {
     child: Child,
     lines: std::sync::mpsc::Receiver<serde_json::Value>,
@@ -216,7 +257,7 @@ fn start(config: &str) -> Running {
 }
 
 fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl")
+    let out = Command::new(setup::program("curl"))
         .args(["-sS", "--max-time", "10"])
         .args(args)
         .env_remove("CURL_CA_BUNDLE")
@@ -263,6 +304,7 @@ fn runs_without_network_not_ready_self_signed_and_drains_on_sigterm() {
     assert_eq!(body["reason"], "keys_unavailable");
 
     // The served certificate is the one whose fingerprint was logged.
+    setup::program("openssl");
     let served = Command::new("sh")
         .arg("-c")
         .arg(format!("openssl s_client -connect {listen} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"))
@@ -270,9 +312,27 @@ fn runs_without_network_not_ready_self_signed_and_drains_on_sigterm() {
         .unwrap();
     let served = String::from_utf8(served.stdout).unwrap();
     assert!(served.trim().ends_with(&fingerprint), "served {served}, logged {fingerprint}");
+    // Made at start for about 90 days, and it says what it is.
+    let fields = Command::new("sh")
+        .arg("-c")
+        .arg(format!("openssl s_client -connect {listen} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -subject -startdate -enddate -checkend {}", 89 * 86_400))
+        .output()
+        .unwrap();
+    let fields = String::from_utf8(fields.stdout).unwrap();
+    assert!(fields.contains("mfagate") && fields.contains("self-signed"), "{fields}");
+    assert!(fields.contains("Certificate will not expire"), "valid for 89 days more: {fields}");
+    let date = |key: &str| {
+        let line = fields.lines().find_map(|l| l.strip_prefix(key)).unwrap();
+        let out = Command::new("date").args(["-u", "+%s", "-d", line]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().parse::<i64>().unwrap()
+    };
+    let (from, until) = (date("notBefore="), date("notAfter="));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!(from <= now && now - from < 3_600, "made at start: {fields}");
+    assert!((until - from - 90 * 86_400).abs() <= 3_600, "about 90 days: {fields}");
 
     let pid = running.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new(setup::program("kill")).args(["-TERM", &pid]).status().unwrap().success());
     running.wait_for("mfagate stopped");
     let mut running = running;
     let status = running.child.wait().unwrap();

@@ -8,7 +8,7 @@
 //! (installed into `target/py-venv`, or the interpreter named by
 //! `MFAGATE_TEST_PYTHON`), undici in `tests/node/package-lock.json`
 //! (installed into `target/node-clients`, or `$MFAGATE_NODE_CLIENTS`);
-//! `bash tests/clients/install.sh` installs both, as `.ci/run` does.
+//! the test setup (`support::setup`) installs both on first use.
 //!
 //! Modules: `uploads` (denied requests with bodies: raw sockets, `requests`,
 //! Node's fetch), `msal`, `azure` (azure-identity, azure-core,

@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+#[allow(dead_code)]
+#[path = "support/setup.rs"]
+mod setup;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mfagate");
 
 struct Case {
@@ -59,6 +63,7 @@ async fn printed_commands_get_the_printed_answers() {
         cases.iter().map(|c| (c.status, c.reason.as_str())).collect::<Vec<_>>(),
         [(200, "allow"), (401, "mfa_required"), (403, "public_client"), (403, "app_only_not_allowed")]
     );
+    setup::program("curl");
     for case in &cases {
         assert!(case.command.contains("--cacert"), "the commands verify the gateway's certificate");
         let out = tokio::process::Command::new("sh").args(["-c", &case.command]).output().await.unwrap();
@@ -95,7 +100,9 @@ async fn printed_commands_get_the_printed_answers() {
 
     // SIGTERM stops it cleanly; the decision log it named holds the four decisions.
     let pid = child.id().unwrap().to_string();
-    assert!(tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+    assert!(
+        tokio::process::Command::new(setup::program("kill")).args(["-TERM", &pid]).status().await.unwrap().success()
+    );
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
     let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();

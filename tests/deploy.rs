@@ -6,17 +6,40 @@
 //! gateway's scrape: every metric they name exists, and every metric the
 //! gateway exports is documented in docs/operations.md.
 //!
-//! `.ci/run` installs the tools: promtool from Debian's `prometheus`, the
-//! Python ones in a virtual environment and the Node one with npm, both
-//! under `target/ops-tools` (or `$MFAGATE_OPS_TOOLS`).
+//! The shipped files are also run as they would be run: the image's
+//! environment with each ConfigMap (`deploy/container.rs`), the pod's files
+//! as a kubelet writes them and the pod's user (`deploy/pod.rs`), the
+//! automation's trust store (`deploy/trust.rs`), every shipped route
+//! configuration against recording upstreams (`deploy/routes.rs`), Services
+//! and NetworkPolicies (`deploy/network.rs`), and the systemd units'
+//! start, failure and reload (`deploy/systemd.rs`).
+//!
+//! The tools are installed on first use (`support::setup`): promtool from
+//! Debian's `prometheus`, the Python ones in a virtual environment and the
+//! Node one with npm, both under `target/ops-tools` (or `$MFAGATE_OPS_TOOLS`).
 
 mod support;
+
+#[path = "deploy/container.rs"]
+mod container;
+#[path = "deploy/network.rs"]
+mod network;
+#[path = "deploy/pod.rs"]
+mod pod;
+#[path = "deploy/routes.rs"]
+mod routes;
+#[path = "deploy/systemd.rs"]
+mod systemd;
+#[path = "deploy/trust.rs"]
+mod trust;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
 use support::TestEnv;
 use support::idp::now;
+use support::setup::ops_tool;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_mfagate");
@@ -25,23 +48,13 @@ fn deploy(path: &str) -> PathBuf {
     Path::new(ROOT).join("deploy").join(path)
 }
 
-fn tools_dir() -> PathBuf {
-    std::env::var_os("MFAGATE_OPS_TOOLS").map_or_else(|| Path::new(ROOT).join("target/ops-tools"), PathBuf::from)
-}
-
-/// A tool installed by `.ci/run`; fails with how to get it when it is missing.
-fn ops_tool(relative: &str) -> PathBuf {
-    let path = tools_dir().join(relative);
-    assert!(path.exists(), "{} is missing: run .ci/run, which installs the deploy checks", path.display());
-    path
-}
-
 struct Run {
     code: i32,
     out: String,
 }
 
 async fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Run {
+    support::setup::debian();
     let program = program.as_ref().to_owned();
     let out = tokio::process::Command::new(&program)
         .args(args)
@@ -53,6 +66,56 @@ async fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Run {
         out: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
     }
 }
+
+/// The documents of a YAML file as JSON, read by PyYAML (YAML 1.1, as
+/// Kubernetes reads manifests: `0440` is octal).
+async fn manifest(path: &Path) -> Vec<Value> {
+    let python = ops_tool("venv/bin/python");
+    let script =
+        "import json, sys, yaml\njson.dump([d for d in yaml.safe_load_all(open(sys.argv[1])) if d], sys.stdout)";
+    let out = tokio::process::Command::new(python).args(["-c", script]).arg(path).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The document of `kind` named `name`.
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// A Deployment's pod spec and its container (or native sidecar) `name`.
+fn pod_and_container<'a>(deployment: &'a Value, name: &str) -> (&'a Value, &'a Value) {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let containers = ["initContainers", "containers"].into_iter().flat_map(|k| pod[k].as_array().into_iter().flatten());
+    let container = containers.into_iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no container {name}"));
+    (pod, container)
+}
+
+/// The gateway's pods as shipped: manifest, Deployment, ConfigMap, and the
+/// Secret (with its keys) the gateway's certificate comes from.
+pub struct Shipped {
+    pub file: &'static str,
+    pub deployment: &'static str,
+    pub configmap: &'static str,
+    pub secret: &'static str,
+}
+
+pub const SHIPPED: [Shipped; 2] = [
+    Shipped {
+        file: "kubernetes/sidecar.yaml",
+        deployment: "partner-automation",
+        configmap: "mfagate-config",
+        secret: "mfagate-tls",
+    },
+    Shipped {
+        file: "kubernetes/egress.yaml",
+        deployment: "mfagate-egress",
+        configmap: "mfagate-egress-config",
+        secret: "mfagate-egress-tls",
+    },
+];
 
 /// `mounted` pointing at files that do not exist.
 fn unmounted_copy(mounted: &str, root: &Path) -> String {
@@ -350,6 +413,8 @@ async fn kubernetes_manifests_pass_schema_validation() {
         "deployment/mfagate-egress",
         "service/mfagate-egress",
         "poddisruptionbudget/mfagate-egress",
+        "networkpolicy/mfagate-egress",
+        "networkpolicy/mfagate-clients-egress",
     ] {
         assert!(r.out.contains(&format!("passed for resource {resource}")), "{resource}: {}", r.out);
     }

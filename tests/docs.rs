@@ -298,3 +298,16 @@ fn every_table_has_a_header_and_rows_of_its_width() {
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
+
+/// CI runs the test command README gives, and no other cargo command before
+/// fuzzing: what a reader runs on a fresh clone is what CI proves.
+#[test]
+fn ci_runs_exactly_the_readme_test_command() {
+    let readme = read("README.md");
+    let after = readme.split_once("Run the tests:").expect("README says how to run the tests").1;
+    let command = after.split_once("```sh\n").unwrap().1.split_once("```").unwrap().0.trim();
+    let ci = read(".ci/run");
+    let cargo: Vec<&str> =
+        ci.lines().map(str::trim).filter(|l| l.starts_with("cargo ") && !l.starts_with("cargo install ")).collect();
+    assert_eq!(cargo, [command], ".ci/run");
+}

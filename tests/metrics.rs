@@ -15,13 +15,13 @@ use tokio::io::AsyncWriteExt;
 
 /// Runs `promtool check metrics` on `scrape`: exit status and everything it printed.
 pub async fn promtool_check_metrics(scrape: &str) -> (i32, String) {
-    let mut child = tokio::process::Command::new("promtool")
+    let mut child = tokio::process::Command::new(support::setup::program("promtool"))
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool is installed (Debian's prometheus package; .ci/run installs it)");
+        .expect("promtool starts");
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(scrape.as_bytes()).await.unwrap();
     drop(stdin);
@@ -137,7 +137,7 @@ async fn certificate_expiry_matches_openssl() {
     let checkend = |secs: i64| {
         let cert = cert.clone();
         async move {
-            tokio::process::Command::new("openssl")
+            tokio::process::Command::new(support::setup::program("openssl"))
                 .args(["x509", "-noout", "-in", cert.to_str().unwrap(), "-checkend", &secs.to_string()])
                 .stdout(Stdio::null())
                 .status()

@@ -139,7 +139,7 @@ async fn customers_of_partner_center_calls_from_a_relationship_export() {
     }
     // A dot segment could make the upstream read another customer than the one checked.
     let before = env.upstream.hits();
-    let out = tokio::process::Command::new("curl")
+    let out = tokio::process::Command::new(support::setup::program("curl"))
         .args(["-sS", "--max-time", "20", "--path-as-is", "--cacert"])
         .arg(&env.pki.ca_path)
         .args(["-H", &format!("Authorization: Bearer {token}")])

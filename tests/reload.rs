@@ -217,3 +217,95 @@ async fn sent(load: &Load, n: usize) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The gateway with a text log: every line it writes to stderr, as written.
+struct TextLog {
+    child: tokio::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+impl TextLog {
+    async fn start(config: &std::path::Path) -> Self {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mfagate"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut reader = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = reader.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+        let mut log = Self { child, lines, seen: Vec::new() };
+        log.wait_for("mfagate started").await;
+        log
+    }
+
+    async fn wait_for(&mut self, fragment: &str) {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no line with {fragment:?}: {:#?}", self.seen))
+                .unwrap_or_else(|| panic!("exited before {fragment:?}: {:#?}", self.seen));
+            let found = line.contains(fragment);
+            self.seen.push(line);
+            if found {
+                return;
+            }
+        }
+    }
+
+    async fn signal(&self, name: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let kill = support::setup::program("kill");
+        assert!(tokio::process::Command::new(kill).args([&format!("-{name}"), &pid]).status().await.unwrap().success());
+    }
+
+    /// Every line, once the process has exited.
+    async fn all(mut self) -> Vec<String> {
+        while let Some(line) = self.lines.recv().await {
+            self.seen.push(line);
+        }
+        let _ = self.child.wait().await;
+        self.seen
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_reload_is_one_line_of_the_text_log() {
+    let env = TestEnv::setup().start().await;
+    let config = env.path("text-log.toml");
+    let valid = format!("{}\n[log]\nformat = \"text\"\n", env.config_toml);
+    std::fs::write(&config, &valid).unwrap();
+    let mut log = TextLog::start(&config).await;
+    // A string left open: the TOML parser's own message spans several lines.
+    std::fs::write(&config, valid.replacen("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0", 1)).unwrap();
+    log.signal("HUP").await;
+    log.wait_for("configuration reload rejected").await;
+    log.signal("TERM").await;
+    let lines = log.all().await;
+    let rejected = lines.iter().find(|l| l.contains("configuration reload rejected")).unwrap();
+    assert!(rejected.contains("line 3"), "the line names where: {rejected}");
+    // Each line is an event of its own: a timestamp, then the level.
+    let strays: Vec<&String> = lines.iter().filter(|l| !is_text_event(l)).collect();
+    assert!(strays.is_empty(), "lines that are not events: {strays:#?}\nin {lines:#?}");
+}
+
+/// `2026-01-01T00:00:00.000000Z  INFO mfagate: ...`
+fn is_text_event(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    let stamp = words.next().unwrap_or_default();
+    let level = words.next().unwrap_or_default();
+    stamp.len() > 20
+        && stamp.as_bytes()[4] == b'-'
+        && stamp.ends_with('Z')
+        && ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level)
+}

@@ -499,6 +499,35 @@ fn a_route_host_that_is_not_a_dns_name_names_the_key() {
 }
 
 #[test]
+fn a_syntax_error_is_one_line_that_says_where() {
+    let err = Config::from_toml("[server]\nlisten = \"127.0.0.1:0\n").unwrap_err();
+    assert_eq!(err.key(), Some("(file)"));
+    let text = err.to_string();
+    assert!(!text.contains('\n'), "{text}");
+    assert!(text.starts_with("(file): TOML syntax error at line 2, column 22: "), "{text}");
+    let dup = Config::from_toml("[server]\n[server]\n").unwrap_err().to_string();
+    assert!(dup.contains("line 2") && !dup.contains('\n'), "{dup}");
+}
+
+#[test]
+fn log_settings_are_read_from_a_file_that_does_not_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, "[log]\nformat = \"json\"   # for the pipeline\nlevel = 'warn'\n[server]\nlisten = \"x\n")
+        .unwrap();
+    let source = Source::File(path);
+    let log = LogConfig::of_unloadable(&source, std::iter::empty());
+    assert_eq!(log, LogConfig { json: true, level: "warn".into() });
+    let env = [("MFAGATE__LOG__FORMAT".to_string(), "text".to_string())];
+    assert!(!LogConfig::of_unloadable(&source, env).json, "the environment wins, as it does over a file");
+    let unreadable = Source::File(dir.path().join("missing.toml"));
+    assert_eq!(
+        LogConfig::of_unloadable(&unreadable, std::iter::empty()),
+        LogConfig { json: false, level: "info".into() }
+    );
+}
+
+#[test]
 fn discard_body_limit_reads_sizes() {
     let limit = |value: &str| {
         Config::from_toml(&format!("[server]\ndiscard_body_limit = {value}\n{MINIMAL}"))

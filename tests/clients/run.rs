@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::support::{TestEnv, py};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-pub const INSTALL: &str = "bash tests/clients/install.sh";
+/// What installs a missing client: the test setup, on first use.
+pub const INSTALL: &str = "cargo test (tests/support/setup.rs installs the pinned clients)";
 
 /// Variables of this machine's environment that would change what a client
 /// does; every client gets them removed.
@@ -100,7 +101,7 @@ pub async fn node(script: &str, args: &[&str], vars: &[(String, String)]) -> Val
 }
 
 fn node_clients() -> PathBuf {
-    std::env::var_os("MFAGATE_NODE_CLIENTS").map_or_else(|| Path::new(ROOT).join("target/node-clients"), PathBuf::from)
+    std::env::var_os("MFAGATE_NODE_CLIENTS").map_or_else(|| crate::support::setup::npm_tree("node"), PathBuf::from)
 }
 
 async fn output(script: &str, mut cmd: tokio::process::Command, vars: &[(String, String)], what: &str) -> Value {

@@ -57,7 +57,7 @@ impl Curl {
 pub async fn curl(env: &TestEnv, args: &[&str]) -> Curl {
     let proxy = format!("http://{}", env.egress.expect("egress proxy configured"));
     let body = tempfile::NamedTempFile::new_in(env.dir.path()).unwrap();
-    let mut cmd = tokio::process::Command::new("curl");
+    let mut cmd = tokio::process::Command::new(crate::support::setup::program("curl"));
     cmd.args(["-sS", "--max-time", "30", "--proxy", &proxy, "-o"])
         .arg(body.path())
         .args(["-w", "%{http_code} %{http_connect} %{http_version}"])

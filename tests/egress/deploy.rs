@@ -16,11 +16,15 @@ fn the_egress_unit_verifies_and_is_hardened() {
     let dir = tempfile::tempdir().unwrap();
     let unit = dir.path().join("mfagate-egress.service");
     std::fs::write(&unit, UNIT.replace("/usr/local/bin/mfagate", env!("CARGO_BIN_EXE_mfagate"))).unwrap();
-    let verify = Command::new("systemd-analyze").arg("verify").arg(&unit).output().expect("systemd-analyze runs");
+    let verify = Command::new(crate::support::setup::program("systemd-analyze"))
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze runs");
     let stderr = String::from_utf8_lossy(&verify.stderr);
     assert!(verify.status.success() && stderr.trim().is_empty(), "{stderr}");
 
-    let security = Command::new("systemd-analyze")
+    let security = Command::new(crate::support::setup::program("systemd-analyze"))
         .args(["security", "--offline=true", "--threshold=20", "--no-pager"])
         .arg(&unit)
         .output()

@@ -1,7 +1,7 @@
 //! Python `requests` through the proxy, configured the way automation is:
 //! `HTTPS_PROXY` (with the proxy's credentials in it) and
-//! `REQUESTS_CA_BUNDLE`. `.ci/run` installs `requests` into
-//! `target/py-venv`; `MFAGATE_TEST_PYTHON` names another interpreter.
+//! `REQUESTS_CA_BUNDLE`. `requests` comes from `tests/py/requirements.txt`
+//! (installed on first use); `MFAGATE_TEST_PYTHON` names another interpreter.
 //! This machine exports `REQUESTS_CA_BUNDLE` and `CURL_CA_BUNDLE`, so every
 //! run sets or removes them explicitly.
 
@@ -27,17 +27,9 @@ except requests.exceptions.ProxyError as e:
     print(json.dumps({"error": "proxy", "detail": str(e)}))
 "#;
 
-fn python() -> String {
-    if let Ok(p) = std::env::var("MFAGATE_TEST_PYTHON") {
-        return p;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/py-venv/bin/python");
-    if Path::new(venv).exists() { venv.to_string() } else { "python3".to_string() }
-}
-
 /// `requests.get(url)` with `HTTPS_PROXY=proxy` and `REQUESTS_CA_BUNDLE=ca`.
 async fn requests_get(proxy: &str, ca: &Path, url: &str, token: &str) -> Value {
-    let mut cmd = tokio::process::Command::new(python());
+    let mut cmd = tokio::process::Command::new(crate::support::setup::python());
     cmd.arg("-c").arg(SCRIPT).arg(url);
     for var in PROXY_ENV {
         cmd.env_remove(var);
@@ -47,7 +39,7 @@ async fn requests_get(proxy: &str, ca: &Path, url: &str, token: &str) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("No module named 'requests'"),
-        "Python requests is missing: run .ci/run (it installs it into target/py-venv) or set MFAGATE_TEST_PYTHON"
+        "Python requests is missing from the interpreter MFAGATE_TEST_PYTHON names"
     );
     assert!(out.status.success(), "python failed: {stderr}");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))

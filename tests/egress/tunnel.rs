@@ -24,7 +24,7 @@ async fn a_blind_tunnel_shows_the_targets_own_certificate() {
     assert_eq!((out.connect, out.exit), (200, 60), "certificate check fails: {out:?}");
     // The exact certificate the client saw is the target's leaf (openssl
     // s_client through the proxy), and it verifies against the target's CA.
-    let mut cmd = tokio::process::Command::new("openssl");
+    let mut cmd = tokio::process::Command::new(crate::support::setup::program("openssl"));
     cmd.args(["s_client", "-proxy", &env.egress.unwrap().to_string(), "-connect", "files.example.net:443"])
         .args(["-servername", "files.example.net", "-verify_return_error", "-CAfile", &ca])
         .stdin(std::process::Stdio::null());

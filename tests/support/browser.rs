@@ -1,53 +1,18 @@
 //! Headless Chromium (Debian's `chromium`) for tests that open a page the
 //! gateway wrote: the DOM as the browser parsed it, what it wrote to its
-//! console, and a screenshot. Chromium is installed when it is missing.
+//! console, and a screenshot. Chromium is installed when it is missing
+//! (`setup`).
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-/// `$MFAGATE_CHROMIUM`, else `chromium` on the `PATH`, installed first
-/// when it is missing.
+/// `$MFAGATE_CHROMIUM`, else Debian's `chromium`, installed by the test
+/// setup when it is missing.
 pub fn chromium() -> PathBuf {
-    if let Some(path) = std::env::var_os("MFAGATE_CHROMIUM") {
-        return PathBuf::from(path);
+    match std::env::var_os("MFAGATE_CHROMIUM") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(super::setup::program("chromium")),
     }
-    static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
-    INSTALLED.get_or_init(|| install("chromium", "chromium")).clone()
-}
-
-/// `command` on the `PATH`, else Debian's `package` installed with apt (as
-/// root, as `.ci/run` does). A lock file under target/ keeps test binaries
-/// running at once from starting apt side by side.
-pub fn install(command: &str, package: &str) -> PathBuf {
-    if let Some(found) = on_path(command) {
-        return found;
-    }
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target/tmp is under target/");
-    let lock = target.join(format!("install-{package}.lock"));
-    let script = format!(
-        "command -v {command} >/dev/null || {{ export DEBIAN_FRONTEND=noninteractive; \
-         apt-get update -qq && apt-get install -y -qq --no-install-recommends {package}; }}"
-    );
-    let out = std::process::Command::new("flock")
-        .arg(&lock)
-        .args(["sh", "-c", &script])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run flock (util-linux) to install {package}: {e}"));
-    let found = on_path(command).filter(|_| out.status.success());
-    found.unwrap_or_else(|| {
-        panic!(
-            "{command} is missing, and still after `apt-get install -y {package}` ({}); install it as root, \
-             or point MFAGATE_CHROMIUM at a Chromium binary:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn on_path(command: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(command)).find(|p| p.is_file())
 }
 
 /// What one headless run printed.

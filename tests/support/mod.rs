@@ -14,6 +14,7 @@ pub mod process;
 pub mod py;
 pub mod raw;
 pub mod serve;
+pub mod setup;
 pub mod upstream;
 
 use std::net::SocketAddr;

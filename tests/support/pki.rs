@@ -25,8 +25,8 @@ impl Pki {
         Self::named(dir, "mfagate test root")
     }
 
-    /// A CA named `name`: two CAs in one bundle need distinct names, or a
-    /// verifier may try the wrong one.
+    /// A CA whose subject is `name` (two CAs with one subject confuse
+    /// clients that look issuers up by name).
     pub fn named(dir: &Path, name: &str) -> Self {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();

@@ -27,8 +27,19 @@ impl Gateway {
                 cmd.env_remove(k);
             }
         }
-        let mut child =
-            cmd.stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true).spawn().expect("mfagate starts");
+        Self::spawn(cmd, &config.display().to_string()).await
+    }
+
+    /// Starts `cmd` (the gateway, logging JSON lines to stderr, perhaps
+    /// through a wrapper) and waits until it listens; `what` names it in
+    /// failures.
+    pub async fn spawn(mut cmd: Command, what: &str) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -70,9 +81,14 @@ impl Gateway {
         self.seen.clone()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("still running")
+    }
+
     pub async fn signal(&self, name: &str) {
         let pid = self.child.id().expect("still running").to_string();
-        let status = Command::new("kill").args([&format!("-{name}"), &pid]).status().await.unwrap();
+        let status =
+            Command::new(super::setup::program("kill")).args([&format!("-{name}"), &pid]).status().await.unwrap();
         assert!(status.success(), "kill -{name} {pid}");
     }
 

@@ -1,20 +1,14 @@
-//! The Python interpreter with the packages of `tests/py/requirements.txt`,
+//! The Python interpreter with the packages of `tests/py/requirements.txt`
+//! (`setup` installs them),
 //! and a way to run the scripts in `tests/py/` without blocking the
 //! runtime.
 
 use std::path::PathBuf;
 
-/// `$MFAGATE_TEST_PYTHON`, else the venv `.ci/run` creates in `target/py-venv`.
+/// `$MFAGATE_TEST_PYTHON`, else the virtual environment `target/py-venv`,
+/// made on first use from `tests/py/requirements.txt`.
 pub fn python() -> PathBuf {
-    let path = std::env::var_os("MFAGATE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/py-venv/bin/python")));
-    assert!(
-        path.exists(),
-        "{} not found: create it with `python3 -m venv target/py-venv && target/py-venv/bin/pip install -r tests/py/requirements.txt` (as .ci/run does)",
-        path.display()
-    );
-    path
+    super::setup::python()
 }
 
 pub fn script(name: &str) -> PathBuf {
