@@ -5,62 +5,33 @@
 pub mod customers;
 pub mod egress;
 mod env;
+mod error;
 pub mod identity;
 pub mod limits;
 mod policy;
 pub mod raw;
+mod routes;
 mod server;
+mod values;
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use http::Uri;
-use http::uri::{Authority, Scheme};
-
-use crate::auth::claims::{audience_key, is_guid};
 pub use crate::auth::issuer::IssuerTemplate;
-use crate::error::ErrorFormat;
-use crate::host::{self as hosts, BadHost, HostPattern};
-use crate::policy::{Exemption, RouteKind, RoutePolicy};
+use crate::policy::Exemption;
 pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
+pub use error::ConfigError;
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
 pub use limits::{LimitsConfig, Rate, RateKey, RouteRate};
+use routes::route;
+pub use routes::{RouteConfig, UNMATCHED_ROUTE, UpstreamTarget};
 pub use server::{ServerConfig, TlsSource};
+pub use values::duration;
 
 /// The configuration compiled into the binary: `config/mfagate.toml`.
 pub const BUILT_IN: &str = include_str!("../config/mfagate.toml");
 /// Where `run` looks for a configuration file when none is named.
 pub const DEFAULT_PATH: &str = "config/mfagate.toml";
-/// The route label used for requests that match no route; reserved as a route name.
-pub const UNMATCHED_ROUTE: &str = "unmatched";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{key}: {reason}")]
-    Invalid { key: String, reason: String },
-}
-
-impl ConfigError {
-    pub fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Invalid { key: key.into(), reason: reason.into() }
-    }
-
-    /// The configuration key the error is about, when it is about one.
-    pub fn key(&self) -> Option<&str> {
-        match self {
-            Self::Invalid { key, .. } => Some(key),
-            Self::Read { .. } => None,
-        }
-    }
-}
 
 /// Where the configuration text comes from.
 #[derive(Debug, Clone)]
@@ -122,32 +93,6 @@ pub enum AuditSink {
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
     pub sink: AuditSink,
-}
-
-#[derive(Debug, Clone)]
-pub struct RouteConfig {
-    pub name: String,
-    pub path_prefix: String,
-    /// `route_host`'s form (a lower-case DNS name without a final dot,
-    /// `*.name`, or an address); `None` matches any host.
-    pub host: Option<String>,
-    pub upstream: UpstreamTarget,
-    pub upstream_ca: Option<PathBuf>,
-    /// Accepted audiences, as `audience_key` writes them.
-    pub audiences: Vec<String>,
-    pub policy: RoutePolicy,
-    pub rate_limits: Vec<RouteRate>,
-    /// How the gateway's own answers on this route are written.
-    pub error_format: ErrorFormat,
-}
-
-/// Where a route forwards to: scheme and authority, plus an optional base path
-/// that is put in front of the request's path.
-#[derive(Debug, Clone)]
-pub struct UpstreamTarget {
-    pub scheme: Scheme,
-    pub authority: Authority,
-    pub base_path: String,
 }
 
 impl Config {
@@ -317,151 +262,6 @@ fn audit(raw: &raw::Audit) -> Result<AuditConfig, ConfigError> {
         _ => return Err(ConfigError::invalid("audit.sink", "expected \"off\", \"stdout\" or \"file\"")),
     };
     Ok(AuditConfig { sink })
-}
-
-fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigError> {
-    let key = |field: &str| format!("routes[{i}].{field}");
-    let name_ok = !raw.name.is_empty()
-        && raw.name.len() <= 64
-        && raw.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !name_ok {
-        return Err(ConfigError::invalid(key("name"), "1-64 characters from a-z, 0-9, '-' and '_'"));
-    }
-    if raw.name == UNMATCHED_ROUTE {
-        return Err(ConfigError::invalid(key("name"), "\"unmatched\" is reserved"));
-    }
-    if !raw.path_prefix.starts_with('/') {
-        return Err(ConfigError::invalid(key("path_prefix"), "must start with '/'"));
-    }
-    let host = raw.host.as_deref().map(|h| route_host(&key("host"), h)).transpose()?;
-    let upstream = upstream_target(&key("upstream"), &raw.upstream)?;
-    let audiences: Vec<String> = raw.audiences.iter().map(|a| audience_key(a)).collect();
-    // The kind is inferred from the audiences as tokens are compared with them.
-    let normalised = raw::Route { audiences: audiences.clone(), ..raw.clone() };
-    let kind = policy::kind(&key("kind"), &normalised, upstream.authority.host())?;
-    // A login route checks token requests, which carry no token to check.
-    if audiences.is_empty() && kind != RouteKind::Login {
-        return Err(ConfigError::invalid(key("audiences"), "at least one audience is required"));
-    }
-    let rate_limits = limits::route_rates(&key("rate_limits"), &raw.rate_limits)?;
-    // A limit keyed on a claim nobody verified would let a forged token
-    // spend another principal's budget.
-    if let Some(j) = rate_limits.iter().position(|r| r.key.is_claim()) {
-        let why = match kind {
-            RouteKind::Login => Some("a login route has no token whose claims could key a limit; use key = \"peer\""),
-            _ if !raw.verify_signature => Some(
-                "this route does not verify token signatures (verify_signature = false), so its claims cannot key a limit; use key = \"peer\"",
-            ),
-            _ => None,
-        };
-        if let Some(why) = why {
-            return Err(ConfigError::invalid(key(&format!("rate_limits[{j}].key")), why));
-        }
-    }
-    let error_format = match raw.error_format.as_deref() {
-        Some(f) => ErrorFormat::parse(f).ok_or_else(|| {
-            ConfigError::invalid(key("error_format"), "expected \"partner-center\", \"arm\", \"graph\" or \"oauth\"")
-        })?,
-        None => ErrorFormat::infer(
-            kind == RouteKind::PartnerCenter,
-            kind == RouteKind::Login,
-            host.as_deref().into_iter().chain([upstream.authority.host()]),
-            &audiences,
-        ),
-    };
-    Ok(RouteConfig {
-        name: raw.name.clone(),
-        path_prefix: raw.path_prefix.clone(),
-        host,
-        upstream,
-        upstream_ca: raw.upstream_ca.as_ref().map(PathBuf::from),
-        audiences,
-        policy: policy::route_policy(i, raw, kind)?,
-        rate_limits,
-        error_format,
-    })
-}
-
-/// A route's `host` as requests and CONNECT targets are compared with it:
-/// the egress proxy's own `hosts::normalize` (lower-case, no final dot, a
-/// DNS name), `*.name` for every name below `name`, or an IP address
-/// written in full (reverse mode only: a CONNECT to an address is refused),
-/// an IPv6 one in brackets as a `Host` carries it.
-fn route_host(key: &str, h: &str) -> Result<String, ConfigError> {
-    if h.contains('*') {
-        return HostPattern::parse(h)
-            .filter(|_| hosts::is_wildcard(h))
-            .map(|p| p.as_str().to_string())
-            .ok_or_else(|| ConfigError::invalid(key, "a wildcard is only allowed as *.name, name a DNS name"));
-    }
-    match hosts::normalize(h) {
-        Ok(name) => Ok(name),
-        Err(BadHost::IpLiteral) => match h.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-            Ok(IpAddr::V4(ip)) => Ok(ip.to_string()),
-            Ok(IpAddr::V6(ip)) => Ok(format!("[{ip}]")),
-            Err(_) => Err(ConfigError::invalid(key, "an address must be written in full, e.g. 127.0.0.1")),
-        },
-        Err(BadHost::Invalid) => Err(ConfigError::invalid(
-            key,
-            "a DNS name without scheme, port or path (labels of 1-63 letters, digits, '-' or '_')",
-        )),
-    }
-}
-
-/// `https://host[:port][/base]`; plain `http://` only to a loopback address,
-/// since the request carries a bearer token.
-fn upstream_target(key: &str, s: &str) -> Result<UpstreamTarget, ConfigError> {
-    let uri: Uri = s.parse().map_err(|_| ConfigError::invalid(key, "not a valid URL"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
-        return Err(ConfigError::invalid(key, "an absolute https:// URL is required"));
-    };
-    if scheme == Scheme::HTTP && !is_loopback(authority.host()) {
-        return Err(ConfigError::invalid(key, "plain http:// is only allowed to a loopback address"));
-    }
-    if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
-        return Err(ConfigError::invalid(key, "scheme must be https (or http to loopback)"));
-    }
-    if uri.query().is_some() || authority.as_str().contains('@') {
-        return Err(ConfigError::invalid(key, "no query or user information allowed"));
-    }
-    let base_path = uri.path().trim_end_matches('/').to_string();
-    Ok(UpstreamTarget { scheme, authority, base_path })
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-fn guids(key: &str, values: &[String]) -> Result<Vec<String>, ConfigError> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            if is_guid(v) {
-                Ok(v.to_ascii_lowercase())
-            } else {
-                Err(ConfigError::invalid(format!("{key}[{i}]"), "not a GUID"))
-            }
-        })
-        .collect()
-}
-
-fn socket_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
-    s.parse().map_err(|_| ConfigError::invalid(key, "expected IP:PORT, e.g. 127.0.0.1:8443"))
-}
-
-/// Durations are written as `30s`, `5m`, `24h`, `250ms`.
-pub fn duration(key: &str, s: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(s).map_err(|e| ConfigError::invalid(key, format!("not a duration like \"30s\" ({e})")))
-}
-
-fn min_duration(key: &str, s: &str, min: Duration) -> Result<Duration, ConfigError> {
-    let d = duration(key, s)?;
-    if d < min {
-        return Err(ConfigError::invalid(key, format!("must be at least {}", humantime::format_duration(min))));
-    }
-    Ok(d)
 }
 
 /// One minimal route: what unit tests of other sections add to theirs.

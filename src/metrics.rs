@@ -17,7 +17,7 @@ use crate::error::Reason;
 pub use egress::EgressMetrics;
 
 pub use listener::{InFlight, ListenerMetrics};
-pub use route::{Verdict, LATENCY_BUCKETS, Observation, RouteMetrics};
+pub use route::{LATENCY_BUCKETS, Observation, RouteMetrics, Verdict};
 
 pub struct Metrics {
     registry: Registry,

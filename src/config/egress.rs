@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::{ConfigError, min_duration, socket_addr};
+use super::error::ConfigError;
+use super::values::{min_duration, socket_addr};
 use crate::host::{self as hosts, HostPattern};
 
 /// The section as written in the file.

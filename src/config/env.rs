@@ -3,7 +3,7 @@
 //! The value is read as a TOML value when it is one (`true`, `60`,
 //! `["a", "b"]`) and as a plain string otherwise.
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 pub const PREFIX: &str = "MFAGATE__";
 

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use http::Uri;
 
-use super::{ConfigError, IssuerTemplate, guids, is_loopback, min_duration, raw};
+use super::error::ConfigError;
+use super::raw;
+use super::values::{guids, is_loopback, min_duration};
+use crate::auth::issuer::IssuerTemplate;
 
 /// The shorthand source's name (its `source` metrics label).
 pub const SHORTHAND_SOURCE: &str = "default";

@@ -4,7 +4,9 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use super::{ConfigError, duration, raw};
+use super::error::ConfigError;
+use super::raw;
+use super::values::duration;
 
 /// The validated `[limits]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]

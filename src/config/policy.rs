@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{ConfigError, customers, guids, raw};
+use super::error::ConfigError;
+use super::values::guids;
+use super::{customers, raw};
 use crate::auth::claims::is_guid;
 use crate::policy::gdap::{Customers, GLOBAL_ADMINISTRATOR};
 use crate::policy::sam::{SCRIPTING_CLIENTS, SCRIPTING_CLIENTS_PRESET};

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{ConfigError, duration, min_duration, raw, socket_addr};
+use super::error::ConfigError;
+use super::raw;
+use super::values::{duration, min_duration, socket_addr};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 use crate::policy::{Mode, RouteKind};
 
 use crate::config::TEST_ROUTE as MINIMAL;

@@ -91,7 +91,12 @@ struct NpmTree {
 }
 
 const NPM_TREES: &[NpmTree] = &[
-    NpmTree { name: "ops", place: Place::OpsTools("npm"), source: "tests/tools", scripts: &["servicemonitor-check.mjs"] },
+    NpmTree {
+        name: "ops",
+        place: Place::OpsTools("npm"),
+        source: "tests/tools",
+        scripts: &["servicemonitor-check.mjs"],
+    },
     // undici for Node's fetch through the egress proxy (tests/clients.rs).
     NpmTree { name: "node", place: Place::Target("node-clients"), source: "tests/node", scripts: &[] },
 ];
