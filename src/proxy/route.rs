@@ -46,10 +46,20 @@ pub fn request_host(parts: &Parts) -> Option<String> {
 
 /// The first route matching the request.
 pub fn find<'a>(routes: &'a [Route], parts: &Parts) -> Option<&'a Route> {
+    first(routes, |r| &r.config, parts)
+}
+
+/// The first configured route matching the request, as `find` chooses it
+/// (for tools that judge a request without serving it).
+pub fn find_config<'a>(routes: &'a [RouteConfig], parts: &Parts) -> Option<&'a RouteConfig> {
+    first(routes, |r| r, parts)
+}
+
+fn first<'a, T>(routes: &'a [T], config: impl Fn(&T) -> &RouteConfig, parts: &Parts) -> Option<&'a T> {
     let path = parts.uri.path();
     let mut host: Option<Option<String>> = None;
     routes.iter().find(|route| {
-        let route = &route.config;
+        let route = config(route);
         if !path_matches(&route.path_prefix, path) {
             return false;
         }

@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::policy::{self, Check, Decision, Facts, Input, Mode, Presented, RouteKind, Rule, StepUp};
 use crate::proxy::facts;
 use crate::proxy::hygiene::Hygiene;
+use crate::proxy::route;
 use crate::rfc3339::unix_now;
 
 /// Exit status for "the gateway would not forward this as compliant".
@@ -134,15 +135,19 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
     let config = Config::load(source)?;
     let (header, claims_json) = decode_for_display(&token);
     let decoded = claims_json.as_ref().and_then(|v| Claims::parse(v.to_string().as_bytes()).ok()).map(Arc::new);
-    let route = pick_route(&config, args.route.as_deref(), decoded.as_deref())?;
-    let policy = &route.policy;
-    let now = unix_now();
-    let verify = policy.verify_signature && !args.no_verify;
     let mut parts = request(&token, args)?;
     // The gateway's request checks first: what they refuse, no token check sees.
     if let Err(rule) = Hygiene::new(&config.server).check(&mut parts) {
         return Err(CheckError::Refused(Reason::BadRequest, Some(rule), RefusedWhy(rule.sentence().to_string())));
     }
+    // A path given is judged under the route the gateway sends it to (its
+    // normalised form, as the gateway routes it): never under a route its
+    // path_prefix keeps it from.
+    let path = args.path.is_some().then_some(&parts);
+    let route = pick_route(&config, args.route.as_deref(), decoded.as_deref(), path)?;
+    let policy = &route.policy;
+    let now = unix_now();
+    let verify = policy.verify_signature && !args.no_verify;
     // The gateway's own fact gathering and decision, on the request as given.
     let facts = gather(&config, route, &parts, &token, verify, now)?;
     let outcome = policy::decide(policy, &facts, now);
@@ -275,21 +280,42 @@ fn decode_for_display(token: &str) -> (Option<Value>, Option<Value>) {
     (header, next())
 }
 
-/// `--route`, else the first route (not a login route) accepting the token's audience, else the first such route.
+/// `--route`, else the route the gateway picks for `request` (when a path
+/// was given), else the first route (not a login route) accepting the
+/// token's audience, else the first such route. A route that cannot take
+/// the request's path is refused as the gateway refuses it (`no_route`).
 fn pick_route<'c>(
     config: &'c Config,
     name: Option<&str>,
     claims: Option<&Claims>,
+    request: Option<&Parts>,
 ) -> Result<&'c RouteConfig, CheckError> {
+    let login = |name: &str| {
+        CheckError::Input(format!("route {name:?} is a login route: it checks token requests, not tokens"))
+    };
     if let Some(name) = name {
         let route = config.routes.iter().find(|r| r.name == name).ok_or_else(|| {
             let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
             CheckError::Input(format!("no route {name:?} (routes: {})", names.join(", ")))
         })?;
         if route.policy.kind == RouteKind::Login {
-            return Err(CheckError::Input(format!(
-                "route {name:?} is a login route: it checks token requests, not tokens"
-            )));
+            return Err(login(name));
+        }
+        if let Some(parts) = request
+            && !route::path_matches(&route.path_prefix, parts.uri.path())
+        {
+            let why = format!("route {name:?} does not take this path (path_prefix {:?})", route.path_prefix);
+            return Err(CheckError::Refused(Reason::NoRoute, None, RefusedWhy(why)));
+        }
+        return Ok(route);
+    }
+    if let Some(parts) = request {
+        let route = route::find_config(&config.routes, parts).ok_or_else(|| {
+            let why = "no route takes this path (and host)".to_string();
+            CheckError::Refused(Reason::NoRoute, None, RefusedWhy(why))
+        })?;
+        if route.policy.kind == RouteKind::Login {
+            return Err(login(&route.name));
         }
         return Ok(route);
     }
