@@ -456,16 +456,19 @@ audiences = ["https://graph.microsoft.com"]
     // --route names a route the path never reaches: the gateway would not
     // apply that route's policy to it.
     let aobo = env.idp.aobo().mint();
-    let out =
-        mfagate(&["check-token", "--config", config, "--json", "--route", "graph", "--path", "/v1/customers", &aobo], None)
-            .await;
+    let out = mfagate(
+        &["check-token", "--config", config, "--json", "--route", "graph", "--path", "/v1/customers", &aobo],
+        None,
+    )
+    .await;
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["reason"].as_str(), Some("no_route"), "{v}");
     // Where the path does reach the route, nothing changes.
     let out = mfagate(&["check-token", "--config", config, "--path", "/v1/customers", &pc], None).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    let out = mfagate(&["check-token", "--config", config, "--route", "graph", "--path", "/v1.0/me", &aobo], None).await;
+    let out =
+        mfagate(&["check-token", "--config", config, "--route", "graph", "--path", "/v1.0/me", &aobo], None).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(env.upstream.hits(), 0, "a refused request reached the upstream");
 }
