@@ -11,6 +11,8 @@ mod paths;
 mod rules;
 #[path = "answers/formats.rs"]
 mod formats;
+#[path = "answers/attacks.rs"]
+mod attacks;
 
 use support::idp::TID;
 use support::{Setup, TestEnv};

@@ -1,0 +1,145 @@
+//! Attempts on the collapsed path and the staged close: a customer hidden
+//! behind an empty segment or another spelling, a request smuggled in (or
+//! after) a body the gateway discards, and a client that trickles a body to
+//! hold a discarding connection. Every refusal asserts that the upstream
+//! was never reached.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+
+use crate::support::idp::OTHER_TID;
+use crate::support::{TestEnv, assert_rejected, raw};
+
+/// A tenant with no relationship with the partner.
+const STRANGER: &str = "5a5a5a5a-0000-4000-8000-000000000000";
+
+fn partner_center_with_customers() -> crate::support::Setup {
+    TestEnv::setup()
+        .route(&format!(
+            "path_prefix = \"/v1\"\ncustomers = [{{ tenant_id = \"{OTHER_TID}\", ends = \"2099-01-01T00:00:00Z\" }}]"
+        ))
+        .more_routes(&crate::routes())
+}
+
+/// The customer Partner Center would serve is the one checked, however the
+/// path spells it: empty segments, an encoded `customers`, a braced and
+/// encoded id, over HTTP/1.1 and HTTP/2.
+#[tokio::test]
+async fn a_customer_behind_an_empty_segment_is_the_one_checked() {
+    let env = partner_center_with_customers().start().await;
+    let token = env.idp.delegated().mint();
+    let upper = STRANGER.to_uppercase();
+    let hidden = [
+        format!("/v1/customers//{STRANGER}/orders"),
+        format!("/v1//customers/{STRANGER}"),
+        format!("//v1//customers///{STRANGER}//orders"),
+        format!("/v1/%63ustomers//{STRANGER}"),
+        format!("/v1/customers//%7B{upper}%7D/orders"),
+        format!("/v1/customers//{}", STRANGER.replace('-', "")),
+    ];
+    for http1 in [true, false] {
+        let client = crate::support::client(&env.pki.ca_pem, http1);
+        for path in &hidden {
+            let rsp = client.get(env.url(path)).bearer_auth(&token).send().await.unwrap();
+            assert_rejected(rsp, 403, "customer_not_allowed").await;
+        }
+    }
+    assert_eq!(env.upstream.hits(), 0, "a refused request reached the upstream");
+
+    // The customer with a relationship is forwarded in the form checked.
+    let rsp = env
+        .client
+        .get(env.url(&format!("/v1/customers//{}//orders", OTHER_TID.to_uppercase())))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(env.upstream.hits(), 1);
+    assert_eq!(env.upstream.last().path_and_query, format!("/v1/customers/{OTHER_TID}/orders"));
+}
+
+/// After an early answer the gateway reads the body only to throw it away:
+/// a request written inside that body, or pipelined after it, is never
+/// served, whatever the body's framing, `Expect: 100-continue` or HTTP/1.0
+/// keep-alive.
+#[tokio::test]
+async fn a_request_in_or_after_a_discarded_body_is_never_served() {
+    let env = crate::setup().start().await;
+    let no_mfa = env.idp.delegated().amr(&["pwd"]).mint();
+    let ok = env.idp.delegated().mint();
+    let inner = format!("GET /v1/customers HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ok}\r\n\r\n");
+    let head = |version: &str, extra: &str| {
+        format!("POST /v1/customers {version}\r\nHost: localhost\r\nAuthorization: Bearer {no_mfa}\r\n{extra}")
+    };
+    let sized = format!("Content-Length: {}\r\n\r\n{inner}", inner.len());
+    let chunked = format!("Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{inner}\r\n0\r\n\r\n", inner.len());
+    let cases = [
+        ("content-length", format!("{}{inner}", head("HTTP/1.1", &sized))),
+        ("chunked", format!("{}{inner}", head("HTTP/1.1", &chunked))),
+        ("expect 100-continue", format!("{}{inner}", head("HTTP/1.1", &format!("Expect: 100-continue\r\n{sized}")))),
+        ("HTTP/1.0 keep-alive", format!("{}{inner}", head("HTTP/1.0", &format!("Connection: keep-alive\r\n{sized}")))),
+    ];
+    for (what, request) in cases {
+        let answer = raw::send(env.addr, &env.pki.ca_pem, request.as_bytes(), Duration::from_secs(5)).await;
+        assert_eq!(statuses(&answer.text()), [401], "{what}: {}", answer.text());
+        assert!(answer.closed, "{what}: the connection stays open");
+        assert!(!answer.text().contains("100 Continue"), "{what}: {}", answer.text());
+        let body = answer.json().unwrap_or_else(|| panic!("{what}: {}", answer.text()));
+        assert_eq!(body["reason"], "mfa_required", "{what}: {body}");
+        assert_eq!(env.upstream.hits(), 0, "{what}: a request in a discarded body reached the upstream");
+    }
+}
+
+/// A refused upload trickled one byte at a time holds its connection for
+/// `discard_body_timeout` at most: the bytes do not restart the clock. While
+/// it is held the connection counts against `max_connections` (the next one
+/// is answered 503), and once closed it no longer does.
+#[tokio::test]
+async fn a_trickled_discard_is_bounded_by_its_timeout() {
+    let env = crate::setup().server("max_connections = 1\ndiscard_body_timeout = \"1s\"").start().await;
+    let no_mfa = env.idp.delegated().amr(&["pwd"]).mint();
+    let head =
+        format!("POST /v1/customers HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {no_mfa}\r\nContent-Length: 100000\r\n\r\n");
+    let tls = raw::connect(env.addr, &env.pki.ca_pem, &[b"http/1.1"]).await;
+    let (mut read, mut write) = tokio::io::split(tls);
+    write.write_all(head.as_bytes()).await.unwrap();
+    write.flush().await.unwrap();
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..400 {
+            if write.write_all(b"x").await.is_err() || write.flush().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let answer = raw::read_head(&mut read).await;
+    assert_eq!(answer.status(), Some(401), "{}", answer.text());
+
+    // Held by its discard: the one connection allowed is in use.
+    let rsp = env.client.get(env.url("/v1/customers")).bearer_auth(env.idp.delegated().mint()).send().await.unwrap();
+    assert_rejected(rsp, 503, "overloaded").await;
+
+    let closed = raw::read_until_closed(&mut read, Duration::from_secs(15)).await;
+    assert!(closed.closed, "the trickling connection is never closed");
+    let held = started.elapsed();
+    assert!(held < Duration::from_secs(5), "held for {held:?} by a trickle, past discard_body_timeout");
+    trickle.abort();
+
+    crate::support::eventually("the discarding connection is released", || async {
+        env.client.get(env.url("/v1/customers")).bearer_auth(env.idp.delegated().mint()).send().await.unwrap().status()
+            == 200
+    })
+    .await;
+    assert_eq!(env.upstream.hits(), 1, "only the compliant request after the close reached the upstream");
+}
+
+/// The status of every response in `text`, HTTP/1.0 or HTTP/1.1.
+fn statuses(text: &str) -> Vec<u16> {
+    text.match_indices("HTTP/1.")
+        .filter(|(i, _)| *i == 0 || text[..*i].ends_with('\n'))
+        .filter_map(|(i, _)| text.get(i + 9..i + 12).and_then(|s| s.parse().ok()))
+        .collect()
+}
