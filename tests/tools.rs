@@ -393,9 +393,18 @@ auth_context_id = "c1"
     let out = mfagate(&["check-token", "--config", config, &capable], None).await;
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("Decision: deny: mfa_required (HTTP 401)"), "{}", out.stdout);
-    assert!(out.stdout.contains(r#"WWW-Authenticate: Bearer realm="", authorization_uri="https://login.microsoftonline.com/"#), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(r#"WWW-Authenticate: Bearer realm="", authorization_uri="https://login.microsoftonline.com/"#),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains(r#"error="insufficient_claims", claims="eyJ"#), "{}", out.stdout);
-    assert!(out.stdout.contains(r#"claims (decoded): {"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(r#"claims (decoded): {"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#),
+        "{}",
+        out.stdout
+    );
     let out = mfagate(&["check-token", "--config", config, "--json", &capable], None).await;
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["step_up"]["claims"]["access_token"]["acrs"]["value"], "c1", "{v}");
@@ -471,4 +480,52 @@ audiences = ["https://graph.microsoft.com"]
         mfagate(&["check-token", "--config", config, "--route", "graph", "--path", "/v1.0/me", &aobo], None).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(env.upstream.hits(), 0, "a refused request reached the upstream");
+
+    // Routes guarded by host (egress interception) are routed by the host
+    // the client named: without a Host, the token's audience still picks
+    // among the routes whose path_prefix takes the path; with one, the
+    // route is the gateway's for that host and path.
+    let egress = write(
+        env.dir.path(),
+        "egress-routes.toml",
+        &format!(
+            r#"
+[identity]
+jwks_uri = "{}"
+
+[[routes]]
+name = "partner-center"
+host = "api.partnercenter.microsoft.com"
+upstream = "https://api.partnercenter.microsoft.com"
+audiences = ["https://api.partnercenter.microsoft.com"]
+
+[[routes]]
+name = "graph"
+host = "graph.microsoft.com"
+upstream = "https://graph.microsoft.com"
+audiences = ["https://graph.microsoft.com"]
+"#,
+            env.idp.url
+        ),
+    );
+    let egress = egress.to_str().unwrap();
+    let out = mfagate(&["check-token", "--config", egress, "--json", "--path", "/v1.0/me", &aobo], None).await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!((v["route"].as_str(), v["decision"].as_str()), (Some("graph"), Some("allow")), "{v}");
+    let host = ["--header", "Host: graph.microsoft.com"];
+    let out = mfagate(
+        &[&["check-token", "--config", egress, "--json", "--path", "/v1.0/me"], &host[..], &[&pc]].concat(),
+        None,
+    )
+    .await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!((v["route"].as_str(), v["reason"].as_str()), (Some("graph"), Some("bad_audience")), "{v}");
+    let host = ["--header", "Host: evil.example"];
+    let out = mfagate(
+        &[&["check-token", "--config", egress, "--json", "--path", "/v1.0/me"], &host[..], &[&pc]].concat(),
+        None,
+    )
+    .await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!(v["reason"].as_str(), Some("no_route"), "{v}");
 }

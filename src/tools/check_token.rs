@@ -144,7 +144,7 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
     // normalised form, as the gateway routes it): never under a route its
     // path_prefix keeps it from.
     let path = args.path.is_some().then_some(&parts);
-    let route = pick_route(&config, args.route.as_deref(), decoded.as_deref(), path)?;
+    let route = pick_route(&config, args.route.as_deref(), decoded.as_deref(), path, names_host(args))?;
     let policy = &route.policy;
     let now = unix_now();
     let verify = policy.verify_signature && !args.no_verify;
@@ -213,6 +213,11 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
     })
 }
 
+/// True when a `--header` names the request's `Host`.
+fn names_host(args: &CheckTokenArgs) -> bool {
+    args.header.iter().any(|h| h.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("host")))
+}
+
 /// The request `check-token` asks about: `GET --path` with the token as
 /// its bearer credential and the `--header` fields after it.
 fn request(token: &str, args: &CheckTokenArgs) -> Result<Parts, CheckError> {
@@ -228,7 +233,7 @@ fn request(token: &str, args: &CheckTokenArgs) -> Result<Parts, CheckError> {
     }
     // As a client of the reverse-proxy listener sends it; the route is the
     // one picked, not one chosen by host.
-    if !args.header.iter().any(|h| h.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("host"))) {
+    if !names_host(args) {
         builder = builder.header(http::header::HOST, "localhost");
     }
     let (parts, ()) = builder
@@ -280,15 +285,18 @@ fn decode_for_display(token: &str) -> (Option<Value>, Option<Value>) {
     (header, next())
 }
 
-/// `--route`, else the route the gateway picks for `request` (when a path
-/// was given), else the first route (not a login route) accepting the
-/// token's audience, else the first such route. A route that cannot take
-/// the request's path is refused as the gateway refuses it (`no_route`).
+/// `--route`, else the first route (not a login route) accepting the
+/// token's audience, else the first such route; with a path (`request`),
+/// only among the routes whose `path_prefix` takes it, and with a `Host`
+/// given (`host`), the route the gateway picks for that host and path. A
+/// route that cannot take the path is refused as the gateway refuses the
+/// request (`no_route`).
 fn pick_route<'c>(
     config: &'c Config,
     name: Option<&str>,
     claims: Option<&Claims>,
     request: Option<&Parts>,
+    host: bool,
 ) -> Result<&'c RouteConfig, CheckError> {
     let login = |name: &str| {
         CheckError::Input(format!("route {name:?} is a login route: it checks token requests, not tokens"))
@@ -309,17 +317,30 @@ fn pick_route<'c>(
         }
         return Ok(route);
     }
-    if let Some(parts) = request {
-        let route = route::find_config(&config.routes, parts).ok_or_else(|| {
-            let why = "no route takes this path (and host)".to_string();
-            CheckError::Refused(Reason::NoRoute, None, RefusedWhy(why))
-        })?;
+    let no_route = |why: &str| CheckError::Refused(Reason::NoRoute, None, RefusedWhy(why.to_string()));
+    if let Some(parts) = request
+        && host
+    {
+        let route =
+            route::find_config(&config.routes, parts).ok_or_else(|| no_route("no route takes this host and path"))?;
         if route.policy.kind == RouteKind::Login {
             return Err(login(&route.name));
         }
         return Ok(route);
     }
-    let api = || config.routes.iter().filter(|r| r.policy.kind != RouteKind::Login);
+    // Without a host, a route with one may be the one (an intercepted
+    // tunnel is routed by its CONNECT host): the path still has to fit.
+    let takes = |r: &RouteConfig| request.is_none_or(|p| route::path_matches(&r.path_prefix, p.uri.path()));
+    if !config.routes.iter().any(takes) {
+        return Err(no_route("no route takes this path"));
+    }
+    let api = || config.routes.iter().filter(|r| r.policy.kind != RouteKind::Login && takes(r));
+    if request.is_some()
+        && api().next().is_none()
+        && let Some(route) = config.routes.iter().find(|r| takes(r))
+    {
+        return Err(login(&route.name));
+    }
     let accepts =
         |r: &RouteConfig| claims.is_some_and(|c| c.aud.iter().any(|a| r.audiences.contains(&audience_key(a))));
     api()

@@ -100,8 +100,9 @@ async fn a_request_in_or_after_a_discarded_body_is_never_served() {
 async fn a_trickled_discard_is_bounded_by_its_timeout() {
     let env = crate::setup().server("max_connections = 1\ndiscard_body_timeout = \"1s\"").start().await;
     let no_mfa = env.idp.delegated().amr(&["pwd"]).mint();
-    let head =
-        format!("POST /v1/customers HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {no_mfa}\r\nContent-Length: 100000\r\n\r\n");
+    let head = format!(
+        "POST /v1/customers HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {no_mfa}\r\nContent-Length: 100000\r\n\r\n"
+    );
     let tls = raw::connect(env.addr, &env.pki.ca_pem, &[b"http/1.1"]).await;
     let (mut read, mut write) = tokio::io::split(tls);
     write.write_all(head.as_bytes()).await.unwrap();
