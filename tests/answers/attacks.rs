@@ -86,6 +86,20 @@ async fn a_request_in_or_after_a_discarded_body_is_never_served() {
         assert_eq!(statuses(&answer.text()), [401], "{what}: {}", answer.text());
         assert!(answer.closed, "{what}: the connection stays open");
         assert!(!answer.text().contains("100 Continue"), "{what}: {}", answer.text());
+        // `close` alone: an HTTP/1.0 client or proxy that reads a
+        // `keep-alive` token next to it would send its next request on a
+        // connection the gateway is closing.
+        let connection: Vec<&str> = answer
+            .text()
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+            .map(|(_, value)| value.trim())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|v| if v.eq_ignore_ascii_case("close") { "close" } else { "other" })
+            .collect();
+        assert_eq!(connection, ["close"], "{what}: {}", answer.text());
         let body = answer.json().unwrap_or_else(|| panic!("{what}: {}", answer.text()));
         assert_eq!(body["reason"], "mfa_required", "{what}: {body}");
         assert_eq!(env.upstream.hits(), 0, "{what}: a request in a discarded body reached the upstream");
