@@ -158,3 +158,26 @@ fn statuses(text: &str) -> Vec<u16> {
         .filter_map(|(i, _)| text.get(i + 9..i + 12).and_then(|s| s.parse().ok()))
         .collect()
 }
+
+/// `%2E` is now decoded and judged as a dot, so `%2E%2E%3B` became
+/// `..%3B`: a dot segment to a server that decodes before it strips path
+/// parameters (`..;` is one, and refused). Refused before any route is
+/// known, naming the rule; never forwarded.
+#[tokio::test]
+async fn an_encoded_parameter_cannot_hide_a_dot_segment() {
+    let env = crate::setup().start().await;
+    let token = env.idp.aobo().mint();
+    for path in ["/v1.0/%2e%2e%3b/users", "/v1.0/..%3B/users", "/v1.0/me/..%3bx/users", "/v1.0/.%3B/users"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n");
+        let answer = raw::send(env.addr, &env.pki.ca_pem, request.as_bytes(), Duration::from_secs(5)).await;
+        assert_eq!(answer.statuses(), [400], "{path}: {}", answer.text());
+        let body = answer.json().unwrap_or_else(|| panic!("{path}: {}", answer.text()));
+        assert_eq!(body["error"]["reason"], "bad_request", "{path}: {body}");
+        assert_eq!(
+            crate::description(&body),
+            "The request is malformed or ambiguous and was not forwarded (rule: dot_segment).",
+            "{path}"
+        );
+    }
+    assert_eq!(env.upstream.hits(), 0, "a refused request reached the upstream");
+}
