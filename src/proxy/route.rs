@@ -20,12 +20,16 @@ pub struct Route {
 /// True when `path` is `prefix` or lies below it on a segment boundary:
 /// `/v1` matches `/v1` and `/v1/customers`, not `/v1x`. Letters match in any
 /// case, as Microsoft's APIs read paths case-insensitively (`/V1` must not
-/// slip past a `/v1` route to another one).
+/// slip past a `/v1` route to another one). A path parameter ends the
+/// segment too (`/v1;x/customers`, also with `;` encoded): a server that
+/// strips parameters reads it as `/v1/customers`, so it must not slip past
+/// the `/v1` route either.
 pub fn path_matches(prefix: &str, path: &str) -> bool {
     match path.get(..prefix.len()) {
         Some(head) if head.eq_ignore_ascii_case(prefix) => {
             let rest = &path[prefix.len()..];
-            prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
+            let parameter = rest.starts_with(';') || rest.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("%3B"));
+            prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/') || parameter
         }
         _ => false,
     }
@@ -104,6 +108,9 @@ mod tests {
         assert!(!path_matches("/v1/", "/v1"));
         assert!(path_matches("/v1", "/V1/customers"));
         assert!(!path_matches("/v1", "/"));
+        assert!(path_matches("/v1", "/v1;x/customers"));
+        assert!(path_matches("/v1", "/V1%3bx"));
+        assert!(!path_matches("/v1", "/v1x;/customers"));
     }
 
     #[test]

@@ -181,3 +181,30 @@ async fn an_encoded_parameter_cannot_hide_a_dot_segment() {
     }
     assert_eq!(env.upstream.hits(), 0, "a refused request reached the upstream");
 }
+
+/// A route's `path_prefix` ends on a segment boundary, and a path parameter
+/// does not move it: `/v1;x/customers` is `/v1/customers` to a server that
+/// strips parameters (as `..;` is `..` to it), so it must not slip past the
+/// `/v1` route to a catch-all with a laxer policy on the same upstream.
+#[tokio::test]
+async fn a_path_parameter_does_not_move_a_route_boundary() {
+    let catch_all = r#"
+[[routes]]
+name = "catch-all"
+path_prefix = "/"
+upstream = "@UPSTREAM@"
+upstream_ca = "@CA@"
+audiences = ["https://api.partnercenter.microsoft.com"]
+mode = "report-only"
+"#;
+    let env = crate::setup().more_routes(catch_all).start().await;
+    let no_mfa = env.idp.delegated().amr(&["pwd"]).mint();
+    for path in ["/v1;x/customers", "/V1;/customers", "/v1%3Bx/customers", "/v1;x"] {
+        let rsp = env.client.get(env.url(path)).bearer_auth(&no_mfa).send().await.unwrap();
+        assert_rejected(rsp, 401, "mfa_required").await;
+    }
+    assert_eq!(env.upstream.hits(), 0, "a refused request reached the upstream");
+    // Another name is another route.
+    let rsp = env.client.get(env.url("/v1x/customers")).bearer_auth(&no_mfa).send().await.unwrap();
+    assert_eq!(rsp.status(), 200, "report-only on the catch-all");
+}
