@@ -190,6 +190,13 @@ async fn an_encoded_parameter_cannot_hide_a_dot_segment() {
 async fn a_path_parameter_does_not_move_a_route_boundary() {
     let catch_all = r#"
 [[routes]]
+name = "orders"
+path_prefix = "/v2/orders"
+upstream = "@UPSTREAM@"
+upstream_ca = "@CA@"
+audiences = ["https://api.partnercenter.microsoft.com"]
+
+[[routes]]
 name = "catch-all"
 path_prefix = "/"
 upstream = "@UPSTREAM@"
@@ -199,7 +206,8 @@ mode = "report-only"
 "#;
     let env = crate::setup().more_routes(catch_all).start().await;
     let no_mfa = env.idp.delegated().amr(&["pwd"]).mint();
-    for path in ["/v1;x/customers", "/V1;/customers", "/v1%3Bx/customers", "/v1;x"] {
+    for path in ["/v1;x/customers", "/V1;/customers", "/v1%3Bx/customers", "/v1;x", "/v2;x/orders;y/1", "/v2%3b/Orders"]
+    {
         let rsp = env.client.get(env.url(path)).bearer_auth(&no_mfa).send().await.unwrap();
         assert_rejected(rsp, 401, "mfa_required").await;
     }
