@@ -216,3 +216,22 @@ mode = "report-only"
     let rsp = env.client.get(env.url("/v1x/customers")).bearer_auth(&no_mfa).send().await.unwrap();
     assert_eq!(rsp.status(), 200, "report-only on the catch-all");
 }
+
+/// Exchange's legacy endpoints are named by their segment as a server reads
+/// it: with a path parameter (`/EWS;x/`, `/EWS%3B/`) it is still EWS, and a
+/// credential other than a bearer token there is legacy authentication. (It
+/// was refused anyway, as `missing_token`, while any rule enforces; the
+/// answer and the decision log named the wrong rule, and a route reporting
+/// only would have recorded it as a missing token.)
+#[tokio::test]
+async fn a_path_parameter_does_not_hide_an_exchange_legacy_endpoint() {
+    let env = TestEnv::setup()
+        .route("path_prefix = \"/\"\nmode = \"report-only\"\nrule_modes = { legacy_auth = \"enforce\" }")
+        .start()
+        .await;
+    for path in ["/EWS/Exchange.asmx", "/EWS;x/Exchange.asmx", "/ews%3B/Exchange.asmx", "/mapi;/emsmdb"] {
+        let rsp = env.client.get(env.url(path)).header("authorization", "X-Custom c2VjcmV0").send().await.unwrap();
+        assert_rejected(rsp, 401, "legacy_auth").await;
+    }
+    assert_eq!(env.upstream.hits(), 0, "a refused request reached the upstream");
+}
