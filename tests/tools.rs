@@ -520,6 +520,39 @@ audiences = ["https://graph.microsoft.com"]
     .await;
     let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
     assert_eq!((v["route"].as_str(), v["reason"].as_str()), (Some("graph"), Some("bad_audience")), "{v}");
+    // Routes without a host are chosen by path alone, the first that takes
+    // it, whatever the token's audience: a catch-all after Graph's prefix
+    // does not take /v1.0/me from it.
+    let catch_all = write(
+        env.dir.path(),
+        "catch-all.toml",
+        &format!(
+            r#"
+[identity]
+jwks_uri = "{}"
+
+[[routes]]
+name = "graph"
+path_prefix = "/v1.0"
+upstream = "https://graph.microsoft.com"
+audiences = ["https://graph.microsoft.com"]
+
+[[routes]]
+name = "partner-center"
+upstream = "https://api.partnercenter.microsoft.com"
+audiences = ["https://api.partnercenter.microsoft.com"]
+"#,
+            env.idp.url
+        ),
+    );
+    let catch_all = catch_all.to_str().unwrap();
+    let out = mfagate(&["check-token", "--config", catch_all, "--json", "--path", "/v1.0/me", &pc], None).await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!((v["route"].as_str(), v["reason"].as_str()), (Some("graph"), Some("bad_audience")), "{v}");
+    let out = mfagate(&["check-token", "--config", catch_all, "--json", "--path", "/v1/customers", &pc], None).await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!((v["route"].as_str(), v["decision"].as_str()), (Some("partner-center"), Some("allow")), "{v}");
+
     let host = ["--header", "Host: evil.example"];
     let out = mfagate(
         &[&["check-token", "--config", egress, "--json", "--path", "/v1.0/me"], &host[..], &[&pc]].concat(),

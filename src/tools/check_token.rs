@@ -286,11 +286,12 @@ fn decode_for_display(token: &str) -> (Option<Value>, Option<Value>) {
 }
 
 /// `--route`, else the first route (not a login route) accepting the
-/// token's audience, else the first such route; with a path (`request`),
-/// only among the routes whose `path_prefix` takes it, and with a `Host`
-/// given (`host`), the route the gateway picks for that host and path. A
-/// route that cannot take the path is refused as the gateway refuses the
-/// request (`no_route`).
+/// token's audience, else the first such route. With a path (`request`):
+/// with a `Host` given (`host`), the route the gateway picks for that host
+/// and path; without, the first route without a host that takes the path,
+/// else the above among the routes with a host that take it. A route that
+/// cannot take the path is refused as the gateway refuses the request
+/// (`no_route`).
 fn pick_route<'c>(
     config: &'c Config,
     name: Option<&str>,
@@ -328,11 +329,22 @@ fn pick_route<'c>(
         }
         return Ok(route);
     }
-    // Without a host, a route with one may be the one (an intercepted
-    // tunnel is routed by its CONNECT host): the path still has to fit.
+    // Without a host: the reverse-proxy listener sends a path to the first
+    // route without a host that takes it, whatever the token's audience.
+    // Only when none does may a route with a host be the one (an
+    // intercepted tunnel is routed by its CONNECT host), and the path still
+    // has to fit it.
     let takes = |r: &RouteConfig| request.is_none_or(|p| route::path_matches(&r.path_prefix, p.uri.path()));
     if !config.routes.iter().any(takes) {
         return Err(no_route("no route takes this path"));
+    }
+    if request.is_some()
+        && let Some(route) = config.routes.iter().find(|r| r.host.is_none() && takes(r))
+    {
+        if route.policy.kind == RouteKind::Login {
+            return Err(login(&route.name));
+        }
+        return Ok(route);
     }
     let api = || config.routes.iter().filter(|r| r.policy.kind != RouteKind::Login && takes(r));
     if request.is_some()
