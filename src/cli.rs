@@ -46,7 +46,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CheckTokenArgs {
-    /// The route whose policy applies [default: the first route accepting the token's audience]
+    /// The route whose policy applies; it must take --path [default: the gateway's route for --path (and a Host header), else the first route accepting the token's audience]
     #[arg(long, value_name = "NAME")]
     pub route: Option<String>,
     /// Do not check the signature (no key set is fetched); the claim rules still apply

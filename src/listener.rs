@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{CONNECTION, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::{Body as HttpBody, Incoming};
 use hyper::service::service_fn;
@@ -34,7 +33,7 @@ use tracing::{debug, warn};
 
 use crate::config::ServerConfig;
 use crate::proxy::{Body, Gateway};
-pub use discard::{Discard, Head};
+pub use discard::{Discard, Head, say_close};
 pub use inspect::{Fault, Inspected, Inspector};
 use load::{ConnActivity, Lane};
 pub use load::{Load, Tracked};
@@ -259,7 +258,8 @@ fn request(
         }
         (None, Lane::Normal, Some(_)) => None,
     };
-    let http1 = req.version() != Version::HTTP_2;
+    let version = req.version();
+    let http1 = version != Version::HTTP_2;
     let close = refusal.is_some();
     if let Some(refusal) = refusal {
         req.extensions_mut().insert(refusal);
@@ -271,7 +271,7 @@ fn request(
         // connection: its framing cannot be trusted. A stopping listener
         // closes the connection after this answer too: the answer says so.
         if http1 && (close || stop.is_cancelled() || rsp.status() == StatusCode::BAD_REQUEST) {
-            rsp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            say_close(&mut rsp, version);
         }
         rsp.map(|body| Tracked::new(body, active, in_flight))
     }

@@ -7,6 +7,8 @@ mod support;
 
 #[path = "answers/formats.rs"]
 mod formats;
+#[path = "answers/attacks.rs"]
+mod attacks;
 #[path = "answers/paths.rs"]
 mod paths;
 #[path = "answers/rules.rs"]

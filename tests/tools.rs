@@ -424,3 +424,141 @@ auth_context_id = "c1"
     assert_eq!((v["reason"].as_str(), v["rule"].as_str()), (Some("bad_request"), Some("encoded_slash")), "{v}");
     assert!(!out.stdout.contains("a%2Fb"), "the request's own text is not echoed: {}", out.stdout);
 }
+
+/// `check-token --path` must judge a path under the route the gateway
+/// sends it to. The gateway routes on the (normalised) path: a path no
+/// route's `path_prefix` takes is answered 404 `no_route`, and a path under
+/// another route's prefix is held to that route's policy. `check-token`
+/// picked its route by the token's audience (or `--route`) whatever the
+/// path, so it called requests compliant that the gateway refuses.
+#[tokio::test]
+async fn check_token_judges_a_path_under_the_route_the_gateway_picks() {
+    let graph = r#"
+[[routes]]
+name = "graph"
+path_prefix = "/v1.0"
+upstream = "@UPSTREAM@"
+upstream_ca = "@CA@"
+audiences = ["https://graph.microsoft.com"]
+"#;
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(graph).start().await;
+    let config = env.config_path.to_str().unwrap();
+    let pc = env.idp.delegated().mint();
+
+    // No route takes /v2: the gateway answers 404, check-token must not allow.
+    let rsp = env.client.get(env.url("/v2/customers")).bearer_auth(&pc).send().await.unwrap();
+    support::assert_rejected(rsp, 404, "no_route").await;
+    let out = mfagate(&["check-token", "--config", config, "--json", "--path", "/v2/customers", &pc], None).await;
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!((v["reason"].as_str(), v["status"].as_u64()), (Some("no_route"), Some(404)), "{v}");
+
+    // /v1.0/me is Graph's: a Partner Center token is refused there by the
+    // gateway, whatever route its audience would pick.
+    let rsp = env.client.get(env.url("/v1.0//me")).bearer_auth(&pc).send().await.unwrap();
+    support::assert_rejected(rsp, 401, "bad_audience").await;
+    let out = mfagate(&["check-token", "--config", config, "--json", "--path", "/v1.0//me", &pc], None).await;
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!((v["route"].as_str(), v["reason"].as_str()), (Some("graph"), Some("bad_audience")), "{v}");
+
+    // --route names a route the path never reaches: the gateway would not
+    // apply that route's policy to it.
+    let aobo = env.idp.aobo().mint();
+    let out = mfagate(
+        &["check-token", "--config", config, "--json", "--route", "graph", "--path", "/v1/customers", &aobo],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["reason"].as_str(), Some("no_route"), "{v}");
+    // Where the path does reach the route, nothing changes.
+    let out = mfagate(&["check-token", "--config", config, "--path", "/v1/customers", &pc], None).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out =
+        mfagate(&["check-token", "--config", config, "--route", "graph", "--path", "/v1.0/me", &aobo], None).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(env.upstream.hits(), 0, "a refused request reached the upstream");
+
+    // Routes guarded by host (egress interception) are routed by the host
+    // the client named: without a Host, the token's audience still picks
+    // among the routes whose path_prefix takes the path; with one, the
+    // route is the gateway's for that host and path.
+    let egress = write(
+        env.dir.path(),
+        "egress-routes.toml",
+        &format!(
+            r#"
+[identity]
+jwks_uri = "{}"
+
+[[routes]]
+name = "partner-center"
+host = "api.partnercenter.microsoft.com"
+upstream = "https://api.partnercenter.microsoft.com"
+audiences = ["https://api.partnercenter.microsoft.com"]
+
+[[routes]]
+name = "graph"
+host = "graph.microsoft.com"
+upstream = "https://graph.microsoft.com"
+audiences = ["https://graph.microsoft.com"]
+"#,
+            env.idp.url
+        ),
+    );
+    let egress = egress.to_str().unwrap();
+    let out = mfagate(&["check-token", "--config", egress, "--json", "--path", "/v1.0/me", &aobo], None).await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!((v["route"].as_str(), v["decision"].as_str()), (Some("graph"), Some("allow")), "{v}");
+    let host = ["--header", "Host: graph.microsoft.com"];
+    let out = mfagate(
+        &[&["check-token", "--config", egress, "--json", "--path", "/v1.0/me"], &host[..], &[&pc]].concat(),
+        None,
+    )
+    .await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!((v["route"].as_str(), v["reason"].as_str()), (Some("graph"), Some("bad_audience")), "{v}");
+    // Routes without a host are chosen by path alone, the first that takes
+    // it, whatever the token's audience: a catch-all after Graph's prefix
+    // does not take /v1.0/me from it.
+    let catch_all = write(
+        env.dir.path(),
+        "catch-all.toml",
+        &format!(
+            r#"
+[identity]
+jwks_uri = "{}"
+
+[[routes]]
+name = "graph"
+path_prefix = "/v1.0"
+upstream = "https://graph.microsoft.com"
+audiences = ["https://graph.microsoft.com"]
+
+[[routes]]
+name = "partner-center"
+upstream = "https://api.partnercenter.microsoft.com"
+audiences = ["https://api.partnercenter.microsoft.com"]
+"#,
+            env.idp.url
+        ),
+    );
+    let catch_all = catch_all.to_str().unwrap();
+    let out = mfagate(&["check-token", "--config", catch_all, "--json", "--path", "/v1.0/me", &pc], None).await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!((v["route"].as_str(), v["reason"].as_str()), (Some("graph"), Some("bad_audience")), "{v}");
+    let out = mfagate(&["check-token", "--config", catch_all, "--json", "--path", "/v1/customers", &pc], None).await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!((v["route"].as_str(), v["decision"].as_str()), (Some("partner-center"), Some("allow")), "{v}");
+
+    let host = ["--header", "Host: evil.example"];
+    let out = mfagate(
+        &[&["check-token", "--config", egress, "--json", "--path", "/v1.0/me"], &host[..], &[&pc]].concat(),
+        None,
+    )
+    .await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!(v["reason"].as_str(), Some("no_route"), "{v}");
+}

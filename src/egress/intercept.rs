@@ -174,11 +174,12 @@ pub(super) async fn serve(
             };
             let guard = TunnelRequest { tunnel: &tunnel, state: &state };
             let routed = Routed { host: &tunnel.target.host, authority: &tunnel.authority, guard: &guard };
+            let version = req.version();
             let mut rsp = gateway.handle_routed(req, peer, &routed).await;
             // After a refused HTTP/1 request nothing more is read from the
             // connection: its framing cannot be trusted.
             if !h2 && rsp.status() == http::StatusCode::BAD_REQUEST {
-                rsp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                listener::say_close(&mut rsp, version);
             }
             Ok::<_, Infallible>(rsp)
         })

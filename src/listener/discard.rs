@@ -44,7 +44,7 @@ impl Discard {
         if head.version >= Version::HTTP_2 || body.is_end_stream() {
             return;
         }
-        rsp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        say_close(rsp, head.version);
         // A client that asked for 100 (Continue) waits for it before it
         // sends the body; reading the body now would make hyper send it.
         if head.expects_continue {
@@ -55,6 +55,19 @@ impl Discard {
             return;
         }
         tokio::spawn(discard(body, *self));
+    }
+}
+
+/// Marks `rsp`, the answer to an HTTP/1 request of `version`, as the last
+/// one of its connection: `Connection: close`, and nothing else. An answer
+/// to HTTP/1.0 is marked HTTP/1.0 as well: hyper adds `keep-alive` to the
+/// `Connection` of an HTTP/1.1 answer given to an HTTP/1.0 keep-alive
+/// request, and a client or proxy that reads that token would send its next
+/// request on a connection being closed.
+pub fn say_close<B>(rsp: &mut Response<B>, version: Version) {
+    rsp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    if version < Version::HTTP_11 {
+        *rsp.version_mut() = version;
     }
 }
 

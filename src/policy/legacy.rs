@@ -18,12 +18,11 @@ const EXCHANGE_LEGACY: [&str; 5] = ["ews", "microsoft-server-activesync", "autod
 pub use crate::auth::credentials::Scheme as Credential;
 
 /// True when a path segment names one of Exchange's legacy endpoints
-/// (`/EWS/`, `/Microsoft-Server-ActiveSync`, `/autodiscover/`, `/rpc/`, `/mapi/`).
+/// (`/EWS/`, `/Microsoft-Server-ActiveSync`, `/autodiscover/`, `/rpc/`,
+/// `/mapi/`), compared as `ws_trust` compares them: percent-decoded, without
+/// path parameters or a trailing dot or space (`/EWS;x/` is EWS too).
 pub fn is_exchange_legacy(path: &str) -> bool {
-    path.split('/').any(|raw| {
-        let segment = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-        EXCHANGE_LEGACY.iter().any(|e| segment.eq_ignore_ascii_case(e))
-    })
+    path.split('/').map(segment_name).any(|name| EXCHANGE_LEGACY.iter().any(|e| name.eq_ignore_ascii_case(e)))
 }
 
 /// Exchange's legacy endpoints take only a bearer token: any other
@@ -175,6 +174,9 @@ mod tests {
             "/rpc/rpcproxy.dll",
             "/mapi/emsmdb/",
             "/exo/%45WS/Exchange.asmx",
+            "/EWS;x/Exchange.asmx",
+            "/ews%3B/Exchange.asmx",
+            "/mapi;/emsmdb",
         ] {
             let path = path.split('?').next().unwrap();
             assert!(is_exchange_legacy(path), "{path}");

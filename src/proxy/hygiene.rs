@@ -252,8 +252,12 @@ pub fn normalize_path(path: &str) -> Result<Option<String>, RequestRule> {
         // §5.2.4 has the client remove dot segments, as browsers, curl and
         // Microsoft's SDKs do): a request that carries one was written to
         // find where the gateway and the upstream disagree, and resolving
-        // it would rewrite the segments the client named.
+        // it would rewrite the segments the client named. An encoded `;`
+        // counts too (written `%3B` once normalised): a server that decodes
+        // before it strips parameters reads `..%3B` as `..;`, and `%2E%2E%3B`
+        // is `..%3B` once its dots are decoded.
         let name = segment.split(';').next().unwrap_or(segment);
+        let name = name.split("%3B").next().unwrap_or(name);
         if name == "." || name == ".." {
             return Err(RequestRule::DotSegment);
         }
@@ -392,6 +396,11 @@ mod tests {
             ("/v1/%2E%2e/admin", DotSegment),
             ("/v1/.%2e/admin", DotSegment),
             ("/v1//../admin", DotSegment),
+            ("/v1/..%3B/admin", DotSegment),
+            ("/v1/..%3bx/admin", DotSegment),
+            ("/v1/%2e%2e%3b/admin", DotSegment),
+            ("/v1/.%3B/admin", DotSegment),
+            ("/v1/customers.%3Bx/admin", TrailingDotOrSpace),
             ("/v1/..%2fadmin", EncodedSlash),
             ("/v1%2F..%2Fadmin", EncodedSlash),
             ("/v1\\..\\admin", Backslash),

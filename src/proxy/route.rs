@@ -20,14 +20,37 @@ pub struct Route {
 /// True when `path` is `prefix` or lies below it on a segment boundary:
 /// `/v1` matches `/v1` and `/v1/customers`, not `/v1x`. Letters match in any
 /// case, as Microsoft's APIs read paths case-insensitively (`/V1` must not
-/// slip past a `/v1` route to another one).
+/// slip past a `/v1` route to another one). Segments are compared without
+/// their path parameters (`;x`, also with `;` encoded): a server that strips
+/// them reads `/v1;x/customers` as `/v1/customers`, so it must not slip past
+/// a `/v1` or `/v1/customers` route either.
 pub fn path_matches(prefix: &str, path: &str) -> bool {
-    match path.get(..prefix.len()) {
-        Some(head) if head.eq_ignore_ascii_case(prefix) => {
-            let rest = &path[prefix.len()..];
-            prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
+    let (Some(prefix), Some(path)) = (prefix.strip_prefix('/'), path.strip_prefix('/')) else {
+        return false;
+    };
+    let mut have = path.split('/');
+    let mut want = prefix.split('/').peekable();
+    while let Some(w) = want.next() {
+        let h = have.next();
+        // A prefix ending with `/`: anything below it.
+        if w.is_empty() && want.peek().is_none() {
+            return h.is_some();
         }
-        _ => false,
+        match h {
+            Some(h) if without_parameters(h).eq_ignore_ascii_case(w) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// A path segment up to its first parameter (`;`, or `;` percent-encoded).
+fn without_parameters(segment: &str) -> &str {
+    let raw = segment.find(';');
+    let encoded = segment.as_bytes().windows(3).position(|w| w.eq_ignore_ascii_case(b"%3b"));
+    match raw.into_iter().chain(encoded).min() {
+        Some(end) => &segment[..end],
+        None => segment,
     }
 }
 
@@ -46,10 +69,20 @@ pub fn request_host(parts: &Parts) -> Option<String> {
 
 /// The first route matching the request.
 pub fn find<'a>(routes: &'a [Route], parts: &Parts) -> Option<&'a Route> {
+    first(routes, |r| &r.config, parts)
+}
+
+/// The first configured route matching the request, as `find` chooses it
+/// (for tools that judge a request without serving it).
+pub fn find_config<'a>(routes: &'a [RouteConfig], parts: &Parts) -> Option<&'a RouteConfig> {
+    first(routes, |r| r, parts)
+}
+
+fn first<'a, T>(routes: &'a [T], config: impl Fn(&T) -> &RouteConfig, parts: &Parts) -> Option<&'a T> {
     let path = parts.uri.path();
     let mut host: Option<Option<String>> = None;
     routes.iter().find(|route| {
-        let route = &route.config;
+        let route = config(route);
         if !path_matches(&route.path_prefix, path) {
             return false;
         }
@@ -94,6 +127,15 @@ mod tests {
         assert!(!path_matches("/v1/", "/v1"));
         assert!(path_matches("/v1", "/V1/customers"));
         assert!(!path_matches("/v1", "/"));
+        assert!(path_matches("/v1", "/v1;x/customers"));
+        assert!(path_matches("/v1", "/V1%3bx"));
+        assert!(!path_matches("/v1", "/v1x;/customers"));
+        assert!(path_matches("/v1/customers", "/v1;x/customers;y/abc"));
+        assert!(path_matches("/v1/customers", "/V1%3B/Customers"));
+        assert!(!path_matches("/v1/customers", "/v1/customersx"));
+        assert!(!path_matches("/v1/customers", "/v1;x"));
+        assert!(path_matches("/v1/", "/v1;x/y"));
+        assert!(!path_matches("/v1/", "/v1;x"));
     }
 
     #[test]

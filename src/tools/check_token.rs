@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::policy::{self, Check, Decision, Facts, Input, Mode, Presented, RouteKind, Rule, StepUp};
 use crate::proxy::facts;
 use crate::proxy::hygiene::Hygiene;
+use crate::proxy::route;
 use crate::rfc3339::unix_now;
 
 /// Exit status for "the gateway would not forward this as compliant".
@@ -134,15 +135,19 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
     let config = Config::load(source)?;
     let (header, claims_json) = decode_for_display(&token);
     let decoded = claims_json.as_ref().and_then(|v| Claims::parse(v.to_string().as_bytes()).ok()).map(Arc::new);
-    let route = pick_route(&config, args.route.as_deref(), decoded.as_deref())?;
-    let policy = &route.policy;
-    let now = unix_now();
-    let verify = policy.verify_signature && !args.no_verify;
     let mut parts = request(&token, args)?;
     // The gateway's request checks first: what they refuse, no token check sees.
     if let Err(rule) = Hygiene::new(&config.server).check(&mut parts) {
         return Err(CheckError::Refused(Reason::BadRequest, Some(rule), RefusedWhy(rule.sentence().to_string())));
     }
+    // A path given is judged under the route the gateway sends it to (its
+    // normalised form, as the gateway routes it): never under a route its
+    // path_prefix keeps it from.
+    let path = args.path.is_some().then_some(&parts);
+    let route = pick_route(&config, args.route.as_deref(), decoded.as_deref(), path, names_host(args))?;
+    let policy = &route.policy;
+    let now = unix_now();
+    let verify = policy.verify_signature && !args.no_verify;
     // The gateway's own fact gathering and decision, on the request as given.
     let facts = gather(&config, route, &parts, &token, verify, now)?;
     let outcome = policy::decide(policy, &facts, now);
@@ -208,6 +213,11 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
     })
 }
 
+/// True when a `--header` names the request's `Host`.
+fn names_host(args: &CheckTokenArgs) -> bool {
+    args.header.iter().any(|h| h.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("host")))
+}
+
 /// The request `check-token` asks about: `GET --path` with the token as
 /// its bearer credential and the `--header` fields after it.
 fn request(token: &str, args: &CheckTokenArgs) -> Result<Parts, CheckError> {
@@ -223,7 +233,7 @@ fn request(token: &str, args: &CheckTokenArgs) -> Result<Parts, CheckError> {
     }
     // As a client of the reverse-proxy listener sends it; the route is the
     // one picked, not one chosen by host.
-    if !args.header.iter().any(|h| h.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("host"))) {
+    if !names_host(args) {
         builder = builder.header(http::header::HOST, "localhost");
     }
     let (parts, ()) = builder
@@ -275,25 +285,74 @@ fn decode_for_display(token: &str) -> (Option<Value>, Option<Value>) {
     (header, next())
 }
 
-/// `--route`, else the first route (not a login route) accepting the token's audience, else the first such route.
+/// `--route`, else the first route (not a login route) accepting the
+/// token's audience, else the first such route. With a path (`request`):
+/// with a `Host` given (`host`), the route the gateway picks for that host
+/// and path; without, the first route without a host that takes the path,
+/// else the above among the routes with a host that take it. A route that
+/// cannot take the path is refused as the gateway refuses the request
+/// (`no_route`).
 fn pick_route<'c>(
     config: &'c Config,
     name: Option<&str>,
     claims: Option<&Claims>,
+    request: Option<&Parts>,
+    host: bool,
 ) -> Result<&'c RouteConfig, CheckError> {
+    let login = |name: &str| {
+        CheckError::Input(format!("route {name:?} is a login route: it checks token requests, not tokens"))
+    };
     if let Some(name) = name {
         let route = config.routes.iter().find(|r| r.name == name).ok_or_else(|| {
             let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
             CheckError::Input(format!("no route {name:?} (routes: {})", names.join(", ")))
         })?;
         if route.policy.kind == RouteKind::Login {
-            return Err(CheckError::Input(format!(
-                "route {name:?} is a login route: it checks token requests, not tokens"
-            )));
+            return Err(login(name));
+        }
+        if let Some(parts) = request
+            && !route::path_matches(&route.path_prefix, parts.uri.path())
+        {
+            let why = format!("route {name:?} does not take this path (path_prefix {:?})", route.path_prefix);
+            return Err(CheckError::Refused(Reason::NoRoute, None, RefusedWhy(why)));
         }
         return Ok(route);
     }
-    let api = || config.routes.iter().filter(|r| r.policy.kind != RouteKind::Login);
+    let no_route = |why: &str| CheckError::Refused(Reason::NoRoute, None, RefusedWhy(why.to_string()));
+    if let Some(parts) = request
+        && host
+    {
+        let route =
+            route::find_config(&config.routes, parts).ok_or_else(|| no_route("no route takes this host and path"))?;
+        if route.policy.kind == RouteKind::Login {
+            return Err(login(&route.name));
+        }
+        return Ok(route);
+    }
+    // Without a host: the reverse-proxy listener sends a path to the first
+    // route without a host that takes it, whatever the token's audience.
+    // Only when none does may a route with a host be the one (an
+    // intercepted tunnel is routed by its CONNECT host), and the path still
+    // has to fit it.
+    let takes = |r: &RouteConfig| request.is_none_or(|p| route::path_matches(&r.path_prefix, p.uri.path()));
+    if !config.routes.iter().any(takes) {
+        return Err(no_route("no route takes this path"));
+    }
+    if request.is_some()
+        && let Some(route) = config.routes.iter().find(|r| r.host.is_none() && takes(r))
+    {
+        if route.policy.kind == RouteKind::Login {
+            return Err(login(&route.name));
+        }
+        return Ok(route);
+    }
+    let api = || config.routes.iter().filter(|r| r.policy.kind != RouteKind::Login && takes(r));
+    if request.is_some()
+        && api().next().is_none()
+        && let Some(route) = config.routes.iter().find(|r| takes(r))
+    {
+        return Err(login(&route.name));
+    }
     let accepts =
         |r: &RouteConfig| claims.is_some_and(|c| c.aud.iter().any(|a| r.audiences.contains(&audience_key(a))));
     api()

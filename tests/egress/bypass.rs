@@ -296,3 +296,35 @@ async fn ambiguous_http1_framing_inside_a_tunnel_is_refused() {
     }
     assert_eq!(env.upstream.hits(), 0);
 }
+
+/// Inside an intercepted tunnel the path is normalised as on the reverse
+/// listener, and the customer checked is the one the upstream is sent:
+/// empty segments and other spellings cannot hide a Partner Center
+/// customer, over HTTP/1.1 and HTTP/2.
+#[tokio::test]
+async fn an_empty_segment_in_a_tunnel_cannot_hide_a_customer() {
+    use crate::support::idp::OTHER_TID;
+    const STRANGER: &str = "5a5a5a5a-0000-4000-8000-000000000000";
+    let customers = format!("customers = [{{ tenant_id = \"{OTHER_TID}\", ends = \"2099-01-01T00:00:00Z\" }}]");
+    let env = guarded().route(&customers).egress("").start().await;
+    let ca = std::fs::read_to_string(env.egress_ca.as_ref().unwrap()).unwrap();
+    let token = env.idp.delegated().mint();
+    let base = format!("https://{PC_HOST}");
+    for http2 in [false, true] {
+        let client = proxied_client(&env, &ca, http2);
+        for path in [
+            format!("//v1//customers//{STRANGER}/orders"),
+            format!("/v1/customers//%7B{}%7D", STRANGER.to_uppercase()),
+            format!("/v1/%63ustomers///{STRANGER}"),
+        ] {
+            let rsp = client.get(format!("{base}{path}")).bearer_auth(&token).send().await.unwrap();
+            assert_rejected(rsp, 403, "customer_not_allowed").await;
+        }
+    }
+    assert_eq!(env.upstream.hits(), 0, "a refused request reached the upstream");
+    let client = proxied_client(&env, &ca, false);
+    let rsp =
+        client.get(format!("{base}//v1//customers//{OTHER_TID}//orders")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(env.upstream.last().path_and_query, format!("/v1/customers/{OTHER_TID}/orders"));
+}
