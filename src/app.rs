@@ -160,7 +160,7 @@ impl App {
         let watcher = tokio::spawn(Arc::clone(&self.reloader).watch_files(stop.clone()));
         let gateway = tokio::spawn(listener::serve_gateway(
             self.listener,
-            Arc::clone(&self.current) as Arc<dyn listener::Live>,
+            Arc::clone(&self.current),
             Arc::clone(&self.load),
             stop.clone(),
         ));

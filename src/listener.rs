@@ -32,7 +32,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::config::ServerConfig;
-use crate::proxy::{Body, Gateway};
+use crate::metrics::InFlight;
+use crate::proxy::Body;
 pub use discard::{Discard, Head, say_close};
 pub use inspect::{Fault, Inspected, Inspector};
 use load::{ConnActivity, Lane};
@@ -67,10 +68,20 @@ impl Endpoint {
     }
 }
 
-/// The serving state the listener reads: the endpoint and gateway of the
+/// What answers a connection's requests: the request pipeline, handed to
+/// the listener by the serving state.
+pub trait Pipeline: Send + Sync + 'static {
+    /// Counts an open client connection until the guard is dropped.
+    fn connection(&self) -> InFlight;
+    /// Answers one request.
+    fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// The serving state the listener reads: the endpoint and pipeline of the
 /// configuration being served now (a reload swaps both).
 pub trait Live: Send + Sync + 'static {
-    fn gateway(&self) -> (Arc<Endpoint>, Arc<Gateway>);
+    type Pipeline: Pipeline;
+    fn gateway(&self) -> (Arc<Endpoint>, Arc<Self::Pipeline>);
 }
 
 fn builders(server: &ServerConfig) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
@@ -95,7 +106,7 @@ fn builders(server: &ServerConfig) -> (auto::Builder<TokioExecutor>, auto::Build
 
 /// Serves the TLS listener until `stop`, then lets open connections finish
 /// for up to the configured `drain_grace` before closing them.
-pub async fn serve_gateway(listener: TcpListener, current: Arc<dyn Live>, load: Arc<Load>, stop: CancellationToken) {
+pub async fn serve_gateway<L: Live>(listener: TcpListener, current: Arc<L>, load: Arc<Load>, stop: CancellationToken) {
     let tracker = TaskTracker::new();
     let abort = CancellationToken::new();
     loop {
@@ -141,17 +152,17 @@ pub async fn serve_gateway(listener: TcpListener, current: Arc<dyn Live>, load: 
     }
 }
 
-struct Conn {
+struct Conn<L> {
     peer: SocketAddr,
     lane: Lane,
-    current: Arc<dyn Live>,
+    current: Arc<L>,
     load: Arc<Load>,
     stop: CancellationToken,
     abort: CancellationToken,
 }
 
-impl Conn {
-    async fn serve(self, tcp: TcpStream, (endpoint, gateway): (Arc<Endpoint>, Arc<Gateway>)) {
+impl<L: Live> Conn<L> {
+    async fn serve(self, tcp: TcpStream, (endpoint, gateway): (Arc<Endpoint>, Arc<L::Pipeline>)) {
         let _open = gateway.connection();
         drop(gateway);
         let server = &endpoint.server;
@@ -229,16 +240,16 @@ impl Conn {
 /// Hands one request to the gateway current now, marking it refused when the
 /// connection is faulty or the process overloaded.
 #[allow(clippy::too_many_arguments)]
-fn request(
+fn request<L: Live>(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     lane: Lane,
-    current: &Arc<dyn Live>,
+    current: &Arc<L>,
     load: &Arc<Load>,
     activity: &Arc<ConnActivity>,
     fault: &Fault,
     stop: &CancellationToken,
-) -> impl Future<Output = Response<Tracked<Body>>> + Send + use<> {
+) -> impl Future<Output = Response<Tracked<Body>>> + Send + use<L> {
     let (endpoint, gateway) = current.gateway();
     let active = activity.enter();
     let in_flight = match lane {
@@ -266,7 +277,7 @@ fn request(
     }
     let stop = stop.clone();
     async move {
-        let mut rsp = gateway.handle(req, peer).await;
+        let mut rsp = gateway.answer(req, peer).await;
         // After a refused request nothing more is read from an HTTP/1
         // connection: its framing cannot be trusted. A stopping listener
         // closes the connection after this answer too: the answer says so.

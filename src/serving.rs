@@ -303,6 +303,8 @@ impl Current {
 }
 
 impl listener::Live for Current {
+    type Pipeline = Gateway;
+
     fn gateway(&self) -> (Arc<Endpoint>, Arc<Gateway>) {
         let state = self.state.load();
         (Arc::clone(&state.endpoint), Arc::clone(&state.gateway))

@@ -5,10 +5,10 @@
 
 mod support;
 
-#[path = "answers/formats.rs"]
-mod formats;
 #[path = "answers/attacks.rs"]
 mod attacks;
+#[path = "answers/formats.rs"]
+mod formats;
 #[path = "answers/paths.rs"]
 mod paths;
 #[path = "answers/rules.rs"]

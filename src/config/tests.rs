@@ -1,6 +1,6 @@
 use super::*;
-use std::time::Duration;
 use crate::policy::{Mode, RouteKind};
+use std::time::Duration;
 
 use crate::config::TEST_ROUTE as MINIMAL;
 

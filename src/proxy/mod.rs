@@ -15,6 +15,7 @@ pub mod record;
 pub mod route;
 pub mod token_request;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -77,6 +78,16 @@ pub struct Gateway {
     hygiene: Hygiene,
     limits: Limits,
     discard: Discard,
+}
+
+impl crate::listener::Pipeline for Gateway {
+    fn connection(&self) -> InFlight {
+        Gateway::connection(self)
+    }
+
+    fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send {
+        self.handle(req, peer)
+    }
 }
 
 impl Gateway {
