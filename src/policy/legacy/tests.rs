@@ -1,0 +1,578 @@
+use super::*;
+
+#[test]
+fn exchange_endpoints() {
+    for path in [
+        "/EWS/Exchange.asmx",
+        "/Microsoft-Server-ActiveSync?Cmd=Sync",
+        "/autodiscover/autodiscover.xml",
+        "/rpc/rpcproxy.dll",
+        "/mapi/emsmdb/",
+        "/exo/%45WS/Exchange.asmx",
+        "/EWS;x/Exchange.asmx",
+        "/ews%3B/Exchange.asmx",
+        "/mapi;/emsmdb",
+    ] {
+        let path = path.split('?').next().unwrap();
+        assert!(is_exchange_legacy(path), "{path}");
+        assert_eq!(exchange(path, Credential::Basic), Check::Fail(Reason::LegacyAuth), "{path}");
+        assert_eq!(exchange(path, Credential::Other), Check::Fail(Reason::LegacyAuth), "{path}");
+        assert_eq!(exchange(path, Credential::Bearer), Check::Pass, "{path}");
+        assert_eq!(exchange(path, Credential::None), Check::Skip, "{path}");
+    }
+    for path in ["/v1/customers", "/ewsx/", "/api/mapping", "/v1.0/users"] {
+        assert!(!is_exchange_legacy(path), "{path}");
+        assert_eq!(exchange(path, Credential::Other), Check::Skip);
+    }
+}
+
+const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+const PW: Check = Check::Fail(Reason::PasswordGrant);
+const LEGACY: Check = Check::Fail(Reason::LegacyAuth);
+
+fn parse(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Result<TokenRequest, RequestRule> {
+    TokenRequest::parse(query, content_type, body)
+}
+
+/// A multipart body; each part is `(its headers, its value)`, CR LF line endings.
+fn multipart(boundary: &str, parts: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = String::new();
+    for (headers, value) in parts {
+        body.push_str(&format!("--{boundary}\r\n{headers}\r\n\r\n{value}\r\n"));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    body.into_bytes()
+}
+
+fn named(name: &str) -> String {
+    format!("Content-Disposition: form-data; {name}")
+}
+
+fn utf16le(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+fn utf16be_bom(text: &str) -> Vec<u8> {
+    [0xfe, 0xff].into_iter().chain(text.encode_utf16().flat_map(u16::to_be_bytes)).collect()
+}
+
+/// Name, query, Content-Type, body, and the check (`Err` when refused).
+type Case<'a> = (&'a str, Option<&'a str>, Option<String>, Vec<u8>, Result<Check, ()>);
+
+#[test]
+fn token_requests_in_every_form_a_lenient_server_reads() {
+    let mp = |b: &str| format!("multipart/form-data; boundary={b}");
+    let grant = |name: &str, value: &str| multipart("x", &[(&named(name), value)]);
+    let mpx = Some("multipart/form-data; boundary=x");
+    let cases: Vec<Case> = vec![
+        // Form bodies: names in any case and encoding, values trimmed.
+        ("plain", None, FORM.map(Into::into), b"grant_type=password".to_vec(), Ok(PW)),
+        ("name case", None, FORM.map(Into::into), b"Grant_Type=password".to_vec(), Ok(PW)),
+        ("upper case", None, FORM.map(Into::into), b"GRANT_TYPE=PASSWORD".to_vec(), Ok(PW)),
+        ("encoded name", None, FORM.map(Into::into), b"grant%5Ftype=password".to_vec(), Ok(PW)),
+        ("encoded letters", None, FORM.map(Into::into), b"%67rant%5ftype=%70assword".to_vec(), Ok(PW)),
+        ("plus as space", None, FORM.map(Into::into), b"grant_type=+password+".to_vec(), Ok(PW)),
+        ("NUL and tab", None, FORM.map(Into::into), b"grant_type=%00password%09".to_vec(), Ok(PW)),
+        ("NUL inside", None, FORM.map(Into::into), b"grant_type=pass%00word".to_vec(), Ok(PW)),
+        ("no-break space", None, FORM.map(Into::into), b"grant_type=%C2%A0password".to_vec(), Ok(PW)),
+        ("long s", None, FORM.map(Into::into), b"grant_type=pa%C5%BF%C5%BFword".to_vec(), Ok(PW)),
+        ("name padded", None, FORM.map(Into::into), b"+grant_type+=password".to_vec(), Ok(PW)),
+        ("after another", None, FORM.map(Into::into), b"grant_type=refresh_token&grant_type=password".to_vec(), Ok(PW)),
+        (
+            "before another",
+            None,
+            FORM.map(Into::into),
+            b"grant_type=password&grant_type=refresh_token".to_vec(),
+            Ok(PW),
+        ),
+        ("percent-u value", None, FORM.map(Into::into), b"grant_type=%u0070assword".to_vec(), Ok(PW)),
+        ("percent-u name", None, FORM.map(Into::into), b"grant%u005Ftype=password".to_vec(), Ok(PW)),
+        ("percent-u in the query", Some("grant_type=%U0050ASSWORD"), None, Vec::new(), Ok(PW)),
+        ("utf-8 byte order mark", None, FORM.map(Into::into), "\u{feff}grant_type=password".into(), Ok(PW)),
+        // The query, whatever the body says.
+        ("query", Some("grant_type=password"), None, Vec::new(), Ok(PW)),
+        (
+            "query name case",
+            Some("GRANT_type=password"),
+            FORM.map(Into::into),
+            b"grant_type=refresh_token".to_vec(),
+            Ok(PW),
+        ),
+        (
+            "query under multipart",
+            Some("Grant_Type=password"),
+            mpx.map(Into::into),
+            grant("name=grant_type", "refresh_token"),
+            Ok(PW),
+        ),
+        // The form reading, whatever the declared type, unless multipart.
+        ("no content type", None, None, b"grant_type=password".to_vec(), Ok(PW)),
+        ("declared JSON", None, Some("application/json".into()), b"grant_type=password".to_vec(), Ok(PW)),
+        (
+            "utf-8 quoted",
+            None,
+            Some("application/x-www-form-urlencoded; charset=\"UTF-8\"".into()),
+            b"grant_type=password".to_vec(),
+            Ok(PW),
+        ),
+        (
+            "us-ascii",
+            None,
+            Some("application/x-www-form-urlencoded;charset=us-ascii".into()),
+            b"grant_type=password".to_vec(),
+            Ok(PW),
+        ),
+        (
+            "latin-1",
+            None,
+            Some("Application/X-WWW-Form-Urlencoded ; Charset = ISO-8859-1".into()),
+            b"grant_type=password".to_vec(),
+            Ok(PW),
+        ),
+        // Multipart.
+        (
+            "multipart quoted",
+            None,
+            Some("multipart/form-data; boundary=\"x\"".into()),
+            grant("name=\"grant_type\"", "password"),
+            Ok(PW),
+        ),
+        ("multipart unquoted", None, mpx.map(Into::into), grant("name=grant_type", "password"), Ok(PW)),
+        (
+            "multipart any case",
+            None,
+            Some("MULTIPART/FORM-DATA; BOUNDARY=x".into()),
+            grant("NAME=\"GRANT_TYPE\"", "PassWord"),
+            Ok(PW),
+        ),
+        ("multipart RFC 5987", None, mpx.map(Into::into), grant("name*=UTF-8''grant%5Ftype", "password"), Ok(PW)),
+        (
+            "multipart RFC 5987 latin-1",
+            None,
+            mpx.map(Into::into),
+            grant("NAME*=iso-8859-1'en'grant_type", "password"),
+            Ok(PW),
+        ),
+        (
+            "multipart encoded word",
+            None,
+            mpx.map(Into::into),
+            grant("name=\"=?utf-8?B?Z3JhbnRfdHlwZQ==?=\"", "password"),
+            Ok(PW),
+        ),
+        ("multipart Q word", None, mpx.map(Into::into), grant("name==?UTF-8?Q?grant=5Ftype?=", "password"), Ok(PW)),
+        (
+            "multipart two names",
+            None,
+            mpx.map(Into::into),
+            grant("name=a; name*=UTF-8''grant_type", "password"),
+            Ok(PW),
+        ),
+        ("multipart declared a form", None, FORM.map(Into::into), grant("name=grant_type", "password"), Ok(PW)),
+        ("multipart undeclared", None, None, grant("name=grant_type", "password"), Ok(PW)),
+        (
+            "multipart sniffed after a blank line",
+            None,
+            None,
+            [b"\r\n".as_slice(), &grant("name=grant_type", "password")].concat(),
+            Ok(PW),
+        ),
+        (
+            "multipart delimiter inside the preamble",
+            None,
+            Some(mp("b")),
+            b"junk--b\r\nContent-Disposition: form-data; name=grant_type\r\n\r\npassword\r\n--b--".to_vec(),
+            Ok(PW),
+        ),
+        (
+            "multipart LF",
+            None,
+            Some(mp("b")),
+            b"--b\nContent-Disposition: form-data; name=grant_type\n\npassword\n--b--".to_vec(),
+            Ok(PW),
+        ),
+        (
+            "multipart preamble and epilogue",
+            None,
+            Some(mp("b")),
+            b"hello\r\n--b\r\nContent-Disposition: form-data; name=grant_type\r\n\r\npassword\r\n--b--\r\ngrant_type=x"
+                .to_vec(),
+            Ok(PW),
+        ),
+        (
+            "multipart padding",
+            None,
+            Some(mp("b")),
+            b"--b \t\r\ncontent-disposition:form-data;name = grant_type\r\n\r\n\r\n password\t\r\n--b-- \r\n".to_vec(),
+            Ok(PW),
+        ),
+        (
+            "multipart file",
+            None,
+            mpx.map(Into::into),
+            grant("name=\"grant_type\"; filename=\"g.txt\"", "password"),
+            Ok(PW),
+        ),
+        (
+            "multipart second disposition",
+            None,
+            mpx.map(Into::into),
+            multipart("x", &[(&format!("{}\r\n{}", named("name=a"), named("name=grant_type")), "password")]),
+            Ok(PW),
+        ),
+        (
+            "multipart 7bit",
+            None,
+            mpx.map(Into::into),
+            multipart(
+                "x",
+                &[(&format!("{}\r\nContent-Transfer-Encoding: 7BIT", named("name=grant_type")), "password")],
+            ),
+            Ok(PW),
+        ),
+        (
+            "multipart among others",
+            None,
+            mpx.map(Into::into),
+            multipart("x", &[(&named("name=grant_type"), "refresh_token"), (&named("name=grant_type"), "password")]),
+            Ok(PW),
+        ),
+        (
+            "multipart boundary with spaces",
+            None,
+            Some("multipart/form-data; boundary=\"a b\"".into()),
+            multipart("a b", &[(&named("name=grant_type"), "password")]),
+            Ok(PW),
+        ),
+        // JSON.
+        ("JSON", None, Some("application/json".into()), br#"{"grant_type":"password"}"#.to_vec(), Ok(PW)),
+        ("JSON key case", None, FORM.map(Into::into), br#"{"Grant_Type":" PASSWORD "}"#.to_vec(), Ok(PW)),
+        (
+            "JSON duplicate keys",
+            None,
+            None,
+            br#"{"grant_type":"refresh_token","grant_type":"password"}"#.to_vec(),
+            Ok(PW),
+        ),
+        ("JSON array", None, None, br#"{"grant_type":["refresh_token","password"]}"#.to_vec(), Ok(PW)),
+        ("JSON escapes", None, None, br#"{"grant\u005Ftype":"pass\u0077ord"}"#.to_vec(), Ok(PW)),
+        ("JSON byte order mark", None, None, "\u{feff}{\"grant_type\":\"password\"}".into(), Ok(PW)),
+        // UTF-16 in disguise.
+        ("UTF-16LE form", None, FORM.map(Into::into), utf16le("client_id=c&grant_type=password"), Ok(PW)),
+        ("UTF-16BE JSON with BOM", None, None, utf16be_bom(r#"{"grant_type":"password"}"#), Ok(PW)),
+        (
+            "UTF-16LE multipart",
+            None,
+            None,
+            utf16le("--b\r\nContent-Disposition: form-data; name=grant_type\r\n\r\npassword\r\n--b--"),
+            Ok(PW),
+        ),
+        // The SAML bearer grants that complete WS-Trust sign-ins.
+        (
+            "SAML 1.1",
+            None,
+            FORM.map(Into::into),
+            b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Asaml1_1-bearer".to_vec(),
+            Ok(LEGACY),
+        ),
+        (
+            "SAML 2",
+            None,
+            FORM.map(Into::into),
+            b"grant_type=urn:ietf:params:oauth:grant-type:saml2-bearer&assertion=x".to_vec(),
+            Ok(LEGACY),
+        ),
+        (
+            "SAML upper case",
+            None,
+            None,
+            b"GRANT_TYPE=URN:IETF:PARAMS:OAUTH:GRANT-TYPE:SAML2-BEARER".to_vec(),
+            Ok(LEGACY),
+        ),
+        (
+            "SAML in multipart",
+            None,
+            mpx.map(Into::into),
+            grant("name=grant_type", " urn:ietf:params:oauth:grant-type:saml1_1-bearer "),
+            Ok(LEGACY),
+        ),
+        (
+            "SAML and password",
+            None,
+            FORM.map(Into::into),
+            b"grant_type=urn:ietf:params:oauth:grant-type:saml2-bearer&grant_type=password".to_vec(),
+            Ok(PW),
+        ),
+        // No grant type.
+        ("empty", None, None, Vec::new(), Ok(Check::Skip)),
+        ("other parameters", None, FORM.map(Into::into), b"client_id=x&grant_typex=password".to_vec(), Ok(Check::Skip)),
+        ("JSON without one", None, None, br#"{"a":1,"b":{"grant_type":"password"}}"#.to_vec(), Ok(Check::Skip)),
+        ("JSON array body", None, None, br#"["grant_type","password"]"#.to_vec(), Ok(Check::Skip)),
+        (
+            "multipart part without a name",
+            None,
+            mpx.map(Into::into),
+            multipart("x", &[("Content-Type: text/plain", "password")]),
+            Ok(Check::Skip),
+        ),
+        // Other grants.
+        (
+            "refresh_token",
+            None,
+            FORM.map(Into::into),
+            b"grant_type=refresh_token&refresh_token=0.A".to_vec(),
+            Ok(Check::Pass),
+        ),
+        (
+            "a password parameter",
+            None,
+            FORM.map(Into::into),
+            b"grant_type=authorization_code&code=x&password=literal".to_vec(),
+            Ok(Check::Pass),
+        ),
+        ("password as a prefix", None, FORM.map(Into::into), b"grant_type=passwordx".to_vec(), Ok(Check::Pass)),
+        ("password with a space", None, FORM.map(Into::into), b"grant_type=pass+word".to_vec(), Ok(Check::Pass)),
+        (
+            "multipart client_credentials",
+            None,
+            mpx.map(Into::into),
+            multipart(
+                "x",
+                &[
+                    (&named("name=grant_type"), "client_credentials"),
+                    (&named("name=client_secret"), "a&grant_type=password"),
+                ],
+            ),
+            Ok(Check::Pass),
+        ),
+        (
+            "jwt-bearer",
+            None,
+            FORM.map(Into::into),
+            b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer".to_vec(),
+            Ok(Check::Pass),
+        ),
+        // Refused: what cannot be read unambiguously.
+        (
+            "UTF-16 charset",
+            None,
+            Some("application/x-www-form-urlencoded; charset=utf-16".into()),
+            b"grant_type=refresh_token".to_vec(),
+            Err(()),
+        ),
+        (
+            "UTF-16LE charset quoted",
+            None,
+            Some("application/json; CHARSET=\"UTF-16LE\"".into()),
+            b"{}".to_vec(),
+            Err(()),
+        ),
+        ("a second charset", None, Some("text/plain; charset=utf-8; charset=utf-7".into()), Vec::new(), Err(())),
+        (
+            "unterminated quote",
+            None,
+            Some("application/x-www-form-urlencoded; charset=\"utf-8".into()),
+            Vec::new(),
+            Err(()),
+        ),
+        (
+            "not a media type",
+            None,
+            Some("application/x-www-form-urlencoded, multipart/form-data".into()),
+            Vec::new(),
+            Err(()),
+        ),
+        (
+            "multipart without boundary",
+            None,
+            Some("multipart/form-data".into()),
+            grant("name=grant_type", "password"),
+            Err(()),
+        ),
+        ("multipart empty boundary", None, Some("multipart/form-data; boundary=\"\"".into()), Vec::new(), Err(())),
+        (
+            "multipart two boundaries",
+            None,
+            Some("multipart/form-data; boundary=x; boundary=y".into()),
+            grant("name=grant_type", "x"),
+            Err(()),
+        ),
+        ("multipart long boundary", None, Some(mp(&"b".repeat(71))), multipart(&"b".repeat(71), &[]), Err(())),
+        ("multipart body is a form", None, mpx.map(Into::into), b"grant_type=refresh_token".to_vec(), Err(())),
+        (
+            "multipart other boundary",
+            None,
+            mpx.map(Into::into),
+            multipart("y", &[(&named("name=grant_type"), "x")]),
+            Err(()),
+        ),
+        (
+            "multipart unclosed",
+            None,
+            mpx.map(Into::into),
+            b"--x\r\nContent-Disposition: form-data; name=a\r\n\r\nb".to_vec(),
+            Err(()),
+        ),
+        (
+            "multipart delimiter only in the preamble, with junk",
+            None,
+            mpx.map(Into::into),
+            b"a--xb\r\n".to_vec(),
+            Err(()),
+        ),
+        (
+            "multipart delimiter with junk",
+            None,
+            mpx.map(Into::into),
+            b"--x\r\nContent-Disposition: form-data; name=a\r\n\r\nb\r\n--xjunk\r\n\r\nc\r\n--x--".to_vec(),
+            Err(()),
+        ),
+        (
+            "multipart part without header end",
+            None,
+            mpx.map(Into::into),
+            b"--x\r\nContent-Disposition: form-data; name=a\r\n--x--".to_vec(),
+            Err(()),
+        ),
+        (
+            "multipart base64",
+            None,
+            mpx.map(Into::into),
+            multipart(
+                "x",
+                &[(&format!("{}\r\nContent-Transfer-Encoding: base64", named("name=grant_type")), "cGFzc3dvcmQ=")],
+            ),
+            Err(()),
+        ),
+        (
+            "multipart quoted-printable",
+            None,
+            mpx.map(Into::into),
+            multipart("x", &[(&format!("content-transfer-encoding: Quoted-Printable\r\n{}", named("name=a")), "x")]),
+            Err(()),
+        ),
+        (
+            "multipart part charset",
+            None,
+            mpx.map(Into::into),
+            multipart("x", &[(&format!("{}\r\nContent-Type: text/plain; charset=utf-16", named("name=a")), "x")]),
+            Err(()),
+        ),
+        (
+            "multipart nested",
+            None,
+            mpx.map(Into::into),
+            multipart("x", &[(&format!("{}\r\nContent-Type: multipart/mixed; boundary=y", named("name=a")), "--y--")]),
+            Err(()),
+        ),
+        (
+            "multipart folded header",
+            None,
+            mpx.map(Into::into),
+            multipart("x", &[("Content-Disposition: form-data;\r\n name=grant_type", "password")]),
+            Err(()),
+        ),
+        (
+            "multipart header without colon",
+            None,
+            mpx.map(Into::into),
+            multipart("x", &[("Content-Disposition form-data; name=a", "x")]),
+            Err(()),
+        ),
+        (
+            "multipart continued name",
+            None,
+            mpx.map(Into::into),
+            grant("name*0=grant_; name*1=type", "password"),
+            Err(()),
+        ),
+        (
+            "multipart RFC 5987 other charset",
+            None,
+            mpx.map(Into::into),
+            grant("name*=UTF-16''%00g", "password"),
+            Err(()),
+        ),
+        (
+            "sniffed, does not parse",
+            None,
+            FORM.map(Into::into),
+            b"--x\r\nContent-Disposition: form-data; name=grant_type\r\n\r\npassword\r\n".to_vec(),
+            Err(()),
+        ),
+    ];
+    assert!(cases.len() >= 30);
+    for (name, query, content_type, body, expected) in cases {
+        let got = parse(query, content_type.as_deref(), &body).map(|r| r.check()).map_err(|_| ());
+        assert_eq!(got, expected, "{name}");
+    }
+}
+
+#[test]
+fn fields_are_read_from_every_source_in_order() {
+    let ropc =
+        parse(Some("client_id=q"), FORM, b"Client_Id=c&grant_type=password&USERNAME=+u%40x+&password=p").unwrap();
+    assert_eq!(ropc.check(), PW);
+    assert_eq!(ropc.client_id.as_deref(), Some("q"), "the query comes first");
+    assert_eq!(ropc.username.as_deref(), Some("u@x"));
+    assert_eq!(ropc.grant_label(), Some("password"));
+    let body = multipart("x", &[(&named("name=grant_type"), "refresh_token"), (&named("name=username"), "m")]);
+    let mp = parse(Some("grant_type=a"), None, &body).unwrap();
+    assert_eq!(mp.grant_types, ["a", "refresh_token"]);
+    assert_eq!(mp.username.as_deref(), Some("m"));
+    let json = parse(None, None, br#"{"grant_type":"client_credentials","client_id":"j"}"#).unwrap();
+    assert_eq!(
+        (json.grant_types.as_slice(), json.client_id.as_deref()),
+        (&["client_credentials".to_string()][..], Some("j"))
+    );
+    let plain = parse(None, FORM, b"grant_type=refresh_token").unwrap();
+    assert_eq!(plain.grant_types, ["refresh_token"], "one reading of a plain body");
+    let long = parse(None, FORM, format!("grant_type={}", "x".repeat(100)).as_bytes()).unwrap();
+    assert_eq!(long.grant_label(), Some("other"));
+    let jwt = parse(None, FORM, b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer").unwrap();
+    assert_eq!(jwt.grant_label(), Some("urn:ietf:params:oauth:grant-type:jwt-bearer"));
+}
+
+#[test]
+fn ws_trust_endpoints() {
+    for path in [
+        "/rst2.srf",
+        "/RST2.SRF",
+        "/%72st2.srf",
+        "/common/rst2.srf",
+        "/extSTS.srf",
+        "/_forms/extsts.srf;x=1",
+        "/adfs/services/trust/13/usernamemixed",
+        "/adfs/services/trust/2005/usernamemixed",
+        "/adfs/services/trust/13/windowstransport",
+        "/adfs/services/trust/2005/windowstransport",
+        "/adfs/services/trust/13/windowsmixed",
+        "/adfs/services/trust/2005/windows",
+        "/adfs/services/trust/13/usernamebasictransport",
+        "/adfs/services/trust/2005/kerberosmixed",
+        "/adfs/services/trust/13/username",
+        "/ADFS/Services/Trust/13/UserNameMixed",
+        "/adfs/services/%74rust/13/username%4Dixed",
+        "/adfs/services/trust/13/usernamemixed/",
+        "/adfs/services/trust/13/usernamemixed;v=1",
+        "/adfs/services/trust;x/13/usernamemixed",
+        "/df845f1a-1e2f-4f5e-9a7c-0b1c2d3e4f50/winauth/trust/2005/usernamemixed",
+        "/winauth/trust/2005/windowstransport",
+    ] {
+        assert!(ws_trust(path), "{path}");
+    }
+    for path in [
+        "/organizations/oauth2/v2.0/token",
+        "/common/oauth2/token",
+        "/adfs/oauth2/token",
+        "/adfs/services/trust/mex",
+        "/adfs/services/trust/13/certificatemixed",
+        "/adfs/ls/",
+        "/rst2.srfx",
+        "/trust",
+        "/usernamemixed",
+        "/v1/trusted/13/usernamemixed",
+    ] {
+        assert!(!ws_trust(path), "{path}");
+    }
+}
