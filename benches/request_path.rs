@@ -26,9 +26,10 @@ use mfagate::auth::jwks::KeyStore;
 use mfagate::auth::token_cache::TokenCache;
 use mfagate::auth::{Authenticator, credentials, token};
 use mfagate::config::Config;
+use mfagate::correlation::Correlation;
 use mfagate::metrics::Metrics;
 use mfagate::policy::{self, Facts, Presented, RoutePolicy};
-use mfagate::proxy::headers::{self, Correlation};
+use mfagate::upstream::headers;
 use serde_json::json;
 
 // The allocator the gateway's binary runs with.

@@ -21,11 +21,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::auth::AuthError;
+use crate::correlation::Correlation;
 use crate::egress::EgressError;
 use crate::policy::{Denial, StepUp};
 use crate::proxy::Body;
-use crate::proxy::forward::UpstreamError;
-use crate::proxy::headers::Correlation;
+use crate::upstream::UpstreamError;
 
 /// `Retry-After` of an `overloaded` answer.
 pub const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -228,8 +228,7 @@ mod tests {
 
     fn ids(correlation_id: &str) -> Correlation {
         let mut headers = http::HeaderMap::new();
-        headers
-            .insert(crate::proxy::headers::MS_CORRELATION_ID.clone(), HeaderValue::from_str(correlation_id).unwrap());
+        headers.insert(crate::correlation::MS_CORRELATION_ID.clone(), HeaderValue::from_str(correlation_id).unwrap());
         Correlation::of(&headers)
     }
 

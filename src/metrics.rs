@@ -192,7 +192,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::forward::UpstreamErrorKind;
+    use crate::upstream::UpstreamErrorKind;
 
     #[test]
     fn label_arrays_are_indexed_by_the_enums() {

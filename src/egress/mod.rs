@@ -28,7 +28,6 @@ mod error;
 pub mod hosts;
 pub mod intercept;
 pub mod plain;
-pub mod resolve;
 pub mod tunnel;
 
 use std::convert::Infallible;
@@ -51,17 +50,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::config::{Config, EgressConfig};
+use crate::correlation::Correlation;
 use crate::error::{Reject, RequestRule};
 use crate::listener::{self, ConnSettings, Discard, Head};
 use crate::metrics::EgressMetrics;
-use crate::proxy::headers::Correlation;
 use crate::proxy::{Body, Gateway};
+use crate::upstream::resolve::Resolve;
 use auth::ProxyAuth;
 use binding::AudienceBinding;
 use ca::{CaError, InterceptCa};
 pub use error::EgressError;
 use hosts::{BadHost, HostRules, Refusal, Verdict};
-use resolve::Resolve;
 
 /// A checked proxy target: a lower-case DNS name and a port.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,12 +14,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::EgressError;
-use super::resolve::{Connector, Resolve};
 use crate::config::ServerConfig;
 use crate::error::{Reject, RequestRule};
 use crate::proxy::Body;
-use crate::proxy::forward::{ClientBody, UpstreamBody};
-use crate::proxy::headers::strip_hop_by_hop;
+use crate::upstream::headers::strip_hop_by_hop;
+use crate::upstream::resolve::{Connector, Resolve};
+use crate::upstream::{ClientBody, UpstreamBody};
 
 pub struct Forwarder {
     client: Client<Connector, ClientBody>,

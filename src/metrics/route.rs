@@ -9,7 +9,7 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterV
 
 use crate::config::RouteConfig;
 use crate::error::Reason;
-use crate::proxy::forward::UpstreamErrorKind;
+use crate::upstream::UpstreamErrorKind;
 
 /// The gateway's decision on a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

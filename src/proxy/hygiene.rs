@@ -50,7 +50,7 @@ impl Hygiene {
         if parts.headers.len() > self.max_headers {
             return Err(RequestRule::TooManyHeaders);
         }
-        super::headers::check_connection(&parts.headers)?;
+        crate::upstream::headers::check_connection(&parts.headers)?;
         underscores(parts)?;
         framing(parts)?;
         host(parts)?;

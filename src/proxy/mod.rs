@@ -8,8 +8,6 @@
 //! (an intercepted egress tunnel).
 
 pub mod facts;
-pub mod forward;
-pub mod headers;
 pub mod hygiene;
 pub mod record;
 pub mod route;
@@ -30,7 +28,7 @@ use hyper::body::Incoming;
 use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::config::{Config, UNMATCHED_ROUTE};
-use crate::egress::resolve::Resolve;
+use crate::correlation::Correlation;
 use crate::error::{ErrorFormat, Reason, Reject, RequestRule};
 use crate::limit::Limits;
 use crate::listener::{Discard, Head, Refusal};
@@ -38,9 +36,9 @@ use crate::metrics::{InFlight, ListenerMetrics, Metrics, RouteMetrics};
 use crate::policy::{self, RouteKind};
 use crate::rfc3339::unix_now;
 use crate::tls::TlsError;
-pub use forward::{Body, RequestBody};
-use forward::{ClientBody, Upstream, UpstreamError};
-use headers::Correlation;
+use crate::upstream::resolve::Resolve;
+pub use crate::upstream::{Body, RequestBody};
+use crate::upstream::{ClientBody, Upstream, UpstreamError};
 use hygiene::Hygiene;
 use record::Record;
 use route::Route;

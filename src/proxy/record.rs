@@ -8,12 +8,11 @@ use std::time::{Duration, SystemTime};
 use http::StatusCode;
 use tracing::Level;
 
-use super::forward::UpstreamErrorKind;
-use super::headers::Correlation;
 use super::route::Route;
 use crate::audit::{AuditLog, AuditRecord, AuxiliaryRecord};
 use crate::auth::claims::{Claims, is_guid};
 use crate::config::UNMATCHED_ROUTE;
+use crate::correlation::Correlation;
 use crate::error::{Reason, Reject, RequestRule};
 use crate::fingerprint::user_fingerprint;
 use crate::metrics::{Observation, RouteMetrics};
@@ -21,6 +20,7 @@ use crate::policy::legacy::{Credential, TokenRequest};
 use crate::policy::partner_center::counts_as_mfa;
 use crate::policy::{ClientType, Decision, Facts, Mode, Outcome, Presented, Principal, TokenVersion, classify};
 use crate::rfc3339;
+use crate::upstream::UpstreamErrorKind;
 
 pub use crate::metrics::Verdict;
 

@@ -5,10 +5,10 @@
 use http::header::HOST;
 use http::request::Parts;
 
-use super::forward::Upstream;
 use crate::config::RouteConfig;
 use crate::host::pattern_matches;
 use crate::metrics::RouteMetrics;
+use crate::upstream::Upstream;
 
 /// A configured route with its upstream connection pool and its metrics.
 pub struct Route {

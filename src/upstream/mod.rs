@@ -2,6 +2,9 @@
 //! connection (HTTP/2 when the upstream offers it by ALPN, else HTTP/1.1),
 //! bodies streamed both ways.
 
+pub mod headers;
+pub mod resolve;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -22,11 +25,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus::IntCounter;
 use tokio::time::{Instant, Sleep};
 
-use super::headers::{self, Correlation};
 use crate::config::{RouteConfig, ServerConfig, UpstreamTarget};
-use crate::egress::resolve::{Connector, Resolve};
+use crate::correlation::Correlation;
 use crate::policy::Authorized;
 use crate::tls::{self, TlsError};
+use resolve::{Connector, Resolve};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {

@@ -1,8 +1,7 @@
-//! Header rules of the proxy: hop-by-hop removal (RFC 9110 §7.6.1), the
-//! `X-Forwarded-*` set, and Partner Center's correlation headers.
+//! Header rules on the way to and from an upstream: hop-by-hop removal
+//! (RFC 9110 §7.6.1), the `X-Forwarded-*` set, and the correlation headers
+//! passed on.
 
-use std::cell::Cell;
-use std::hash::{BuildHasher, RandomState};
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -10,11 +9,9 @@ use http::HeaderMap;
 use http::header::{CONNECTION, HOST, HeaderName, HeaderValue};
 use http::request::Parts;
 
+pub use crate::correlation::{Correlation, MS_CORRELATION_ID, MS_REQUEST_ID};
 use crate::reason::RequestRule;
 
-pub static MS_CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
-pub static MS_REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
-static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -46,86 +43,6 @@ static RETARGETING: [HeaderName; 5] = [
 /// Fields the gateway's decision rests on: a `Connection` header that names
 /// one would make the upstream see a different request than the one checked.
 const PROTECTED: [&str; 2] = ["authorization", "host"];
-
-/// The request and correlation ids of one exchange: the client's when it sent
-/// usable ones, otherwise new UUIDs.
-#[derive(Debug, Clone)]
-pub struct Correlation {
-    pub correlation_id: HeaderValue,
-    pub request_id: HeaderValue,
-    /// The client's `client-request-id` (Graph's SDKs send one), when
-    /// usable: Graph's error contract gives it back.
-    pub client_request_id: Option<HeaderValue>,
-}
-
-impl Correlation {
-    pub fn of(headers: &HeaderMap) -> Self {
-        Self {
-            correlation_id: id_or_new(headers, &MS_CORRELATION_ID),
-            request_id: id_or_new(headers, &MS_REQUEST_ID),
-            client_request_id: usable(headers, &CLIENT_REQUEST_ID).cloned(),
-        }
-    }
-
-    pub fn request_str(&self) -> &str {
-        self.request_id.to_str().unwrap_or_default()
-    }
-
-    pub fn client_request_str(&self) -> Option<&str> {
-        self.client_request_id.as_ref().and_then(|v| v.to_str().ok())
-    }
-
-    pub fn correlation_str(&self) -> &str {
-        // Always visible ASCII: checked in `usable_id` or generated.
-        self.correlation_id.to_str().unwrap_or_default()
-    }
-
-    pub fn apply(&self, headers: &mut HeaderMap) {
-        headers.insert(MS_CORRELATION_ID.clone(), self.correlation_id.clone());
-        headers.insert(MS_REQUEST_ID.clone(), self.request_id.clone());
-    }
-}
-
-fn id_or_new(headers: &HeaderMap, name: &HeaderName) -> HeaderValue {
-    usable(headers, name).cloned().unwrap_or_else(new_id)
-}
-
-/// The one value of `name`, when it is a usable id.
-fn usable<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
-    let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (Some(v), None) if usable_id(v.as_bytes()) => Some(v),
-        _ => None,
-    }
-}
-
-/// Ids are echoed into logs and responses, so only a short, plain charset is kept.
-fn usable_id(v: &[u8]) -> bool {
-    (1..=128).contains(&v.len())
-        && v.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
-
-/// A version 4 UUID: 122 bits of a keyed hash (SipHash, random keys per
-/// thread) of a per-thread counter. Ids only need to be unique and carry no
-/// secret, so they cost no call to the system's or a cryptographic
-/// generator.
-fn new_id() -> HeaderValue {
-    thread_local! {
-        static IDS: (RandomState, Cell<u64>) = (RandomState::new(), Cell::new(0));
-    }
-    let bytes = IDS.with(|(keys, counter)| {
-        let n = counter.get();
-        counter.set(n.wrapping_add(1));
-        let half = |lane: u64| keys.hash_one((n, lane)).to_le_bytes();
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&half(0));
-        bytes[8..].copy_from_slice(&half(1));
-        bytes
-    });
-    let mut buf = uuid::Uuid::encode_buffer();
-    let s = uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().encode_lower(&mut buf);
-    HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("00000000-0000-0000-0000-000000000000"))
-}
 
 /// Refuses a request whose `Connection` header names a protected field: a
 /// proxy on the way would drop it, so the upstream would see a request
@@ -286,20 +203,5 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "127.0.0.1:8443");
         assert!(h.get("host").is_none());
         assert_eq!(h["ms-correlationid"], ids.correlation_id);
-    }
-
-    #[test]
-    fn correlation_ids_are_kept_when_plain_and_replaced_otherwise() {
-        let ids = Correlation::of(&map(&[("ms-correlationid", "abc-123"), ("ms-requestid", "r1")]));
-        assert_eq!(ids.correlation_id, "abc-123");
-        assert_eq!(ids.request_id, "r1");
-        let ids = Correlation::of(&map(&[("ms-correlationid", "a b\"c")]));
-        let id = uuid::Uuid::parse_str(ids.correlation_id.to_str().unwrap()).unwrap();
-        assert_eq!(id.get_version(), Some(uuid::Version::Random));
-        assert_ne!(ids.correlation_id, ids.request_id);
-        let many: std::collections::HashSet<_> = (0..10_000).map(|_| new_id()).collect();
-        assert_eq!(many.len(), 10_000);
-        let ids = Correlation::of(&map(&[("ms-correlationid", "a"), ("ms-correlationid", "b")]));
-        assert_eq!(ids.correlation_id.len(), 36);
     }
 }
