@@ -152,11 +152,12 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let stop = CancellationToken::new();
         let config = self.config();
+        let hangups = Reloader::hangups();
         info!(listen = %self.local_addr(), admin = %self.admin_addr(), routes = config.routes.len(), "mfagate started");
         let current = Arc::clone(&self.current);
         let mut refreshers = self.shared.keys.spawn_refreshers(&stop);
         let cleanup = tokio::spawn(Arc::clone(&self.shared.limits).run_cleanup(stop.clone()));
-        let hangups = tokio::spawn(Arc::clone(&self.reloader).on_hangup(stop.clone()));
+        let hangups = tokio::spawn(Arc::clone(&self.reloader).on_hangup(hangups, stop.clone()));
         let watcher = tokio::spawn(Arc::clone(&self.reloader).watch_files(stop.clone()));
         let gateway = tokio::spawn(listener::serve_gateway(
             self.listener,

@@ -24,7 +24,7 @@ use crate::auth::AuthError;
 use crate::correlation::Correlation;
 use crate::egress::EgressError;
 use crate::policy::{Denial, StepUp};
-use crate::proxy::Body;
+use crate::upstream::Body;
 use crate::upstream::UpstreamError;
 
 /// `Retry-After` of an `overloaded` answer.

@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use crate::config::ServerConfig;
 use crate::metrics::InFlight;
-use crate::proxy::Body;
+use crate::upstream::Body;
 pub use discard::{Discard, Head, say_close};
 pub use inspect::{Fault, Inspected, Inspector};
 use load::{ConnActivity, Lane};

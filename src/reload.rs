@@ -136,24 +136,42 @@ impl Reloader {
         Ok(())
     }
 
-    /// Reloads on every SIGHUP until `stop`.
-    pub async fn on_hangup(self: Arc<Self>, stop: CancellationToken) {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-                return error!("cannot listen for SIGHUP: reload by signal is unavailable");
-            };
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    got = hangups.recv() => if got.is_none() { return },
-                }
-                info!("SIGHUP: reloading the configuration");
-                let _ = self.reload().await;
+    /// Listens for SIGHUP. Called before the gateway says it has started, so
+    /// that a reload asked for right after start (`systemctl reload`) is
+    /// not lost: a signal that arrives before its stream exists is dropped.
+    #[cfg(unix)]
+    pub fn hangups() -> Option<tokio::signal::unix::Signal> {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(hangups) => Some(hangups),
+            Err(e) => {
+                error!(error = %e, "cannot listen for SIGHUP: reload by signal is unavailable");
+                None
             }
         }
-        #[cfg(not(unix))]
+    }
+
+    /// Reloads on every SIGHUP of `hangups` until `stop`.
+    #[cfg(unix)]
+    pub async fn on_hangup(self: Arc<Self>, hangups: Option<tokio::signal::unix::Signal>, stop: CancellationToken) {
+        let Some(mut hangups) = hangups else { return stop.cancelled().await };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                got = hangups.recv() => if got.is_none() { return },
+            }
+            info!("SIGHUP: reloading the configuration");
+            let _ = self.reload().await;
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn hangups() -> Option<()> {
+        None
+    }
+
+    #[cfg(not(unix))]
+    pub async fn on_hangup(self: Arc<Self>, _hangups: Option<()>, stop: CancellationToken) {
         stop.cancelled().await;
     }
 

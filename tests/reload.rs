@@ -309,3 +309,21 @@ fn is_text_event(line: &str) -> bool {
         && stamp.ends_with('Z')
         && ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level)
 }
+
+/// A SIGHUP sent the moment the gateway says it has started (as
+/// `systemctl reload` right after `start` does) reloads: the gateway
+/// listens for it before saying so, and a signal that arrives before its
+/// stream exists would be lost.
+#[tokio::test]
+async fn a_sighup_right_after_start_is_not_lost() {
+    let env = TestEnv::start(TestEnv::setup().server("drain_delay = \"0s\"")).await;
+    let config = env.path("prompt.toml");
+    std::fs::write(&config, format!("{}\n[log]\nformat = \"json\"\n", env.config_toml)).unwrap();
+    for _ in 0..10 {
+        let mut gw = Gateway::start(&config).await;
+        gw.signal("HUP").await;
+        gw.wait_for("configuration reloaded").await;
+        gw.signal("TERM").await;
+        assert!(gw.exit(Duration::from_secs(30)).await.success());
+    }
+}

@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::EgressError;
 use crate::config::ServerConfig;
 use crate::error::{Reject, RequestRule};
-use crate::proxy::Body;
+use crate::upstream::Body;
 use crate::upstream::headers::strip_hop_by_hop;
 use crate::upstream::resolve::{Connector, Resolve};
 use crate::upstream::{ClientBody, UpstreamBody};
