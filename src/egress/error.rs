@@ -1,6 +1,6 @@
 //! Why the egress proxy answered a request itself, each with its reason.
 
-use super::hosts::Refusal;
+use super::hosts::TargetRefusal;
 use crate::reason::Reason;
 
 /// Why the egress proxy answered a request itself.
@@ -9,7 +9,7 @@ pub enum EgressError {
     #[error("proxy credentials missing or wrong")]
     ProxyAuth,
     #[error("target refused: {}", .0.as_str())]
-    Denied(Refusal),
+    Denied(TargetRefusal),
     #[error("request does not match the tunnel: {0}")]
     Misdirected(&'static str),
     #[error("the token's audience names another host")]
@@ -24,7 +24,7 @@ impl EgressError {
     pub fn reason(&self) -> Reason {
         match self {
             Self::ProxyAuth => Reason::ProxyAuthRequired,
-            Self::Denied(Refusal::TlsRequired) => Reason::TlsRequired,
+            Self::Denied(TargetRefusal::TlsRequired) => Reason::TlsRequired,
             Self::Denied(_) => Reason::EgressDenied,
             Self::Misdirected(_) => Reason::MisdirectedRequest,
             Self::AudienceHostMismatch => Reason::AudienceHostMismatch,

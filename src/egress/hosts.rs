@@ -8,17 +8,17 @@ pub use crate::host::{BadHost, HostPattern, is_wildcard, normalize, pattern_matc
 
 /// What the proxy does with a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum TargetAction {
     /// A guarded host: terminate TLS and enforce the route's policy.
     Intercept,
     /// Another allowed host: a blind tunnel (CONNECT) or a plain forward.
     Pass,
-    Deny(Refusal),
+    Deny(TargetRefusal),
 }
 
 /// Why a target was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum TargetRefusal {
     IpLiteral,
     Port,
     DenyList,
@@ -27,7 +27,7 @@ pub enum Refusal {
     TlsRequired,
 }
 
-impl Refusal {
+impl TargetRefusal {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::IpLiteral => "ip_literal",
@@ -73,38 +73,38 @@ impl HostRules {
     }
 
     /// A `CONNECT host:port` (host normalised).
-    pub fn connect(&self, host: &str, port: u16) -> Verdict {
+    pub fn connect(&self, host: &str, port: u16) -> TargetAction {
         if self.deny.iter().any(|p| p.matches(host)) {
-            return Verdict::Deny(Refusal::DenyList);
+            return TargetAction::Deny(TargetRefusal::DenyList);
         }
         if !self.connect_ports.contains(&port) {
-            return Verdict::Deny(Refusal::Port);
+            return TargetAction::Deny(TargetRefusal::Port);
         }
         if self.is_guarded(host) {
-            return Verdict::Intercept;
+            return TargetAction::Intercept;
         }
         self.allowed(host)
     }
 
     /// A plain `GET http://host:port/...` (host normalised).
-    pub fn plain(&self, host: &str, port: u16) -> Verdict {
+    pub fn plain(&self, host: &str, port: u16) -> TargetAction {
         if self.deny.iter().any(|p| p.matches(host)) {
-            return Verdict::Deny(Refusal::DenyList);
+            return TargetAction::Deny(TargetRefusal::DenyList);
         }
         if self.is_guarded(host) {
-            return Verdict::Deny(Refusal::TlsRequired);
+            return TargetAction::Deny(TargetRefusal::TlsRequired);
         }
         if !self.http_ports.contains(&port) {
-            return Verdict::Deny(Refusal::Port);
+            return TargetAction::Deny(TargetRefusal::Port);
         }
         self.allowed(host)
     }
 
-    fn allowed(&self, host: &str) -> Verdict {
+    fn allowed(&self, host: &str) -> TargetAction {
         if self.allow.iter().any(|p| p.matches(host)) || self.default == DefaultAction::Tunnel {
-            Verdict::Pass
+            TargetAction::Pass
         } else {
-            Verdict::Deny(Refusal::NotAllowed)
+            TargetAction::Deny(TargetRefusal::NotAllowed)
         }
     }
 }
@@ -154,24 +154,24 @@ mod tests {
     #[test]
     fn connect_verdicts() {
         let r = rules(DefaultAction::Deny);
-        assert_eq!(r.connect("api.partnercenter.microsoft.com", 443), Verdict::Intercept);
-        assert_eq!(r.connect("v1.graph.example", 443), Verdict::Intercept);
-        assert_eq!(r.connect("api.partnercenter.microsoft.com", 8443), Verdict::Deny(Refusal::Port));
-        assert_eq!(r.connect("files.example.net", 443), Verdict::Pass);
-        assert_eq!(r.connect("bad.example.net", 443), Verdict::Deny(Refusal::DenyList));
-        assert_eq!(r.connect("elsewhere.org", 443), Verdict::Deny(Refusal::NotAllowed));
+        assert_eq!(r.connect("api.partnercenter.microsoft.com", 443), TargetAction::Intercept);
+        assert_eq!(r.connect("v1.graph.example", 443), TargetAction::Intercept);
+        assert_eq!(r.connect("api.partnercenter.microsoft.com", 8443), TargetAction::Deny(TargetRefusal::Port));
+        assert_eq!(r.connect("files.example.net", 443), TargetAction::Pass);
+        assert_eq!(r.connect("bad.example.net", 443), TargetAction::Deny(TargetRefusal::DenyList));
+        assert_eq!(r.connect("elsewhere.org", 443), TargetAction::Deny(TargetRefusal::NotAllowed));
         let open = rules(DefaultAction::Tunnel);
-        assert_eq!(open.connect("elsewhere.org", 443), Verdict::Pass);
-        assert_eq!(open.connect("elsewhere.org", 22), Verdict::Deny(Refusal::Port));
-        assert_eq!(open.connect("bad.example.net", 443), Verdict::Deny(Refusal::DenyList));
+        assert_eq!(open.connect("elsewhere.org", 443), TargetAction::Pass);
+        assert_eq!(open.connect("elsewhere.org", 22), TargetAction::Deny(TargetRefusal::Port));
+        assert_eq!(open.connect("bad.example.net", 443), TargetAction::Deny(TargetRefusal::DenyList));
     }
 
     #[test]
     fn plain_http_never_reaches_a_guarded_host() {
         let r = rules(DefaultAction::Tunnel);
-        assert_eq!(r.plain("api.partnercenter.microsoft.com", 80), Verdict::Deny(Refusal::TlsRequired));
-        assert_eq!(r.plain("api.partnercenter.microsoft.com", 443), Verdict::Deny(Refusal::TlsRequired));
-        assert_eq!(r.plain("files.example.net", 80), Verdict::Pass);
-        assert_eq!(r.plain("files.example.net", 8080), Verdict::Deny(Refusal::Port));
+        assert_eq!(r.plain("api.partnercenter.microsoft.com", 80), TargetAction::Deny(TargetRefusal::TlsRequired));
+        assert_eq!(r.plain("api.partnercenter.microsoft.com", 443), TargetAction::Deny(TargetRefusal::TlsRequired));
+        assert_eq!(r.plain("files.example.net", 80), TargetAction::Pass);
+        assert_eq!(r.plain("files.example.net", 8080), TargetAction::Deny(TargetRefusal::Port));
     }
 }

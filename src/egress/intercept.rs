@@ -24,7 +24,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, warn};
 
 use super::ca::{CaError, InterceptCa};
-use super::hosts::Verdict;
+use super::hosts::TargetAction;
 use super::{Conn, Egress, EgressError, EgressState, Target, hosts};
 use crate::error::Reject;
 use crate::listener::{self, Fault, Inspected, Inspector, Refusal};
@@ -80,7 +80,7 @@ impl Guard for TunnelRequest<'_> {
             return Err(EgressError::Misdirected("TLS server name differs from the CONNECT target").into());
         }
         // A reload may have put the host on the deny list since the tunnel opened.
-        if let Verdict::Deny(refusal) = self.state.rules.connect(&target.host, target.port) {
+        if let TargetAction::Deny(refusal) = self.state.rules.connect(&target.host, target.port) {
             return Err(EgressError::Denied(refusal).into());
         }
         names_target(parts, target)?;

@@ -60,7 +60,7 @@ use auth::ProxyAuth;
 use binding::AudienceBinding;
 use ca::{CaError, InterceptCa};
 pub use error::EgressError;
-use hosts::{BadHost, HostRules, Refusal, Verdict};
+use hosts::{BadHost, HostRules, TargetAction, TargetRefusal};
 
 /// A checked proxy target: a lower-case DNS name and a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +91,7 @@ impl Target {
         let port = authority.port_u16().or(default_port).ok_or(Reject::BadRequest(RequestRule::BadProxyTarget))?;
         match hosts::normalize(authority.host()) {
             Ok(host) => Ok(Self { host, port }),
-            Err(BadHost::IpLiteral) => Err(EgressError::Denied(Refusal::IpLiteral).into()),
+            Err(BadHost::IpLiteral) => Err(EgressError::Denied(TargetRefusal::IpLiteral).into()),
             Err(BadHost::Invalid) => Err(Reject::BadRequest(RequestRule::BadProxyTarget)),
         }
     }
@@ -226,7 +226,7 @@ impl Egress {
         let state = self.live.egress().map(|(_, state)| state);
         let result = match &state {
             Some(state) => self.process(parts, &mut body, state, conn, &mut target).await,
-            None => Err(EgressError::Denied(Refusal::NotAllowed).into()),
+            None => Err(EgressError::Denied(TargetRefusal::NotAllowed).into()),
         };
         let (kind, outcome) = match result {
             Ok((kind, rsp)) => (kind, rsp),
@@ -275,8 +275,8 @@ impl Egress {
         let t = Target::parse(authority, Some(80)).inspect_err(|_| *target = Some(Target::raw(authority)))?;
         *target = Some(t.clone());
         match state.rules.plain(&t.host, t.port) {
-            Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
-            Verdict::Intercept | Verdict::Pass => {
+            TargetAction::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
+            TargetAction::Intercept | TargetAction::Pass => {
                 let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
                 state.binding.check(path_and_query, &parts.headers, &t.host)?;
                 let authority = t.authority(80).ok_or(Reject::BadRequest(RequestRule::BadProxyTarget))?;
@@ -296,8 +296,8 @@ impl Egress {
         conn: &Conn,
     ) -> Result<(&'static str, Response<Body>), Reject> {
         match state.rules.connect(&target.host, target.port) {
-            Verdict::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
-            Verdict::Intercept => {
+            TargetAction::Deny(refusal) => Err(EgressError::Denied(refusal).into()),
+            TargetAction::Intercept => {
                 let authority = target.authority(443).ok_or(Reject::BadRequest(RequestRule::BadProxyTarget))?;
                 let upgrade = hyper::upgrade::on(&mut req);
                 let (egress, state, conn) = (Arc::clone(self), Arc::clone(state), conn.clone());
@@ -310,7 +310,7 @@ impl Egress {
                 self.metrics.intercepted.inc();
                 Ok(("intercepted", established()))
             }
-            Verdict::Pass => {
+            TargetAction::Pass => {
                 // Before anything can wait: a reload from now on reaches the tunnel.
                 let changes = self.live.changes();
                 let upstream = state

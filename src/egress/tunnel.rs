@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use super::hosts::Verdict;
+use super::hosts::TargetAction;
 use super::{Conn, Egress, EgressState, Target};
 use crate::error::Reason;
 
@@ -127,8 +127,8 @@ pub(super) async fn serve(
     changes.borrow_and_update();
     let Some((_, current)) = egress.live.egress() else { return };
     let allowed = match current.rules.connect(&target.host, target.port) {
-        Verdict::Pass => admit(&first, target, |name| current.rules.is_guarded(name)),
-        Verdict::Intercept | Verdict::Deny(_) => Err(Reason::EgressDenied),
+        TargetAction::Pass => admit(&first, target, |name| current.rules.is_guarded(name)),
+        TargetAction::Intercept | TargetAction::Deny(_) => Err(Reason::EgressDenied),
     };
     if let Err(reason) = allowed {
         egress.metrics.denied.inc();
@@ -187,7 +187,7 @@ async fn disallowed_by_reload(egress: &Egress, changes: &mut watch::Receiver<u64
             return std::future::pending().await;
         }
         let Some((_, state)) = egress.live.egress() else { return };
-        if state.rules.connect(&target.host, target.port) != Verdict::Pass {
+        if state.rules.connect(&target.host, target.port) != TargetAction::Pass {
             return;
         }
     }

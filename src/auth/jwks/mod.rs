@@ -26,7 +26,7 @@ use super::keys::VerifyKey;
 use crate::config::{IdentityConfig, JwksLocation, SourceOrigin};
 use crate::tls::TlsError;
 use fetch::Fetcher;
-use source::{Lookup, Source};
+use source::{KeySource, Lookup};
 use state::StateFile;
 use status::Freshness;
 
@@ -42,7 +42,7 @@ pub struct SourceStatus<'a> {
 }
 
 pub struct KeyStore {
-    sources: Vec<Arc<Source>>,
+    sources: Vec<Arc<KeySource>>,
 }
 
 impl KeyStore {
@@ -57,13 +57,13 @@ impl KeyStore {
                 let local = matches!(config.origin, SourceOrigin::Jwks(JwksLocation::File(_)));
                 let state_file =
                     identity.state_dir.as_deref().filter(|_| !local).map(|dir| StateFile::new(dir, &config.name));
-                Arc::new(Source::new(config.clone(), Arc::clone(&fetcher), state_file, metrics(&config.name)))
+                Arc::new(KeySource::new(config.clone(), Arc::clone(&fetcher), state_file, metrics(&config.name)))
             })
             .collect();
         Ok(Self { sources })
     }
 
-    pub fn sources(&self) -> &[Arc<Source>] {
+    pub fn sources(&self) -> &[Arc<KeySource>] {
         &self.sources
     }
 
@@ -97,7 +97,7 @@ impl KeyStore {
         let iss = claims.iss.as_deref().unwrap_or("");
         let tid = claims.tid.as_deref().filter(|t| is_guid(t));
         let ver = claims.ver.as_deref();
-        let serves = |s: &Source| s.serves(iss, tid, ver);
+        let serves = |s: &KeySource| s.serves(iss, tid, ver);
         // The hit path: no I/O, no allocation.
         for (i, source) in self.sources.iter().enumerate() {
             if serves(source)

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::source::Source;
+use super::source::KeySource;
 
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// Runs until `stop` is cancelled. The first fetch is the store's `load`.
-pub async fn run(source: Arc<Source>, stop: CancellationToken) {
+pub async fn run(source: Arc<KeySource>, stop: CancellationToken) {
     let interval = source.config.timing.refresh_interval;
     let max_retry = MAX_RETRY.min(interval);
     let mut retry = FIRST_RETRY.min(max_retry);

@@ -102,7 +102,7 @@ enum Refetch {
     RateLimited,
 }
 
-pub struct Source {
+pub struct KeySource {
     pub config: KeySourceConfig,
     fetcher: Arc<Fetcher>,
     state_file: Option<StateFile>,
@@ -120,7 +120,7 @@ pub struct Source {
     metrics: SourceMetrics,
 }
 
-impl Source {
+impl KeySource {
     pub fn new(
         config: KeySourceConfig,
         fetcher: Arc<Fetcher>,

@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::{Discovered, Slot, Snapshot, Source, Stamp};
+use super::{Discovered, KeySource, Slot, Snapshot, Stamp};
 use crate::auth::jwks::fetch::{FetchError, FetchResult, Metadata, parse_metadata};
 use crate::auth::keys::parse_key_set;
 use crate::config::{JwksLocation, SourceOrigin};
 
-impl Source {
+impl KeySource {
     /// Fetches now, after any fetch in flight: at start and from the refresher,
     /// which also refresh the discovery document when it is due.
     pub async fn refresh(&self) -> Result<(), FetchError> {

@@ -7,12 +7,12 @@ use std::sync::atomic::Ordering;
 
 use tracing::{info, warn};
 
-use super::{Discovered, Slot, Snapshot, Source, Stamp};
+use super::{Discovered, KeySource, Slot, Snapshot, Stamp};
 use crate::auth::jwks::state::{Saved, SavedKey, age_of, unix_now};
 use crate::auth::keys::parse_jwk;
 use crate::config::{IssuerTemplate, JwksLocation, SourceOrigin};
 
-impl Source {
+impl KeySource {
     pub(super) async fn save(&self, snapshot: &Snapshot, jwks: &JwksLocation) {
         let Some(file) = self.state_file.clone() else { return };
         let now = unix_now();
