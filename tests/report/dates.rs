@@ -63,3 +63,21 @@ async fn a_record_from_the_distant_future_does_not_hide_the_period_from_the_char
     assert!(svg(&html, "denials-by-day").contains("<title>2026-03-02: mfa_required 1</title>"));
     assert!(html.len() < 400_000, "{} bytes", html.len());
 }
+
+/// The text report is read in a terminal: a control character from the log
+/// (an escape sequence in an application id or a route, a line break that
+/// starts a forged summary) is written as U+FFFD, never as itself.
+#[tokio::test]
+async fn the_text_report_writes_no_control_character_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hostile: serde_json::Value =
+        serde_json::from_str(&record("2026-03-02T08:01:00.000Z", "deny", "mfa_required", &["pwd"])).unwrap();
+    hostile["appid"] = "app\u{1b}]2;owned\u{7}\u{1b}[2J\nSummary: 0 denied, 0 would be denied, 0 exempt".into();
+    hostile["route"] = "route\u{1b}[8m\r".into();
+    let log = support::write(dir.path(), "audit.jsonl", &format!("{hostile}\n"));
+    let (code, text, stderr) = report(&[log.to_str().unwrap()]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!text.contains(['\u{1b}', '\u{7}', '\r']), "{text:?}");
+    assert_eq!(text.lines().filter(|l| l.trim_start().starts_with("Summary:")).count(), 1, "{text:?}");
+    assert!(text.contains("Summary: 1 denied"), "{text:?}");
+}
