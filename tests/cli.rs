@@ -214,6 +214,32 @@ fn a_toml_syntax_error_is_one_log_event_per_line_in_text_and_json() {
     }
 }
 
+/// Unicode and the tools that read logs know more line breaks than `\n` and
+/// `\r`: a vertical tab, a form feed, the file, group and record
+/// separators, NEL (U+0085) and the line and paragraph separators (U+2028,
+/// U+2029) split a line for Python's `splitlines` and for editors. A
+/// configuration path holding them, or an escape sequence that drives the
+/// terminal reading the log, is written escaped, in text and in JSON.
+#[test]
+fn a_log_event_holds_no_other_line_break_or_escape_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no\u{b}such\u{c}file\u{1c}\u{1d}\u{1e}\u{85}\u{2028}\u{2029}\u{1b}[2J.toml");
+    let path = path.to_str().unwrap();
+    for format in ["text", "json"] {
+        let out = mfagate(&["run", "--config", path]).env("MFAGATE__LOG__FORMAT", format).output().unwrap();
+        assert_eq!(out.status.code(), Some(78), "{format}");
+        let log = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(log.matches('\n').count(), 1, "{format}: {log:?}");
+        let breaks = ['\u{b}', '\u{c}', '\u{1c}', '\u{1d}', '\u{1e}', '\u{85}', '\u{2028}', '\u{2029}', '\u{1b}', '\r'];
+        assert!(!log.contains(breaks), "{format}: {log:?}");
+        assert!(log.contains("no"), "{format}: {log:?}");
+        if format == "json" {
+            let event: serde_json::Value = serde_json::from_str(&log).unwrap();
+            assert_eq!(event["config"], path, "the escapes are JSON's: the value reads back as it was");
+        }
+    }
+}
+
 struct Running {
     child: Child,
     lines: std::sync::mpsc::Receiver<serde_json::Value>,
