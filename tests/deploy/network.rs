@@ -261,3 +261,21 @@ async fn a_pod_labelled_as_the_gateway_in_another_namespace_is_not_a_way_out() {
     let gateway = pod(named, &label);
     assert!(allowed(&policies, ns, &automation, &gateway, 8443, "TCP"), "the gateway in {named}");
 }
+
+/// NetworkPolicies pick pods by label, and labels are whoever deploys to
+/// the namespace's to choose: a pod of the automation that carries the
+/// gateway's labels gets the gateway's way out to Microsoft.
+#[tokio::test]
+#[ignore = "egress.yaml lets any pod of the namespace labelled as the gateway (mfagate.io/role: egress-gateway) out to 0.0.0.0/0 and ::/0 on 443; no NetworkPolicy can tell the real gateway from a look-alike, so the file needs an admission rule (a ValidatingAdmissionPolicy admitting that label only on pods of a service account of the gateway, which the Deployment does not have yet) or the egress rule must move to a namespace of the gateway's own"]
+async fn an_automation_pod_labelled_as_the_gateway_does_not_reach_microsoft() {
+    let docs = manifest(&deploy("kubernetes/egress.yaml")).await;
+    let policies: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "NetworkPolicy").collect();
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let gateway_labels = labels(&deployment["spec"]["template"]["metadata"]["labels"]);
+    let mut label: Vec<(&str, &str)> = gateway_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    label.push(("app.kubernetes.io/name", "partner-automation"));
+    let ns = "automation";
+    let disguised = pod(ns, &label);
+    let graph = Peer::External("20.190.151.68".parse().unwrap());
+    assert!(!allowed(&policies, ns, &disguised, &graph, 443, "TCP"), "a look-alike of the gateway reaches Microsoft");
+}
