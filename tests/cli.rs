@@ -240,6 +240,51 @@ fn a_log_event_holds_no_other_line_break_or_escape_sequence() {
     }
 }
 
+/// A listener key that cannot be read is named as the key, in the message
+/// and in the event's `key`: it was reported as `server.tls_cert`, sending
+/// whoever reads the journal to a certificate that is fine.
+#[test]
+fn a_listener_key_that_cannot_be_read_is_named_as_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+    let cert = write(&dir, "server.pem", &cert.pem());
+    let missing = dir.path().join("server.key").display().to_string();
+    let config = write(
+        &dir,
+        "mfagate.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ntls_cert = {cert:?}\ntls_key = {missing:?}\n\n\
+             [log]\nformat = \"json\"\n{VALID}"
+        ),
+    );
+    let out = mfagate(&["run", "--config", &config]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let log = String::from_utf8(out.stderr).unwrap();
+    let event: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(event["key"], "server.tls_key", "{log}");
+    assert!(event["error"].as_str().unwrap().starts_with("server.tls_key: "), "{log}");
+
+    // The interception CA's key likewise: it was reported as egress.ca_cert.
+    let ca = dir.path().join("egress-ca");
+    assert!(mfagate(&["ca", "init", "--out", ca.to_str().unwrap()]).status().unwrap().success());
+    let ca_cert = ca.join("ca.pem").display().to_string();
+    let ca_key = ca.join("missing.key").display().to_string();
+    let config = write(
+        &dir,
+        "egress.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n[log]\nformat = \"json\"\n\n\
+             [egress]\nlisten = \"127.0.0.1:0\"\nca_cert = {ca_cert:?}\nca_key = {ca_key:?}\n{VALID}"
+        ),
+    );
+    let out = mfagate(&["run", "--config", &config]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let log = String::from_utf8(out.stderr).unwrap();
+    let event: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(event["key"], "egress.ca_key", "{log}");
+}
+
 struct Running {
     child: Child,
     lines: std::sync::mpsc::Receiver<serde_json::Value>,
