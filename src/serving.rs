@@ -53,7 +53,7 @@ impl BuildError {
             Self::Certificate(e) => Some(certificate_key(e)),
             Self::Egress(e) => Some(egress_key(e)),
             Self::Audit(_) => Some("audit.path"),
-            Self::Gateway(_) => None,
+            Self::Gateway(e) => Some(e.key()),
         }
     }
 }

@@ -285,6 +285,28 @@ fn a_listener_key_that_cannot_be_read_is_named_as_the_key() {
     assert_eq!(event["key"], "egress.ca_key", "{log}");
 }
 
+/// A route's upstream CA that holds no certificate stops the start naming
+/// the route's key, as the systemd units promise the journal: the event's
+/// `key` was empty.
+#[test]
+fn a_bad_upstream_ca_is_named_by_its_route_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "bad.pem", "not a certificate\n");
+    let config = write(
+        &dir,
+        "mfagate.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n[log]\nformat = \"json\"\n{VALID}\
+             upstream_ca = {bad:?}\n"
+        ),
+    );
+    let out = mfagate(&["run", "--config", &config]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let log = String::from_utf8(out.stderr).unwrap();
+    let event: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(event["key"], "routes[0].upstream_ca", "{log}");
+}
+
 struct Running {
     child: Child,
     lines: std::sync::mpsc::Receiver<serde_json::Value>,
