@@ -36,11 +36,11 @@ use crate::tls::{self, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("server.tls_cert: {0}")]
+    #[error("{key}: {0}", key = certificate_key(.0))]
     Certificate(#[source] TlsError),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
-    #[error("egress.ca_cert: {0}")]
+    #[error("{key}: {0}", key = egress_key(.0))]
     Egress(#[from] CaError),
     #[error("audit.path: {0}")]
     Audit(#[from] AuditError),
@@ -50,11 +50,29 @@ impl BuildError {
     /// The configuration key the error is about, when it is about one.
     pub fn key(&self) -> Option<&str> {
         match self {
-            Self::Certificate(_) => Some("server.tls_cert"),
-            Self::Egress(_) => Some("egress.ca_cert"),
+            Self::Certificate(e) => Some(certificate_key(e)),
+            Self::Egress(e) => Some(egress_key(e)),
             Self::Audit(_) => Some("audit.path"),
-            Self::Gateway(_) => None,
+            Self::Gateway(e) => Some(e.key()),
         }
+    }
+}
+
+/// The key a listener TLS error is about: the private key's file when it
+/// could not be read, else the certificate.
+fn certificate_key(e: &TlsError) -> &'static str {
+    match e {
+        TlsError::Key { .. } => "server.tls_key",
+        _ => "server.tls_cert",
+    }
+}
+
+/// The key an interception CA error is about: the one it names (the CA's
+/// key when that could not be read), else the certificate.
+fn egress_key(e: &CaError) -> &'static str {
+    match e {
+        CaError::Load { key, .. } | CaError::SelfCheck { key, .. } => key,
+        _ => "egress.ca_cert",
     }
 }
 

@@ -30,8 +30,8 @@ pub fn init(log: &LogConfig) -> LogGuard {
     let ansi = std::io::stderr().is_terminal();
     // Straight to stderr only if the writer thread could not start.
     let writer = match &spool {
-        Some(spool) => BoxMakeWriter::new(OneLine(spool.handle())),
-        None => BoxMakeWriter::new(OneLine(std::io::stderr)),
+        Some(spool) => BoxMakeWriter::new(OneLine(spool.handle(), ansi)),
+        None => BoxMakeWriter::new(OneLine(std::io::stderr, ansi)),
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     // A second init (tests, embedding) keeps the first subscriber.
@@ -41,34 +41,60 @@ pub fn init(log: &LogConfig) -> LogGuard {
 
 /// Writes each event on one line. The formatter hands over one whole event
 /// per write, ending in a newline; a line break before that end (a
-/// multi-line error, say) becomes `\n` (`\r` likewise). JSON events have
-/// none: the encoder escapes them already.
-struct OneLine<M>(M);
+/// multi-line error, say) becomes `\n` (`\r` likewise). So do the other
+/// characters that break a line for some reader (a vertical tab, a form
+/// feed, the file, group and record separators, NEL, U+2028 and U+2029) and
+/// the other C0 controls (an escape sequence would drive the terminal that
+/// shows the log): each becomes `\u` and four hex digits, which JSON reads
+/// back as the character. The JSON encoder escapes C0 controls already, not
+/// NEL, U+2028 or U+2029. With `ansi` (stderr is a terminal) the escape
+/// character stays: the formatter colours with it.
+struct OneLine<M>(M, bool);
 
 impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for OneLine<M> {
     type Writer = OneLineWriter<M::Writer>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        OneLineWriter(self.0.make_writer())
+        OneLineWriter(self.0.make_writer(), self.1)
     }
 }
 
-struct OneLineWriter<W>(W);
+struct OneLineWriter<W>(W, bool);
+
+/// The length of the character at the start of `bytes` that must be
+/// escaped, and the character; None when it may stay.
+fn to_escape(bytes: &[u8], ansi: bool) -> Option<(usize, u32)> {
+    match bytes {
+        [b'\t', ..] => None,
+        [0x1b, ..] if ansi => None,
+        [b, ..] if *b < 0x20 || *b == 0x7f => Some((1, u32::from(*b))),
+        [0xc2, 0x85, ..] => Some((2, 0x85)),
+        [0xe2, 0x80, b @ (0xa8 | 0xa9), ..] => Some((3, 0x2000 | u32::from(*b & 0x3f))),
+        _ => None,
+    }
+}
 
 impl<W: Write> Write for OneLineWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let body = buf.strip_suffix(b"\n").unwrap_or(buf);
-        if memchr::memchr2(b'\n', b'\r', body).is_none() {
+        if !(0..body.len()).any(|i| to_escape(&body[i..], self.1).is_some()) {
             self.0.write_all(buf)?;
             return Ok(buf.len());
         }
         let mut line = Vec::with_capacity(buf.len() + 16);
-        for &b in body {
-            match b {
-                b'\n' => line.extend_from_slice(b"\\n"),
-                b'\r' => line.extend_from_slice(b"\\r"),
-                b => line.push(b),
+        let mut i = 0;
+        while i < body.len() {
+            match to_escape(&body[i..], self.1) {
+                Some((_, 0x0a)) => line.extend_from_slice(b"\\n"),
+                Some((_, 0x0d)) => line.extend_from_slice(b"\\r"),
+                Some((len, c)) => {
+                    line.extend_from_slice(format!("\\u{c:04x}").as_bytes());
+                    i += len;
+                    continue;
+                }
+                None => line.push(body[i]),
             }
+            i += 1;
         }
         if body.len() < buf.len() {
             line.push(b'\n');
@@ -106,7 +132,7 @@ mod tests {
     fn logged(json: bool, event: impl FnOnce()) -> String {
         let sink = Sink::default();
         let out = sink.clone();
-        let writer = OneLine(move || sink.clone());
+        let writer = OneLine(move || sink.clone(), false);
         let builder = tracing_subscriber::fmt().with_writer(writer).with_ansi(false);
         let dispatch = if json {
             tracing::Dispatch::new(builder.json().flatten_event(true).finish())

@@ -21,6 +21,9 @@ mod validity;
 pub enum TlsError {
     #[error("{path}: {reason}")]
     Pem { path: PathBuf, reason: String },
+    /// The listener's private key (`server.tls_key`).
+    #[error("{path}: {reason}")]
+    Key { path: PathBuf, reason: String },
     #[error("{path}: no certificate found")]
     NoCertificate { path: PathBuf },
     #[error("TLS configuration rejected: {0}")]
@@ -128,7 +131,7 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Pem { path: path.to_path_buf(), reason: e.to_string() })
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {

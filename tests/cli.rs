@@ -214,6 +214,99 @@ fn a_toml_syntax_error_is_one_log_event_per_line_in_text_and_json() {
     }
 }
 
+/// Unicode and the tools that read logs know more line breaks than `\n` and
+/// `\r`: a vertical tab, a form feed, the file, group and record
+/// separators, NEL (U+0085) and the line and paragraph separators (U+2028,
+/// U+2029) split a line for Python's `splitlines` and for editors. A
+/// configuration path holding them, or an escape sequence that drives the
+/// terminal reading the log, is written escaped, in text and in JSON.
+#[test]
+fn a_log_event_holds_no_other_line_break_or_escape_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no\u{b}such\u{c}file\u{1c}\u{1d}\u{1e}\u{85}\u{2028}\u{2029}\u{1b}[2J.toml");
+    let path = path.to_str().unwrap();
+    for format in ["text", "json"] {
+        let out = mfagate(&["run", "--config", path]).env("MFAGATE__LOG__FORMAT", format).output().unwrap();
+        assert_eq!(out.status.code(), Some(78), "{format}");
+        let log = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(log.matches('\n').count(), 1, "{format}: {log:?}");
+        let breaks = ['\u{b}', '\u{c}', '\u{1c}', '\u{1d}', '\u{1e}', '\u{85}', '\u{2028}', '\u{2029}', '\u{1b}', '\r'];
+        assert!(!log.contains(breaks), "{format}: {log:?}");
+        assert!(log.contains("no"), "{format}: {log:?}");
+        if format == "json" {
+            let event: serde_json::Value = serde_json::from_str(&log).unwrap();
+            assert_eq!(event["config"], path, "the escapes are JSON's: the value reads back as it was");
+        }
+    }
+}
+
+/// A listener key that cannot be read is named as the key, in the message
+/// and in the event's `key`: it was reported as `server.tls_cert`, sending
+/// whoever reads the journal to a certificate that is fine.
+#[test]
+fn a_listener_key_that_cannot_be_read_is_named_as_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+    let cert = write(&dir, "server.pem", &cert.pem());
+    let missing = dir.path().join("server.key").display().to_string();
+    let config = write(
+        &dir,
+        "mfagate.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ntls_cert = {cert:?}\ntls_key = {missing:?}\n\n\
+             [log]\nformat = \"json\"\n{VALID}"
+        ),
+    );
+    let out = mfagate(&["run", "--config", &config]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let log = String::from_utf8(out.stderr).unwrap();
+    let event: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(event["key"], "server.tls_key", "{log}");
+    assert!(event["error"].as_str().unwrap().starts_with("server.tls_key: "), "{log}");
+
+    // The interception CA's key likewise: it was reported as egress.ca_cert.
+    let ca = dir.path().join("egress-ca");
+    assert!(mfagate(&["ca", "init", "--out", ca.to_str().unwrap()]).status().unwrap().success());
+    let ca_cert = ca.join("ca.pem").display().to_string();
+    let ca_key = ca.join("missing.key").display().to_string();
+    let config = write(
+        &dir,
+        "egress.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n[log]\nformat = \"json\"\n\n\
+             [egress]\nlisten = \"127.0.0.1:0\"\nca_cert = {ca_cert:?}\nca_key = {ca_key:?}\n{VALID}"
+        ),
+    );
+    let out = mfagate(&["run", "--config", &config]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let log = String::from_utf8(out.stderr).unwrap();
+    let event: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(event["key"], "egress.ca_key", "{log}");
+}
+
+/// A route's upstream CA that holds no certificate stops the start naming
+/// the route's key, as the systemd units promise the journal: the event's
+/// `key` was empty.
+#[test]
+fn a_bad_upstream_ca_is_named_by_its_route_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "bad.pem", "not a certificate\n");
+    let config = write(
+        &dir,
+        "mfagate.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n[log]\nformat = \"json\"\n{VALID}\
+             upstream_ca = {bad:?}\n"
+        ),
+    );
+    let out = mfagate(&["run", "--config", &config]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let log = String::from_utf8(out.stderr).unwrap();
+    let event: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(event["key"], "routes[0].upstream_ca", "{log}");
+}
+
 struct Running {
     child: Child,
     lines: std::sync::mpsc::Receiver<serde_json::Value>,

@@ -5,6 +5,8 @@
 
 mod support;
 
+#[path = "report/dates.rs"]
+mod dates;
 #[path = "report/html.rs"]
 mod html;
 #[path = "report/week.rs"]

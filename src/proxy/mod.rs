@@ -45,12 +45,23 @@ use route::Route;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("route {route:?}: upstream TLS (upstream_ca): {source}")]
+    #[error("{key}: route {route:?}: upstream TLS (upstream_ca): {source}")]
     Upstream {
+        /// `routes[i].upstream_ca`, the key at fault.
+        key: String,
         route: String,
         #[source]
         source: TlsError,
     },
+}
+
+impl BuildError {
+    /// The configuration key the error is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Upstream { key, .. } => key,
+        }
+    }
 }
 
 /// A request whose target is known before it is read: the route is chosen
@@ -100,10 +111,14 @@ impl Gateway {
         let routes = config
             .routes
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
                 let metrics = metrics.route_of(r);
-                let upstream = Upstream::new(r, &config.server, &resolve)
-                    .map_err(|source| BuildError::Upstream { route: r.name.clone(), source })?;
+                let upstream = Upstream::new(r, &config.server, &resolve).map_err(|source| BuildError::Upstream {
+                    key: format!("routes[{i}].upstream_ca"),
+                    route: r.name.clone(),
+                    source,
+                })?;
                 Ok(Route { upstream: upstream.count_body_errors(metrics.upstream_body()), metrics, config: r.clone() })
             })
             .collect::<Result<_, BuildError>>()?;

@@ -175,3 +175,21 @@ fn is_text_event(line: &str) -> bool {
     let level = words.next().unwrap_or_default();
     stamp.len() > 20 && stamp.ends_with('Z') && ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level)
 }
+
+/// A unit's `Environment=` wins over the configuration file it runs: a
+/// `RUST_LOG` there overrides `[log] level`, so an operator who sets
+/// `level = "warn"` (or `"debug"` to look into a problem) in the file sees
+/// it ignored without a word. The units leave the log level to the file.
+#[test]
+fn no_unit_overrides_the_configured_log_level() {
+    for (unit, _) in UNITS {
+        let settings = service(unit);
+        for value in values(&settings, "Environment") {
+            let name = value.split_once('=').map_or(value, |(k, _)| k);
+            assert!(
+                name != "RUST_LOG" && !name.starts_with("MFAGATE__LOG__"),
+                "{unit}: Environment={value} overrides the configuration's [log]"
+            );
+        }
+    }
+}

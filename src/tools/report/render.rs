@@ -1,6 +1,7 @@
 //! The report as text for a terminal, CSV for a spreadsheet (one table at a
 //! time, Partner Center's column names), or one JSON object.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use super::Report;
@@ -8,7 +9,7 @@ use crate::cli::ReportTable;
 
 pub fn text(report: &Report) -> String {
     let mut out = String::new();
-    let _ = write!(out, "Decision log: {} ({} records", report.log, report.records);
+    let _ = write!(out, "Decision log: {} ({} records", clean(&report.log), report.records);
     if report.since.is_some() || report.until.is_some() {
         let _ = write!(
             out,
@@ -32,7 +33,7 @@ pub fn text(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "  {:<10}  {:<36}  {:>9}  {:>9}  {:>6.1}",
-                c.login_date,
+                clean(&c.login_date),
                 or_unknown(&c.application_id),
                 c.mfa_compliant_request_count,
                 c.total_request_count,
@@ -45,7 +46,14 @@ pub fn text(report: &Report) -> String {
         out.push_str("  (none)\n");
     }
     for n in &report.non_compliant {
-        let _ = writeln!(out, "  {} {} x{}  routes: {}", n.decision, n.reason, n.count, n.routes.join(", "));
+        let _ = writeln!(
+            out,
+            "  {} {} x{}  routes: {}",
+            clean(&n.decision),
+            clean(&n.reason),
+            n.count,
+            clean(&n.routes.join(", "))
+        );
         let _ = writeln!(
             out,
             "      application {}  tenant {}  object {}  upn_sha256 {}",
@@ -54,19 +62,19 @@ pub fn text(report: &Report) -> String {
             or_unknown(&n.object_id),
             or_unknown(&n.upn_sha256)
         );
-        let _ = writeln!(out, "      first {}  last {}", n.first_seen, n.last_seen);
+        let _ = writeln!(out, "      first {}  last {}", clean(&n.first_seen), clean(&n.last_seen));
     }
     let staged: Vec<_> = report.routes.iter().filter(|r| r.is_staged()).collect();
     if !staged.is_empty() {
         out.push_str("\nStaged routes\n");
     }
     for r in staged {
-        let _ = write!(out, "  {}  mode {}", r.route, r.mode.as_deref().unwrap_or("(not configured)"));
+        let _ = write!(out, "  {}  mode {}", clean(&r.route), clean(r.mode.as_deref().unwrap_or("(not configured)")));
         if let Some(after) = &r.enforce_after {
-            let _ = write!(out, "  enforces from {after}");
+            let _ = write!(out, "  enforces from {}", clean(after));
         }
         if !r.rule_modes.is_empty() {
-            let _ = write!(out, "  rules: {}", r.rule_modes.join(", "));
+            let _ = write!(out, "  rules: {}", clean(&r.rule_modes.join(", ")));
         }
         let _ =
             writeln!(out, "\n      report-only decisions {}, would be denied {}", r.report_only.count, r.would_deny);
@@ -77,13 +85,13 @@ pub fn text(report: &Report) -> String {
     for e in &report.exemptions {
         match (&e.covers, &e.id) {
             (Some(covers), Some(id)) => {
-                let _ = write!(out, "  {covers} {id}");
+                let _ = write!(out, "  {} {}", clean(covers), clean(id));
             }
             _ => out.push_str("  (not configured)"),
         }
         let _ = write!(out, "  {:?}", e.reason);
         if let (Some(expires), Some(state)) = (&e.expires, &e.state) {
-            let _ = write!(out, "  expires {expires} ({state})");
+            let _ = write!(out, "  expires {} ({})", clean(expires), clean(state));
         }
         let _ = writeln!(
             out,
@@ -145,8 +153,20 @@ pub fn json(report: &Report) -> String {
     out
 }
 
-fn or_unknown(s: &str) -> &str {
-    if s.is_empty() { "-" } else { s }
+fn or_unknown(s: &str) -> Cow<'_, str> {
+    if s.is_empty() { Cow::Borrowed("-") } else { clean(s) }
+}
+
+/// `s` with every control character (escape sequences, line breaks) as
+/// U+FFFD: the text report goes to a terminal, and the log's strings come
+/// from tokens and requests, so one must neither drive the terminal nor
+/// start a line of its own (a forged summary).
+fn clean(s: &str) -> Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        Cow::Owned(s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// RFC 4180: quoted when it holds a comma, a quote or a line break. A

@@ -10,13 +10,25 @@ use crate::rfc3339;
 use crate::tools::report::Report;
 use crate::tools::report::chart::{self, Column, Share};
 
-/// Every day from the first record in range to the last.
+/// At most this many days, one column each, make a continuous axis.
+const MAX_DAYS: i64 = 3660;
+
+/// Every day from the first record in range to the last; when they lie
+/// more than `MAX_DAYS` apart (a clock set wrong, a forged line), only the
+/// days that hold a record. Cutting the axis at `MAX_DAYS` instead would
+/// drop the later days, so one record from year 1 left the real period off
+/// the charts.
 fn days(r: &Report) -> Vec<String> {
     let day = |ts: Option<&str>| ts.and_then(rfc3339::parse_millis).map(|ms| (ms.div_euclid(86_400_000)) as i64);
     let (Some(first), Some(last)) = (day(r.first_record.as_deref()), day(r.last_record.as_deref())) else {
         return Vec::new();
     };
-    (first..=last.min(first + 3660)).map(|d| rfc3339::format(d * 86_400)[..10].to_string()).collect()
+    if last - first <= MAX_DAYS {
+        return (first..=last).map(|d| rfc3339::format(d * 86_400)[..10].to_string()).collect();
+    }
+    let recorded: std::collections::BTreeSet<&str> =
+        r.compliance.iter().map(|c| c.login_date.as_str()).chain(r.daily.iter().map(|d| d.date.as_str())).collect();
+    recorded.into_iter().map(str::to_string).collect()
 }
 
 pub(super) fn by_day(m: &mut Markup, r: &Report) {
