@@ -18,10 +18,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HOST, HeaderValue};
 use http::request::Parts;
 use http::uri::Authority;
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
@@ -162,10 +161,6 @@ impl Gateway {
     async fn respond(&self, req: Request<Incoming>, peer: SocketAddr, routed: Option<&Routed<'_>>) -> Response<Body> {
         let _in_flight = self.listener.request();
         let mut pending = Pending::new(self, Correlation::of(req.headers()));
-        // Refused before a route is chosen, a request is answered in the
-        // format of the route its target names as sent (or, in a tunnel,
-        // of its host's first route); nothing is decided on this.
-        let hint = (req.uri().clone(), req.headers().get(HOST).cloned());
         let (parts, body) = req.into_parts();
         let head = Head::of(parts.version, &parts.headers);
         // The body until it is read here or handed on: what is left of it
@@ -182,7 +177,7 @@ impl Gateway {
                 }
                 let format = match pending.record.route {
                     Some(route) => route.config.error_format,
-                    None => self.format_before_routing(&hint.0, hint.1.as_ref(), routed),
+                    None => pending.record.format.unwrap_or_default(),
                 };
                 let mut rsp = reject.into_response(&pending.ids, format);
                 self.discard.early_answer(&mut rsp, head, body);
@@ -194,20 +189,29 @@ impl Gateway {
         rsp
     }
 
-    /// The answer format for a request refused before it was routed.
-    fn format_before_routing(&self, uri: &Uri, host: Option<&HeaderValue>, routed: Option<&Routed<'_>>) -> ErrorFormat {
+    /// The answer format for a request refused before it was routed: that
+    /// of the route its target names as sent (in a tunnel, of its host's
+    /// route for the path); nothing is decided on this.
+    fn format_before_routing(&self, parts: &Parts, routed: Option<&Routed<'_>>) -> ErrorFormat {
         let route = match routed {
-            Some(r) => route::find_for_host(&self.routes, r.host, uri.path()),
-            None => {
-                let mut parts = Request::new(()).into_parts().0;
-                parts.uri = uri.clone();
-                if let Some(h) = host {
-                    parts.headers.insert(HOST, h.clone());
-                }
-                route::find(&self.routes, &parts)
-            }
+            Some(r) => route::find_for_host(&self.routes, r.host, parts.uri.path()),
+            None => route::find(&self.routes, parts),
         };
         route.map(|r| r.config.error_format).unwrap_or_default()
+    }
+
+    /// What is refused before routing: `CONNECT`, what the listener found
+    /// malformed, and the request checks; the listener's refusal otherwise.
+    fn screen(&self, parts: &mut Parts) -> Result<Option<Refusal>, Reject> {
+        if parts.method == Method::CONNECT {
+            return Err(Reject::BadRequest(RequestRule::ConnectMethod));
+        }
+        let refusal = parts.extensions.get::<Refusal>().copied();
+        if let Some(Refusal::Malformed(why)) = refusal {
+            return Err(Reject::BadRequest(why));
+        }
+        self.hygiene.check(parts).map_err(Reject::BadRequest)?;
+        Ok(refusal)
     }
 
     async fn process<'a>(
@@ -219,14 +223,11 @@ impl Gateway {
         ids: &Correlation,
         record: &mut Record<'a>,
     ) -> Result<Response<Body>, Reject> {
-        if parts.method == Method::CONNECT {
-            return Err(Reject::BadRequest(RequestRule::ConnectMethod));
-        }
-        let refusal = parts.extensions.get::<Refusal>().copied();
-        if let Some(Refusal::Malformed(why)) = refusal {
-            return Err(Reject::BadRequest(why));
-        }
-        self.hygiene.check(&mut parts).map_err(Reject::BadRequest)?;
+        // A refused request is left as it came (the checks rewrite the
+        // path only once it passes), so its target still names a route.
+        let refusal = self.screen(&mut parts).inspect_err(|_| {
+            record.format = Some(self.format_before_routing(&parts, routed));
+        })?;
         let route = match routed {
             None => route::find(&self.routes, &parts),
             Some(r) => route::find_for_host(&self.routes, r.host, parts.uri.path()),

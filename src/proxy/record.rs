@@ -13,7 +13,7 @@ use crate::audit::{AuditLog, AuditRecord, AuxiliaryRecord};
 use crate::auth::claims::{Claims, is_guid};
 use crate::config::UNMATCHED_ROUTE;
 use crate::correlation::Correlation;
-use crate::error::{Reason, Reject, RequestRule};
+use crate::error::{ErrorFormat, Reason, Reject, RequestRule};
 use crate::fingerprint::user_fingerprint;
 use crate::metrics::{Observation, RouteMetrics};
 use crate::policy::legacy::{Credential, TokenRequest};
@@ -29,6 +29,8 @@ pub struct Record<'a> {
     pub verdict: Verdict,
     /// The request check that refused a `bad_request`.
     pub rule: Option<RequestRule>,
+    /// The answer's format when the request was refused before routing.
+    pub format: Option<ErrorFormat>,
     /// The route's mode when the request came.
     pub mode: Option<Mode>,
     /// Claims of the token, when it could be read: signature verified, or
@@ -65,6 +67,7 @@ impl<'a> Record<'a> {
             route: None,
             verdict: Verdict::Allow,
             rule: None,
+            format: None,
             mode: None,
             claims: None,
             verified: false,
