@@ -77,7 +77,7 @@ impl App {
     /// failure is logged and retried in the background.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let shared = Arc::new(Shared::new(&config)?);
-        let load = Arc::new(Load::register(shared.metrics.registry())?);
+        let load = Arc::new(Load::register(shared.metrics.registry(), "gateway")?);
         let serving = Serving::build(config, &shared, Purpose::Serve)?;
         serving.activate(&shared.metrics);
         shared.keys.load().await;
@@ -167,7 +167,7 @@ impl App {
         ));
         let egress = self.egress.map(|(egress, tcp)| {
             info!(listen = %tcp.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "egress proxy started");
-            tokio::spawn(egress.serve(tcp, stop.clone(), config.server.drain_grace))
+            tokio::spawn(egress.serve(tcp, stop.clone()))
         });
         let admin = Arc::new(Admin {
             metrics: Arc::clone(&self.shared.metrics),
@@ -181,12 +181,13 @@ impl App {
                 let admin = Arc::clone(&admin);
                 async move { admin.handle(&req) }
             },
+            config.server.http,
             admin_stop.clone(),
-            config.server.drain_grace,
+            config.server.drain.grace,
         ));
         shutdown.await;
         let config = Arc::clone(&current.load().config);
-        let (delay, grace) = (config.server.drain_delay, config.server.drain_grace);
+        let (delay, grace) = (config.server.drain.delay, config.server.drain.grace);
         info!(?delay, ?grace, "shutting down: not ready; closing the listener after the delay, then draining");
         self.readiness.set_draining();
         // Load balancers see /readyz fail and stop sending; requests that

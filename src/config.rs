@@ -25,7 +25,7 @@ pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, 
 pub use limits::{LimitsConfig, Rate, RateKey, RouteRate};
 use routes::route;
 pub use routes::{RouteConfig, UNMATCHED_ROUTE, UpstreamTarget};
-pub use server::{ServerConfig, TlsSource};
+pub use server::{DiscardSettings, DrainSettings, HttpSettings, LoadLimits, ServerConfig, TlsSource, UpstreamSettings};
 pub use values::duration;
 
 /// The configuration compiled into the binary: `config/mfagate.toml`.
@@ -157,7 +157,7 @@ impl TryFrom<raw::Config> for Config {
         let log = log(&raw.log)?;
         let audit = audit(&raw.audit)?;
         let limits = limits::limits(&raw.limits)?;
-        if server.max_header_bytes < identity.max_token_bytes + 1024 {
+        if server.http.max_header_bytes < identity.max_token_bytes + 1024 {
             return Err(ConfigError::invalid(
                 "server.max_header_bytes",
                 "must exceed identity.max_token_bytes by at least 1024 (the token travels in a header)",

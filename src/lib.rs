@@ -36,6 +36,7 @@ pub mod upstream;
 pub mod error;
 pub mod limit;
 pub mod proxy;
+pub mod respond;
 
 // The egress proxy, which hands intercepted requests to the pipeline.
 pub mod egress;

@@ -4,7 +4,6 @@
 
 mod egress;
 mod keys;
-mod listener;
 mod route;
 
 use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
@@ -16,13 +15,11 @@ use crate::config::RouteConfig;
 use crate::error::Reason;
 pub use egress::EgressMetrics;
 
-pub use listener::{InFlight, ListenerMetrics};
 pub use route::{LATENCY_BUCKETS, Observation, RouteMetrics, Verdict};
 
 pub struct Metrics {
     registry: Registry,
     routes: route::RouteFamilies,
-    listeners: listener::ListenerFamilies,
     keys: keys::KeyFamilies,
     audit_records: prometheus::IntCounterVec,
     exemptions: IntGaugeVec,
@@ -38,7 +35,6 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let routes = route::RouteFamilies::register(&registry)?;
-        let listeners = listener::ListenerFamilies::register(&registry)?;
         let build_info =
             IntGaugeVec::new(Opts::new("mfagate_build_info", "Build information; always 1."), &["version"])?;
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -93,7 +89,6 @@ impl Metrics {
         Ok(Self {
             registry,
             routes,
-            listeners,
             keys,
             audit_records,
             exemptions,
@@ -123,11 +118,6 @@ impl Metrics {
     /// The registry, for parts that register their own families.
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    /// Connection and in-flight gauges of listener `name`.
-    pub fn listener(&self, name: &str) -> ListenerMetrics {
-        self.listeners.listener(name)
     }
 
     /// Publishes when `listener`'s certificate expires.

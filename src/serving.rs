@@ -221,24 +221,14 @@ impl Startup {
             admin_listen,
             workers,
             // Reloadable: read per connection or request from the serving state.
+            // Each part is reloadable as a whole; a part added later is
+            // classified here.
             tls: _,
-            tls_handshake_timeout: _,
-            header_read_timeout: _,
-            keep_alive_timeout: _,
-            max_header_bytes: _,
-            max_headers: _,
-            http2_max_concurrent_streams: _,
-            max_connections: _,
-            max_in_flight: _,
-            upstream_connect_timeout: _,
-            upstream_timeout: _,
-            upstream_idle_timeout: _,
-            upstream_pool_max_idle: _,
-            upstream_pool_idle_timeout: _,
-            discard_body_limit: _,
-            discard_body_timeout: _,
-            drain_delay: _,
-            drain_grace: _,
+            http: _,
+            load: _,
+            upstream: _,
+            discard: _,
+            drain: _,
             watch_interval: _,
         } = server;
         let IdentityConfig {

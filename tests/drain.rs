@@ -94,3 +94,30 @@ async fn sigterm_drains_under_load_without_failing_an_accepted_request() {
         outcomes.len() - served
     );
 }
+
+/// An HTTP/1.1 answer given after the signal says it is the last one of its
+/// connection, and the connection closes after it.
+#[tokio::test]
+async fn an_answer_during_the_drain_says_the_connection_closes() {
+    let env = TestEnv::setup()
+        .server("drain_delay = \"0s\"\ndrain_grace = \"20s\"\nupstream_timeout = \"30s\"")
+        .start()
+        .await;
+    let config = env.path("binary.toml");
+    std::fs::write(&config, format!("{}\n[log]\nformat = \"json\"\n", env.config_toml)).unwrap();
+    let gw = Gateway::start(&config).await;
+    let token = env.idp.delegated().mint();
+    let addr: std::net::SocketAddr = gw.listen.parse().unwrap();
+    let mut tls = support::raw::connect(addr, &env.pki.ca_pem, &[b"http/1.1"]).await;
+    let request = format!("GET /delay/1500 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut tls, request.as_bytes()).await.unwrap();
+    support::eventually("the request is in flight", || async {
+        gw.metric(r#"mfagate_requests_in_flight{listener="gateway"}"#).await == 1.0
+    })
+    .await;
+    gw.signal("TERM").await;
+    let answer = support::raw::read_until_closed(&mut tls, Duration::from_secs(10)).await;
+    assert_eq!(answer.statuses(), [200], "{}", answer.text());
+    assert!(answer.text().to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{}", answer.text());
+    assert!(answer.closed, "the connection closes after the answer");
+}

@@ -192,3 +192,21 @@ async fn a_flood_of_bad_tokens_is_cut_off_before_token_checks() {
     );
     assert_eq!(support::sample(&scrape, "mfagate_rate_limited_peers"), 1.0);
 }
+
+#[tokio::test]
+async fn the_in_flight_gauge_counts_what_max_in_flight_counts() {
+    let env = TestEnv::setup().server("max_in_flight = 1").start().await;
+    let token = env.idp.delegated().mint();
+    let in_flight = r#"mfagate_requests_in_flight{listener="gateway"}"#;
+    // A download whose body the client does not read: its headers are long
+    // sent, its body is still streaming.
+    let mut download = env.client.get(env.url("/download/67108864")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    let rsp = env.get("/v1/customers", Some(&token)).await;
+    assert_rejected(rsp, 503, "overloaded").await;
+    assert_eq!(env.metric(in_flight).await, 1.0, "the gauge shows the request that max_in_flight counts");
+
+    while download.chunk().await.unwrap().is_some() {}
+    eventually("the download is no longer in flight", || async { env.metric(in_flight).await == 0.0 }).await;
+    assert_eq!(env.get("/v1/customers", Some(&token)).await.status(), 200);
+}

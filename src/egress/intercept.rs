@@ -24,12 +24,14 @@ use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, warn};
 
 use super::ca::{CaError, InterceptCa};
-use super::hosts::TargetAction;
+use super::hosts::{TargetAction, TargetRefusal};
 use super::{Conn, Egress, EgressError, EgressState, Target, hosts};
-use crate::error::Reject;
+use crate::correlation::Correlation;
+use crate::error::{ErrorFormat, Reject};
 use crate::listener::{self, Fault, Inspected, Inspector, Refusal};
 use crate::metrics::EgressMetrics;
 use crate::proxy::{Guard, Routed};
+use crate::respond::{Head, Responder};
 
 /// How long an issued leaf is served before a new one is made (it is valid
 /// for a week).
@@ -125,7 +127,7 @@ pub(super) async fn serve(
     authority: Authority,
     conn: &Conn,
 ) {
-    let _watch = Arc::clone(&conn.watcher);
+    let _drain = conn.drain.clone();
     let peer = conn.peer;
     let handshake = async {
         let start = LazyConfigAcceptor::new(Acceptor::default(), io).await.map_err(|e| e.to_string())?;
@@ -137,25 +139,26 @@ pub(super) async fn serve(
         let tls = start.into_stream(config).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((tls, sni))
     };
-    let handshake = tokio::time::timeout(state.settings.tls_handshake_timeout, handshake);
+    let handshake = tokio::time::timeout(state.http.tls_handshake_timeout, handshake);
     let (tls, sni) = tokio::select! {
         done = handshake => match done {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => return debug!(%peer, host = %target.host, error = %e, "intercepted TLS handshake failed"),
             Err(_) => return debug!(%peer, host = %target.host, "intercepted TLS handshake timed out"),
         },
-        () = conn.kill.cancelled() => return,
+        () = conn.drain.abort.cancelled() => return,
     };
     let sni_matches = sni.as_deref() == Some(target.host.as_str());
     if !sni_matches {
         debug!(%peer, host = %target.host, "TLS server name differs from the CONNECT target; requests get 421");
     }
-    let builder = listener::connection_builder(&state.settings);
     // HTTP/1 inside the tunnel gets the same byte-level framing checks as the
     // reverse-proxy listener; a fault refuses the request that carries it.
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let fault = Fault::default();
-    let inspector = (!h2).then(|| Inspector::new(state.settings.max_header_bytes, fault.clone()));
+    let inspector = (!h2).then(|| Inspector::new(state.http.max_header_bytes, fault.clone()));
+    // The tunnel holds no configuration past its start but its HTTP settings.
+    let builder = state.builder.clone();
     drop(state);
     let io = TokioIo::new(Inspected::new(tls, inspector));
     let tunnel = Arc::new(Tunnel { egress, target, authority, sni_matches });
@@ -170,33 +173,24 @@ pub(super) async fn serve(
             // The gateway and egress state current now: a reload applies to
             // the next request of an open tunnel.
             let Some((gateway, state)) = tunnel.egress.live.egress() else {
-                return Ok::<_, Infallible>(crate::error::error_response(crate::error::Reason::EgressDenied, ""));
+                let (parts, _) = req.into_parts();
+                let refusal = Reject::from(EgressError::Denied(TargetRefusal::NotAllowed));
+                let (ids, head) = (Correlation::of(&parts.headers), Head::of(&parts));
+                return Ok::<_, Infallible>(Responder::default().refuse(
+                    refusal,
+                    &ids,
+                    ErrorFormat::PartnerCenter,
+                    &head,
+                    None,
+                ));
             };
             let guard = TunnelRequest { tunnel: &tunnel, state: &state };
             let routed = Routed { host: &tunnel.target.host, authority: &tunnel.authority, guard: &guard };
-            let version = req.version();
-            let mut rsp = gateway.handle_routed(req, peer, &routed).await;
-            // After a refused HTTP/1 request nothing more is read from the
-            // connection: its framing cannot be trusted.
-            if !h2 && rsp.status() == http::StatusCode::BAD_REQUEST {
-                listener::say_close(&mut rsp, version);
-            }
-            Ok::<_, Infallible>(rsp)
+            Ok::<_, Infallible>(gateway.handle_routed(req, peer, &routed).await)
         })
     });
-    let served = builder.serve_connection(io, service);
-    tokio::pin!(served);
-    let result = tokio::select! {
-        result = served.as_mut() => result,
-        () = conn.stop.cancelled() => {
-            served.as_mut().graceful_shutdown();
-            tokio::select! {
-                result = served.as_mut() => result,
-                () = conn.kill.cancelled() => Ok(()),
-            }
-        }
-    };
-    if let Err(e) = result {
+    let served = builder.serve(io, h2, service);
+    if let Err(e) = listener::until_drained(served, &conn.drain).await {
         debug!(%peer, error = %e, "intercepted connection ended with an error");
     }
 }

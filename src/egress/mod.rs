@@ -42,19 +42,20 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::Watcher;
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use crate::config::HttpSettings;
 use crate::config::{Config, EgressConfig};
 use crate::correlation::Correlation;
 use crate::error::{Reject, RequestRule};
-use crate::listener::{self, ConnSettings, Discard, Head};
+use crate::listener::{self, Drain, Http};
 use crate::metrics::EgressMetrics;
 use crate::proxy::{Body, Gateway};
+use crate::respond::{Head, Responder};
 use crate::upstream::resolve::Resolve;
 use auth::ProxyAuth;
 use binding::AudienceBinding;
@@ -116,10 +117,12 @@ pub struct EgressState {
     binding: AudienceBinding,
     resolve: Resolve,
     plain: plain::Forwarder,
-    settings: ConnSettings,
-    discard: Discard,
+    http: HttpSettings,
+    builder: Http,
+    responder: Responder,
     connect_timeout: Duration,
     tunnel_idle_timeout: Duration,
+    drain_grace: Duration,
 }
 
 impl EgressState {
@@ -140,12 +143,14 @@ impl EgressState {
             certs: intercept::Certs::new(ca, metrics),
             auth: egress.proxy_auth.as_ref().map(ProxyAuth::new),
             binding: AudienceBinding::new(&config.routes),
-            plain: plain::Forwarder::new(&resolve, &config.server),
+            plain: plain::Forwarder::new(&resolve, &config.server.upstream),
             resolve,
-            settings: ConnSettings::of(&config.server),
-            discard: Discard::of(&config.server),
-            connect_timeout: config.server.upstream_connect_timeout,
+            http: config.server.http,
+            builder: Http::new(&config.server.http),
+            responder: Responder::new(&config.server.discard),
+            connect_timeout: config.server.upstream.connect_timeout,
             tunnel_idle_timeout: egress.tunnel_idle_timeout,
+            drain_grace: config.server.drain.grace,
         })
     }
 }
@@ -156,14 +161,12 @@ pub struct Egress {
     metrics: EgressMetrics,
 }
 
-/// One client connection to the proxy. The watcher is held by every task
-/// the connection starts (tunnels included), so draining waits for them.
+/// One client connection to the proxy. Every task the connection starts
+/// (tunnels included) holds a clone of its `Drain`, so draining waits for them.
 #[derive(Clone)]
 struct Conn {
     peer: SocketAddr,
-    watcher: Arc<Watcher>,
-    stop: CancellationToken,
-    kill: CancellationToken,
+    drain: Drain,
 }
 
 impl Egress {
@@ -172,43 +175,27 @@ impl Egress {
     }
 
     /// Serves until `stop`, then lets requests, intercepted tunnels and blind
-    /// tunnels finish for up to `grace` before closing what is left.
-    pub async fn serve(self: Arc<Self>, tcp: TcpListener, stop: CancellationToken, grace: Duration) {
-        let kill = CancellationToken::new();
-        let (stop_all, kill_all) = (stop.clone(), kill.clone());
-        listener::accept_loop(tcp, stop, grace, move |tcp, peer, watcher| {
-            let conn = Conn { peer, watcher: Arc::new(watcher), stop: stop_all.clone(), kill: kill_all.clone() };
-            Arc::clone(&self).connection(tcp, conn)
+    /// tunnels finish for up to the `drain_grace` being served then before
+    /// closing what is left.
+    pub async fn serve(self: Arc<Self>, tcp: TcpListener, stop: CancellationToken) {
+        let live = Arc::clone(&self.live);
+        let grace = move || live.egress().map(|(_, state)| state.drain_grace).unwrap_or_default();
+        listener::accept(tcp, stop, grace, move |tcp, peer, drain| {
+            Some(Arc::clone(&self).connection(tcp, Conn { peer, drain }))
         })
         .await;
-        kill.cancel();
     }
 
     async fn connection(self: Arc<Self>, tcp: TcpStream, conn: Conn) {
-        let (stop, kill, peer) = (conn.stop.clone(), conn.kill.clone(), conn.peer);
-        let Some((_, state)) = self.live.egress() else { return };
-        let header_read_timeout = state.settings.header_read_timeout;
-        drop(state);
+        let (drain, peer) = (conn.drain.clone(), conn.peer);
+        let Some(builder) = self.live.egress().map(|(_, state)| state.builder.clone()) else { return };
         let service = service_fn(move |req| {
             let (egress, conn) = (Arc::clone(&self), conn.clone());
             // Boxed: an idle proxy connection keeps no room for a request's state.
             Box::pin(async move { Ok::<_, Infallible>(egress.handle(req, &conn).await) })
         });
-        let mut http1 = hyper::server::conn::http1::Builder::new();
-        http1.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
-        let served = http1.serve_connection(TokioIo::new(tcp), service).with_upgrades();
-        tokio::pin!(served);
-        let result = tokio::select! {
-            result = served.as_mut() => result,
-            () = stop.cancelled() => {
-                served.as_mut().graceful_shutdown();
-                tokio::select! {
-                    result = served.as_mut() => result,
-                    () = kill.cancelled() => Ok(()),
-                }
-            }
-        };
-        if let Err(e) = result {
+        let served = builder.serve_with_upgrades(TokioIo::new(tcp), service);
+        if let Err(e) = listener::until_drained(served, &drain).await {
             debug!(%peer, error = %e, "proxy connection ended with an error");
         }
     }
@@ -219,7 +206,7 @@ impl Egress {
         let connect = req.method() == Method::CONNECT;
         let mut target = None;
         let (parts, body) = req.into_parts();
-        let head = Head::of(parts.version, &parts.headers);
+        let head = Head::of(&parts);
         // The body until it is forwarded: what is left of it when the request
         // is refused is discarded after the answer.
         let mut body = Some(body);
@@ -241,11 +228,8 @@ impl Egress {
                     "failed"
                 };
                 let rule = reject.rule();
-                let mut rsp = reject.into_response(&ids, crate::error::ErrorFormat::PartnerCenter);
-                ids.apply(rsp.headers_mut());
-                if let Some(state) = &state {
-                    state.discard.early_answer(&mut rsp, head, body);
-                }
+                let responder = state.as_ref().map(|s| s.responder).unwrap_or_default();
+                let rsp = responder.refuse(reject, &ids, crate::error::ErrorFormat::PartnerCenter, &head, body);
                 log(conn.peer, connect, target.as_ref(), outcome, reason.as_str(), rule, &ids);
                 return rsp;
             }

@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::EgressError;
-use crate::config::ServerConfig;
+use crate::config::UpstreamSettings;
 use crate::error::{Reject, RequestRule};
 use crate::upstream::Body;
 use crate::upstream::headers::strip_hop_by_hop;
@@ -28,16 +28,16 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(resolve: &Resolve, server: &ServerConfig) -> Self {
+    pub fn new(resolve: &Resolve, server: &UpstreamSettings) -> Self {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(server.upstream_connect_timeout));
+        http.set_connect_timeout(Some(server.connect_timeout));
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(resolve.connector(http));
-        Self { client, timeout: server.upstream_timeout, idle_timeout: server.upstream_idle_timeout }
+        Self { client, timeout: server.timeout, idle_timeout: server.idle_timeout }
     }
 
     /// Sends the request to `http://{authority}` and streams the answer back.

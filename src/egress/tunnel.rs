@@ -109,14 +109,14 @@ pub(super) async fn serve(
     target: &Target,
     conn: &Conn,
 ) {
-    let _watch = Arc::clone(&conn.watcher);
+    let _drain = conn.drain.clone();
     let activity = Arc::new(Activity::new());
     let mut client =
         Counted { inner: client, counter: egress.metrics.bytes_upstream.clone(), activity: Arc::clone(&activity) };
     let mut buffered = Vec::new();
     let first = tokio::select! {
-        first = first_flight(&mut client, &mut buffered, state.settings.tls_handshake_timeout) => first,
-        () = conn.kill.cancelled() => return,
+        first = first_flight(&mut client, &mut buffered, state.http.tls_handshake_timeout) => first,
+        () = conn.drain.abort.cancelled() => return,
     };
     let first = match first {
         Ok(first) => first,
@@ -172,7 +172,7 @@ pub(super) async fn serve(
                 "egress: a reload no longer allows this blind tunnel; closed"
             );
         },
-        () = conn.kill.cancelled() => {}
+        () = conn.drain.abort.cancelled() => {}
     }
 }
 

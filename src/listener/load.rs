@@ -1,7 +1,9 @@
-//! Load accounting: open connections and requests in flight, process-wide
-//! and per connection. Guards count while they live; a response body carries
-//! its request's guards until the last byte is sent (or the body dropped),
-//! so a streaming response counts as in flight.
+//! Load accounting: connections and requests counted against
+//! `max_connections` and `max_in_flight`, one count per quantity, which is
+//! also the gauge operators see. Guards count while they live; a response
+//! body carries its request's guards until the last byte is sent (or the
+//! body dropped), so a streaming response counts as in flight, both for
+//! the limit and for `mfagate_requests_in_flight`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,27 +12,46 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Frame, SizeHint};
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use tokio::sync::Notify;
 
-/// Process-wide counts and their metrics.
+/// One listener's counts and their metrics.
 pub struct Load {
-    open: AtomicUsize,
+    /// Connections served normally: what `max_connections` limits.
+    open: IntGauge,
+    /// Connections over it, served only to be told 503.
     overflow: AtomicUsize,
-    in_flight: AtomicUsize,
-    pub(super) metrics: LoadMetrics,
-}
-
-pub(super) struct LoadMetrics {
-    pub shed_connections: IntCounter,
-    pub shed_requests: IntCounter,
-    pub dropped: IntCounter,
-    pub handshake_timeout: IntCounter,
-    pub handshake_error: IntCounter,
+    /// Requests admitted: what `max_in_flight` limits.
+    in_flight: IntGauge,
+    accepted: IntCounter,
+    shed_connections: IntCounter,
+    shed_requests: IntCounter,
+    dropped: IntCounter,
+    handshake_timeout: IntCounter,
+    handshake_error: IntCounter,
 }
 
 impl Load {
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+    /// The counts of the listener called `listener` (a fixed name).
+    pub fn register(registry: &Registry, listener: &str) -> Result<Self, prometheus::Error> {
+        let open = IntGaugeVec::new(
+            Opts::new(
+                "mfagate_connections_open",
+                "Client connections open now (TLS handshake included), counted against max_connections, by listener.",
+            ),
+            &["listener"],
+        )?;
+        let accepted = IntCounterVec::new(
+            Opts::new("mfagate_connections_accepted_total", "Client connections accepted, by listener."),
+            &["listener"],
+        )?;
+        let in_flight = IntGaugeVec::new(
+            Opts::new(
+                "mfagate_requests_in_flight",
+                "Requests being answered now, until their response body ends, counted against max_in_flight, by listener.",
+            ),
+            &["listener"],
+        )?;
         let shed = IntCounterVec::new(
             Opts::new("mfagate_overload_total", "Requests answered 503 overloaded, by the limit that was reached."),
             &["limit"],
@@ -43,53 +64,74 @@ impl Load {
             Opts::new("mfagate_tls_handshake_failures_total", "TLS handshakes that failed, by kind (error, timeout)."),
             &["kind"],
         )?;
+        registry.register(Box::new(open.clone()))?;
+        registry.register(Box::new(accepted.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(shed.clone()))?;
         registry.register(Box::new(dropped.clone()))?;
         registry.register(Box::new(handshakes.clone()))?;
         Ok(Self {
-            open: AtomicUsize::new(0),
+            open: open.with_label_values(&[listener]),
             overflow: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
-            metrics: LoadMetrics {
-                shed_connections: shed.with_label_values(&["max_connections"]),
-                shed_requests: shed.with_label_values(&["max_in_flight"]),
-                dropped,
-                handshake_timeout: handshakes.with_label_values(&["timeout"]),
-                handshake_error: handshakes.with_label_values(&["error"]),
-            },
+            in_flight: in_flight.with_label_values(&[listener]),
+            accepted: accepted.with_label_values(&[listener]),
+            shed_connections: shed.with_label_values(&["max_connections"]),
+            shed_requests: shed.with_label_values(&["max_in_flight"]),
+            dropped,
+            handshake_timeout: handshakes.with_label_values(&["timeout"]),
+            handshake_error: handshakes.with_label_values(&["error"]),
         })
     }
 
     /// Counts a new connection: `Normal` below `max`, `Overflow` (served only
     /// to be told 503) within the allowance above it, `None` beyond that.
     pub(super) fn connect(self: &Arc<Self>, max: usize) -> Option<(Lane, ConnGuard)> {
-        let open = self.open.fetch_add(1, Ordering::AcqRel);
-        if open < max {
+        self.accepted.inc();
+        if take(&self.open, max) {
             return Some((Lane::Normal, ConnGuard { load: Arc::clone(self), overflow: false }));
         }
-        self.open.fetch_sub(1, Ordering::AcqRel);
         let allowance = max / 8 + 16;
         if self.overflow.fetch_add(1, Ordering::AcqRel) < allowance {
             return Some((Lane::Overflow, ConnGuard { load: Arc::clone(self), overflow: true }));
         }
         self.overflow.fetch_sub(1, Ordering::AcqRel);
-        self.metrics.dropped.inc();
+        self.dropped.inc();
         None
     }
 
     /// Admits a request below `max` in flight.
     pub(super) fn enter(self: &Arc<Self>, max: usize) -> Option<InFlight> {
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) < max {
-            return Some(InFlight { load: Arc::clone(self) });
+        take(&self.in_flight, max).then(|| InFlight { load: Arc::clone(self) })
+    }
+
+    /// Counts a request answered 503 because of the limit of `lane`.
+    pub(super) fn shed(&self, lane: Lane) {
+        match lane {
+            Lane::Overflow => self.shed_connections.inc(),
+            Lane::Normal => self.shed_requests.inc(),
         }
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        None
+    }
+
+    pub(super) fn handshake_failed(&self, timed_out: bool) {
+        if timed_out { &self.handshake_timeout } else { &self.handshake_error }.inc();
     }
 
     /// Connections open now (normal lane).
     pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Acquire)
+        usize::try_from(self.open.get()).unwrap_or(0)
     }
+}
+
+/// Takes one unit of `count` if that leaves it at most `max`. Counting
+/// first and checking after means two racing takers may both be refused,
+/// never both admitted past `max`.
+fn take(count: &IntGauge, max: usize) -> bool {
+    count.inc();
+    if usize::try_from(count.get()).is_ok_and(|n| n <= max) {
+        return true;
+    }
+    count.dec();
+    false
 }
 
 /// Which way a connection is served.
@@ -110,7 +152,7 @@ impl Drop for ConnGuard {
         if self.overflow {
             self.load.overflow.fetch_sub(1, Ordering::AcqRel);
         } else {
-            self.load.open.fetch_sub(1, Ordering::AcqRel);
+            self.load.open.dec();
         }
     }
 }
@@ -121,7 +163,7 @@ pub(super) struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.load.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.load.in_flight.dec();
     }
 }
 

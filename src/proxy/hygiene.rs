@@ -24,7 +24,7 @@ use http::request::Parts;
 use http::uri::{Authority, PathAndQuery};
 use http::{Uri, Version};
 
-use crate::config::ServerConfig;
+use crate::config::HttpSettings;
 use crate::reason::RequestRule;
 
 /// Request checks that depend on the configuration.
@@ -40,8 +40,8 @@ impl Default for Hygiene {
 }
 
 impl Hygiene {
-    pub fn new(server: &ServerConfig) -> Self {
-        Self { max_headers: server.max_headers }
+    pub fn new(http: &HttpSettings) -> Self {
+        Self { max_headers: http.max_headers }
     }
 
     /// Refuses a request that is ambiguous or framed in a way that must not

@@ -3,9 +3,9 @@
 //! → facts (credentials, every token checked, the customer) → `decide` →
 //! authorise → rate limits on the verified subject → forward → record.
 //! The record writes down what was decided; it never drives what happens.
-//! `handle` is the one place a rejection becomes a response. `handle_routed`
-//! is the same path for a request whose host was fixed before it was read
-//! (an intercepted egress tunnel).
+//! `handle` hands every rejection to `respond`, where it becomes a
+//! response. `handle_routed` is the same path for a request whose host was
+//! fixed before it was read (an intercepted egress tunnel).
 
 pub mod facts;
 pub mod hygiene;
@@ -30,9 +30,10 @@ use crate::config::{Config, UNMATCHED_ROUTE};
 use crate::correlation::Correlation;
 use crate::error::{ErrorFormat, Reason, Reject, RequestRule};
 use crate::limit::Limits;
-use crate::listener::{Discard, Head, Refusal};
-use crate::metrics::{InFlight, ListenerMetrics, Metrics, RouteMetrics};
+use crate::listener::Refusal;
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::policy::{self, RouteKind};
+use crate::respond::{Head, Responder};
 use crate::rfc3339::unix_now;
 use crate::tls::TlsError;
 use crate::upstream::resolve::Resolve;
@@ -82,17 +83,12 @@ pub struct Gateway {
     auth: Authenticator,
     unmatched: RouteMetrics,
     audit: Option<AuditLog>,
-    listener: ListenerMetrics,
     hygiene: Hygiene,
     limits: Limits,
-    discard: Discard,
+    responder: Responder,
 }
 
 impl crate::listener::Pipeline for Gateway {
-    fn connection(&self) -> InFlight {
-        Gateway::connection(self)
-    }
-
     fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send {
         self.handle(req, peer)
     }
@@ -113,10 +109,8 @@ impl Gateway {
             .enumerate()
             .map(|(i, r)| {
                 let metrics = metrics.route_of(r);
-                let upstream = Upstream::new(r, &config.server, &resolve).map_err(|source| BuildError::Upstream {
-                    key: format!("routes[{i}].upstream_ca"),
-                    route: r.name.clone(),
-                    source,
+                let upstream = Upstream::new(r, &config.server.upstream, &resolve).map_err(|source| {
+                    BuildError::Upstream { key: format!("routes[{i}].upstream_ca"), route: r.name.clone(), source }
                 })?;
                 Ok(Route { upstream: upstream.count_body_errors(metrics.upstream_body()), metrics, config: r.clone() })
             })
@@ -126,10 +120,9 @@ impl Gateway {
             auth,
             unmatched: metrics.route(UNMATCHED_ROUTE),
             audit,
-            listener: metrics.listener("gateway"),
-            hygiene: Hygiene::new(&config.server),
+            hygiene: Hygiene::new(&config.server.http),
             limits: Limits::default(),
-            discard: Discard::of(&config.server),
+            responder: Responder::new(&config.server.discard),
         })
     }
 
@@ -143,11 +136,6 @@ impl Gateway {
         &self.auth
     }
 
-    /// Counts an open client connection until the guard is dropped.
-    pub fn connection(&self) -> InFlight {
-        self.listener.connection()
-    }
-
     /// Answers one request: forwarded, or rejected with the reason's response.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         self.respond(req, peer, None).await
@@ -159,16 +147,18 @@ impl Gateway {
     }
 
     async fn respond(&self, req: Request<Incoming>, peer: SocketAddr, routed: Option<&Routed<'_>>) -> Response<Body> {
-        let _in_flight = self.listener.request();
         let mut pending = Pending::new(self, Correlation::of(req.headers()));
         let (parts, body) = req.into_parts();
-        let head = Head::of(parts.version, &parts.headers);
+        let head = Head::of(&parts);
         // The body until it is read here or handed on: what is left of it
         // when the request is refused is discarded after the answer.
         let mut body = Some(body);
         let result = self.process(parts, &mut body, peer, routed, &pending.ids, &mut pending.record).await;
-        let mut rsp = match result {
-            Ok(rsp) => rsp,
+        let rsp = match result {
+            Ok(mut rsp) => {
+                pending.ids.apply(rsp.headers_mut());
+                rsp
+            }
             Err(reject) => {
                 pending.record.rejected(&reject);
                 let reason = reject.reason();
@@ -179,12 +169,9 @@ impl Gateway {
                     Some(route) => route.config.error_format,
                     None => pending.record.format.unwrap_or_default(),
                 };
-                let mut rsp = reject.into_response(&pending.ids, format);
-                self.discard.early_answer(&mut rsp, head, body);
-                rsp
+                self.responder.refuse(reject, &pending.ids, format, &head, body)
             }
         };
-        pending.ids.apply(rsp.headers_mut());
         pending.finish(rsp.status());
         rsp
     }

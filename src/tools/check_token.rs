@@ -137,7 +137,7 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
     let decoded = claims_json.as_ref().and_then(|v| Claims::parse(v.to_string().as_bytes()).ok()).map(Arc::new);
     let mut parts = request(&token, args)?;
     // The gateway's request checks first: what they refuse, no token check sees.
-    if let Err(rule) = Hygiene::new(&config.server).check(&mut parts) {
+    if let Err(rule) = Hygiene::new(&config.server.http).check(&mut parts) {
         return Err(CheckError::Refused(Reason::BadRequest, Some(rule), RefusedWhy(rule.sentence().to_string())));
     }
     // A path given is judged under the route the gateway sends it to (its

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::cli::DemoArgs;
-use crate::config::Config;
+use crate::config::{Config, HttpSettings};
 use crate::{listener, shutdown, telemetry};
 use idp::Idp;
 
@@ -97,11 +97,13 @@ async fn serve(args: &DemoArgs, dir: &Path) -> Result<(), DemoError> {
             let jwks = Bytes::from(keys.jwks.clone());
             async move { json(jwks) }
         },
+        HttpSettings::default(),
         stop.clone(),
         grace,
     ));
+    let echo_handler = |req| async move { echo(&req) };
     let echo_task =
-        tokio::spawn(listener::serve_plain(echo_listener, |req| async move { echo(&req) }, stop.clone(), grace));
+        tokio::spawn(listener::serve_plain(echo_listener, echo_handler, HttpSettings::default(), stop.clone(), grace));
 
     let audit = dir.join("audit.jsonl");
     let config = Config::from_toml(&config_toml(args, dir, idp_addr, echo_addr, &audit))?;

@@ -25,7 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus::IntCounter;
 use tokio::time::{Instant, Sleep};
 
-use crate::config::{RouteConfig, ServerConfig, UpstreamTarget};
+use crate::config::{RouteConfig, UpstreamSettings, UpstreamTarget};
 use crate::correlation::Correlation;
 use crate::policy::Authorized;
 use crate::tls::{self, TlsError};
@@ -102,12 +102,12 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(route: &RouteConfig, server: &ServerConfig, resolve: &Resolve) -> Result<Self, TlsError> {
+    pub fn new(route: &RouteConfig, server: &UpstreamSettings, resolve: &Resolve) -> Result<Self, TlsError> {
         let tls = tls::client(route.upstream_ca.as_deref())?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(server.upstream_connect_timeout));
+        http.set_connect_timeout(Some(server.connect_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -116,14 +116,14 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(server.upstream_pool_idle_timeout)
-            .pool_max_idle_per_host(server.upstream_pool_max_idle)
+            .pool_idle_timeout(server.pool_idle_timeout)
+            .pool_max_idle_per_host(server.pool_max_idle)
             .build(https);
         Ok(Self {
             client,
             target: route.upstream.clone(),
-            timeout: server.upstream_timeout,
-            idle_timeout: server.upstream_idle_timeout,
+            timeout: server.timeout,
+            idle_timeout: server.idle_timeout,
             body_errors: None,
         })
     }

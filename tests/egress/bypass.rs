@@ -74,8 +74,9 @@ async fn ip_literals_and_unlisted_ports_are_refused() {
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["reason"], "egress_denied");
     let (status, _, _) = connect(&env, "files.example.net:22", None).await;
     assert_eq!(status, 403, "any host on a port not in connect_ports");
-    let (status, _, _) = connect(&env, "api.partnercenter.microsoft.com", None).await;
+    let (status, headers, _) = connect(&env, "api.partnercenter.microsoft.com", None).await;
     assert_eq!(status, 400, "no port");
+    assert_eq!(headers["connection"], "close", "nothing more is read after a malformed request");
     assert_eq!(env.upstream.hits(), 0);
 }
 
@@ -293,6 +294,7 @@ async fn ambiguous_http1_framing_inside_a_tunnel_is_refused() {
         let text = String::from_utf8_lossy(&answer);
         assert!(text.starts_with("HTTP/1.1 400"), "{what}: {text}");
         assert!(text.contains(r#""reason":"bad_request""#), "{what}: {text}");
+        assert!(text.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{what}: {text}");
     }
     assert_eq!(env.upstream.hits(), 0);
 }

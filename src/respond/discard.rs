@@ -14,23 +14,25 @@
 use std::time::Duration;
 
 use http::header::{CONNECTION, EXPECT, HeaderValue};
+use http::request::Parts;
 use http::{HeaderMap, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use tracing::debug;
 
-use crate::config::ServerConfig;
+use crate::config::DiscardSettings;
+use crate::listener::Refusal;
 
 /// How much of an unread request body is discarded after an early answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Discard {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Discard {
     limit: u64,
     timeout: Duration,
 }
 
 impl Discard {
-    pub fn of(server: &ServerConfig) -> Self {
-        Self { limit: server.discard_body_limit, timeout: server.discard_body_timeout }
+    pub fn of(settings: &DiscardSettings) -> Self {
+        Self { limit: settings.limit, timeout: settings.timeout }
     }
 
     /// Called with an answer that was given before the request's body was
@@ -39,7 +41,7 @@ impl Discard {
     /// `Connection: close` and the body is read and discarded in a task of
     /// its own while hyper sends the answer; hyper closes the connection
     /// once the body has ended, or once the task gives up and drops it.
-    pub fn early_answer<B>(&self, rsp: &mut Response<B>, head: Head, body: Option<Incoming>) {
+    pub fn early_answer<B>(&self, rsp: &mut Response<B>, head: &Head, body: Option<Incoming>) {
         let Some(body) = body else { return };
         if head.version >= Version::HTTP_2 || body.is_end_stream() {
             return;
@@ -64,25 +66,33 @@ impl Discard {
 /// `Connection` of an HTTP/1.1 answer given to an HTTP/1.0 keep-alive
 /// request, and a client or proxy that reads that token would send its next
 /// request on a connection being closed.
-pub fn say_close<B>(rsp: &mut Response<B>, version: Version) {
+pub(super) fn say_close<B>(rsp: &mut Response<B>, version: Version) {
     rsp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     if version < Version::HTTP_11 {
         *rsp.version_mut() = version;
     }
 }
 
-/// What `Discard` needs to know of a request, taken before it is consumed.
+/// What an answer needs to know of the request it answers, taken before
+/// the request is consumed.
 #[derive(Debug, Clone, Copy)]
 pub struct Head {
-    version: Version,
+    pub(super) version: Version,
     expects_continue: bool,
+    /// The listener marked the request refused (malformed framing, or over
+    /// a limit): the connection closes after the answer.
+    pub(super) refused_by_listener: bool,
 }
 
 impl Head {
-    pub fn of(version: Version, headers: &HeaderMap) -> Self {
+    pub fn of(parts: &Parts) -> Self {
+        Self::new(parts.version, &parts.headers, parts.extensions.get::<Refusal>().is_some())
+    }
+
+    fn new(version: Version, headers: &HeaderMap, refused_by_listener: bool) -> Self {
         let expects_continue =
             headers.get_all(EXPECT).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        Self { version, expects_continue }
+        Self { version, expects_continue, refused_by_listener }
     }
 }
 
