@@ -88,7 +88,8 @@ impl App {
         let current = Arc::new(Current::new(serving));
         let egress = match egress_listen {
             Some(addr) => {
-                let egress = Egress::new(Arc::clone(&current) as Arc<dyn crate::egress::Live>, shared.metrics.egress());
+                let egress =
+                    Egress::new(Arc::clone(&current) as Arc<dyn crate::egress::LiveEgress>, shared.metrics.egress());
                 Some((Arc::new(egress), bind(addr).await?))
             }
             None => None,

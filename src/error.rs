@@ -196,7 +196,7 @@ struct Answered<'a> {
 
 fn answer(reason: Reason, rule: Option<RequestRule>, ids: Answered<'_>, format: ErrorFormat) -> Response<Body> {
     let description = description(reason, rule);
-    let body = format.body(&format::Body {
+    let body = format.body(&format::Fields {
         reason,
         code: reason.code(),
         description: &description,

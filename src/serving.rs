@@ -30,7 +30,7 @@ use crate::egress::{self, EgressState};
 use crate::limit::LimitStore;
 use crate::listener::{self, Endpoint};
 use crate::metrics::Metrics;
-use crate::proxy::{BuildError as GatewayError, Gateway};
+use crate::proxy::{Gateway, GatewayError};
 use crate::rfc3339;
 use crate::tls::{self, TlsError};
 
@@ -310,7 +310,7 @@ impl Current {
     }
 }
 
-impl listener::Live for Current {
+impl listener::LiveGateway for Current {
     type Pipeline = Gateway;
 
     fn gateway(&self) -> (Arc<Endpoint>, Arc<Gateway>) {
@@ -319,7 +319,7 @@ impl listener::Live for Current {
     }
 }
 
-impl egress::Live for Current {
+impl egress::LiveEgress for Current {
     fn egress(&self) -> Option<(Arc<Gateway>, Arc<EgressState>)> {
         let state = self.state.load();
         Some((Arc::clone(&state.gateway), Arc::clone(state.egress.as_ref()?)))

@@ -25,7 +25,7 @@ use tracing::{debug, warn};
 
 use super::ca::{CaError, InterceptCa};
 use super::hosts::{TargetAction, TargetRefusal};
-use super::{Conn, Egress, EgressError, EgressState, Target, hosts};
+use super::{Egress, EgressError, EgressState, ProxyConn, Target, hosts};
 use crate::correlation::Correlation;
 use crate::error::{ErrorFormat, Reject};
 use crate::listener::{self, Fault, Inspected, Inspector, Refusal};
@@ -125,7 +125,7 @@ pub(super) async fn serve(
     io: TokioIo<Upgraded>,
     target: Target,
     authority: Authority,
-    conn: &Conn,
+    conn: &ProxyConn,
 ) {
     let _drain = conn.drain.clone();
     let peer = conn.peer;

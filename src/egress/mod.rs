@@ -100,7 +100,7 @@ impl Target {
 
 /// The serving state the egress listener reads: the gateway and the egress
 /// state of the configuration being served now.
-pub trait Live: Send + Sync + 'static {
+pub trait LiveEgress: Send + Sync + 'static {
     /// `None` when the configuration being served has no `[egress]` (it
     /// cannot lose it while the listener runs: `egress.listen` is start-only).
     fn egress(&self) -> Option<(Arc<Gateway>, Arc<EgressState>)>;
@@ -157,20 +157,20 @@ impl EgressState {
 
 /// The egress listener.
 pub struct Egress {
-    live: Arc<dyn Live>,
+    live: Arc<dyn LiveEgress>,
     metrics: EgressMetrics,
 }
 
 /// One client connection to the proxy. Every task the connection starts
 /// (tunnels included) holds a clone of its `Drain`, so draining waits for them.
 #[derive(Clone)]
-struct Conn {
+struct ProxyConn {
     peer: SocketAddr,
     drain: Drain,
 }
 
 impl Egress {
-    pub fn new(live: Arc<dyn Live>, metrics: EgressMetrics) -> Self {
+    pub fn new(live: Arc<dyn LiveEgress>, metrics: EgressMetrics) -> Self {
         Self { live, metrics }
     }
 
@@ -181,12 +181,12 @@ impl Egress {
         let live = Arc::clone(&self.live);
         let grace = move || live.egress().map(|(_, state)| state.drain_grace).unwrap_or_default();
         listener::accept(tcp, stop, grace, move |tcp, peer, drain| {
-            Some(Arc::clone(&self).connection(tcp, Conn { peer, drain }))
+            Some(Arc::clone(&self).connection(tcp, ProxyConn { peer, drain }))
         })
         .await;
     }
 
-    async fn connection(self: Arc<Self>, tcp: TcpStream, conn: Conn) {
+    async fn connection(self: Arc<Self>, tcp: TcpStream, conn: ProxyConn) {
         let (drain, peer) = (conn.drain.clone(), conn.peer);
         let Some(builder) = self.live.egress().map(|(_, state)| state.builder.clone()) else { return };
         let service = service_fn(move |req| {
@@ -201,7 +201,7 @@ impl Egress {
     }
 
     /// Answers one proxy request; a refusal becomes the gateway's JSON error.
-    async fn handle(self: &Arc<Self>, req: Request<Incoming>, conn: &Conn) -> Response<Body> {
+    async fn handle(self: &Arc<Self>, req: Request<Incoming>, conn: &ProxyConn) -> Response<Body> {
         let ids = Correlation::of(req.headers());
         let connect = req.method() == Method::CONNECT;
         let mut target = None;
@@ -243,7 +243,7 @@ impl Egress {
         parts: Parts,
         body: &mut Option<Incoming>,
         state: &Arc<EgressState>,
-        conn: &Conn,
+        conn: &ProxyConn,
         target: &mut Option<Target>,
     ) -> Result<(&'static str, Response<Body>), Reject> {
         if state.auth.as_ref().is_some_and(|auth| !auth.admits(&parts.headers)) {
@@ -277,7 +277,7 @@ impl Egress {
         mut req: Request<()>,
         state: &Arc<EgressState>,
         target: Target,
-        conn: &Conn,
+        conn: &ProxyConn,
     ) -> Result<(&'static str, Response<Body>), Reject> {
         match state.rules.connect(&target.host, target.port) {
             TargetAction::Deny(refusal) => Err(EgressError::Denied(refusal).into()),

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::hosts::TargetAction;
-use super::{Conn, Egress, EgressState, Target};
+use super::{Egress, EgressState, ProxyConn, Target};
 use crate::error::Reason;
 
 /// A ClientHello may span several records (RFC 8446 §5.1) and outgrow one
@@ -107,7 +107,7 @@ pub(super) async fn serve(
     client: TokioIo<Upgraded>,
     upstream: TcpStream,
     target: &Target,
-    conn: &Conn,
+    conn: &ProxyConn,
 ) {
     let _drain = conn.drain.clone();
     let activity = Arc::new(Activity::new());

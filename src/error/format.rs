@@ -96,8 +96,8 @@ impl ErrorFormat {
     }
 
     /// The body of an answer in this format.
-    pub fn body(self, answer: &Body<'_>) -> Value {
-        let Body { reason, code, description, correlation_id, request_id, client_request_id } = *answer;
+    pub fn body(self, answer: &Fields<'_>) -> Value {
+        let Fields { reason, code, description, correlation_id, request_id, client_request_id } = *answer;
         match self {
             Self::PartnerCenter => json!({
                 "code": code,
@@ -140,7 +140,7 @@ impl ErrorFormat {
 
 /// What an answer says, whatever its shape.
 #[derive(Debug, Clone, Copy)]
-pub struct Body<'a> {
+pub struct Fields<'a> {
     pub reason: Reason,
     /// Partner Center's code for missing MFA, else the reason.
     pub code: &'a str,

@@ -61,20 +61,25 @@ pub trait Pipeline: Send + Sync + 'static {
 
 /// The serving state the listener reads: the endpoint and pipeline of the
 /// configuration being served now (a reload swaps both).
-pub trait Live: Send + Sync + 'static {
+pub trait LiveGateway: Send + Sync + 'static {
     type Pipeline: Pipeline;
     fn gateway(&self) -> (Arc<Endpoint>, Arc<Self::Pipeline>);
 }
 
 /// Serves the TLS listener until `stop`, then lets open connections finish
 /// for up to the `drain_grace` being served then before closing them.
-pub async fn serve_gateway<L: Live>(listener: TcpListener, current: Arc<L>, load: Arc<Load>, stop: CancellationToken) {
+pub async fn serve_gateway<L: LiveGateway>(
+    listener: TcpListener,
+    current: Arc<L>,
+    load: Arc<Load>,
+    stop: CancellationToken,
+) {
     let at_stop = Arc::clone(&current);
     let grace = move || at_stop.gateway().0.drain.grace;
     accept(listener, stop, grace, move |tcp, peer, drain| {
         let serving = current.gateway();
         let (lane, guard) = load.connect(serving.0.load.max_connections)?;
-        let conn = Conn { peer, lane, current: Arc::clone(&current), load: Arc::clone(&load), drain };
+        let conn = GatewayConn { peer, lane, current: Arc::clone(&current), load: Arc::clone(&load), drain };
         Some(async move {
             let _guard = guard;
             conn.serve(tcp, serving.0).await;
@@ -83,7 +88,7 @@ pub async fn serve_gateway<L: Live>(listener: TcpListener, current: Arc<L>, load
     .await;
 }
 
-struct Conn<L> {
+struct GatewayConn<L> {
     peer: SocketAddr,
     lane: Lane,
     current: Arc<L>,
@@ -91,7 +96,7 @@ struct Conn<L> {
     drain: Drain,
 }
 
-impl<L: Live> Conn<L> {
+impl<L: LiveGateway> GatewayConn<L> {
     async fn serve(self, tcp: TcpStream, endpoint: Arc<Endpoint>) {
         let http = &endpoint.http;
         let handshake = tokio::time::timeout(http.tls_handshake_timeout, endpoint.acceptor.accept(tcp));
@@ -163,7 +168,7 @@ impl<L: Live> Conn<L> {
 /// Hands one request to the gateway current now, marking it refused when the
 /// connection is faulty or the process overloaded. The pipeline's answer
 /// decides whether the connection closes after it.
-fn request<L: Live>(
+fn request<L: LiveGateway>(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     lane: Lane,

@@ -27,7 +27,7 @@ mod plain;
 mod refusal;
 
 pub use accept::{Drain, accept};
-pub use conn::{Endpoint, Live, Pipeline, serve_gateway};
+pub use conn::{Endpoint, LiveGateway, Pipeline, serve_gateway};
 pub use http::{Http, until_drained};
 pub use inspect::{Fault, Inspected, Inspector};
 pub use load::{Load, Tracked};

@@ -44,7 +44,7 @@ use record::Record;
 use route::Route;
 
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub enum GatewayError {
     #[error("{key}: route {route:?}: upstream TLS (upstream_ca): {source}")]
     Upstream {
         /// `routes[i].upstream_ca`, the key at fault.
@@ -55,7 +55,7 @@ pub enum BuildError {
     },
 }
 
-impl BuildError {
+impl GatewayError {
     /// The configuration key the error is about.
     pub fn key(&self) -> &str {
         match self {
@@ -101,7 +101,7 @@ impl Gateway {
         auth: Authenticator,
         metrics: &Metrics,
         audit: Option<AuditLog>,
-    ) -> Result<Self, BuildError> {
+    ) -> Result<Self, GatewayError> {
         let resolve = config.egress.as_ref().map(|e| Resolve::new(e.resolve.clone())).unwrap_or_default();
         let routes = config
             .routes
@@ -110,11 +110,11 @@ impl Gateway {
             .map(|(i, r)| {
                 let metrics = metrics.route_of(r);
                 let upstream = Upstream::new(r, &config.server.upstream, &resolve).map_err(|source| {
-                    BuildError::Upstream { key: format!("routes[{i}].upstream_ca"), route: r.name.clone(), source }
+                    GatewayError::Upstream { key: format!("routes[{i}].upstream_ca"), route: r.name.clone(), source }
                 })?;
                 Ok(Route { upstream: upstream.count_body_errors(metrics.upstream_body()), metrics, config: r.clone() })
             })
-            .collect::<Result<_, BuildError>>()?;
+            .collect::<Result<_, GatewayError>>()?;
         Ok(Self {
             routes,
             auth,
@@ -147,7 +147,7 @@ impl Gateway {
     }
 
     async fn respond(&self, req: Request<Incoming>, peer: SocketAddr, routed: Option<&Routed<'_>>) -> Response<Body> {
-        let mut pending = Pending::new(self, Correlation::of(req.headers()));
+        let mut pending = PendingRecord::new(self, Correlation::of(req.headers()));
         let (parts, body) = req.into_parts();
         let head = Head::of(&parts);
         // The body until it is read here or handed on: what is left of it
@@ -287,7 +287,7 @@ impl Gateway {
 /// the end of the drain) and the future is dropped, with 499 and the
 /// outcome `client_closed`, so that a request the upstream may have acted
 /// on is recorded exactly once.
-struct Pending<'a> {
+struct PendingRecord<'a> {
     gateway: &'a Gateway,
     record: Record<'a>,
     ids: Correlation,
@@ -298,7 +298,7 @@ struct Pending<'a> {
 /// nginx's code for "the client closed the request"; never sent.
 const CLIENT_CLOSED: u16 = 499;
 
-impl<'a> Pending<'a> {
+impl<'a> PendingRecord<'a> {
     fn new(gateway: &'a Gateway, ids: Correlation) -> Self {
         Self { gateway, record: Record::new(), ids, started: Instant::now(), done: false }
     }
@@ -310,7 +310,7 @@ impl<'a> Pending<'a> {
     }
 }
 
-impl Drop for Pending<'_> {
+impl Drop for PendingRecord<'_> {
     fn drop(&mut self) {
         if self.done || !self.record.is_decided {
             return;

@@ -100,7 +100,7 @@ struct RuleLine {
 }
 
 /// Everything `check-token` found out.
-pub struct Report {
+pub struct TokenReport {
     header: Option<Value>,
     claims_json: Option<Value>,
     claims: Option<Arc<Claims>>,
@@ -123,14 +123,14 @@ pub struct Report {
     step_up: Option<StepUp>,
 }
 
-impl Report {
+impl TokenReport {
     /// `allow` or `exempt`: forwarded, and not only because of report-only mode.
     pub fn forwarded_as_compliant(&self) -> bool {
         matches!(self.decision, "allow" | "exempt")
     }
 }
 
-fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
+fn check(source: &Source, args: &CheckTokenArgs) -> Result<TokenReport, CheckError> {
     let token = read_token(args.token.as_deref())?;
     let config = Config::load(source)?;
     let (header, claims_json) = decode_for_display(&token);
@@ -191,7 +191,7 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<Report, CheckError> {
         .unwrap_or_default();
     let token_result = token_result.map_err(|r| (r, hint(r, &cx)));
     let exemption = outcome.evaluation.as_ref().and_then(|e| e.exemption).map(|e| e.reason.clone());
-    Ok(Report {
+    Ok(TokenReport {
         header,
         claims_json,
         claims,

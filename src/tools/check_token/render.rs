@@ -2,12 +2,12 @@
 
 use serde_json::{Value, json};
 
-use super::{Report, Signature};
+use super::{Signature, TokenReport};
 use crate::error::{Reason, step_up_challenge};
 use crate::policy::gdap::{self, Tenancy};
 use crate::policy::{self, Check, ClientType, Mode, TokenVersion, classify};
 
-impl Report {
+impl TokenReport {
     fn classification(&self) -> Option<Value> {
         let c = self.claims.as_ref()?;
         let (tenancy, idp_tenant) = match gdap::tenancy(c) {
