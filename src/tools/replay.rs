@@ -60,17 +60,17 @@ pub struct Change {
     pub correlation_id: String,
     pub appid: Option<String>,
     pub oid: Option<String>,
-    pub before: Outcome,
-    pub after: Outcome,
+    pub before: Replayed,
+    pub after: Replayed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Outcome {
+pub struct Replayed {
     pub decision: String,
     pub reason: String,
 }
 
-impl Outcome {
+impl Replayed {
     fn new(decision: &str, reason: Option<Reason>) -> Self {
         Self { decision: decision.into(), reason: reason.map_or("none", Reason::as_str).into() }
     }
@@ -81,7 +81,7 @@ impl Outcome {
     }
 }
 
-impl std::fmt::Display for Outcome {
+impl std::fmt::Display for Replayed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.reason.as_str() {
             "none" => write!(f, "{}", self.decision),
@@ -91,7 +91,7 @@ impl std::fmt::Display for Outcome {
 }
 
 #[derive(Debug, Default)]
-pub struct Report {
+pub struct ReplayReport {
     pub source: String,
     pub records: usize,
     pub changes: Vec<Change>,
@@ -103,7 +103,7 @@ pub struct Report {
     pub unreadable: Vec<usize>,
 }
 
-impl Report {
+impl ReplayReport {
     /// Forwarded then, denied now.
     pub fn newly_denied(&self) -> usize {
         self.changes.iter().filter(|c| c.before.forwarded() && !c.after.forwarded()).count()
@@ -114,7 +114,7 @@ impl Report {
     }
 }
 
-fn replay(source: &Source, args: &ReplayArgs) -> Result<Report, ReplayError> {
+fn replay(source: &Source, args: &ReplayArgs) -> Result<ReplayReport, ReplayError> {
     let config = Config::load(source)?;
     let at = match &args.at {
         Some(s) => Some(
@@ -129,7 +129,7 @@ fn replay(source: &Source, args: &ReplayArgs) -> Result<Report, ReplayError> {
                 .map_err(|e| ReplayError::Input(format!("cannot read {}: {e}", args.log.display())))?,
         ),
     };
-    let mut report = Report { source: source.describe(), ..Report::default() };
+    let mut report = ReplayReport { source: source.describe(), ..ReplayReport::default() };
     for (i, line) in BufReader::new(input).lines().enumerate() {
         let line = line.map_err(|e| ReplayError::Input(format!("reading {}: {e}", args.log.display())))?;
         if line.trim().is_empty() {
@@ -151,7 +151,7 @@ fn replay(source: &Source, args: &ReplayArgs) -> Result<Report, ReplayError> {
             }
             continue;
         };
-        let before = Outcome { decision: record.decision.clone(), reason: record.reason.clone() };
+        let before = Replayed { decision: record.decision.clone(), reason: record.reason.clone() };
         let Some(after) = decide(route, &record, now) else {
             report.not_replayed += 1;
             continue;
@@ -178,7 +178,7 @@ fn replay(source: &Source, args: &ReplayArgs) -> Result<Report, ReplayError> {
 /// The record's decision under `route`'s policy at `now`, by the gateway's
 /// own `decide` on the facts the record holds; `None` when it cannot be
 /// replayed (routing, request, egress and capacity refusals).
-pub fn decide(route: &RouteConfig, record: &AuditRecord, now: i64) -> Option<Outcome> {
+pub fn decide(route: &RouteConfig, record: &AuditRecord, now: i64) -> Option<Replayed> {
     let reason = match record.reason.as_str() {
         "none" => None,
         code => Some(Reason::parse(code)?),
@@ -188,7 +188,7 @@ pub fn decide(route: &RouteConfig, record: &AuditRecord, now: i64) -> Option<Out
     }
     let facts = facts(route, record, reason)?;
     let decision = policy::decide(&route.policy, &facts, now).decision;
-    Some(Outcome::new(decision.as_str(), decision.reason()))
+    Some(Replayed::new(decision.as_str(), decision.reason()))
 }
 
 /// The facts of a decision, as its record wrote them down. Records written
@@ -283,7 +283,7 @@ pub fn claims(r: &AuditRecord) -> Claims {
     }
 }
 
-impl Report {
+impl ReplayReport {
     fn to_json(&self) -> serde_json::Value {
         json!({
             "config": self.source,
