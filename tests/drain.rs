@@ -121,3 +121,35 @@ async fn an_answer_during_the_drain_says_the_connection_closes() {
     assert!(answer.text().to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{}", answer.text());
     assert!(answer.closed, "the connection closes after the answer");
 }
+
+/// A connection the listener accepted before it closed, still in its TLS
+/// handshake then, sends its first request once the drain has begun: with
+/// `drain_grace` to spare, that request should be answered, as a request
+/// read a moment earlier is.
+#[tokio::test]
+#[ignore = "cut off: the gateway calls hyper's graceful_shutdown on every open connection when the listener stops, \
+            and on an HTTP/1 connection that has not read a request yet hyper closes at once (its state is idle), \
+            so the first request of a connection accepted just before the stop is dropped unanswered within \
+            milliseconds though drain_grace has seconds left; the fix is to defer the graceful close of a \
+            connection that has served nothing until its first request is in (header_read_timeout bounds the wait), \
+            in listener/conn.rs and listener::until_drained alike"]
+async fn the_first_request_of_a_connection_accepted_before_the_stop_is_answered() {
+    use tokio::io::AsyncWriteExt;
+    let env = TestEnv::setup().server("drain_delay = \"0s\"\ndrain_grace = \"20s\"").start().await;
+    let token = env.idp.delegated().mint();
+    let (addr, ca_pem) = (env.addr, env.pki.ca_pem.clone());
+    // Accepted by the listener (the handshake waits on the client).
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    support::eventually("the connection is accepted", || async {
+        env.metric(r#"mfagate_connections_open{listener="gateway"}"#).await == 1.0
+    })
+    .await;
+    let stopped = tokio::spawn(env.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut tls = support::raw::handshake(tcp, &ca_pem, &[b"http/1.1"]).await;
+    let request = format!("GET /v1/customers HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let answer = support::raw::read_until_closed(&mut tls, Duration::from_secs(10)).await;
+    assert_eq!(answer.statuses(), [200], "{}", answer.text());
+    stopped.await.unwrap();
+}

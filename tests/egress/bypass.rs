@@ -330,3 +330,55 @@ async fn an_empty_segment_in_a_tunnel_cannot_hide_a_customer() {
     assert_eq!(rsp.status(), 200);
     assert_eq!(env.upstream.last().path_and_query, format!("/v1/customers/{OTHER_TID}/orders"));
 }
+
+/// Nothing written after a request the proxy refuses is read as a request
+/// of its own: a malformed request (400), an HTTP/1.0 keep-alive one, and a
+/// refused one whose body was left unread (403, CONNECT included) each end
+/// their connection, so the forward pipelined behind them never leaves.
+#[tokio::test]
+async fn nothing_pipelined_after_a_refused_proxy_request_is_forwarded() {
+    let plain = PlainPeer::start().await;
+    let env = guarded()
+        .egress("default = \"deny\"\nallow_hosts = [\"intranet.example.net\"]")
+        .resolve("intranet.example.net", plain.addr)
+        .start()
+        .await;
+    let next = "GET http://intranet.example.net/ HTTP/1.1\r\nHost: intranet.example.net\r\n\r\n";
+    let cases = [
+        ("origin-form", "GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_string(), 400),
+        ("https without CONNECT", "GET https://x/ HTTP/1.1\r\nHost: x\r\n\r\n".to_string(), 400),
+        ("CONNECT without a port", format!("CONNECT {PC_HOST} HTTP/1.1\r\nHost: {PC_HOST}\r\n\r\n"), 400),
+        ("HTTP/1.0 keep-alive", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".to_string(), 400),
+        (
+            "denied, body unread",
+            "POST http://other.example.net/ HTTP/1.1\r\nHost: other.example.net\r\nContent-Length: 5\r\n\r\nhello"
+                .to_string(),
+            403,
+        ),
+        (
+            "plain to a guarded host, body unread",
+            format!("POST http://{PC_HOST}/v1 HTTP/1.1\r\nHost: {PC_HOST}\r\nContent-Length: 5\r\n\r\nhello"),
+            403,
+        ),
+        (
+            "denied CONNECT with a body",
+            "CONNECT other.example.net:443 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello".to_string(),
+            403,
+        ),
+    ];
+    for (what, first, status) in cases {
+        let mut tcp = tokio::net::TcpStream::connect(env.egress.unwrap()).await.unwrap();
+        tcp.write_all(format!("{first}{next}").as_bytes()).await.unwrap();
+        let (closed, answer) = read_until_closed(&mut tcp).await;
+        let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(closed, "{what}: the connection stays open: {text}");
+        assert_eq!(text.matches("http/1.").count(), 1, "{what}: one answer only: {text}");
+        assert!(
+            text.starts_with(&format!("http/1.1 {status}")) || text.starts_with(&format!("http/1.0 {status}")),
+            "{what}: {text}"
+        );
+        assert!(text.contains("\r\nconnection: close\r\n"), "{what}: {text}");
+    }
+    assert_eq!(plain.hits(), 0, "a pipelined forward was served");
+    assert_eq!(env.upstream.hits(), 0);
+}

@@ -13,6 +13,11 @@ use tokio_rustls::client::TlsStream;
 
 /// A TLS connection trusting `ca_pem`, offering `alpn`.
 pub async fn connect(addr: SocketAddr, ca_pem: &str, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+    handshake(TcpStream::connect(addr).await.unwrap(), ca_pem, alpn).await
+}
+
+/// The TLS handshake for `localhost` on `tcp`, trusting `ca_pem`, offering `alpn`.
+pub async fn handshake(tcp: TcpStream, ca_pem: &str, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -25,7 +30,6 @@ pub async fn connect(addr: SocketAddr, ca_pem: &str, alpn: &[&[u8]]) -> TlsStrea
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = TcpStream::connect(addr).await.unwrap();
     TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
 }
 
