@@ -22,7 +22,7 @@ use crate::policy::Exemption;
 pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
 pub use error::ConfigError;
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
-pub use limits::{LimitsConfig, Rate, RateKey, RouteRate};
+pub use limits::{LimitsConfig, OnStoreError, Rate, RateKey, RedisServer, RedisStore, RouteRate, StoreConfig};
 use routes::route;
 pub use routes::{RouteConfig, UNMATCHED_ROUTE, UpstreamTarget};
 pub use server::{ServerConfig, TlsSource};
