@@ -164,6 +164,14 @@ metadata_refresh_interval = "12h"
 sink = "file"
 path = "audit.jsonl"
 [limits]
+denied_per_ip = { requests = 100, per = "10s" }
+store = "redis"
+redis_url = "rediss://u:p@redis:6380/0"
+redis_password_env = "REDIS_PASSWORD"
+redis_ca = "redis-ca.pem"
+store_timeout = "50ms"
+on_store_error = "allow"
+key_prefix = "mfagate:"
 [[routes]]
 name = "r"
 kind = "partner-center"

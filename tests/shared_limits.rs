@@ -95,7 +95,7 @@ async fn spend_three(env: &TestEnv, token: &str) {
     assert_rejected(env.get("/v1/customers", Some(token)).await, 429, "rate_limited").await;
 }
 
-const LIMIT_3: &str = r#"rate_limits = [{ key = "oid", requests = 3, per = "1h" }]"#;
+pub const LIMIT_3: &str = r#"rate_limits = [{ key = "oid", requests = 3, per = "1h" }]"#;
 
 #[tokio::test]
 async fn redis_killed_with_allow_forwards_then_limits_again_once_back() {
@@ -187,3 +187,6 @@ async fn a_stopped_redis_costs_at_most_store_timeout() {
     }
     assert_rejected(env.get("/v1/customers", Some(&token)).await, 429, "rate_limited").await;
 }
+
+#[path = "shared_limits/redteam.rs"]
+mod redteam;
