@@ -141,6 +141,7 @@ fn every_request_rule_is_on_the_answers_page() {
 /// A configuration that sets every key, optional ones included.
 const EVERY_KEY: &str = r#"
 [server]
+instance = "gw-1"
 listen = "127.0.0.1:8443"
 tls_cert = "c.pem"
 tls_key = "k.pem"

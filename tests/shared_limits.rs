@@ -27,12 +27,27 @@ fn binary_config(env: &TestEnv, name: &str) -> std::path::PathBuf {
     path
 }
 
+/// A gateway process named `instance`, writing its decision log to `log`.
+async fn replica(config: &std::path::Path, instance: &str, log: &std::path::Path) -> Gateway {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mfagate"));
+    cmd.args(["run", "--config"]).arg(config).env_remove("RUST_LOG");
+    cmd.env("MFAGATE__SERVER__INSTANCE", instance).env("MFAGATE__AUDIT__SINK", "file").env("MFAGATE__AUDIT__PATH", log);
+    Gateway::spawn(cmd, instance).await
+}
+
+/// `mfagate ARGS`: its exit code and standard output.
+async fn mfagate(args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mfagate")).args(args).output().await.unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 #[tokio::test]
-async fn two_gateways_share_a_route_limit() {
+async fn two_gateways_share_a_route_limit_and_their_logs_merge() {
     let redis = Redis::start().await;
     let env = TestEnv::setup().limits(&store(&redis.url(), "store_timeout = \"2s\"")).route(LIMIT_5).start().await;
     let config = binary_config(&env, "binary.toml");
-    let (a, b) = (Gateway::start(&config).await, Gateway::start(&config).await);
+    let (log_a, log_b) = (env.path("a.jsonl"), env.path("b.jsonl"));
+    let (mut a, mut b) = (replica(&config, "replica-a", &log_a).await, replica(&config, "replica-b", &log_b).await);
     let token = env.idp.delegated().mint();
     let mut statuses = Vec::new();
     for i in 0..20 {
@@ -53,6 +68,31 @@ async fn two_gateways_share_a_route_limit() {
         assert_eq!(gw.metric("mfagate_rate_limit_store_up").await, 1.0);
         assert!(gw.metric("mfagate_rate_limit_store_seconds_count").await >= 10.0);
     }
+
+    // Each replica's records carry its name; report and replay read both
+    // logs as one, in time order.
+    for gw in [&mut a, &mut b] {
+        gw.signal("TERM").await;
+        gw.exit(Duration::from_secs(30)).await;
+    }
+    for (log, instance) in [(&log_a, "replica-a"), (&log_b, "replica-b")] {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert_eq!(text.lines().count(), 10, "{text}");
+        for line in text.lines() {
+            assert_eq!(serde_json::from_str::<serde_json::Value>(line).unwrap()["instance"], instance, "{line}");
+        }
+    }
+    let (code, out) =
+        mfagate(&["report".as_ref(), "--format".as_ref(), "json".as_ref(), log_a.as_ref(), log_b.as_ref()]).await;
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["records"], 20, "{out}");
+    let replay =
+        ["replay".as_ref(), "--config".as_ref(), config.as_os_str(), "--json".as_ref(), log_a.as_ref(), log_b.as_ref()];
+    let (code, out) = mfagate(&replay).await;
+    assert_eq!(code, 0, "{out}");
+    let replayed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(replayed["records"], 20, "{out}");
 }
 
 #[tokio::test]

@@ -55,6 +55,9 @@ pub struct Server {
     pub drain_delay: String,
     pub drain_grace: String,
     pub watch_interval: String,
+    /// The replica's name in the decision log; empty: the host name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub instance: String,
 }
 
 impl Default for Server {
@@ -83,6 +86,7 @@ impl Default for Server {
             drain_delay: "5s".into(),
             drain_grace: "30s".into(),
             watch_interval: "0s".into(),
+            instance: String::new(),
         }
     }
 }
