@@ -10,11 +10,13 @@
 #   TOKEN_POOL=1000 benches/load.sh      # rotate 1000 distinct valid tokens
 #   MFAGATE__IDENTITY__TOKEN_CACHE_SIZE=0 benches/load.sh   # verify every token
 #   PROFILES="load lat h2" benches/load.sh
+#   STORE=local benches/load.sh          # a per-oid route limit, buckets in the process
+#   STORE=redis benches/load.sh          # the same limit in a redis-server: its µs/req too
 #
 # Knobs (environment, defaults in brackets): DURATION [10] and WARMUP [2]
 # seconds, CONNS [64], PROFILES ["load lat"; also "h2"], PINNED [0],
-# TOKEN_POOL [0], UPSTREAM_PORT [18180], GATEWAY_PORT [18190], ADMIN_PORT
-# [18191], LOAD_WORK [/tmp/mfagate-load], MFAGATE_BIN [target/release/mfagate,
+# TOKEN_POOL [0], STORE [unset: no rate limit; local, redis], UPSTREAM_PORT
+# [18180], GATEWAY_PORT [18190], ADMIN_PORT [18191], REDIS_PORT [18192], LOAD_WORK [/tmp/mfagate-load], MFAGATE_BIN [target/release/mfagate,
 # built if missing], PERF_RECORD [unset; a file: perf record of the gateway
 # during the load profile, PERF_CALL_GRAPH e.g. "dwarf" for call graphs]; any
 # MFAGATE__SECTION__KEY override reaches the gateway.
@@ -33,7 +35,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 # ------------------------------------------------------------- the load --
 "${load_cpus[@]}" wrk -t"$threads" -c"$CONNS" -d"${WARMUP}s" "${auth[@]}" "$url" >/dev/null
 
-printf '%-6s %10s %9s %9s %9s %9s %14s %14s\n' profile req/s p50 p90 p99 mean "gateway µs/req" "upstream µs/req"
+printf '%-6s %10s %9s %9s %9s %9s %14s %14s %12s\n' profile req/s p50 p90 p99 mean "gateway µs/req" "upstream µs/req" \
+    "redis µs/req"
 for profile in $PROFILES; do
     case $profile in
         load) cmd=(wrk -t"$threads" -c"$CONNS" -d"${DURATION}s" --latency "${auth[@]}" "$url") ;;
@@ -48,9 +51,9 @@ for profile in $PROFILES; do
             -o "$PERF_RECORD" -p "$gateway_pid" 2>"$LOAD_WORK/perf.log" &
         perf_pid=$!
     fi
-    g0=$(ticks "$gateway_pid") u0=$(ticks "$upstream_pid")
+    g0=$(ticks "$gateway_pid") u0=$(ticks "$upstream_pid") r0=$([[ -n $store_pid ]] && ticks "$store_pid" || echo 0)
     out=$("${load_cpus[@]}" timeout $((DURATION + 30)) "${cmd[@]}" 2>&1) || die "$profile: ${cmd[0]} failed: $out"
-    g1=$(ticks "$gateway_pid") u1=$(ticks "$upstream_pid")
+    g1=$(ticks "$gateway_pid") u1=$(ticks "$upstream_pid") r1=$([[ -n $store_pid ]] && ticks "$store_pid" || echo 0)
     if [[ -n $perf_pid ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
     printf '%s\n' "$out" >"$LOAD_WORK/$profile.txt"
     if [[ ${cmd[0]} == wrk ]]; then
@@ -70,7 +73,7 @@ for profile in $PROFILES; do
     fi
     [[ -z $errors ]] || log "$profile: $errors"
     per_req() { awk -v d="$1" -v n="$requests" -v hz="$hz" 'BEGIN { printf "%.1f", n ? d * 1e6 / hz / n : 0 }'; }
-    printf '%-6s %10s %9s %9s %9s %9s %14s %14s\n' "$profile" "$rps" "$p50" "$p90" "$p99" "$mean" \
-        "$(per_req $((g1 - g0)))" "$(per_req $((u1 - u0)))"
+    printf '%-6s %10s %9s %9s %9s %9s %14s %14s %12s\n' "$profile" "$rps" "$p50" "$p90" "$p99" "$mean" \
+        "$(per_req $((g1 - g0)))" "$(per_req $((u1 - u0)))" "$([[ -n $store_pid ]] && per_req $((r1 - r0)) || echo -)"
 done
 log "tool output in $LOAD_WORK/{load,lat,h2}.txt; gateway log $LOAD_WORK/gateway.log"

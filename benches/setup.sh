@@ -13,6 +13,8 @@ TOKEN_POOL=${TOKEN_POOL:-0}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18180}
 GATEWAY_PORT=${GATEWAY_PORT:-18190}
 ADMIN_PORT=${ADMIN_PORT:-18191}
+REDIS_PORT=${REDIS_PORT:-18192}
+STORE=${STORE:-}
 LOAD_WORK=${LOAD_WORK:-/tmp/mfagate-load}
 export MFAGATE_BIN=${MFAGATE_BIN:-$root/target/release/mfagate}
 
@@ -22,6 +24,7 @@ die() { log "$*"; exit 1; }
 # ------------------------------------------------------------- tools --
 declare -A PKG_OF=([wrk]=wrk [h2load]=nghttp2-client [nginx]=nginx-light [openssl]=openssl [curl]=curl
     [xxd]=xxd [taskset]=util-linux)
+[[ $STORE != redis ]] || PKG_OF[redis-server]=redis-server
 missing=()
 for cmd in "${!PKG_OF[@]}"; do command -v "$cmd" >/dev/null || missing+=("${PKG_OF[$cmd]}"); done
 if ((${#missing[@]})); then
@@ -35,7 +38,7 @@ if [[ ! -x $MFAGATE_BIN ]]; then
     (cd "$root" && cargo build --release --bin mfagate)
 fi
 
-for p in "$UPSTREAM_PORT" "$GATEWAY_PORT" "$ADMIN_PORT"; do
+for p in "$UPSTREAM_PORT" "$GATEWAY_PORT" "$ADMIN_PORT" ${STORE:+"$REDIS_PORT"}; do
     if ss -Hltn "sport = :$p" | grep -q .; then die "port $p is in use"; fi
 done
 
@@ -133,6 +136,28 @@ EOF
 upstream_pid=$!
 pids+=("$upstream_pid")
 
+# STORE=local or redis: a per-oid route limit that never refuses (a million
+# a second), its buckets in this process or in a redis-server of its own.
+store_pid=""
+case $STORE in
+    "") ;;
+    local | redis)
+        export MFAGATE__ROUTES__0__RATE_LIMITS='[{ key = "oid", requests = 1000000, per = "1s" }]'
+        export MFAGATE__LIMITS__STORE=$STORE
+        ;;
+    *) die "STORE is local or redis" ;;
+esac
+if [[ $STORE == redis ]]; then
+    mkdir -p "$LOAD_WORK/redis"
+    "${server_cpus[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$LOAD_WORK/redis" --loglevel warning >"$LOAD_WORK/redis/redis.log" 2>&1 &
+    store_pid=$!
+    pids+=("$store_pid")
+    export MFAGATE__LIMITS__REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+    export MFAGATE__LIMITS__STORE_TIMEOUT=${MFAGATE__LIMITS__STORE_TIMEOUT:-50ms}
+    for _ in {1..50}; do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
 GW_LISTEN=127.0.0.1:$GATEWAY_PORT GW_TLS_CERT=$LOAD_WORK/server.crt GW_TLS_KEY=$LOAD_WORK/server.key \
     GW_UPSTREAM_URL=http://127.0.0.1:$UPSTREAM_PORT GW_JWKS_FILE=$LOAD_WORK/jwks.json GW_ISSUER=$ISSUER \
     GW_AUDIENCE=$AUDIENCE GW_REQUIRED_AMR=mfa GW_WORKERS=$workers \
@@ -150,6 +175,11 @@ done
 status() { curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(<"$LOAD_WORK/tokens/$1.jwt")" "$url"; }
 [[ $(status valid) == 200 ]] || { tail -20 "$LOAD_WORK/gateway.log" >&2; die "valid token not answered 200"; }
 [[ $(status nomfa) == 401 ]] || die "token without MFA not answered 401"
+if [[ $STORE == redis ]]; then
+    up=$(curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '$1 == "mfagate_rate_limit_store_up" { print $2 }')
+    [[ $up == 1 ]] || die "the rate-limit store is not up"
+    [[ $(redis-cli -p "$REDIS_PORT" dbsize) -ge 1 ]] || die "nothing was counted in redis"
+fi
 
 
 auth=(-H "Authorization: Bearer $(<"$LOAD_WORK/tokens/valid.jwt")")

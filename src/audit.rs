@@ -42,6 +42,9 @@ pub type AuditMetrics = SpoolMetrics;
 pub struct AuditRecord<S = String, L = Vec<String>> {
     /// RFC 3339, UTC, milliseconds.
     pub timestamp: S,
+    /// The replica that wrote it (`server.instance`, else its host name).
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub instance: S,
     pub route: S,
     /// `allow`, `deny`, `would_deny` or `exempt`.
     pub decision: S,
@@ -177,6 +180,7 @@ fn is_empty<S: AsRef<str>>(s: &S) -> bool {
 /// The decision log's writer.
 pub struct AuditLog {
     spool: Spool,
+    instance: String,
 }
 
 impl AuditLog {
@@ -195,7 +199,7 @@ impl AuditLog {
         };
         let spool = Spool::start("mfagate-audit", out, BACKLOG, metrics)
             .map_err(|source| AuditError { path: PathBuf::from("(writer thread)"), source })?;
-        Ok(Some(Self { spool }))
+        Ok(Some(Self { spool, instance: config.instance.clone() }))
     }
 
     /// Checks, without creating or writing anything, that the configured
@@ -213,6 +217,11 @@ impl AuditLog {
             Ok(_) => Err(fail(std::io::Error::other("the parent is not a directory"))),
             Err(e) => Err(fail(e)),
         }
+    }
+
+    /// The name this log's records carry.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Queues one record; never blocks.

@@ -76,9 +76,9 @@ pub struct ReplayArgs {
     /// Print one JSON object instead of text
     #[arg(long)]
     pub json: bool,
-    /// The decision log (JSON lines), or - for standard input
-    #[arg(value_name = "AUDIT.jsonl")]
-    pub log: PathBuf,
+    /// The decision logs (JSON lines; one per replica, merged by time), or - for standard input
+    #[arg(value_name = "AUDIT.jsonl", required = true, num_args = 1..)]
+    pub logs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,9 +118,9 @@ pub struct ReportArgs {
     /// Write the report to this file instead of standard output
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// The decision log (JSON lines), or - for standard input
-    #[arg(value_name = "AUDIT.jsonl")]
-    pub log: PathBuf,
+    /// The decision logs (JSON lines; one per replica, merged by time), or - for standard input
+    #[arg(value_name = "AUDIT.jsonl", required = true, num_args = 1..)]
+    pub logs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -22,7 +22,7 @@ use crate::policy::Exemption;
 pub use egress::{DefaultAction, EgressConfig, ProxyCredentials};
 pub use error::ConfigError;
 pub use identity::{IdentityConfig, JwksLocation, KeySourceConfig, SourceOrigin, SourceTiming};
-pub use limits::{LimitsConfig, Rate, RateKey, RouteRate};
+pub use limits::{LimitsConfig, OnStoreError, Rate, RateKey, RedisServer, RedisStore, RouteRate, StoreConfig};
 use routes::route;
 pub use routes::{RouteConfig, UNMATCHED_ROUTE, UpstreamTarget};
 pub use server::{DiscardSettings, DrainSettings, HttpSettings, LoadLimits, ServerConfig, TlsSource, UpstreamSettings};
@@ -93,6 +93,8 @@ pub enum AuditSink {
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
     pub sink: AuditSink,
+    /// Which replica wrote a record (`server.instance`, else the host name).
+    pub instance: String,
 }
 
 impl Config {
@@ -155,7 +157,7 @@ impl TryFrom<raw::Config> for Config {
         let server = server::server(&raw.server)?;
         let identity = identity::from_raw(&raw.identity)?;
         let log = log(&raw.log)?;
-        let audit = audit(&raw.audit)?;
+        let audit = audit(&raw.audit, &raw.server.instance)?;
         let limits = limits::limits(&raw.limits)?;
         if server.http.max_header_bytes < identity.max_token_bytes + 1024 {
             return Err(ConfigError::invalid(
@@ -253,7 +255,7 @@ fn log(raw: &raw::Log) -> Result<LogConfig, ConfigError> {
     Ok(LogConfig { json, level: raw.level.clone() })
 }
 
-fn audit(raw: &raw::Audit) -> Result<AuditConfig, ConfigError> {
+fn audit(raw: &raw::Audit, instance: &str) -> Result<AuditConfig, ConfigError> {
     let sink = match (raw.sink.as_str(), &raw.path) {
         ("off", _) => AuditSink::Off,
         ("stdout", _) => AuditSink::Stdout,
@@ -261,7 +263,20 @@ fn audit(raw: &raw::Audit) -> Result<AuditConfig, ConfigError> {
         ("file", _) => return Err(ConfigError::invalid("audit.path", "required when audit.sink = \"file\"")),
         _ => return Err(ConfigError::invalid("audit.sink", "expected \"off\", \"stdout\" or \"file\"")),
     };
-    Ok(AuditConfig { sink })
+    let instance = match instance {
+        "" => host_name(),
+        name if name.len() <= 253 && name.bytes().all(|b| b.is_ascii_graphic()) => name.to_string(),
+        _ => return Err(ConfigError::invalid("server.instance", "1 to 253 printable ASCII characters, no spaces")),
+    };
+    Ok(AuditConfig { sink, instance })
+}
+
+/// This machine's name (a pod's is the pod's name), as the kernel has it.
+fn host_name() -> String {
+    let name =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_default();
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) { "unknown".into() } else { name.into() }
 }
 
 /// One minimal route: what unit tests of other sections add to theirs.

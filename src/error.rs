@@ -94,6 +94,8 @@ pub enum Reject {
     RateLimited(Duration),
     #[error("over the connection or in-flight request limit")]
     Overloaded,
+    #[error("the rate-limit store did not answer")]
+    StoreUnavailable,
 }
 
 impl Reject {
@@ -109,6 +111,7 @@ impl Reject {
             Self::Egress(e) => e.reason(),
             Self::RateLimited(_) => Reason::RateLimited,
             Self::Overloaded => Reason::Overloaded,
+            Self::StoreUnavailable => Reason::RateLimitStoreUnavailable,
         }
     }
 
@@ -125,7 +128,7 @@ impl Reject {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited(wait) => Some(*wait),
-            Self::Overloaded => Some(OVERLOAD_RETRY_AFTER),
+            Self::Overloaded | Self::StoreUnavailable => Some(OVERLOAD_RETRY_AFTER),
             _ => None,
         }
     }

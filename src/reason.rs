@@ -212,6 +212,9 @@ reasons! {
         "The egress proxy requires its own credentials: send 'Proxy-Authorization: Basic <credentials>'.";
     RateLimited = "rate_limited", TOO_MANY_REQUESTS, Capacity, short "",
         "Too many requests. Retry after the number of seconds in the Retry-After header.";
+    /// The shared rate-limit store did not answer and `on_store_error = "deny"`.
+    RateLimitStoreUnavailable = "rate_limit_store_unavailable", SERVICE_UNAVAILABLE, Capacity, short "",
+        "The gateway cannot check its rate limits right now: their shared store did not answer. Retry after the number of seconds in the Retry-After header.";
     /// Shedding load: the caller should retry after `Retry-After`.
     Overloaded = "overloaded", SERVICE_UNAVAILABLE, Capacity, short "",
         "The gateway is at its capacity limit. Retry after the number of seconds in the Retry-After header.";

@@ -27,7 +27,7 @@ use crate::auth::token_cache::TokenCache;
 use crate::config::{Config, IdentityConfig, LogConfig};
 use crate::egress::ca::CaError;
 use crate::egress::{self, EgressState};
-use crate::limit::LimitStore;
+use crate::limit::{LimitStore, StoreError};
 use crate::listener::{self, Endpoint};
 use crate::metrics::Metrics;
 use crate::proxy::{Gateway, GatewayError};
@@ -44,6 +44,8 @@ pub enum BuildError {
     Egress(#[from] CaError),
     #[error("audit.path: {0}")]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Limits(#[from] StoreError),
 }
 
 impl BuildError {
@@ -54,6 +56,7 @@ impl BuildError {
             Self::Egress(e) => Some(egress_key(e)),
             Self::Audit(_) => Some("audit.path"),
             Self::Gateway(e) => Some(e.key()),
+            Self::Limits(e) => Some(e.key()),
         }
     }
 }
@@ -153,7 +156,11 @@ impl Serving {
                 None
             }
         };
-        let gateway = Gateway::build(&config, auth, &shared.metrics, audit)?.with_limits(shared.limits.limits(&config));
+        let limits = match purpose {
+            Purpose::Serve => shared.limits.limits(&config)?,
+            Purpose::Check => shared.limits.limits_unconnected(&config),
+        };
+        let gateway = Gateway::build(&config, auth, &shared.metrics, audit)?.with_limits(limits);
         let egress = match &config.egress {
             Some(e) => Some(Arc::new(EgressState::build(e, &config, shared.metrics.egress())?)),
             None => None,

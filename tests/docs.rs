@@ -141,6 +141,7 @@ fn every_request_rule_is_on_the_answers_page() {
 /// A configuration that sets every key, optional ones included.
 const EVERY_KEY: &str = r#"
 [server]
+instance = "gw-1"
 listen = "127.0.0.1:8443"
 tls_cert = "c.pem"
 tls_key = "k.pem"
@@ -164,6 +165,14 @@ metadata_refresh_interval = "12h"
 sink = "file"
 path = "audit.jsonl"
 [limits]
+denied_per_ip = { requests = 100, per = "10s" }
+store = "redis"
+redis_url = "rediss://u:p@redis:6380/0"
+redis_password_env = "REDIS_PASSWORD"
+redis_ca = "redis-ca.pem"
+store_timeout = "50ms"
+on_store_error = "allow"
+key_prefix = "mfagate:"
 [[routes]]
 name = "r"
 kind = "partner-center"

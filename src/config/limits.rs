@@ -1,5 +1,6 @@
 //! `[limits]` and a route's `rate_limits`: token-bucket rates checked into
-//! the form the rate limiters use.
+//! the form the rate limiters use, and where the counts live (this process,
+//! or a Redis shared by every replica).
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -13,6 +14,80 @@ use super::values::duration;
 pub struct LimitsConfig {
     /// Denied requests per client address; `None` when `requests = 0`.
     pub denied_per_ip: Option<Rate>,
+    pub store: StoreConfig,
+}
+
+/// Where the buckets live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// In this process: each replica counts on its own.
+    Local,
+    /// In Redis, shared by every gateway pointed at it.
+    Redis(RedisStore),
+}
+
+/// `store = "redis"` and its settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisStore {
+    /// The connection: the URL and the password from the environment, if any.
+    pub server: RedisServer,
+    /// How long one operation may take before the request is decided per `on_error`.
+    pub timeout: Duration,
+    pub on_error: OnStoreError,
+    pub key_prefix: String,
+}
+
+/// What a connection is made from; a reload that keeps it keeps the connection.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisServer {
+    /// As written (a secret: it may carry the password).
+    pub url: String,
+    /// From `redis_password_env`; replaces the URL's password.
+    pub password: Option<String>,
+    /// The CA that signs a rediss:// server's certificate, instead of the system's.
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &redact(&self.server.url))
+            .field("password", &self.server.password.as_ref().map(|_| REDACTED))
+            .field("timeout", &self.timeout)
+            .field("on_error", &self.on_error)
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+/// What a request gets while the store cannot answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStoreError {
+    /// Served as if within its limits.
+    Allow,
+    /// 503 `rate_limit_store_unavailable`.
+    Deny,
+}
+
+const REDACTED: &str = "(redacted)";
+
+/// A Redis URL with its password replaced; one that does not parse is
+/// replaced whole, as any part of it may be the password.
+pub fn redact(url: &str) -> String {
+    match redis::parse_redis_url(url) {
+        Some(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some(REDACTED));
+            }
+            parsed.to_string().replace("%28redacted%29", REDACTED)
+        }
+        None => REDACTED.to_string(),
+    }
+}
+
+/// `redis_url` as `check-config` prints it.
+pub fn redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact(url))
 }
 
 /// `requests` per `per`, with bursts up to `burst`.
@@ -73,7 +148,69 @@ pub fn limits(raw: &raw::Limits) -> Result<LimitsConfig, ConfigError> {
     let r = &raw.denied_per_ip;
     let denied_per_ip =
         if r.requests == 0 { None } else { Some(rate("limits.denied_per_ip", r.requests, &r.per, r.burst)?) };
-    Ok(LimitsConfig { denied_per_ip })
+    let store = match raw.store.as_str() {
+        "local" => StoreConfig::Local,
+        "redis" => StoreConfig::Redis(redis_store(raw)?),
+        _ => return Err(ConfigError::invalid("limits.store", "expected \"local\" or \"redis\"")),
+    };
+    Ok(LimitsConfig { denied_per_ip, store })
+}
+
+fn redis_store(raw: &raw::Limits) -> Result<RedisStore, ConfigError> {
+    const URL: &str = "limits.redis_url";
+    if raw.redis_url.is_empty() {
+        return Err(ConfigError::invalid(URL, "required with store = \"redis\""));
+    }
+    // Never the URL itself in a message: it may carry the password.
+    let parsed = redis::parse_redis_url(&raw.redis_url)
+        .ok_or_else(|| ConfigError::invalid(URL, "not a redis:// or rediss:// URL"))?;
+    if !matches!(parsed.scheme(), "redis" | "rediss") {
+        return Err(ConfigError::invalid(URL, "not a redis:// or rediss:// URL"));
+    }
+    if parsed.fragment().is_some() {
+        // `#insecure` would turn off the certificate check of rediss://.
+        return Err(ConfigError::invalid(URL, "no #fragment (the server's certificate is always verified)"));
+    }
+    redis::IntoConnectionInfo::into_connection_info(parsed.clone())
+        .map_err(|e| ConfigError::invalid(URL, e.to_string()))?;
+    let password = match raw.redis_password_env.as_str() {
+        "" => None,
+        name => match std::env::var(name) {
+            Ok(p) if !p.is_empty() => Some(p),
+            _ => {
+                return Err(ConfigError::invalid(
+                    "limits.redis_password_env",
+                    format!("the environment variable {name} is not set"),
+                ));
+            }
+        },
+    };
+    let ca = match raw.redis_ca.as_str() {
+        "" => None,
+        _ if parsed.scheme() != "rediss" => {
+            return Err(ConfigError::invalid("limits.redis_ca", "only with a rediss:// URL"));
+        }
+        path => Some(std::path::PathBuf::from(path)),
+    };
+    let timeout = duration("limits.store_timeout", &raw.store_timeout)?;
+    if timeout < Duration::from_millis(1) || timeout > Duration::from_secs(10) {
+        return Err(ConfigError::invalid("limits.store_timeout", "between 1ms and 10s"));
+    }
+    let on_error = match raw.on_store_error.as_str() {
+        "allow" => OnStoreError::Allow,
+        "deny" => OnStoreError::Deny,
+        _ => return Err(ConfigError::invalid("limits.on_store_error", "expected \"allow\" or \"deny\"")),
+    };
+    let prefix = &raw.key_prefix;
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::invalid("limits.key_prefix", "1 to 64 printable ASCII characters, no spaces"));
+    }
+    Ok(RedisStore {
+        server: RedisServer { url: raw.redis_url.clone(), password, ca },
+        timeout,
+        on_error,
+        key_prefix: prefix.clone(),
+    })
 }
 
 pub fn route_rates(key: &str, raw: &[raw::RouteRate]) -> Result<Vec<RouteRate>, ConfigError> {

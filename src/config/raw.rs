@@ -55,6 +55,9 @@ pub struct Server {
     pub drain_delay: String,
     pub drain_grace: String,
     pub watch_interval: String,
+    /// The replica's name in the decision log; empty: the host name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub instance: String,
 }
 
 impl Default for Server {
@@ -83,6 +86,7 @@ impl Default for Server {
             drain_delay: "5s".into(),
             drain_grace: "30s".into(),
             watch_interval: "0s".into(),
+            instance: String::new(),
         }
     }
 }
@@ -283,11 +287,34 @@ pub struct Exemption {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub denied_per_ip: Rate,
+    /// Where the rate-limit counts live: `local` (this process) or `redis`.
+    pub store: String,
+    /// Printed with its password replaced.
+    #[serde(skip_serializing_if = "String::is_empty", serialize_with = "super::limits::redacted_url")]
+    pub redis_url: String,
+    /// The environment variable holding the Redis password (overrides the URL's).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub redis_password_env: String,
+    /// A CA file for rediss:// (default: the system's trust store).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub redis_ca: String,
+    pub store_timeout: String,
+    pub on_store_error: String,
+    pub key_prefix: String,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { denied_per_ip: Rate { requests: 100, per: "10s".into(), burst: None } }
+        Self {
+            denied_per_ip: Rate { requests: 100, per: "10s".into(), burst: None },
+            store: "local".into(),
+            redis_url: String::new(),
+            redis_password_env: String::new(),
+            redis_ca: String::new(),
+            store_timeout: "50ms".into(),
+            on_store_error: "allow".into(),
+            key_prefix: "mfagate:".into(),
+        }
     }
 }
 

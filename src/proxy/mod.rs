@@ -163,7 +163,7 @@ impl Gateway {
                 pending.record.rejected(&reject);
                 let reason = reject.reason();
                 if reason.status().is_client_error() && reason != Reason::RateLimited {
-                    self.limits.note_denied(peer.ip());
+                    self.limits.note_denied(peer.ip()).await;
                 }
                 let format = match pending.record.route {
                     Some(route) => route.config.error_format,
@@ -227,7 +227,7 @@ impl Gateway {
         if let Some(r) = routed {
             r.guard.check(&parts)?;
         }
-        self.limits.admit_peer(&route.config.name, peer.ip())?;
+        self.limits.admit_peer(&route.config.name, peer.ip()).await?;
         let now = unix_now();
         let policy = &route.config.policy;
         record.mode = Some(policy.schedule.mode_at(now));
@@ -262,7 +262,7 @@ impl Gateway {
         let outcome = policy::decide(policy, &facts, now);
         record.decided(&facts, &outcome);
         let authorized = policy::authorize(&outcome, &facts)?;
-        self.limits.admit(&route.config.name, authorized.subject(), peer.ip())?;
+        self.limits.admit(&route.config.name, authorized.subject(), peer.ip()).await?;
         let body = match (read, body.take()) {
             (Some(bytes), _) => RequestBody::Right(Full::new(bytes)),
             (None, Some(body)) => RequestBody::Left(ClientBody::new(body)),

@@ -184,7 +184,9 @@ impl<'a> Record<'a> {
             let timestamp = rfc3339::format_millis_into(SystemTime::now(), &mut buf);
             // A password grant's user, fingerprinted like a token's (login routes).
             let login_user = self.token_request.as_ref().and_then(|t| t.username.as_deref()).map(user_fingerprint);
-            audit.write(&self.audit_record(ids, status, elapsed, timestamp, login_user.as_deref()));
+            let mut record = self.audit_record(ids, status, elapsed, timestamp, login_user.as_deref());
+            record.instance = audit.instance();
+            audit.write(&record);
         }
     }
 

@@ -119,6 +119,7 @@ pub fn hint(reason: Reason, cx: &Context<'_>) -> String {
         | Reason::ProxyAuthRequired
         | Reason::RateLimited
         | Reason::Overloaded
+        | Reason::RateLimitStoreUnavailable
         | Reason::NoRoute
         | Reason::BadRequest
         | Reason::UpstreamUnavailable

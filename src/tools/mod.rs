@@ -5,5 +5,6 @@
 pub mod check_token;
 pub mod demo;
 pub mod hints;
+pub mod merge;
 pub mod replay;
 pub mod report;

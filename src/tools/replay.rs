@@ -9,7 +9,7 @@
 //! routes. What is not: routing and request errors, and records of routes
 //! the candidate does not have (counted).
 
-use std::io::{BufRead, BufReader, Read};
+use super::merge::{Line, Merged};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -122,26 +122,20 @@ fn replay(source: &Source, args: &ReplayArgs) -> Result<ReplayReport, ReplayErro
         ),
         None => None,
     };
-    let input: Box<dyn Read> = match args.log.to_str() {
-        Some("-") => Box::new(std::io::stdin()),
-        _ => Box::new(
-            std::fs::File::open(&args.log)
-                .map_err(|e| ReplayError::Input(format!("cannot read {}: {e}", args.log.display())))?,
-        ),
-    };
+    let input = Merged::open(&args.logs).map_err(ReplayError::Input)?;
     let mut report = ReplayReport { source: source.describe(), ..ReplayReport::default() };
-    for (i, line) in BufReader::new(input).lines().enumerate() {
-        let line = line.map_err(|e| ReplayError::Input(format!("reading {}: {e}", args.log.display())))?;
+    for line in input {
+        let Line { number, text: line } = line.map_err(ReplayError::Input)?;
         if line.trim().is_empty() {
             continue;
         }
         let Ok(record) = serde_json::from_str::<AuditRecord>(&line) else {
-            report.unreadable.push(i + 1);
+            report.unreadable.push(number);
             continue;
         };
         report.records += 1;
         let Some(now) = at.or_else(|| rfc3339::parse_millis(&record.timestamp).map(|ms| (ms / 1000) as i64)) else {
-            report.unreadable.push(i + 1);
+            report.unreadable.push(number);
             continue;
         };
         let Some(route) = config.routes.iter().find(|r| r.name == record.route) else {
@@ -158,7 +152,7 @@ fn replay(source: &Source, args: &ReplayArgs) -> Result<ReplayReport, ReplayErro
         };
         if after != before {
             report.changes.push(Change {
-                line: i + 1,
+                line: number,
                 timestamp: record.timestamp.clone(),
                 route: record.route.clone(),
                 correlation_id: record.correlation_id.clone(),
@@ -170,7 +164,7 @@ fn replay(source: &Source, args: &ReplayArgs) -> Result<ReplayReport, ReplayErro
         }
     }
     if report.records == 0 && !report.unreadable.is_empty() {
-        return Err(ReplayError::Input(format!("{} holds no decision records", args.log.display())));
+        return Err(ReplayError::Input(format!("{} holds no decision records", Merged::describe(&args.logs))));
     }
     Ok(report)
 }

@@ -25,8 +25,8 @@ mod markup;
 mod render;
 mod rollout;
 
+use super::merge::{Line, Merged};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -45,7 +45,7 @@ pub use rollout::{ExemptionStatus, RouteStatus};
 #[error("{0}")]
 pub struct ReportError(String);
 
-/// Runs the report on `args.log`, with the configuration at `config` when
+/// Runs the report on `args.logs` (merged by time), with the configuration at `config` when
 /// one was named.
 pub fn run(config_path: Option<&Path>, args: &ReportArgs) -> ExitCode {
     let config = match config_path.map(|p| Config::load(&Source::File(p.to_path_buf()))).transpose() {
@@ -179,15 +179,10 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
     };
     let since = bound("--since", &args.since)?;
     let until = bound("--until", &args.until)?;
-    let input: Box<dyn Read> = match args.log.to_str() {
-        Some("-") => Box::new(std::io::stdin()),
-        _ => Box::new(
-            std::fs::File::open(&args.log)
-                .map_err(|e| ReportError(format!("cannot read {}: {e}", args.log.display())))?,
-        ),
-    };
+    let input = Merged::open(&args.logs).map_err(ReportError)?;
+    let names = Merged::describe(&args.logs);
     let mut report = Report {
-        log: args.log.display().to_string(),
+        log: names.clone(),
         generated: rfc3339::format(now),
         since: since.map(|ms| rfc3339::format((ms / 1000) as i64)),
         until: until.map(|ms| rfc3339::format((ms / 1000) as i64)),
@@ -198,8 +193,8 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
     let mut daily: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     let mut span: Option<((i128, String), (i128, String))> = None;
     let mut rollout = rollout::Rollout::default();
-    for (i, line) in BufReader::new(input).lines().enumerate() {
-        let line = line.map_err(|e| ReportError(format!("reading {}: {e}", args.log.display())))?;
+    for line in input {
+        let Line { number, text: line } = line.map_err(ReportError)?;
         if line.trim().is_empty() {
             continue;
         }
@@ -207,7 +202,7 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
             .ok()
             .and_then(|r| rfc3339::parse_millis(&r.timestamp).map(|at| (r, at)))
         else {
-            report.unreadable.push(i + 1);
+            report.unreadable.push(number);
             continue;
         };
         report.records += 1;
@@ -259,7 +254,7 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
         }
     }
     if report.records == 0 && !report.unreadable.is_empty() {
-        return Err(ReportError(format!("{} holds no decision records", args.log.display())));
+        return Err(ReportError(format!("{names} holds no decision records")));
     }
     report.compliance = compliance
         .into_iter()

@@ -113,10 +113,15 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>
     }
 }
 
-/// The pod's environment for `container`: the image's, then the manifest's `env`.
+/// The pod's environment for `container`: the image's, then the manifest's
+/// `env` (but values from Secrets, which the operator provides: the
+/// configuration's stand-ins are used instead).
 fn pod_env(image: &Image, container: &serde_json::Value) -> Vec<(String, String)> {
     let mut env = image.env.clone();
     for var in container["env"].as_array().into_iter().flatten() {
+        if var["valueFrom"]["secretKeyRef"].is_object() {
+            continue;
+        }
         env.push((var["name"].as_str().unwrap().into(), var["value"].as_str().unwrap_or_default().into()));
     }
     env

@@ -13,6 +13,7 @@ pub mod pki;
 pub mod process;
 pub mod py;
 pub mod raw;
+pub mod redis;
 pub mod serve;
 pub mod setup;
 pub mod upstream;

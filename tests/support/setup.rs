@@ -1,6 +1,6 @@
 //! What the tests run besides the gateway, installed on first use so that
 //! `cargo test` alone works on a fresh Debian machine: Debian packages
-//! (curl, openssl, promtool, ...), Python virtual environments made from
+//! (curl, openssl, promtool, redis-server, ...), Python virtual environments made from
 //! pinned requirement files, and npm trees made from lock files.
 //!
 //! Test binaries run one after another, but their threads in parallel and
@@ -41,6 +41,7 @@ const DEBIAN: &[(&str, &str)] = &[
     ("node", "nodejs"),
     ("npm", "npm"),
     ("chromium", "chromium"),
+    ("redis-server", "redis-server"),
 ];
 
 /// Where a virtual environment or npm tree lives.
