@@ -220,7 +220,6 @@ async fn an_idle_blind_tunnel_is_closed_and_a_busy_one_is_not() {
             200, within milliseconds of the stop though drain_grace has seconds left; the fix is to defer the \
             graceful close of a connection that has served nothing until its first request is in"]
 async fn the_first_request_of_a_tunnel_opened_before_the_stop_is_answered() {
-    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let env = guarded().server("drain_delay = \"0s\"\ndrain_grace = \"20s\"").egress("").start().await;
     let token = env.idp.delegated().mint();
@@ -228,18 +227,7 @@ async fn the_first_request_of_a_tunnel_opened_before_the_stop_is_answered() {
     let tunnel = crate::clients::raw_tunnel(&env, &format!("{PC_HOST}:443")).await;
     let stopped = tokio::spawn(env.shutdown());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(mfagate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let name = rustls_pki_types::ServerName::try_from(PC_HOST.to_string()).unwrap();
-    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(tls)).connect(name, tunnel).await.unwrap();
+    let mut stream = crate::support::raw::handshake_as(tunnel, PC_HOST, &ca_pem, &[b"http/1.1"]).await;
     let request = format!("GET /v1/customers HTTP/1.1\r\nHost: {PC_HOST}\r\nAuthorization: Bearer {token}\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();

@@ -18,6 +18,15 @@ pub async fn connect(addr: SocketAddr, ca_pem: &str, alpn: &[&[u8]]) -> TlsStrea
 
 /// The TLS handshake for `localhost` on `tcp`, trusting `ca_pem`, offering `alpn`.
 pub async fn handshake(tcp: TcpStream, ca_pem: &str, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+    handshake_as(tcp, "localhost", ca_pem, alpn).await
+}
+
+/// The TLS handshake for `name` on any stream (a tunnel, say), trusting
+/// `ca_pem`, offering `alpn`.
+pub async fn handshake_as<S>(io: S, name: &str, ca_pem: &str, alpn: &[&[u8]]) -> TlsStream<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -30,7 +39,8 @@ pub async fn handshake(tcp: TcpStream, ca_pem: &str, alpn: &[&[u8]]) -> TlsStrea
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
+    let name = ServerName::try_from(name.to_string()).unwrap();
+    TlsConnector::from(Arc::new(config)).connect(name, io).await.unwrap()
 }
 
 /// What came back on a raw connection.
