@@ -9,6 +9,7 @@
 //! the Secure Application Model (`sam`, MFA in `partner_center`), AOBO/GDAP
 //! (`gdap`); then exemptions and, for missing MFA, a step-up challenge.
 
+pub mod compute;
 pub mod customer_id;
 pub mod decide;
 mod evaluate;

@@ -1,0 +1,334 @@
+//! The `compute_guard` rule: what it reads on a request (`inspect`) and
+//! what it flags (`judge`). Pure: the regions a principal created compute
+//! in during the last hour are handed in by the gateway, which keeps them.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::arm::{self, Demand, Item, Kind, Target};
+use super::{batch, json, template};
+
+/// What a deployment whose template cannot be read (`templateLink`) gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uninspectable {
+    /// Forwarded silently.
+    Allow,
+    /// Forwarded and recorded.
+    Flag,
+    /// A violation of the rule.
+    Deny,
+}
+
+/// A route's `[routes.compute_guard]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputeGuard {
+    /// Upper-case VM size families flagged at any count.
+    pub families: Vec<String>,
+    pub max_vcpus: u64,
+    pub max_regions_per_hour: usize,
+    pub quota_requests: bool,
+    pub uninspectable: Uninspectable,
+    pub inspect_body_limit: usize,
+    pub inspect_body_timeout: Duration,
+}
+
+pub const DEFAULT_FAMILIES: [&str; 9] = ["NC", "ND", "NV", "NG", "NP", "HB", "HC", "HX", "H"];
+
+impl Default for ComputeGuard {
+    fn default() -> Self {
+        Self {
+            families: DEFAULT_FAMILIES.map(String::from).to_vec(),
+            max_vcpus: 64,
+            max_regions_per_hour: 3,
+            quota_requests: true,
+            uninspectable: Uninspectable::Flag,
+            inspect_body_limit: 1 << 20,
+            inspect_body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a request was flagged, as the decision log and the metric name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flag {
+    Gpu,
+    Hpc,
+    Vcpus,
+    Regions,
+    Quota,
+    Uninspectable,
+}
+
+impl Flag {
+    pub const ALL: [Flag; 6] = [Self::Gpu, Self::Hpc, Self::Vcpus, Self::Regions, Self::Quota, Self::Uninspectable];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gpu => "gpu",
+            Self::Hpc => "hpc",
+            Self::Vcpus => "vcpus",
+            Self::Regions => "regions",
+            Self::Quota => "quota",
+            Self::Uninspectable => "uninspectable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// One request as if sent alone (a batch wraps several).
+#[derive(Debug, Clone, Default)]
+pub struct Unit {
+    pub items: Vec<Item>,
+    pub subscription: Option<String>,
+    pub resource_type: Option<Kind>,
+    /// A linked template.
+    pub linked: bool,
+    /// A body that cannot be read: not JSON, a property named twice, nested
+    /// too deep, encoded, a batch in a batch.
+    pub unreadable: bool,
+}
+
+/// The units of a request to `target` with this body (`None`: it could not
+/// be read, e.g. content-encoded).
+pub fn inspect(target: &Target, body: Option<&[u8]>) -> Vec<Unit> {
+    let Some(bytes) = body else { return vec![Unit { unreadable: true, ..Unit::default() }] };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return vec![unit_of(target, None)];
+    }
+    let Some(value) = json::parse(bytes) else { return vec![Unit { unreadable: true, ..Unit::default() }] };
+    match target {
+        Target::Batch => match batch::requests(&value) {
+            Some(wrapped) => wrapped
+                .iter()
+                .filter(|w| arm::inspects_method(w.method))
+                .filter_map(|w| arm::target(w.path).map(|t| (t, w.content)))
+                .map(|(t, content)| match t {
+                    Target::Batch => Unit { unreadable: true, ..Unit::default() },
+                    t => unit_of(&t, content),
+                })
+                .collect(),
+            None => vec![Unit { unreadable: true, ..Unit::default() }],
+        },
+        t => vec![unit_of(t, Some(&value))],
+    }
+}
+
+fn unit_of(target: &Target, body: Option<&Value>) -> Unit {
+    let Target::Resource { kind, subscription } = target else {
+        return Unit { unreadable: true, ..Unit::default() };
+    };
+    let mut unit = Unit { subscription: subscription.clone(), resource_type: Some(*kind), ..Unit::default() };
+    let Some(body) = body else { return unit };
+    if *kind == Kind::Deployment {
+        let found = template::deployment(body);
+        unit.items = found.items;
+        unit.linked = found.linked;
+        unit.unreadable = found.too_deep;
+    } else {
+        unit.items = arm::items(*kind, body, Some(1));
+    }
+    unit
+}
+
+/// What the rule found in a request: the flags that violate it, those only
+/// recorded, the compute it describes for the decision log, and the regions
+/// it creates compute in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Judgement {
+    pub violations: Vec<Flag>,
+    pub noted: Vec<Flag>,
+    pub summary: Option<Summary>,
+    pub regions: Vec<String>,
+}
+
+/// The compute the decision log shows for a flagged request: the first
+/// flagged resource (or the first one read), never the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub resource_type: Option<&'static str>,
+    pub size: Option<String>,
+    /// vCPUs of one instance.
+    pub vcpus: Option<u64>,
+    pub instances: Option<u64>,
+    pub region: Option<String>,
+    pub subscription: Option<String>,
+}
+
+impl Judgement {
+    pub fn is_flagged(&self) -> bool {
+        !self.violations.is_empty() || !self.noted.is_empty()
+    }
+}
+
+/// The judgement on `units` under `guard`, for a principal that created
+/// compute in `recent` regions (distinct, lower case) during the last hour.
+pub fn judge(guard: &ComputeGuard, units: &[Unit], recent: &[String]) -> Judgement {
+    let mut j = Judgement::default();
+    let mut first: Option<Summary> = None;
+    for unit in units {
+        let mut flagged_here = Vec::new();
+        if unit.unreadable {
+            flagged_here.push(Flag::Uninspectable);
+        }
+        if unit.linked {
+            match guard.uninspectable {
+                Uninspectable::Allow => {}
+                Uninspectable::Flag => push(&mut j.noted, Flag::Uninspectable),
+                Uninspectable::Deny => flagged_here.push(Flag::Uninspectable),
+            }
+        }
+        let mut total: u64 = 0;
+        for item in &unit.items {
+            let d = match item {
+                Item::Quota(_) => {
+                    if guard.quota_requests {
+                        flagged_here.push(Flag::Quota);
+                    }
+                    continue;
+                }
+                Item::Compute(d) => d,
+            };
+            let summary = summary_of(d, unit);
+            let before = flagged_here.len();
+            if let Some(size) = &d.parsed
+                && guard.families.iter().any(|f| f.eq_ignore_ascii_case(&size.family))
+            {
+                flagged_here.push(if size.family.starts_with('N') { Flag::Gpu } else { Flag::Hpc });
+            }
+            // A size written but not read cannot be counted: flagged. A size
+            // not written (a capacity change) counts one vCPU an instance.
+            let each = match (&d.size, &d.parsed) {
+                (_, Some(s)) => Some(s.vcpus),
+                (None, None) => Some(1),
+                (Some(_), None) => None,
+            };
+            match (each, d.instances) {
+                (Some(each), Some(n)) => total = total.saturating_add(each.saturating_mul(n)),
+                _ => flagged_here.push(Flag::Vcpus),
+            }
+            if let Some(r) = &d.region
+                && !j.regions.contains(r)
+            {
+                j.regions.push(r.clone());
+            }
+            if flagged_here.len() > before || first.is_none() {
+                if flagged_here.len() > before && j.summary.is_none() {
+                    j.summary = Some(summary.clone());
+                }
+                first.get_or_insert(summary);
+            }
+        }
+        if total > guard.max_vcpus {
+            flagged_here.push(Flag::Vcpus);
+        }
+        if first.is_none() && (!flagged_here.is_empty() || unit.linked) {
+            first = Some(Summary {
+                resource_type: unit.resource_type.map(Kind::as_str),
+                subscription: unit.subscription.clone(),
+                ..Summary::default()
+            });
+        }
+        for f in flagged_here {
+            push(&mut j.violations, f);
+        }
+    }
+    let mut all: Vec<&String> = recent.iter().collect();
+    for r in &j.regions {
+        if !all.contains(&r) {
+            all.push(r);
+        }
+    }
+    if !j.regions.is_empty() && all.len() > guard.max_regions_per_hour {
+        push(&mut j.violations, Flag::Regions);
+    }
+    if j.summary.is_none() && j.is_flagged() {
+        j.summary = first;
+    }
+    j
+}
+
+fn summary_of(d: &Demand, unit: &Unit) -> Summary {
+    Summary {
+        resource_type: Some(d.kind.as_str()),
+        size: d.size.clone(),
+        vcpus: d.parsed.as_ref().map(|s| s.vcpus),
+        instances: d.instances,
+        region: d.region.clone(),
+        subscription: unit.subscription.clone(),
+    }
+}
+
+fn push(flags: &mut Vec<Flag>, f: Flag) {
+    if !flags.contains(&f) {
+        flags.push(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VMS: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1";
+
+    fn vm(size: &str, location: &str) -> String {
+        format!(r#"{{"location":"{location}","properties":{{"hardwareProfile":{{"vmSize":"{size}"}}}}}}"#)
+    }
+
+    fn flags(path: &str, body: &str, recent: &[&str]) -> Judgement {
+        let recent: Vec<String> = recent.iter().map(|s| s.to_string()).collect();
+        judge(&ComputeGuard::default(), &inspect(&arm::target(path).unwrap(), Some(body.as_bytes())), &recent)
+    }
+
+    #[test]
+    fn what_is_flagged() {
+        assert_eq!(flags(VMS, &vm("Standard_D2s_v5", "eastus"), &[]).violations, vec![]);
+        assert_eq!(flags(VMS, &vm("Standard_ND96asr_v4", "eastus"), &[]).violations, vec![Flag::Gpu, Flag::Vcpus]);
+        assert_eq!(flags(VMS, &vm("Standard_NC4as_T4_v3", "eastus"), &[]).violations, vec![Flag::Gpu]);
+        assert_eq!(flags(VMS, &vm("Standard_HC44rs", "eastus"), &[]).violations, vec![Flag::Hpc]);
+        assert_eq!(flags(VMS, &vm("Standard_F72s_v2", "eastus"), &[]).violations, vec![Flag::Vcpus]);
+        assert_eq!(flags(VMS, &vm("Standard_E16-4s_v5", "eastus"), &[]).violations, vec![]);
+        assert_eq!(flags(VMS, &vm("Standard_Whatever", "eastus"), &[]).violations, vec![Flag::Vcpus]);
+        let j = flags(VMS, &vm("Standard_D2s_v5", "westus"), &["eastus", "northeurope", "japaneast"]);
+        assert_eq!(j.violations, vec![Flag::Regions]);
+        assert_eq!(j.regions, vec!["westus".to_string()]);
+        assert_eq!(flags(VMS, &vm("Standard_D2s_v5", "eastus"), &["eastus", "northeurope", "japaneast"]).violations, vec![]);
+        assert_eq!(flags(VMS, "{", &[]).violations, vec![Flag::Uninspectable]);
+        assert_eq!(flags(VMS, r#"{"properties":{"hardwareProfile":{"vmSize":"Standard_D2s_v5","VMSIZE":"Standard_ND96asr_v4"}}}"#, &[]).violations, vec![Flag::Uninspectable]);
+        let vmss = VMS.replace("virtualMachines", "virtualMachineScaleSets");
+        let j = flags(&vmss, r#"{"location":"eastus","sku":{"name":"Standard_F16s_v2","capacity":40}}"#, &[]);
+        assert_eq!(j.violations, vec![Flag::Vcpus]);
+        let s = j.summary.unwrap();
+        assert_eq!((s.vcpus, s.instances, s.resource_type), (Some(16), Some(40), Some("Microsoft.Compute/virtualMachineScaleSets")));
+        assert_eq!(flags(&vmss, r#"{"sku":{"capacity":65}}"#, &[]).violations, vec![Flag::Vcpus]);
+        assert_eq!(flags(&vmss, r#"{"sku":{"capacity":4}}"#, &[]).violations, vec![]);
+        let quota = "/subscriptions/s/providers/Microsoft.Compute/locations/eastus/providers/Microsoft.Quota/quotas/standardNDSFamily";
+        assert_eq!(flags(quota, r#"{"properties":{"limit":{"limitObjectType":"LimitValue","value":96}}}"#, &[]).violations, vec![Flag::Quota]);
+        let deployment = "/subscriptions/s/resourcegroups/rg/providers/Microsoft.Resources/deployments/d";
+        let j = flags(deployment, r#"{"properties":{"templateLink":{"uri":"https://example.com/t.json"}}}"#, &[]);
+        assert_eq!((j.violations, j.noted), (vec![], vec![Flag::Uninspectable]));
+        let deny = ComputeGuard { uninspectable: Uninspectable::Deny, ..ComputeGuard::default() };
+        let units = inspect(&arm::target(deployment).unwrap(), Some(br#"{"properties":{"templateLink":{"uri":"x"}}}"#));
+        assert_eq!(judge(&deny, &units, &[]).violations, vec![Flag::Uninspectable]);
+        let allow = ComputeGuard { uninspectable: Uninspectable::Allow, ..ComputeGuard::default() };
+        assert!(!judge(&allow, &units, &[]).is_flagged());
+        assert_eq!(inspect(&arm::target(VMS).unwrap(), None)[0].unreadable, true);
+    }
+
+    #[test]
+    fn a_batch_is_judged_request_by_request() {
+        let body = serde_json::json!({"requests": [
+            {"httpMethod": "PUT", "url": format!("{VMS}?api-version=2023-03-01"), "content": serde_json::from_str::<Value>(&vm("Standard_D16s_v5", "eastus")).unwrap()},
+            {"httpMethod": "PUT", "url": format!("https://management.azure.com{}?api-version=2023-03-01", VMS.replace("vm1", "vm2")), "content": serde_json::from_str::<Value>(&vm("Standard_D32s_v5", "eastus")).unwrap()},
+            {"httpMethod": "GET", "url": "/subscriptions/s/resourcegroups?api-version=2021-04-01"}]});
+        let units = inspect(&Target::Batch, Some(body.to_string().as_bytes()));
+        assert_eq!(units.len(), 2);
+        assert_eq!(judge(&ComputeGuard::default(), &units, &[]).violations, vec![], "16 + 32 vCPUs, each alone under 64");
+        let gpu = body.to_string().replace("Standard_D32s_v5", "Standard_NV36ads_A10_v5");
+        assert_eq!(judge(&ComputeGuard::default(), &inspect(&Target::Batch, Some(gpu.as_bytes())), &[]).violations, vec![Flag::Gpu]);
+        assert_eq!(inspect(&Target::Batch, Some(b"[1]"))[0].unreadable, true);
+    }
+}

@@ -1,0 +1,121 @@
+//! JSON as ARM reads it: property names compare case-insensitively, so an
+//! object naming one property twice in any spelling (`vmSize` and
+//! `VMSIZE`) is ambiguous, and refused here rather than read one way by
+//! the gateway and another by the upstream.
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// `bytes` as JSON, or `None` when they are not JSON (or not UTF-8), or an
+/// object repeats a property name in any case.
+pub fn parse(bytes: &[u8]) -> Option<Value> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = <Strict as serde::Deserialize>::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(value.0)
+}
+
+/// The value of `key` in `value`, compared case-insensitively.
+pub fn get<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    value.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+}
+
+/// The value at a path of keys.
+pub fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, k| get(v, k))
+}
+
+/// A count: a non-negative integer, or one written as a string.
+pub fn count(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.to_lowercase()) {
+                return Err(de::Error::custom("a property named twice"));
+            }
+            let Strict(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_compare_case_insensitively_and_repeats_are_refused() {
+        let v = parse(br#"{"Properties":{"HardwareProfile":{"VMSIZE":"x"}}}"#).unwrap();
+        assert_eq!(at(&v, &["properties", "hardwareProfile", "vmSize"]), Some(&Value::from("x")));
+        assert!(parse(br#"{"vmSize":"a","VMSIZE":"b"}"#).is_none());
+        assert!(parse(br#"{"vmSize":"a","vmSize":"b"}"#).is_none());
+        assert!(parse(br#"{"a":[{"k":1,"K":2}]}"#).is_none());
+        assert!(parse(br#"{"a":1} {"b":2}"#).is_none());
+        assert!(parse(b"\xff").is_none());
+        assert!(parse(b"{").is_none());
+        assert_eq!(count(&Value::from("20")), Some(20));
+        assert_eq!(count(&Value::from(-1)), None);
+    }
+}
