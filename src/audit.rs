@@ -138,6 +138,27 @@ pub struct AuditRecord<S = String, L = Vec<String>> {
     /// (the upstream may have acted on the request; `status` is 499).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<S>,
+    /// `compute_guard`: what flagged an ARM compute request (`gpu`, `hpc`,
+    /// `vcpus`, `regions`, `quota`, `uninspectable`), comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_kind: Option<S>,
+    /// What was only recorded (`uninspectable` under `uninspectable = "flag"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_noted: Option<S>,
+    /// The flagged resource's type, size as written, vCPUs of one instance,
+    /// instances, region and subscription; never the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_resource_type: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_size: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_vcpus: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_instances: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_region: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_subscription: Option<S>,
 }
 
 /// One auxiliary token of a decision: its claims that the rules read, or

@@ -2,6 +2,7 @@
 //! environment overrides, deserialised into `raw` and checked into the runtime
 //! types below. Every error names the key it is about.
 
+mod compute;
 pub mod customers;
 pub mod egress;
 mod env;

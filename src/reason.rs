@@ -22,10 +22,12 @@ pub enum Rule {
     PartnerTenants,
     Customers,
     DenyRoles,
+    /// Compute-abuse signals on ARM requests (`[routes.compute_guard]`).
+    ComputeGuard,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Self::LegacyAuth,
         Self::DeniedApps,
         Self::AppOnly,
@@ -36,6 +38,7 @@ impl Rule {
         Self::PartnerTenants,
         Self::Customers,
         Self::DenyRoles,
+        Self::ComputeGuard,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Rule {
             Self::PartnerTenants => "partner_tenants",
             Self::Customers => "customers",
             Self::DenyRoles => "deny_roles",
+            Self::ComputeGuard => "compute_guard",
         }
     }
 
@@ -218,6 +222,11 @@ reasons! {
     /// Shedding load: the caller should retry after `Retry-After`.
     Overloaded = "overloaded", SERVICE_UNAVAILABLE, Capacity, short "",
         "The gateway is at its capacity limit. Retry after the number of seconds in the Retry-After header.";
+    // compute_guard: ARM requests shaped like crypto-mining compute.
+    ComputeAbuseSuspected = "compute_abuse_suspected", FORBIDDEN, Class::Rule(Rule::ComputeGuard), short "compute request flagged",
+        "The request creates compute shaped like Azure fraud (GPU or HPC sizes, many vCPUs, many regions in an hour, a quota increase, or a body that cannot be read) and was stopped for review. Ask the partner's security contact to confirm it.";
+    ComputeBodyTooLarge = "compute_body_too_large", PAYLOAD_TOO_LARGE, Class::Rule(Rule::ComputeGuard), short "",
+        "The body of this ARM compute request is larger than the gateway reads for inspection (compute_guard.inspect_body_limit) and was not forwarded.";
 }
 
 macro_rules! request_rules {
@@ -308,6 +317,9 @@ request_rules! {
     BadProxyTarget = "bad_proxy_target", "a proxy target that is not host:port or not a host name";
     NotAProxyRequest = "not_a_proxy_request", "neither CONNECT nor an absolute http:// URL";
     HttpsWithoutConnect = "https_without_connect", "an https:// URL sent without CONNECT";
+    // ARM compute requests read for compute_guard.
+    ComputeBodyTimeout = "compute_body_timeout", "an ARM compute request body that did not arrive within compute_guard.inspect_body_timeout";
+    ComputeBodyUnreadable = "compute_body_unreadable", "an ARM compute request body that broke off while it was read";
 }
 
 impl std::fmt::Display for RequestRule {

@@ -12,6 +12,7 @@
 //! parts that outlive a reload (signing keys, the verified-token cache,
 //! rate-limit buckets, metrics) are `Shared`.
 
+use crate::proxy::regions::RegionLog;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -94,6 +95,8 @@ pub struct Shared {
     pub keys: Arc<KeyStore>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<LimitStore>,
+    /// Principals' recent compute regions (`compute_guard`), kept across reloads.
+    pub regions: RegionLog,
     token_cache: Option<TokenCache>,
     /// The session ticket keys of every listener configuration.
     tickets: Arc<dyn ProducesTickets>,
@@ -110,7 +113,7 @@ impl Shared {
         );
         let token_cache = TokenCache::new(config.identity.token_cache_size, metrics.token_cache());
         let tickets = tls::ticketer()?;
-        Ok(Self { keys, metrics, limits, token_cache, tickets })
+        Ok(Self { keys, metrics, limits, regions: RegionLog::default(), token_cache, tickets })
     }
 }
 
@@ -160,7 +163,7 @@ impl Serving {
             Purpose::Serve => shared.limits.limits(&config)?,
             Purpose::Check => shared.limits.limits_unconnected(&config),
         };
-        let gateway = Gateway::build(&config, auth, &shared.metrics, audit)?.with_limits(limits);
+        let gateway = Gateway::build(&config, auth, &shared.metrics, audit)?.with_limits(limits).with_regions(shared.regions.clone());
         let egress = match &config.egress {
             Some(e) => Some(Arc::new(EgressState::build(e, &config, shared.metrics.egress())?)),
             None => None,

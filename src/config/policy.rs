@@ -92,6 +92,8 @@ pub(super) fn route_policy(i: usize, raw: &raw::Route, kind: RouteKind) -> Resul
             .map(|c| auth_context(&key("auth_context_id"), c))
             .transpose()?,
         exemptions: Vec::new(),
+        // Set by `routes::route`, which knows whether the route fronts ARM.
+        compute_guard: None,
     })
 }
 

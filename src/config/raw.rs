@@ -258,6 +258,28 @@ pub struct Route {
     pub rate_limits: Vec<RouteRate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_guard: Option<ComputeGuard>,
+}
+
+/// `[routes.compute_guard]`; every key optional.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeGuard {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub families: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_vcpus: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_regions_per_hour: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_requests: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uninspectable: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspect_body_limit: Option<ByteSize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspect_body_timeout: Option<String>,
 }
 
 /// A file of relationships (CSV or JSON), or the relationships inline as

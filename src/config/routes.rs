@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use http::Uri;
 use http::uri::{Authority, Scheme};
@@ -10,7 +11,7 @@ use http::uri::{Authority, Scheme};
 use super::error::ConfigError;
 use super::limits::RouteRate;
 use super::values::is_loopback;
-use super::{limits, policy, raw};
+use super::{compute, limits, policy, raw};
 use crate::auth::claims::audience_key;
 use crate::error::ErrorFormat;
 use crate::host::{self as hosts, BadHost, HostPattern};
@@ -95,6 +96,12 @@ pub(super) fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigErr
             &audiences,
         ),
     };
+    let mut policy = policy::route_policy(i, raw, kind)?;
+    if let Some(guard) = &raw.compute_guard {
+        let hosts = host.as_deref().into_iter().chain([upstream.authority.host()]);
+        let arm = kind == RouteKind::Aobo && ErrorFormat::is_arm(hosts, &audiences);
+        policy.compute_guard = Some(Arc::new(compute::compute_guard(i, guard, arm)?));
+    }
     Ok(RouteConfig {
         name: raw.name.clone(),
         path_prefix: raw.path_prefix.clone(),
@@ -102,7 +109,7 @@ pub(super) fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigErr
         upstream,
         upstream_ca: raw.upstream_ca.as_ref().map(PathBuf::from),
         audiences,
-        policy: policy::route_policy(i, raw, kind)?,
+        policy,
         rate_limits,
         error_format,
     })

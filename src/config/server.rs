@@ -165,7 +165,7 @@ const MAX_DISCARD_BYTES: u64 = 1 << 30;
 
 /// A size: bytes, or a number with a unit, `KiB`, `MiB`, `GiB` (powers of
 /// 1024) or `kB`, `MB`, `GB` (powers of 1000), in any case; at most `max`.
-fn byte_size(key: &str, raw: &raw::ByteSize, max: u64) -> Result<u64, ConfigError> {
+pub(super) fn byte_size(key: &str, raw: &raw::ByteSize, max: u64) -> Result<u64, ConfigError> {
     const UNITS: [(&str, u64); 7] = [
         ("kib", 1 << 10),
         ("mib", 1 << 20),

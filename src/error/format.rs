@@ -33,6 +33,10 @@ pub enum ErrorFormat {
 
 /// Hosts and audiences (as `audience_key` writes them) of Azure Resource
 /// Manager, in every cloud.
+fn names_arm(names: &[&str]) -> bool {
+    names.iter().any(|n| ARM.iter().any(|l| n.eq_ignore_ascii_case(l)))
+}
+
 const ARM: [&str; 8] = [
     "management.azure.com",
     "management.core.windows.net",
@@ -86,13 +90,20 @@ impl ErrorFormat {
         }
         let names: Vec<&str> = hosts.into_iter().chain(audiences.iter().map(|a| audience_host(a))).collect();
         let any = |list: &[&str]| names.iter().any(|n| list.iter().any(|l| n.eq_ignore_ascii_case(l)));
-        if any(&ARM) {
+        if names_arm(&names) {
             Self::Arm
         } else if any(&GRAPH) {
             Self::Graph
         } else {
             Self::PartnerCenter
         }
+    }
+
+    /// True when a route serving or forwarding to `hosts` with these
+    /// audiences fronts Azure Resource Manager.
+    pub fn is_arm<'a>(hosts: impl IntoIterator<Item = &'a str>, audiences: &'a [String]) -> bool {
+        let names: Vec<&str> = hosts.into_iter().chain(audiences.iter().map(|a| audience_host(a))).collect();
+        names_arm(&names)
     }
 
     /// The body of an answer in this format.

@@ -9,6 +9,7 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterV
 
 use crate::config::RouteConfig;
 use crate::error::Reason;
+use crate::policy::compute::guard::Flag;
 use crate::upstream::UpstreamErrorKind;
 
 /// The gateway's decision on a request.
@@ -65,6 +66,7 @@ pub struct RouteFamilies {
     upstream_errors: IntCounterVec,
     info: IntGaugeVec,
     enforce_after: IntGaugeVec,
+    compute: IntCounterVec,
 }
 
 impl RouteFamilies {
@@ -135,6 +137,14 @@ impl RouteFamilies {
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(info.clone()))?;
         registry.register(Box::new(enforce_after.clone()))?;
+        let compute = IntCounterVec::new(
+            Opts::new(
+                "mfagate_compute_guard_total",
+                "ARM compute requests compute_guard flagged, by route, kind (gpu, hpc, vcpus, regions, quota, uninspectable) and verdict (deny, would_deny, exempt, allow once stepped up, recorded).",
+            ),
+            &["route", "kind", "verdict"],
+        )?;
+        registry.register(Box::new(compute.clone()))?;
         Ok(Self {
             requests,
             app_user,
@@ -145,6 +155,7 @@ impl RouteFamilies {
             upstream_errors,
             info,
             enforce_after,
+            compute,
         })
     }
 
@@ -163,6 +174,7 @@ impl RouteFamilies {
             upstream_responses: CLASSES.map(|c| self.upstream_responses.with_label_values(&[name, c])),
             upstream_errors: UpstreamErrorKind::ALL
                 .map(|k| self.upstream_errors.with_label_values(&[name, k.as_str()])),
+            compute: Flag::ALL.map(|f| COMPUTE_VERDICTS.map(|v| self.compute.with_label_values(&[name, f.as_str(), v]))),
         }
     }
 
@@ -211,7 +223,12 @@ pub struct RouteMetrics {
     upstream_duration: Histogram,
     upstream_responses: [IntCounter; CLASSES.len()],
     upstream_errors: [IntCounter; UpstreamErrorKind::ALL.len()],
+    /// `mfagate_compute_guard_total`, by `Flag` then `COMPUTE_VERDICTS`.
+    compute: [[IntCounter; COMPUTE_VERDICTS.len()]; Flag::ALL.len()],
 }
+
+/// The verdicts of `mfagate_compute_guard_total`.
+const COMPUTE_VERDICTS: [&str; 5] = ["allow", "deny", "would_deny", "exempt", "recorded"];
 
 impl RouteMetrics {
     pub fn record(&self, o: &Observation) {
@@ -237,6 +254,13 @@ impl RouteMetrics {
         }
         if let Some(kind) = o.upstream_error {
             self.upstream_errors[kind as usize].inc();
+        }
+    }
+
+    /// Counts a request `compute_guard` flagged for `flag`, with its verdict.
+    pub fn compute(&self, flag: Flag, verdict: &str) {
+        if let Some(i) = COMPUTE_VERDICTS.iter().position(|v| *v == verdict) {
+            self.compute[flag as usize][i].inc();
         }
     }
 

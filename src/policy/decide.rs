@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use super::{Decision, Denial, Evaluation, Input, Mode, Reason, RoutePolicy, evaluate};
+use super::{Decision, Denial, Evaluation, Input, Mode, Reason, RoutePolicy, evaluate, stepup};
 use crate::auth::claims::Claims;
 use crate::reason::Class;
 
@@ -163,7 +163,24 @@ impl Verdicts {
 pub fn decide<'p>(policy: &'p RoutePolicy, facts: &Facts, now: i64) -> Outcome<'p> {
     let mut verdicts = Verdicts::default();
     for &reason in &facts.findings {
-        verdicts.fail(reason, mode_of(policy, reason, now));
+        let mode = mode_of(policy, reason, now);
+        if reason == Reason::ComputeAbuseSuspected {
+            let claims = match &facts.token {
+                Some(Presented::Checked { claims, verified: true }) => Some(claims),
+                _ => None,
+            };
+            // A fresh sign-in to the route's authentication context vouches
+            // for the request; a client that can take a challenge is asked to.
+            if claims.is_some_and(|c| stepup::carries_context(policy, c)) {
+                continue;
+            }
+            if mode == Mode::Enforce {
+                let step_up = claims.and_then(|c| stepup::offer(policy, c, reason));
+                verdicts.deny.get_or_insert(Denial { reason, step_up });
+                continue;
+            }
+        }
+        verdicts.fail(reason, mode);
     }
     let mut evaluation = None;
     if let Some(token) = &facts.token
@@ -336,6 +353,32 @@ mod tests {
         assert_eq!(verdict(&policy, &aux), ("deny", Some(Reason::MfaRequired)));
         let expired = with(Presented::failed(Reason::Expired));
         assert_eq!(verdict(&policy, &expired), ("deny", Some(Reason::Expired)), "no claims, no exemption");
+    }
+
+    #[test]
+    fn a_flagged_compute_request_is_refused_challenged_or_vouched_for() {
+        let policy = RoutePolicy { auth_context_id: Some("c2".into()), ..RoutePolicy::default() };
+        let flagged = |token| Facts { findings: vec![Reason::ComputeAbuseSuspected], ..with(token) };
+        let outcome = decide(&policy, &flagged(checked(&["mfa"])), 1_000);
+        let Decision::Deny(denial) = &outcome.decision else { panic!("{:?}", outcome.decision) };
+        assert_eq!(denial.reason, Reason::ComputeAbuseSuspected);
+        assert_eq!(denial.step_up.as_ref().map(|s| s.auth_context.as_str()), Some("c2"));
+        let mut stepped = (*claims(&["mfa"])).clone();
+        stepped.acrs = Some(vec!["c2".into()]);
+        let stepped = Presented::Checked { claims: Arc::new(stepped), verified: true };
+        assert_eq!(verdict(&policy, &flagged(stepped.clone())), ("allow", None));
+        let unverified = match stepped {
+            Presented::Checked { claims, .. } => Presented::Checked { claims, verified: false },
+            other => other,
+        };
+        assert_eq!(verdict(&policy, &flagged(unverified)).0, "deny", "an unverified acrs vouches for nothing");
+        let mut no_cp1 = (*claims(&["mfa"])).clone();
+        no_cp1.xms_cc = None;
+        let plain = decide(&policy, &flagged(Presented::Checked { claims: Arc::new(no_cp1), verified: true }), 1_000);
+        assert!(matches!(plain.decision, Decision::Deny(Denial { step_up: None, .. })));
+        let mut reported = RoutePolicy::default();
+        reported.rule_modes[Rule::ComputeGuard as usize] = Some(Mode::ReportOnly);
+        assert_eq!(verdict(&reported, &flagged(checked(&["mfa"]))), ("would_deny", Some(Reason::ComputeAbuseSuspected)));
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub fn evaluate<'p>(policy: &'p RoutePolicy, input: &Input<'_>, now: i64) -> Eva
             Rule::PartnerTenants => gdap::partner_tenants(policy, claims),
             Rule::Customers => gdap::customers(policy, claims, input.customer, now),
             Rule::DenyRoles => gdap::deny_roles(policy, claims),
+            // Judged on the request's body, before the token (a finding).
+            Rule::ComputeGuard => Check::Pass,
         };
     }
     let (mut deny, mut report) = (None, None);

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::compute::guard::ComputeGuard;
 use super::exemptions::Exemption;
 use super::mode::{Mode, Schedule};
 use super::relationships::Customers;
@@ -70,6 +71,8 @@ pub struct RoutePolicy {
     /// Conditional Access authentication context to ask for when MFA is missing.
     pub auth_context_id: Option<String>,
     pub exemptions: Vec<Exemption>,
+    /// `[routes.compute_guard]` (ARM routes only); `None` turns the rule off.
+    pub compute_guard: Option<Arc<ComputeGuard>>,
 }
 
 impl Default for RoutePolicy {
@@ -92,6 +95,7 @@ impl Default for RoutePolicy {
             deny_roles: Vec::new(),
             auth_context_id: None,
             exemptions: Vec::new(),
+            compute_guard: None,
         }
     }
 }
@@ -124,6 +128,7 @@ impl RoutePolicy {
             Rule::PartnerTenants => !self.partner_tenants.is_empty(),
             Rule::Customers => self.customers.is_some(),
             Rule::DenyRoles => !self.deny_roles.is_empty(),
+            Rule::ComputeGuard => self.compute_guard.is_some(),
         }
     }
 

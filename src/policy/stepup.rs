@@ -22,18 +22,30 @@ impl StepUp {
     }
 }
 
-/// A step-up when the denial is for missing MFA and the client can take
-/// one. Not when the token already carries the context: the tenant's policy
+/// A step-up when the denial is for missing MFA (or a flagged compute
+/// request, which a fresh sign-in to the context may vouch for) and the
+/// client can take one. Not when the token already carries the context: the tenant's policy
 /// then does not require MFA for it, and asking again would loop.
 pub fn offer(policy: &RoutePolicy, claims: &Claims, reason: Reason) -> Option<StepUp> {
-    if reason != Reason::MfaRequired {
+    if !matches!(reason, Reason::MfaRequired | Reason::ComputeAbuseSuspected) {
         return None;
     }
     let auth_context = policy.auth_context_id.as_deref()?;
-    let capable = claims.xms_cc.as_ref().is_some_and(|cc| cc.iter().any(|c| c.eq_ignore_ascii_case("cp1")));
-    let satisfied = claims.acrs.as_ref().is_some_and(|a| a.iter().any(|c| c.eq_ignore_ascii_case(auth_context)));
+    let capable = claims_challenges(claims);
+    let satisfied = carries_context(policy, claims);
     let tenant = claims.tid.as_deref().filter(|t| is_guid(t))?;
     (capable && !satisfied).then(|| StepUp { tenant: tenant.to_ascii_lowercase(), auth_context: auth_context.into() })
+}
+
+/// The client handles claims challenges (`xms_cc` holds `cp1`).
+pub fn claims_challenges(claims: &Claims) -> bool {
+    claims.xms_cc.as_ref().is_some_and(|cc| cc.iter().any(|c| c.eq_ignore_ascii_case("cp1")))
+}
+
+/// The token carries the route's authentication context in `acrs`.
+pub fn carries_context(policy: &RoutePolicy, claims: &Claims) -> bool {
+    let Some(context) = policy.auth_context_id.as_deref() else { return false };
+    claims.acrs.as_ref().is_some_and(|a| a.iter().any(|c| c.eq_ignore_ascii_case(context)))
 }
 
 #[cfg(test)]

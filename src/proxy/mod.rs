@@ -7,9 +7,11 @@
 //! response. `handle_routed` is the same path for a request whose host was
 //! fixed before it was read (an intercepted egress tunnel).
 
+pub mod compute;
 pub mod facts;
 pub mod hygiene;
 pub mod record;
+pub mod regions;
 pub mod route;
 pub mod token_request;
 
@@ -39,7 +41,9 @@ use crate::tls::TlsError;
 use crate::upstream::resolve::Resolve;
 pub use crate::upstream::{Body, RequestBody};
 use crate::upstream::{ClientBody, Upstream, UpstreamError};
+use compute::Forward;
 use hygiene::Hygiene;
+use regions::RegionLog;
 use record::Record;
 use route::Route;
 
@@ -85,6 +89,7 @@ pub struct Gateway {
     audit: Option<AuditLog>,
     hygiene: Hygiene,
     limits: Limits,
+    regions: RegionLog,
     responder: Responder,
 }
 
@@ -122,6 +127,7 @@ impl Gateway {
             audit,
             hygiene: Hygiene::new(&config.server.http),
             limits: Limits::default(),
+            regions: RegionLog::default(),
             responder: Responder::new(&config.server.discard),
         })
     }
@@ -129,6 +135,12 @@ impl Gateway {
     /// Adds the rate limits (without them, nothing is rate-limited).
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Shares the principals' recent compute regions (kept across reloads).
+    pub fn with_regions(mut self, regions: RegionLog) -> Self {
+        self.regions = regions;
         self
     }
 
@@ -243,30 +255,53 @@ impl Gateway {
                 };
                 let (facts, request) = facts::login(&parts, base, &bytes)?;
                 record.token_request = Some(request);
-                (facts, Some(bytes))
+                (facts, Some(Forward::Whole(bytes)))
             }
             RouteKind::PartnerCenter | RouteKind::Aobo => {
                 let gathered =
                     facts::api(&self.auth, &route.config, &parts, base, policy.verify_signature, now).await?;
                 record.credential = Some(gathered.credentials.scheme);
                 record.verification = gathered.verification;
-                let (facts, path) = (gathered.facts, gathered.path);
+                let (mut facts, path) = (gathered.facts, gathered.path);
                 // The upstream gets the customer id in the form that was checked.
                 if let Some(path) = path {
                     parts.uri = hygiene::with_path(&parts.uri, &path)
                         .ok_or(Reject::BadRequest(RequestRule::UnbuildableTarget))?;
                 }
-                (facts, None)
+                // An ARM compute request's body is read for compute_guard.
+                let guard = policy.compute_guard.as_deref();
+                let forwarded = facts::upstream_path(base, parts.uri.path());
+                match (guard, compute::target(guard, &parts.method, &forwarded), body.as_mut()) {
+                    (Some(guard), Some(target), Some(incoming)) => {
+                        let subject = facts.subject();
+                        let oid = subject.as_ref().and_then(|s| s.oid());
+                        let inspection =
+                            compute::inspect(guard, &target, incoming, &parts.headers, oid, &self.regions).await?;
+                        if inspection.too_large {
+                            facts.findings.push(Reason::ComputeBodyTooLarge);
+                        } else if !inspection.judgement.violations.is_empty() {
+                            facts.findings.push(Reason::ComputeAbuseSuspected);
+                        }
+                        record.compute = Some(inspection.judgement);
+                        (facts, Some(inspection.forward))
+                    }
+                    _ => (facts, None),
+                }
             }
         };
         let outcome = policy::decide(policy, &facts, now);
         record.decided(&facts, &outcome);
         let authorized = policy::authorize(&outcome, &facts)?;
         self.limits.admit(&route.config.name, authorized.subject(), peer.ip()).await?;
+        // Compute about to be created counts towards its principal's regions.
+        if let (Some(judgement), Some(oid)) = (&record.compute, authorized.subject().and_then(|s| s.oid())) {
+            self.regions.note(oid, &judgement.regions, std::time::Instant::now());
+        }
         let body = match (read, body.take()) {
-            (Some(bytes), _) => RequestBody::Right(Full::new(bytes)),
+            (Some(Forward::Whole(bytes)), _) => RequestBody::Right(Full::new(bytes)),
+            (Some(Forward::Prefixed(prefix)), Some(body)) => RequestBody::Left(ClientBody::with_prefix(prefix, body)),
             (None, Some(body)) => RequestBody::Left(ClientBody::new(body)),
-            (None, None) => return Err(Reject::BadRequest(RequestRule::BodyUnavailable)),
+            (_, None) => return Err(Reject::BadRequest(RequestRule::BodyUnavailable)),
         };
         let req = Request::from_parts(parts, body);
         let sent = Instant::now();

@@ -16,6 +16,7 @@ use crate::correlation::Correlation;
 use crate::error::{ErrorFormat, Reason, Reject, RequestRule};
 use crate::fingerprint::user_fingerprint;
 use crate::metrics::{Observation, RouteMetrics};
+use crate::policy::compute::guard::{Flag, Judgement};
 use crate::policy::legacy::{Credential, TokenRequest};
 use crate::policy::partner_center::counts_as_mfa;
 use crate::policy::{ClientType, Decision, Facts, Mode, Outcome, Presented, Principal, TokenVersion, classify};
@@ -59,6 +60,11 @@ pub struct Record<'a> {
     pub is_decided: bool,
     /// The client went away before the response headers.
     pub client_closed: bool,
+    /// What `compute_guard` found in an ARM compute request.
+    pub compute: Option<Judgement>,
+    /// `compute`'s violations and recorded flags, comma-separated.
+    compute_kinds: String,
+    compute_noted: String,
 }
 
 impl<'a> Record<'a> {
@@ -86,6 +92,9 @@ impl<'a> Record<'a> {
             upstream_latency: None,
             is_decided: false,
             client_closed: false,
+            compute: None,
+            compute_kinds: String::new(),
+            compute_noted: String::new(),
         }
     }
 
@@ -105,6 +114,11 @@ impl<'a> Record<'a> {
             self.token_error = token.error();
         }
         self.auxiliary = facts.auxiliary.clone();
+        if let Some(j) = &self.compute {
+            let join = |flags: &[Flag]| flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(",");
+            self.compute_kinds = join(&j.violations);
+            self.compute_noted = join(&j.noted);
+        }
         self.customer = facts.customer.clone();
         if let Some(e) = &outcome.evaluation {
             self.exemption = e.exemption.map(|e| e.reason.clone());
@@ -146,6 +160,15 @@ impl<'a> Record<'a> {
             upstream_status: self.upstream_status,
             upstream_error: self.upstream_error_kind,
         });
+        if let Some(j) = &self.compute {
+            let verdict = self.verdict.decision();
+            for f in &j.violations {
+                metrics.compute(*f, verdict);
+            }
+            for f in &j.noted {
+                metrics.compute(*f, "recorded");
+            }
+        }
         let field = |f: fn(&Claims) -> Option<&str>| claims.and_then(f).unwrap_or("");
         macro_rules! decision {
             ($level:expr) => {
@@ -167,6 +190,7 @@ impl<'a> Record<'a> {
                     correlation_id = ids.correlation_str(),
                     status = status.as_u16(),
                     upstream_error = self.upstream_error.map_or("", Reason::as_str),
+                    compute_kind = self.compute_kinds.as_str(),
                     latency_us = elapsed.as_micros() as u64,
                     "decision"
                 )
@@ -225,8 +249,18 @@ impl<'a> Record<'a> {
             token_error: self.token_error.map(Reason::as_str),
             auxiliary: (!self.auxiliary.is_empty()).then(|| self.auxiliary.iter().map(auxiliary_record).collect()),
             outcome: self.client_closed.then_some("client_closed"),
+            compute_kind: Some(self.compute_kinds.as_str()).filter(|k| !k.is_empty()),
+            compute_noted: Some(self.compute_noted.as_str()).filter(|k| !k.is_empty()),
             ..AuditRecord::default()
         };
+        if let Some(s) = self.compute.as_ref().filter(|j| j.is_flagged()).and_then(|j| j.summary.as_ref()) {
+            record.compute_resource_type = s.resource_type;
+            record.compute_size = s.size.as_deref();
+            record.compute_vcpus = s.vcpus;
+            record.compute_instances = s.instances;
+            record.compute_region = s.region.as_deref();
+            record.compute_subscription = s.subscription.as_deref();
+        }
         if let Some(c) = &self.claims {
             record.verified = Some(self.verified);
             record.tid = c.tid.as_deref();

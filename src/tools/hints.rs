@@ -124,5 +124,7 @@ pub fn hint(reason: Reason, cx: &Context<'_>) -> String {
         | Reason::BadRequest
         | Reason::UpstreamUnavailable
         | Reason::UpstreamTimeout => String::new(),
+        // Found in a request body, which check-token does not read.
+        Reason::ComputeAbuseSuspected | Reason::ComputeBodyTooLarge => String::new(),
     }
 }

@@ -191,6 +191,9 @@ pub fn decide(route: &RouteConfig, record: &AuditRecord, now: i64) -> Option<Rep
 pub fn facts(route: &RouteConfig, record: &AuditRecord, reason: Option<Reason>) -> Option<Facts> {
     let mut findings: Vec<Reason> =
         record.findings.as_deref().unwrap_or_default().split(',').filter_map(Reason::parse).collect();
+    // A finding of a rule the route no longer configures (compute_guard
+    // taken off) is no failure under it.
+    findings.retain(|r| r.rule().is_none_or(|rule| route.policy.configures(rule)));
     if route.policy.kind == RouteKind::Login {
         let password = record.grant_type.as_deref().is_some_and(|g| g.eq_ignore_ascii_case("password"));
         if record.findings.is_none() && password {

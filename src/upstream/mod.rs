@@ -207,13 +207,21 @@ fn direct_uri(authority: &Authority, downstream: &Uri) -> Option<Uri> {
 /// connection that breaks, framing hyper refuses), so that the failure is
 /// answered as the client's.
 pub struct ClientBody {
+    /// Bytes already read from the client, sent before the rest.
+    prefix: Option<Bytes>,
     inner: Incoming,
     failed: Arc<AtomicBool>,
 }
 
 impl ClientBody {
     pub fn new(inner: Incoming) -> Self {
-        Self { inner, failed: Arc::default() }
+        Self { prefix: None, inner, failed: Arc::default() }
+    }
+
+    /// The body whose first bytes, `prefix`, were read already (an
+    /// inspection that stopped at its limit): sent whole, byte for byte.
+    pub fn with_prefix(prefix: Bytes, inner: Incoming) -> Self {
+        Self { prefix: Some(prefix).filter(|p| !p.is_empty()), inner, failed: Arc::default() }
     }
 
     /// Set once the body has failed.
@@ -230,6 +238,9 @@ impl HttpBody for ClientBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Err(_))) = &polled {
             self.failed.store(true, Ordering::Release);
@@ -238,11 +249,18 @@ impl HttpBody for ClientBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.prefix.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let inner = self.inner.size_hint();
+        let extra = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + extra);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + extra);
+        }
+        hint
     }
 }
 
