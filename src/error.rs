@@ -146,6 +146,9 @@ impl Reject {
             && let Ok(challenge) = HeaderValue::from_str(&step_up_challenge(step_up))
         {
             rsp.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+            // Clients answer a claims challenge on 401 only (a flagged
+            // compute request's step-up would otherwise be a 403).
+            *rsp.status_mut() = http::StatusCode::UNAUTHORIZED;
         }
         if let Some(wait) = self.retry_after() {
             // RFC 9110 §10.2.3: whole seconds; round up so that a retry at that time succeeds.

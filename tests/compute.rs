@@ -1,0 +1,384 @@
+//! compute_guard end to end: ARM-shaped request bodies through the gateway
+//! to the recording upstream (which echoes what it received), for each
+//! resource type and each kind flagged and not flagged; report-only; the
+//! body forwarded byte for byte; oversized and slow bodies refused before
+//! the upstream sees anything; regions in a sliding hour; the step-up
+//! variant; the decision log.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::idp::TID;
+use support::{TestEnv, assert_rejected};
+use tokio::io::AsyncWriteExt;
+
+const ARM_AUDIENCE: &str = "https://management.azure.com";
+const SUB: &str = "/subscriptions/8a2b3c4d-1111-4a5b-9c8d-0e1f2a3b4c5d";
+
+fn rg(rest: &str) -> String {
+    format!("{SUB}/resourceGroups/rg-prod/providers/{rest}?api-version=2024-03-01")
+}
+
+/// The main route serves Partner Center on `/v1`; ARM (AOBO) everything else.
+async fn arm(guard: &str) -> TestEnv {
+    arm_with(guard, "").await
+}
+
+async fn arm_with(guard: &str, route: &str) -> TestEnv {
+    TestEnv::setup()
+        .route(r#"path_prefix = "/v1""#)
+        .more_routes(&format!(
+            "[[routes]]\nname = \"arm\"\npath_prefix = \"/\"\nupstream = \"@UPSTREAM@\"\nupstream_ca = \"@CA@\"\naudiences = [\"{ARM_AUDIENCE}\"]\npartner_tenants = [\"{TID}\"]\n{route}\n[routes.compute_guard]\n{guard}\n"
+        ))
+        .start()
+        .await
+}
+
+fn token(env: &TestEnv) -> String {
+    env.idp.aobo().claim("aud", ARM_AUDIENCE).mint()
+}
+
+async fn send(env: &TestEnv, method: &str, path: &str, body: &str) -> reqwest::Response {
+    send_as(env, method, path, body, &token(env)).await
+}
+
+async fn send_as(env: &TestEnv, method: &str, path: &str, body: &str, token: &str) -> reqwest::Response {
+    env.client
+        .request(method.parse().unwrap(), env.url(path))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("gateway answers")
+}
+
+/// Forwarded: 200 and the upstream echoes exactly the bytes sent.
+async fn passes(env: &TestEnv, method: &str, path: &str, body: &str) {
+    let before = env.upstream.hits();
+    let rsp = send(env, method, path, body).await;
+    assert_eq!(rsp.status(), 200, "{method} {path}: {body}");
+    assert_eq!(rsp.bytes().await.unwrap(), body.as_bytes(), "{path}: the body reaches the upstream byte for byte");
+    assert_eq!(env.upstream.hits(), before + 1);
+}
+
+/// Refused with `reason` (ARM's error format), the upstream untouched.
+async fn refused(env: &TestEnv, method: &str, path: &str, body: &str, status: u16, reason: &str) {
+    let before = env.upstream.hits();
+    let rsp = send(env, method, path, body).await;
+    assert_rejected(rsp, status, reason).await;
+    assert_eq!(env.upstream.hits(), before, "{method} {path}: the upstream was reached: {body}");
+}
+
+fn vm(size: &str, location: &str) -> String {
+    format!(
+        r#"{{"location": "{location}", "properties": {{"hardwareProfile": {{"vmSize": "{size}"}}, "storageProfile": {{"imageReference": {{"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"}}}}, "osProfile": {{"computerName": "vm1", "adminUsername": "azureuser", "linuxConfiguration": {{"disablePasswordAuthentication": true}}}}, "networkProfile": {{"networkInterfaces": [{{"id": "{SUB}/resourceGroups/rg-prod/providers/Microsoft.Network/networkInterfaces/nic1"}}]}}}}}}"#
+    )
+}
+
+fn deployment(resources: &str, parameters: &str) -> String {
+    format!(
+        r#"{{"properties": {{"mode": "Incremental", "parameters": {{{parameters}}}, "template": {{"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", "contentVersion": "1.0.0.0", "parameters": {{"vmSize": {{"type": "string", "defaultValue": "Standard_D2s_v5"}}}}, "resources": [{resources}]}}}}}}"#
+    )
+}
+
+const VM_PATH: &str = "Microsoft.Compute/virtualMachines/vm1";
+
+#[tokio::test]
+async fn each_resource_type_flagged_and_not() {
+    let env = arm("").await;
+    let vm_path = rg(VM_PATH);
+    // Virtual machines.
+    passes(&env, "PUT", &vm_path, &vm("Standard_D2s_v5", "eastus")).await;
+    refused(&env, "PUT", &vm_path, &vm("Standard_ND96asr_v4", "eastus"), 403, "compute_abuse_suspected").await;
+    refused(&env, "PATCH", &vm_path, &vm("standard_nc24ads_a100_v4", "eastus"), 403, "compute_abuse_suspected").await;
+    refused(&env, "PUT", &vm_path, &vm("Standard_HB120rs_v3", "eastus"), 403, "compute_abuse_suspected").await;
+    refused(&env, "PUT", &vm_path, &vm("Standard_F72s_v2", "eastus"), 403, "compute_abuse_suspected").await;
+    passes(&env, "PUT", &vm_path, &vm("Standard_E16-4s_v5", "eastus")).await;
+    refused(&env, "PUT", &vm_path, &vm("Standard_Mining9000", "eastus"), 403, "compute_abuse_suspected").await;
+    // Scale sets: 40 × 16 vCPUs is over 64; a PATCH of the capacity alone.
+    let vmss = rg("Microsoft.Compute/virtualMachineScaleSets/ss1");
+    let scale = |size: &str, n: u32| {
+        format!(r#"{{"location": "eastus", "sku": {{"name": "{size}", "tier": "Standard", "capacity": {n}}}, "properties": {{"upgradePolicy": {{"mode": "Manual"}}}}}}"#)
+    };
+    refused(&env, "PUT", &vmss, &scale("Standard_F16s_v2", 40), 403, "compute_abuse_suspected").await;
+    passes(&env, "PUT", &vmss, &scale("Standard_F16s_v2", 4)).await;
+    refused(&env, "PATCH", &vmss, r#"{"sku": {"capacity": 500}}"#, 403, "compute_abuse_suspected").await;
+    passes(&env, "PATCH", &vmss, r#"{"sku": {"capacity": 5}}"#).await;
+    // AKS clusters and agent pools.
+    let aks = rg("Microsoft.ContainerService/managedClusters/aks1");
+    let cluster = |size: &str, max: u32| {
+        format!(r#"{{"location": "westeurope", "properties": {{"dnsPrefix": "aks1", "agentPoolProfiles": [{{"name": "system", "vmSize": "Standard_D2s_v5", "count": 3, "mode": "System"}}, {{"name": "user", "vmSize": "{size}", "count": 1, "maxCount": {max}, "enableAutoScaling": true, "mode": "User"}}]}}}}"#)
+    };
+    passes(&env, "PUT", &aks, &cluster("Standard_D4s_v5", 5)).await;
+    refused(&env, "PUT", &aks, &cluster("Standard_NC4as_T4_v3", 2), 403, "compute_abuse_suspected").await;
+    refused(&env, "PUT", &aks, &cluster("Standard_D4s_v5", 50), 403, "compute_abuse_suspected").await;
+    let pool = rg("Microsoft.ContainerService/managedClusters/aks1/agentPools/gpu");
+    refused(&env, "PUT", &pool, r#"{"properties": {"vmSize": "Standard_NV36ads_A10_v5", "count": 1}}"#, 403, "compute_abuse_suspected").await;
+    passes(&env, "PUT", &pool, r#"{"properties": {"vmSize": "Standard_D2s_v5", "count": 2}}"#).await;
+    // Azure Machine Learning computes.
+    let ml = rg("Microsoft.MachineLearningServices/workspaces/ws1/computes/cluster1");
+    let aml = |size: &str| {
+        format!(r#"{{"location": "eastus", "properties": {{"computeType": "AmlCompute", "properties": {{"vmSize": "{size}", "vmPriority": "Dedicated", "scaleSettings": {{"minNodeCount": 0, "maxNodeCount": 4}}}}}}}}"#)
+    };
+    passes(&env, "PUT", &ml, &aml("Standard_D2s_v5")).await;
+    refused(&env, "PUT", &ml, &aml("Standard_NC24ads_A100_v4"), 403, "compute_abuse_suspected").await;
+    // Batch pools.
+    let batch_pool = rg("Microsoft.Batch/batchAccounts/acct1/pools/pool1");
+    let bpool = |size: &str, n: u32| {
+        format!(r#"{{"properties": {{"vmSize": "{size}", "deploymentConfiguration": {{"virtualMachineConfiguration": {{"nodeAgentSkuId": "batch.node.ubuntu 22.04"}}}}, "scaleSettings": {{"fixedScale": {{"targetDedicatedNodes": {n}, "targetLowPriorityNodes": 0}}}}}}}}"#)
+    };
+    passes(&env, "PUT", &batch_pool, &bpool("STANDARD_D2S_V5", 8)).await;
+    refused(&env, "PUT", &batch_pool, &bpool("Standard_HC44rs", 1), 403, "compute_abuse_suspected").await;
+    refused(&env, "PUT", &batch_pool, &bpool("Standard_D2s_v5", 100), 403, "compute_abuse_suspected").await;
+    // Quota: Microsoft.Quota, Microsoft.Capacity, a support ticket with quota details.
+    let quota = format!("{SUB}/providers/Microsoft.Compute/locations/eastus/providers/Microsoft.Quota/quotas/standardNDASv4Family?api-version=2023-02-01");
+    refused(&env, "PUT", &quota, r#"{"properties": {"limit": {"limitObjectType": "LimitValue", "value": 960}, "name": {"value": "standardNDASv4Family"}}}"#, 403, "compute_abuse_suspected").await;
+    let limit = format!("{SUB}/providers/Microsoft.Capacity/resourceProviders/Microsoft.Compute/locations/eastus/serviceLimits/standardNCADSA100v4Family?api-version=2020-10-25");
+    refused(&env, "PUT", &limit, r#"{"properties": {"limit": 480}}"#, 403, "compute_abuse_suspected").await;
+    let ticket = format!("{SUB}/providers/Microsoft.Support/supportTickets/t1?api-version=2020-04-01");
+    refused(&env, "PUT", &ticket, r#"{"properties": {"title": "quota", "serviceId": "/providers/Microsoft.Support/services/06bfd9d3-516b-d5c6-5802-169c800dec89", "quotaTicketDetails": {"quotaChangeRequestVersion": "1.0", "quotaChangeRequests": [{"region": "EastUS", "payload": "{\"VMFamily\":\"standardNDSFamily\",\"NewLimit\":960}"}]}}}"#, 403, "compute_abuse_suspected").await;
+    passes(&env, "PUT", &ticket, r#"{"properties": {"title": "billing question", "description": "invoice"}}"#).await;
+    // What is not read: other methods, other types.
+    passes(&env, "GET", &vm_path, "").await;
+    passes(&env, "DELETE", &vm_path, "").await;
+    passes(&env, "POST", &rg("Microsoft.Compute/virtualMachines/vm1/restart"), &vm("Standard_ND96asr_v4", "eastus")).await;
+    passes(&env, "PUT", &rg("Microsoft.Storage/storageAccounts/st1"), r#"{"sku": {"name": "Standard_ND96asr_v4"}, "location": "eastus"}"#).await;
+    let deny = r#"mfagate_compute_guard_total{kind="gpu",route="arm",verdict="deny"}"#;
+    assert_eq!(env.metric(deny).await, 5.0);
+    assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="hpc",route="arm",verdict="deny"}"#).await, 2.0);
+    assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="quota",route="arm",verdict="deny"}"#).await, 3.0);
+}
+
+#[tokio::test]
+async fn deployments_templates_copies_parameters_and_links() {
+    let env = arm("").await;
+    let path = rg("Microsoft.Resources/deployments/deploy1");
+    let vm_resource = |size: &str, copy: &str| {
+        format!(r#"{{"type": "Microsoft.Compute/virtualMachines", "apiVersion": "2023-09-01", "name": "[concat('vm', copyIndex())]", "location": "[resourceGroup().location]", {copy} "properties": {{"hardwareProfile": {{"vmSize": "{size}"}}}}}}"#)
+    };
+    passes(&env, "PUT", &path, &deployment(&vm_resource("[parameters('vmSize')]", ""), "")).await;
+    let copied = vm_resource("Standard_NC6s_v3", r#""copy": {"name": "vmLoop", "count": 20},"#);
+    refused(&env, "PUT", &path, &deployment(&copied, ""), 403, "compute_abuse_suspected").await;
+    let twenty_small = vm_resource("Standard_D4s_v5", r#""copy": {"name": "vmLoop", "count": 20},"#);
+    refused(&env, "PUT", &path, &deployment(&twenty_small, ""), 403, "compute_abuse_suspected").await;
+    let by_parameter = deployment(&vm_resource("[parameters('vmSize')]", ""), r#""vmSize": {"value": "Standard_ND96asr_v4"}"#);
+    refused(&env, "PUT", &path, &by_parameter, 403, "compute_abuse_suspected").await;
+    let nested = format!(
+        r#"{{"type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "inner", "properties": {{"mode": "Incremental", "template": {{"resources": [{}]}}}}}}"#,
+        vm_resource("Standard_HX176rs", "")
+    );
+    refused(&env, "PUT", &path, &deployment(&nested, ""), 403, "compute_abuse_suspected").await;
+    // A linked template cannot be read: forwarded and recorded (the default "flag").
+    let linked = r#"{"properties": {"mode": "Incremental", "templateLink": {"uri": "https://raw.githubusercontent.com/Azure/azure-quickstart-templates/master/quickstarts/microsoft.compute/vm-simple-linux/azuredeploy.json"}, "parameters": {"vmSize": {"value": "Standard_ND96asr_v4"}}}}"#;
+    passes(&env, "PUT", &path, linked).await;
+    let recorded = r#"mfagate_compute_guard_total{kind="uninspectable",route="arm",verdict="recorded"}"#;
+    assert_eq!(env.metric(recorded).await, 1.0);
+    // The batch endpoint: each wrapped request as if sent alone.
+    let wrapped = |size: &str| {
+        serde_json::json!({"requests": [
+            {"httpMethod": "GET", "url": format!("https://management.azure.com{SUB}/resourcegroups?api-version=2021-04-01")},
+            {"httpMethod": "PUT", "url": rg(VM_PATH), "content": serde_json::from_str::<serde_json::Value>(&vm("Standard_D16s_v5", "eastus")).unwrap()},
+            {"httpMethod": "PUT", "url": rg("Microsoft.Compute/virtualMachines/vm2"), "content": serde_json::from_str::<serde_json::Value>(&vm(size, "eastus")).unwrap()}]})
+        .to_string()
+    };
+    passes(&env, "POST", "/batch?api-version=2020-06-01", &wrapped("Standard_D32s_v5")).await;
+    refused(&env, "POST", "/batch?api-version=2020-06-01", &wrapped("Standard_ND96asr_v4"), 403, "compute_abuse_suspected").await;
+}
+
+#[tokio::test]
+async fn linked_templates_can_be_denied_or_allowed() {
+    let linked = r#"{"properties": {"mode": "Incremental", "templateLink": {"uri": "https://example.com/azuredeploy.json"}}}"#;
+    let path = rg("Microsoft.Resources/deployments/deploy1");
+    let env = arm(r#"uninspectable = "deny""#).await;
+    refused(&env, "PUT", &path, linked, 403, "compute_abuse_suspected").await;
+    let env = arm(r#"uninspectable = "allow""#).await;
+    passes(&env, "PUT", &path, linked).await;
+    assert!(!env.metrics().await.contains(r#"kind="uninspectable",route="arm",verdict="recorded"} 1"#));
+}
+
+#[tokio::test]
+async fn what_an_attacker_would_try_is_read_as_arm_reads_it() {
+    let env = arm("").await;
+    let gpu = vm("Standard_ND96asr_v4", "eastus");
+    for path in [
+        rg(VM_PATH).to_lowercase(),
+        rg(VM_PATH).replace("Microsoft.Compute/virtualMachines", "MICROSOFT.COMPUTE/VIRTUALMACHINES"),
+        rg(VM_PATH).replace("virtualMachines", "virtual%4Dachines"),
+        rg(VM_PATH).replace("/providers/", "//providers/"),
+        rg(VM_PATH).replace("virtualMachines/vm1", "virtualMachines;v=1/vm1"),
+        rg(VM_PATH).replace("vm1?", "vm1/?"),
+    ] {
+        let rsp = send(&env, "PUT", &path, &gpu).await;
+        assert_eq!(rsp.status(), 403, "{path}: {}", rsp.text().await.unwrap());
+    }
+    let path = rg(VM_PATH);
+    let twice = r#"{"location": "eastus", "properties": {"hardwareProfile": {"vmSize": "Standard_D2s_v5", "VMSIZE": "Standard_ND96asr_v4"}}}"#;
+    refused(&env, "PUT", &path, twice, 403, "compute_abuse_suspected").await;
+    let repeated = r#"{"location": "eastus", "properties": {"hardwareProfile": {"vmSize": "Standard_D2s_v5", "vmSize": "Standard_ND96asr_v4"}}}"#;
+    refused(&env, "PUT", &path, repeated, 403, "compute_abuse_suspected").await;
+    refused(&env, "PUT", &path, r#"{"location": "eastus", "properties": "#, 403, "compute_abuse_suspected").await;
+    passes(&env, "PUT", &path, &vm("Standard_D2s_v5", "eastus").replace("vmSize", "VMSIZE")).await;
+    let uninspectable = r#"mfagate_compute_guard_total{kind="uninspectable",route="arm",verdict="deny"}"#;
+    assert_eq!(env.metric(uninspectable).await, 3.0);
+}
+
+#[tokio::test]
+async fn the_fourth_region_in_an_hour() {
+    let env = arm("").await;
+    let path = rg(VM_PATH);
+    for region in ["eastus", "West Europe", "japaneast"] {
+        passes(&env, "PUT", &path, &vm("Standard_D2s_v5", region)).await;
+    }
+    passes(&env, "PUT", &path, &vm("Standard_D2s_v5", "westeurope")).await;
+    refused(&env, "PUT", &path, &vm("Standard_D2s_v5", "australiaeast"), 403, "compute_abuse_suspected").await;
+    // Another principal has its own hour.
+    let other = env.idp.aobo().claim("aud", ARM_AUDIENCE).claim("oid", "11111111-2222-4333-8444-555555555555").mint();
+    let rsp = send_as(&env, "PUT", &path, &vm("Standard_D2s_v5", "australiaeast"), &other).await;
+    assert_eq!(rsp.status(), 200);
+    // A reload keeps the count.
+    env.reloader.reload().await.expect("reload");
+    refused(&env, "PUT", &path, &vm("Standard_D2s_v5", "brazilsouth"), 403, "compute_abuse_suspected").await;
+    passes(&env, "PUT", &path, &vm("Standard_D2s_v5", "japaneast")).await;
+    assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="regions",route="arm",verdict="deny"}"#).await, 2.0);
+}
+
+#[tokio::test]
+async fn report_only_forwards_byte_for_byte_and_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let env = TestEnv::setup()
+        .route(r#"path_prefix = "/v1""#)
+        .more_routes(&format!(
+            "[[routes]]\nname = \"arm\"\npath_prefix = \"/\"\nupstream = \"@UPSTREAM@\"\nupstream_ca = \"@CA@\"\naudiences = [\"{ARM_AUDIENCE}\"]\nrule_modes = {{ compute_guard = \"report-only\" }}\n[routes.compute_guard]\ninspect_body_limit = \"4KiB\"\n[audit]\nsink = \"file\"\npath = \"{}\"\n",
+            log.display()
+        ))
+        .start()
+        .await;
+    // Odd spacing, escapes and non-ASCII text: forwarded exactly as sent.
+    let body = vm("Standard_ND96asr_v4", "eastus").replace("azureuser", "az\\u00e9 \\\"ü\\\"  \\t").replace(", ", " ,\r\n ");
+    passes(&env, "PUT", &rg(VM_PATH), &body).await;
+    assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="gpu",route="arm",verdict="would_deny"}"#).await, 1.0);
+    // Larger than the limit: recorded, and the whole body still reaches the upstream.
+    let big = format!(r#"{{"location": "eastus", "tags": {{"pad": "{}"}}, "properties": {{"hardwareProfile": {{"vmSize": "Standard_D2s_v5"}}}}}}"#, "x".repeat(10_000));
+    passes(&env, "PUT", &rg(VM_PATH), &big).await;
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+        big.as_bytes().chunks(3000).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+    let rsp = env
+        .client
+        .put(env.url(&rg(VM_PATH)))
+        .bearer_auth(token(&env))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(rsp.bytes().await.unwrap(), big.as_bytes(), "a streamed body larger than the limit arrives whole");
+    let lines = audit_lines(&log, 3).await;
+    let first = &lines[0];
+    assert_eq!(first["decision"], "would_deny");
+    assert_eq!(first["reason"], "compute_abuse_suspected");
+    assert_eq!(first["findings"], "compute_abuse_suspected");
+    assert_eq!(first["compute_kind"], "gpu,vcpus");
+    assert_eq!(first["compute_size"], "Standard_ND96asr_v4");
+    assert_eq!(first["compute_vcpus"], 96);
+    assert_eq!(first["compute_instances"], 1);
+    assert_eq!(first["compute_region"], "eastus");
+    assert_eq!(first["compute_subscription"], SUB.trim_start_matches("/subscriptions/"));
+    assert_eq!(first["compute_resource_type"], "Microsoft.Compute/virtualMachines");
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("Canonical"), "never the body");
+    assert_eq!(lines[1]["reason"], "compute_body_too_large");
+    assert_eq!(lines[1]["compute_kind"], "uninspectable");
+    assert_eq!(lines[2]["reason"], "compute_body_too_large");
+}
+
+async fn audit_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if lines.len() >= n {
+            assert_eq!(lines.len(), n, "{text}");
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "the decision log has {} of {n} lines", lines.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn oversized_and_slow_bodies_are_refused_before_the_upstream_sees_them() {
+    let env = arm("inspect_body_limit = \"1KiB\"\ninspect_body_timeout = \"500ms\"").await;
+    let path = rg(VM_PATH);
+    let big = format!(r#"{{"location": "eastus", "tags": {{"pad": "{}"}}}}"#, "x".repeat(2000));
+    refused(&env, "PUT", &path, &big, 413, "compute_body_too_large").await;
+    // Without Content-Length (chunked): read up to the limit, then refused.
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+        big.as_bytes().chunks(300).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+    let rsp = env
+        .client
+        .put(env.url(&path))
+        .bearer_auth(token(&env))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_rejected(rsp, 413, "compute_body_too_large").await;
+    // A small body elsewhere still streams: the limit is for inspected requests only.
+    passes(&env, "PUT", &rg("Microsoft.Storage/storageAccounts/st1"), &big).await;
+    // Half a body, then nothing: refused once the timeout passes.
+    let mut tls = support::raw::connect(env.addr, &env.pki.ca_pem, &[b"http/1.1"]).await;
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{{\"location\": \"eastus\", ",
+        token(&env)
+    );
+    let before = env.upstream.hits();
+    let started = Instant::now();
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let answer = support::raw::read_head(&mut tls).await;
+    assert_eq!(answer.status(), Some(400), "{}", answer.text());
+    assert!(answer.text().contains("compute_body_timeout"), "{}", answer.text());
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    assert_eq!(env.upstream.hits(), before, "the upstream saw part of a request");
+}
+
+#[tokio::test]
+async fn step_up_instead_of_a_refusal() {
+    let env = arm_with("", r#"auth_context_id = "c2""#).await;
+    let path = rg(VM_PATH);
+    let gpu = vm("Standard_ND96asr_v4", "eastus");
+    let capable = env.idp.aobo().claim("aud", ARM_AUDIENCE).claim("xms_cc", vec!["cp1"]).mint();
+    let rsp = send_as(&env, "PUT", &path, &gpu, &capable).await;
+    let challenge = assert_rejected(rsp, 401, "compute_abuse_suspected").await.expect("a claims challenge");
+    assert!(challenge.contains(r#"error="insufficient_claims""#), "{challenge}");
+    assert_eq!(env.upstream.hits(), 0);
+    // Not capable: the plain refusal.
+    let rsp = send(&env, "PUT", &path, &gpu).await;
+    assert_rejected(rsp, 403, "compute_abuse_suspected").await;
+    // Stepped up: the context vouches for the request.
+    let stepped = env.idp.aobo().claim("aud", ARM_AUDIENCE).claim("xms_cc", vec!["cp1"]).claim("acrs", vec!["c2"]).mint();
+    let rsp = send_as(&env, "PUT", &path, &gpu, &stepped).await;
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(rsp.bytes().await.unwrap(), gpu.as_bytes());
+    assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="gpu",route="arm",verdict="allow"}"#).await, 1.0);
+}
+
+#[test]
+fn only_arm_routes_take_the_rule_and_bad_values_name_their_key() {
+    let config = |route: &str, guard: &str| {
+        format!(
+            "[[routes]]\nname = \"r\"\nupstream = \"https://127.0.0.1:1\"\n{route}\n[routes.compute_guard]\n{guard}\n"
+        )
+    };
+    let arm_route = format!("audiences = [\"{ARM_AUDIENCE}\"]");
+    let err = |route: &str, guard: &str| mfagate::config::Config::from_toml(&config(route, guard)).unwrap_err().to_string();
+    assert!(err("audiences = [\"https://graph.microsoft.com\"]", "").contains("routes[0].compute_guard"));
+    assert!(err(&arm_route, "max_vcpus = 0").contains("routes[0].compute_guard.max_vcpus"));
+    assert!(err(&arm_route, "families = [\"N C\"]").contains("routes[0].compute_guard.families[0]"));
+    assert!(err(&arm_route, "uninspectable = \"maybe\"").contains("routes[0].compute_guard.uninspectable"));
+    assert!(err(&arm_route, "inspect_body_limit = \"1TiB\"").contains("routes[0].compute_guard.inspect_body_limit"));
+    assert!(err(&arm_route, "inspect_body_timeout = \"1h\"").contains("routes[0].compute_guard.inspect_body_timeout"));
+    assert!(err(&arm_route, "max_vcpu = 3").contains("max_vcpu"));
+    mfagate::config::Config::from_toml(&config(&arm_route, "families = [\"nc\", \"ND\"]\nmax_vcpus = 128")).unwrap();
+}
