@@ -190,6 +190,18 @@ deny_roles = ["62e90394-69f5-4237-9190-012177145e10"]
 auth_context_id = "c1"
 error_format = "graph"
 rate_limits = [{ key = "peer", requests = 5, per = "1m", burst = 10 }]
+[[routes]]
+name = "arm"
+upstream = "https://management.azure.com"
+audiences = ["https://management.azure.com"]
+[routes.compute_guard]
+families = ["NC", "ND"]
+max_vcpus = 64
+max_regions_per_hour = 3
+quota_requests = true
+uninspectable = "flag"
+inspect_body_limit = "1MiB"
+inspect_body_timeout = "10s"
 [[exemptions]]
 oid = "02223b6b-aa1d-42d4-9ec0-1b2bb9194438"
 reason = "break-glass"
