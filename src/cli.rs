@@ -138,6 +138,8 @@ pub enum ReportTable {
     Compliance,
     /// Principals and applications denied, would be denied or exempt, by reason
     Denials,
+    /// ARM compute requests compute_guard flagged, by customer, principal and application
+    Compute,
 }
 
 #[derive(Debug, Args)]

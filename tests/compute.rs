@@ -382,3 +382,66 @@ fn only_arm_routes_take_the_rule_and_bad_values_name_their_key() {
     assert!(err(&arm_route, "max_vcpu = 3").contains("max_vcpu"));
     mfagate::config::Config::from_toml(&config(&arm_route, "families = [\"nc\", \"ND\"]\nmax_vcpus = 128")).unwrap();
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_mfagate");
+
+async fn mfagate(args: &[&str]) -> (i32, String) {
+    let out = tokio::process::Command::new(BIN).args(args).env_remove("MFAGATE_CONFIG").output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap(), text)
+}
+
+#[tokio::test]
+async fn report_lists_flagged_requests_and_replay_re_decides_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let audit = format!("[audit]\nsink = \"file\"\npath = \"{}\"\n", log.display());
+    let staged = "rule_modes = { compute_guard = \"report-only\" }";
+    let env = TestEnv::setup()
+        .route(r#"path_prefix = "/v1""#)
+        .more_routes(&format!(
+            "[[routes]]\nname = \"arm\"\npath_prefix = \"/\"\nupstream = \"@UPSTREAM@\"\nupstream_ca = \"@CA@\"\naudiences = [\"{ARM_AUDIENCE}\"]\n{staged}\n[routes.compute_guard]\n{audit}"
+        ))
+        .start()
+        .await;
+    passes(&env, "PUT", &rg(VM_PATH), &vm("Standard_ND96asr_v4", "eastus")).await;
+    let quota = format!("{SUB}/providers/Microsoft.Compute/locations/eastus/providers/Microsoft.Quota/quotas/standardNDSFamily?api-version=2023-02-01");
+    passes(&env, "PUT", &quota, r#"{"properties": {"limit": {"limitObjectType": "LimitValue", "value": 960}}}"#).await;
+    passes(&env, "PUT", &rg(VM_PATH), &vm("Standard_D2s_v5", "eastus")).await;
+    audit_lines(&log, 3).await;
+    let log_path = log.to_str().unwrap();
+
+    let (code, out) = mfagate(&["report", "--format", "json", log_path]).await;
+    assert_eq!(code, 2, "flagged compute is worth a non-zero exit: {out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = report["compute"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{out}");
+    let row = &rows[0];
+    assert_eq!(row["tenantId"], support::idp::OTHER_TID);
+    assert_eq!(row["objectId"], "5d9c3c1a-0b7e-4f3a-9d62-8e1f2a3b4c5d");
+    assert_eq!(row["applicationId"], support::idp::SAM_APP);
+    assert_eq!(row["decision"], "would_deny");
+    assert_eq!(row["kinds"], serde_json::json!(["gpu", "quota", "vcpus"]));
+    assert_eq!(row["sizes"], serde_json::json!(["Standard_ND96asr_v4"]));
+    assert_eq!(row["count"], 2);
+    let (_, text) = mfagate(&["report", log_path]).await;
+    assert!(text.contains("Azure fraud: compute requests flagged"), "{text}");
+    assert!(text.contains("would_deny gpu,quota,vcpus x2"), "{text}");
+    let (_, csv) = mfagate(&["report", "--format", "csv", "--table", "compute", log_path]).await;
+    assert!(csv.starts_with("tenantId,objectId,applicationId,decision,kinds,"), "{csv}");
+    assert!(csv.contains(",would_deny,gpu quota vcpus,Standard_ND96asr_v4,eastus,"), "{csv}");
+    let (_, html) = mfagate(&["report", "--format", "html", log_path]).await;
+    assert!(html.contains("<h2>Azure fraud: compute requests flagged</h2>"), "{html}");
+    assert!(html.contains("Standard_ND96asr_v4"));
+
+    // Enforcing the rule would deny both; without the rule, nothing changes.
+    let candidate = |name: &str, text: String| support::write(dir.path(), name, &text).to_str().unwrap().to_string();
+    let base = env.config_toml.replace(&audit, "");
+    let enforce = candidate("enforce.toml", base.replace(staged, ""));
+    let (code, out) = mfagate(&["replay", "--config", &enforce, log_path]).await;
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(out.matches("would_deny (compute_abuse_suspected) -> deny (compute_abuse_suspected)").count(), 2, "{out}");
+    let off = candidate("off.toml", base.replace("[routes.compute_guard]\n", "").replace(staged, ""));
+    let (code, out) = mfagate(&["replay", "--config", &off, log_path]).await;
+    assert_eq!(code, 0, "{out}");
+}

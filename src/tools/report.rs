@@ -20,6 +20,7 @@
 //! page for an auditor.
 
 mod chart;
+mod compute;
 mod html;
 mod markup;
 mod render;
@@ -39,6 +40,7 @@ use crate::config::{Config, Source};
 use crate::error::Reason;
 use crate::policy::partner_center::counts_as_mfa;
 use crate::rfc3339;
+pub use compute::ComputeFlagged;
 pub use rollout::{ExemptionStatus, RouteStatus};
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +77,8 @@ pub fn run(config_path: Option<&Path>, args: &ReportArgs) -> ExitCode {
                 eprintln!("report: {e}");
                 return ExitCode::FAILURE;
             }
-            if report.non_compliant.iter().any(|n| n.decision != "exempt") {
+            let flagged = report.compute.iter().any(|c| matches!(c.decision.as_str(), "deny" | "would_deny"));
+            if flagged || report.non_compliant.iter().any(|n| n.decision != "exempt") {
                 ExitCode::from(EXIT_DENY)
             } else {
                 ExitCode::SUCCESS
@@ -154,6 +157,8 @@ pub struct Report {
     pub routes: Vec<RouteStatus>,
     /// Configured exemptions and those the log names.
     pub exemptions: Vec<ExemptionStatus>,
+    /// ARM compute requests `compute_guard` flagged (Azure fraud).
+    pub compute: Vec<ComputeFlagged>,
 }
 
 #[derive(Default)]
@@ -193,6 +198,7 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
     let mut daily: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     let mut span: Option<((i128, String), (i128, String))> = None;
     let mut rollout = rollout::Rollout::default();
+    let mut flagged = compute::Collector::default();
     for line in input {
         let Line { number, text: line } = line.map_err(ReportError)?;
         if line.trim().is_empty() {
@@ -218,6 +224,7 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
         let day = rfc3339::format((at.div_euclid(1000)) as i64)[..10].to_string();
         let non_compliance = is_non_compliance(&record);
         rollout.observe(&record, at, non_compliance);
+        flagged.observe(&record, at);
         if non_compliance {
             *daily.entry((day.clone(), record.decision.clone(), record.reason.clone())).or_default() += 1;
         }
@@ -288,6 +295,7 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
         (report.first_record, report.last_record) = (Some(first), Some(last));
     }
     (report.routes, report.exemptions) = rollout.finish(config, now);
+    report.compute = flagged.finish();
     Ok(report)
 }
 

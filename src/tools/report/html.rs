@@ -65,6 +65,7 @@ pub fn page(report: &Report) -> String {
     compliance::denials(&mut m, report);
     findings::applications(&mut m, report);
     findings::principals(&mut m, report);
+    findings::compute(&mut m, report);
     findings::routes(&mut m, report);
     findings::exemptions(&mut m, report);
     footer(&mut m, report);

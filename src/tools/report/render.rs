@@ -64,6 +64,27 @@ pub fn text(report: &Report) -> String {
         );
         let _ = writeln!(out, "      first {}  last {}", clean(&n.first_seen), clean(&n.last_seen));
     }
+    if !report.compute.is_empty() {
+        out.push_str("\nAzure fraud: compute requests flagged (compute_guard), by customer, principal and application\n");
+    }
+    for c in &report.compute {
+        let _ = writeln!(out, "  {} {} x{}", clean(&c.decision), clean(&c.kinds.join(",")), c.count);
+        let _ = writeln!(
+            out,
+            "      customer {}  object {}  application {}",
+            or_unknown(&c.tenant_id),
+            or_unknown(&c.object_id),
+            or_unknown(&c.application_id)
+        );
+        let _ = writeln!(
+            out,
+            "      sizes {}  regions {}  subscriptions {}",
+            or_unknown(&c.sizes.join(", ")),
+            or_unknown(&c.regions.join(", ")),
+            or_unknown(&c.subscriptions.join(", "))
+        );
+        let _ = writeln!(out, "      first {}  last {}", clean(&c.first_seen), clean(&c.last_seen));
+    }
     let staged: Vec<_> = report.routes.iter().filter(|r| r.is_staged()).collect();
     if !staged.is_empty() {
         out.push_str("\nStaged routes\n");
@@ -140,6 +161,26 @@ pub fn csv(report: &Report, table: ReportTable) -> String {
                     field(&n.first_seen),
                     field(&n.last_seen),
                     field(&n.routes.join(" "))
+                );
+            }
+        }
+        ReportTable::Compute => {
+            out.push_str("tenantId,objectId,applicationId,decision,kinds,sizes,regions,subscriptions,count,firstSeen,lastSeen\n");
+            for c in &report.compute {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    field(&c.tenant_id),
+                    field(&c.object_id),
+                    field(&c.application_id),
+                    field(&c.decision),
+                    field(&c.kinds.join(" ")),
+                    field(&c.sizes.join(" ")),
+                    field(&c.regions.join(" ")),
+                    field(&c.subscriptions.join(" ")),
+                    c.count,
+                    field(&c.first_seen),
+                    field(&c.last_seen)
                 );
             }
         }

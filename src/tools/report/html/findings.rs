@@ -82,6 +82,31 @@ pub(super) fn principals(m: &mut Markup, r: &Report) {
     m.raw("</tbody></table></section>\n");
 }
 
+pub(super) fn compute(m: &mut Markup, r: &Report) {
+    m.raw("<section><h2>Azure fraud: compute requests flagged</h2>\n<p class=\"note\">ARM requests compute_guard found shaped like crypto-mining compute (GPU or HPC sizes, too many vCPUs or regions in an hour, quota increases, bodies that could not be read), by customer, principal and application. Microsoft asks partners to act on these at once.</p>\n");
+    if r.compute.is_empty() {
+        m.raw("<p>None.</p></section>\n");
+        return;
+    }
+    m.raw("<table><thead><tr><th>Customer</th><th>Object</th><th>Application</th><th>Decision</th><th>Kinds</th><th>Sizes</th><th>Regions</th><th>Subscriptions</th><th>Requests</th><th>First seen</th><th>Last seen</th></tr></thead><tbody>\n");
+    for c in &r.compute {
+        m.raw("<tr>");
+        for id in [&c.tenant_id, &c.object_id, &c.application_id] {
+            m.raw("<td class=\"id\">").text(or_none(id)).raw("</td>");
+        }
+        m.raw("<td>").text(&c.decision).raw("</td><td class=\"code\">").text(&c.kinds.join(", ")).raw("</td>");
+        for list in [&c.sizes, &c.regions, &c.subscriptions] {
+            m.raw("<td>").text(or_none(&list.join(", "))).raw("</td>");
+        }
+        m.raw("<td class=\"n\">").int(c.count).raw("</td><td>");
+        when(m, &c.first_seen);
+        m.raw("</td><td>");
+        when(m, &c.last_seen);
+        m.raw("</td></tr>\n");
+    }
+    m.raw("</tbody></table></section>\n");
+}
+
 pub(super) fn routes(m: &mut Markup, r: &Report) {
     m.raw("<section><h2>Staged routes and enforce dates</h2>\n");
     if r.config.is_none() {
