@@ -163,7 +163,9 @@ impl Serving {
             Purpose::Serve => shared.limits.limits(&config)?,
             Purpose::Check => shared.limits.limits_unconnected(&config),
         };
-        let gateway = Gateway::build(&config, auth, &shared.metrics, audit)?.with_limits(limits).with_regions(shared.regions.clone());
+        let gateway = Gateway::build(&config, auth, &shared.metrics, audit)?
+            .with_limits(limits)
+            .with_regions(shared.regions.clone());
         let egress = match &config.egress {
             Some(e) => Some(Arc::new(EgressState::build(e, &config, shared.metrics.egress())?)),
             None => None,

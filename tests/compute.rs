@@ -100,7 +100,9 @@ async fn each_resource_type_flagged_and_not() {
     // Scale sets: 40 × 16 vCPUs is over 64; a PATCH of the capacity alone.
     let vmss = rg("Microsoft.Compute/virtualMachineScaleSets/ss1");
     let scale = |size: &str, n: u32| {
-        format!(r#"{{"location": "eastus", "sku": {{"name": "{size}", "tier": "Standard", "capacity": {n}}}, "properties": {{"upgradePolicy": {{"mode": "Manual"}}}}}}"#)
+        format!(
+            r#"{{"location": "eastus", "sku": {{"name": "{size}", "tier": "Standard", "capacity": {n}}}, "properties": {{"upgradePolicy": {{"mode": "Manual"}}}}}}"#
+        )
     };
     refused(&env, "PUT", &vmss, &scale("Standard_F16s_v2", 40), 403, "compute_abuse_suspected").await;
     passes(&env, "PUT", &vmss, &scale("Standard_F16s_v2", 4)).await;
@@ -109,33 +111,51 @@ async fn each_resource_type_flagged_and_not() {
     // AKS clusters and agent pools.
     let aks = rg("Microsoft.ContainerService/managedClusters/aks1");
     let cluster = |size: &str, max: u32| {
-        format!(r#"{{"location": "westeurope", "properties": {{"dnsPrefix": "aks1", "agentPoolProfiles": [{{"name": "system", "vmSize": "Standard_D2s_v5", "count": 3, "mode": "System"}}, {{"name": "user", "vmSize": "{size}", "count": 1, "maxCount": {max}, "enableAutoScaling": true, "mode": "User"}}]}}}}"#)
+        format!(
+            r#"{{"location": "westeurope", "properties": {{"dnsPrefix": "aks1", "agentPoolProfiles": [{{"name": "system", "vmSize": "Standard_D2s_v5", "count": 3, "mode": "System"}}, {{"name": "user", "vmSize": "{size}", "count": 1, "maxCount": {max}, "enableAutoScaling": true, "mode": "User"}}]}}}}"#
+        )
     };
     passes(&env, "PUT", &aks, &cluster("Standard_D4s_v5", 5)).await;
     refused(&env, "PUT", &aks, &cluster("Standard_NC4as_T4_v3", 2), 403, "compute_abuse_suspected").await;
     refused(&env, "PUT", &aks, &cluster("Standard_D4s_v5", 50), 403, "compute_abuse_suspected").await;
     let pool = rg("Microsoft.ContainerService/managedClusters/aks1/agentPools/gpu");
-    refused(&env, "PUT", &pool, r#"{"properties": {"vmSize": "Standard_NV36ads_A10_v5", "count": 1}}"#, 403, "compute_abuse_suspected").await;
+    refused(
+        &env,
+        "PUT",
+        &pool,
+        r#"{"properties": {"vmSize": "Standard_NV36ads_A10_v5", "count": 1}}"#,
+        403,
+        "compute_abuse_suspected",
+    )
+    .await;
     passes(&env, "PUT", &pool, r#"{"properties": {"vmSize": "Standard_D2s_v5", "count": 2}}"#).await;
     // Azure Machine Learning computes.
     let ml = rg("Microsoft.MachineLearningServices/workspaces/ws1/computes/cluster1");
     let aml = |size: &str| {
-        format!(r#"{{"location": "eastus", "properties": {{"computeType": "AmlCompute", "properties": {{"vmSize": "{size}", "vmPriority": "Dedicated", "scaleSettings": {{"minNodeCount": 0, "maxNodeCount": 4}}}}}}}}"#)
+        format!(
+            r#"{{"location": "eastus", "properties": {{"computeType": "AmlCompute", "properties": {{"vmSize": "{size}", "vmPriority": "Dedicated", "scaleSettings": {{"minNodeCount": 0, "maxNodeCount": 4}}}}}}}}"#
+        )
     };
     passes(&env, "PUT", &ml, &aml("Standard_D2s_v5")).await;
     refused(&env, "PUT", &ml, &aml("Standard_NC24ads_A100_v4"), 403, "compute_abuse_suspected").await;
     // Batch pools.
     let batch_pool = rg("Microsoft.Batch/batchAccounts/acct1/pools/pool1");
     let bpool = |size: &str, n: u32| {
-        format!(r#"{{"properties": {{"vmSize": "{size}", "deploymentConfiguration": {{"virtualMachineConfiguration": {{"nodeAgentSkuId": "batch.node.ubuntu 22.04"}}}}, "scaleSettings": {{"fixedScale": {{"targetDedicatedNodes": {n}, "targetLowPriorityNodes": 0}}}}}}}}"#)
+        format!(
+            r#"{{"properties": {{"vmSize": "{size}", "deploymentConfiguration": {{"virtualMachineConfiguration": {{"nodeAgentSkuId": "batch.node.ubuntu 22.04"}}}}, "scaleSettings": {{"fixedScale": {{"targetDedicatedNodes": {n}, "targetLowPriorityNodes": 0}}}}}}}}"#
+        )
     };
     passes(&env, "PUT", &batch_pool, &bpool("STANDARD_D2S_V5", 8)).await;
     refused(&env, "PUT", &batch_pool, &bpool("Standard_HC44rs", 1), 403, "compute_abuse_suspected").await;
     refused(&env, "PUT", &batch_pool, &bpool("Standard_D2s_v5", 100), 403, "compute_abuse_suspected").await;
     // Quota: Microsoft.Quota, Microsoft.Capacity, a support ticket with quota details.
-    let quota = format!("{SUB}/providers/Microsoft.Compute/locations/eastus/providers/Microsoft.Quota/quotas/standardNDASv4Family?api-version=2023-02-01");
+    let quota = format!(
+        "{SUB}/providers/Microsoft.Compute/locations/eastus/providers/Microsoft.Quota/quotas/standardNDASv4Family?api-version=2023-02-01"
+    );
     refused(&env, "PUT", &quota, r#"{"properties": {"limit": {"limitObjectType": "LimitValue", "value": 960}, "name": {"value": "standardNDASv4Family"}}}"#, 403, "compute_abuse_suspected").await;
-    let limit = format!("{SUB}/providers/Microsoft.Capacity/resourceProviders/Microsoft.Compute/locations/eastus/serviceLimits/standardNCADSA100v4Family?api-version=2020-10-25");
+    let limit = format!(
+        "{SUB}/providers/Microsoft.Capacity/resourceProviders/Microsoft.Compute/locations/eastus/serviceLimits/standardNCADSA100v4Family?api-version=2020-10-25"
+    );
     refused(&env, "PUT", &limit, r#"{"properties": {"limit": 480}}"#, 403, "compute_abuse_suspected").await;
     let ticket = format!("{SUB}/providers/Microsoft.Support/supportTickets/t1?api-version=2020-04-01");
     refused(&env, "PUT", &ticket, r#"{"properties": {"title": "quota", "serviceId": "/providers/Microsoft.Support/services/06bfd9d3-516b-d5c6-5802-169c800dec89", "quotaTicketDetails": {"quotaChangeRequestVersion": "1.0", "quotaChangeRequests": [{"region": "EastUS", "payload": "{\"VMFamily\":\"standardNDSFamily\",\"NewLimit\":960}"}]}}}"#, 403, "compute_abuse_suspected").await;
@@ -143,8 +163,15 @@ async fn each_resource_type_flagged_and_not() {
     // What is not read: other methods, other types.
     passes(&env, "GET", &vm_path, "").await;
     passes(&env, "DELETE", &vm_path, "").await;
-    passes(&env, "POST", &rg("Microsoft.Compute/virtualMachines/vm1/restart"), &vm("Standard_ND96asr_v4", "eastus")).await;
-    passes(&env, "PUT", &rg("Microsoft.Storage/storageAccounts/st1"), r#"{"sku": {"name": "Standard_ND96asr_v4"}, "location": "eastus"}"#).await;
+    passes(&env, "POST", &rg("Microsoft.Compute/virtualMachines/vm1/restart"), &vm("Standard_ND96asr_v4", "eastus"))
+        .await;
+    passes(
+        &env,
+        "PUT",
+        &rg("Microsoft.Storage/storageAccounts/st1"),
+        r#"{"sku": {"name": "Standard_ND96asr_v4"}, "location": "eastus"}"#,
+    )
+    .await;
     let deny = r#"mfagate_compute_guard_total{kind="gpu",route="arm",verdict="deny"}"#;
     assert_eq!(env.metric(deny).await, 5.0);
     assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="hpc",route="arm",verdict="deny"}"#).await, 2.0);
@@ -156,14 +183,17 @@ async fn deployments_templates_copies_parameters_and_links() {
     let env = arm("").await;
     let path = rg("Microsoft.Resources/deployments/deploy1");
     let vm_resource = |size: &str, copy: &str| {
-        format!(r#"{{"type": "Microsoft.Compute/virtualMachines", "apiVersion": "2023-09-01", "name": "[concat('vm', copyIndex())]", "location": "[resourceGroup().location]", {copy} "properties": {{"hardwareProfile": {{"vmSize": "{size}"}}}}}}"#)
+        format!(
+            r#"{{"type": "Microsoft.Compute/virtualMachines", "apiVersion": "2023-09-01", "name": "[concat('vm', copyIndex())]", "location": "[resourceGroup().location]", {copy} "properties": {{"hardwareProfile": {{"vmSize": "{size}"}}}}}}"#
+        )
     };
     passes(&env, "PUT", &path, &deployment(&vm_resource("[parameters('vmSize')]", ""), "")).await;
     let copied = vm_resource("Standard_NC6s_v3", r#""copy": {"name": "vmLoop", "count": 20},"#);
     refused(&env, "PUT", &path, &deployment(&copied, ""), 403, "compute_abuse_suspected").await;
     let twenty_small = vm_resource("Standard_D4s_v5", r#""copy": {"name": "vmLoop", "count": 20},"#);
     refused(&env, "PUT", &path, &deployment(&twenty_small, ""), 403, "compute_abuse_suspected").await;
-    let by_parameter = deployment(&vm_resource("[parameters('vmSize')]", ""), r#""vmSize": {"value": "Standard_ND96asr_v4"}"#);
+    let by_parameter =
+        deployment(&vm_resource("[parameters('vmSize')]", ""), r#""vmSize": {"value": "Standard_ND96asr_v4"}"#);
     refused(&env, "PUT", &path, &by_parameter, 403, "compute_abuse_suspected").await;
     let nested = format!(
         r#"{{"type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "inner", "properties": {{"mode": "Incremental", "template": {{"resources": [{}]}}}}}}"#,
@@ -184,12 +214,21 @@ async fn deployments_templates_copies_parameters_and_links() {
         .to_string()
     };
     passes(&env, "POST", "/batch?api-version=2020-06-01", &wrapped("Standard_D32s_v5")).await;
-    refused(&env, "POST", "/batch?api-version=2020-06-01", &wrapped("Standard_ND96asr_v4"), 403, "compute_abuse_suspected").await;
+    refused(
+        &env,
+        "POST",
+        "/batch?api-version=2020-06-01",
+        &wrapped("Standard_ND96asr_v4"),
+        403,
+        "compute_abuse_suspected",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn linked_templates_can_be_denied_or_allowed() {
-    let linked = r#"{"properties": {"mode": "Incremental", "templateLink": {"uri": "https://example.com/azuredeploy.json"}}}"#;
+    let linked =
+        r#"{"properties": {"mode": "Incremental", "templateLink": {"uri": "https://example.com/azuredeploy.json"}}}"#;
     let path = rg("Microsoft.Resources/deployments/deploy1");
     let env = arm(r#"uninspectable = "deny""#).await;
     refused(&env, "PUT", &path, linked, 403, "compute_abuse_suspected").await;
@@ -257,11 +296,15 @@ async fn report_only_forwards_byte_for_byte_and_records() {
         .start()
         .await;
     // Odd spacing, escapes and non-ASCII text: forwarded exactly as sent.
-    let body = vm("Standard_ND96asr_v4", "eastus").replace("azureuser", "az\\u00e9 \\\"ü\\\"  \\t").replace(", ", " ,\r\n ");
+    let body =
+        vm("Standard_ND96asr_v4", "eastus").replace("azureuser", "az\\u00e9 \\\"ü\\\"  \\t").replace(", ", " ,\r\n ");
     passes(&env, "PUT", &rg(VM_PATH), &body).await;
     assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="gpu",route="arm",verdict="would_deny"}"#).await, 1.0);
     // Larger than the limit: recorded, and the whole body still reaches the upstream.
-    let big = format!(r#"{{"location": "eastus", "tags": {{"pad": "{}"}}, "properties": {{"hardwareProfile": {{"vmSize": "Standard_D2s_v5"}}}}}}"#, "x".repeat(10_000));
+    let big = format!(
+        r#"{{"location": "eastus", "tags": {{"pad": "{}"}}, "properties": {{"hardwareProfile": {{"vmSize": "Standard_D2s_v5"}}}}}}"#,
+        "x".repeat(10_000)
+    );
     passes(&env, "PUT", &rg(VM_PATH), &big).await;
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
         big.as_bytes().chunks(3000).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
@@ -357,7 +400,8 @@ async fn step_up_instead_of_a_refusal() {
     let rsp = send(&env, "PUT", &path, &gpu).await;
     assert_rejected(rsp, 403, "compute_abuse_suspected").await;
     // Stepped up: the context vouches for the request.
-    let stepped = env.idp.aobo().claim("aud", ARM_AUDIENCE).claim("xms_cc", vec!["cp1"]).claim("acrs", vec!["c2"]).mint();
+    let stepped =
+        env.idp.aobo().claim("aud", ARM_AUDIENCE).claim("xms_cc", vec!["cp1"]).claim("acrs", vec!["c2"]).mint();
     let rsp = send_as(&env, "PUT", &path, &gpu, &stepped).await;
     assert_eq!(rsp.status(), 200);
     assert_eq!(rsp.bytes().await.unwrap(), gpu.as_bytes());
@@ -372,7 +416,8 @@ fn only_arm_routes_take_the_rule_and_bad_values_name_their_key() {
         )
     };
     let arm_route = format!("audiences = [\"{ARM_AUDIENCE}\"]");
-    let err = |route: &str, guard: &str| mfagate::config::Config::from_toml(&config(route, guard)).unwrap_err().to_string();
+    let err =
+        |route: &str, guard: &str| mfagate::config::Config::from_toml(&config(route, guard)).unwrap_err().to_string();
     assert!(err("audiences = [\"https://graph.microsoft.com\"]", "").contains("routes[0].compute_guard"));
     assert!(err(&arm_route, "max_vcpus = 0").contains("routes[0].compute_guard.max_vcpus"));
     assert!(err(&arm_route, "families = [\"N C\"]").contains("routes[0].compute_guard.families[0]"));
@@ -405,7 +450,9 @@ async fn report_lists_flagged_requests_and_replay_re_decides_them() {
         .start()
         .await;
     passes(&env, "PUT", &rg(VM_PATH), &vm("Standard_ND96asr_v4", "eastus")).await;
-    let quota = format!("{SUB}/providers/Microsoft.Compute/locations/eastus/providers/Microsoft.Quota/quotas/standardNDSFamily?api-version=2023-02-01");
+    let quota = format!(
+        "{SUB}/providers/Microsoft.Compute/locations/eastus/providers/Microsoft.Quota/quotas/standardNDSFamily?api-version=2023-02-01"
+    );
     passes(&env, "PUT", &quota, r#"{"properties": {"limit": {"limitObjectType": "LimitValue", "value": 960}}}"#).await;
     passes(&env, "PUT", &rg(VM_PATH), &vm("Standard_D2s_v5", "eastus")).await;
     audit_lines(&log, 3).await;
@@ -440,7 +487,11 @@ async fn report_lists_flagged_requests_and_replay_re_decides_them() {
     let enforce = candidate("enforce.toml", base.replace(staged, ""));
     let (code, out) = mfagate(&["replay", "--config", &enforce, log_path]).await;
     assert_eq!(code, 2, "{out}");
-    assert_eq!(out.matches("would_deny (compute_abuse_suspected) -> deny (compute_abuse_suspected)").count(), 2, "{out}");
+    assert_eq!(
+        out.matches("would_deny (compute_abuse_suspected) -> deny (compute_abuse_suspected)").count(),
+        2,
+        "{out}"
+    );
     let off = candidate("off.toml", base.replace("[routes.compute_guard]\n", "").replace(staged, ""));
     let (code, out) = mfagate(&["replay", "--config", &off, log_path]).await;
     assert_eq!(code, 0, "{out}");

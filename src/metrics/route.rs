@@ -174,7 +174,8 @@ impl RouteFamilies {
             upstream_responses: CLASSES.map(|c| self.upstream_responses.with_label_values(&[name, c])),
             upstream_errors: UpstreamErrorKind::ALL
                 .map(|k| self.upstream_errors.with_label_values(&[name, k.as_str()])),
-            compute: Flag::ALL.map(|f| COMPUTE_VERDICTS.map(|v| self.compute.with_label_values(&[name, f.as_str(), v]))),
+            compute: Flag::ALL
+                .map(|f| COMPUTE_VERDICTS.map(|v| self.compute.with_label_values(&[name, f.as_str(), v]))),
         }
     }
 

@@ -378,7 +378,10 @@ mod tests {
         assert!(matches!(plain.decision, Decision::Deny(Denial { step_up: None, .. })));
         let mut reported = RoutePolicy::default();
         reported.rule_modes[Rule::ComputeGuard as usize] = Some(Mode::ReportOnly);
-        assert_eq!(verdict(&reported, &flagged(checked(&["mfa"]))), ("would_deny", Some(Reason::ComputeAbuseSuspected)));
+        assert_eq!(
+            verdict(&reported, &flagged(checked(&["mfa"]))),
+            ("would_deny", Some(Reason::ComputeAbuseSuspected))
+        );
     }
 
     #[test]

@@ -43,8 +43,8 @@ pub use crate::upstream::{Body, RequestBody};
 use crate::upstream::{ClientBody, Upstream, UpstreamError};
 use compute::Forward;
 use hygiene::Hygiene;
-use regions::RegionLog;
 use record::Record;
+use regions::RegionLog;
 use route::Route;
 
 #[derive(Debug, thiserror::Error)]

@@ -52,7 +52,10 @@ impl Kind {
 /// What a request's path names, when it is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    Resource { kind: Kind, subscription: Option<String> },
+    Resource {
+        kind: Kind,
+        subscription: Option<String>,
+    },
     /// ARM's batch endpoint: several requests in one body.
     Batch,
 }
@@ -69,10 +72,8 @@ pub fn target(path: &str) -> Option<Target> {
     if segments.len() == 1 && segments[0].eq_ignore_ascii_case("batch") {
         return Some(Target::Batch);
     }
-    let subscription = segments
-        .windows(2)
-        .find(|w| w[0].eq_ignore_ascii_case("subscriptions"))
-        .map(|w| w[1].to_ascii_lowercase());
+    let subscription =
+        segments.windows(2).find(|w| w[0].eq_ignore_ascii_case("subscriptions")).map(|w| w[1].to_ascii_lowercase());
     let providers = segments.iter().rposition(|s| s.eq_ignore_ascii_case("providers"))?;
     let namespace = segments.get(providers + 1)?;
     let types: Vec<&str> = segments[providers + 2..].iter().step_by(2).copied().collect();
@@ -118,13 +119,7 @@ pub fn items(kind: Kind, body: &Value, copies: Option<u64>) -> Vec<Item> {
             (Some(n), Some(c)) => Some(n.saturating_mul(c)),
             _ => None,
         };
-        Item::Compute(Demand {
-            kind,
-            size: written.map(|s| s.chars().take(64).collect()),
-            parsed,
-            instances,
-            region,
-        })
+        Item::Compute(Demand { kind, size: written.map(|s| s.chars().take(64).collect()), parsed, instances, region })
     };
     match kind {
         Kind::VirtualMachine => match at(body, &["properties", "hardwareProfile", "vmSize"]) {
@@ -207,7 +202,8 @@ mod tests {
         assert_eq!(target(&p.replace("virtualMachines", "virtualMachines;x=1")), vm("abc"));
         assert_eq!(target(&format!("{p}/restart")), None);
         assert_eq!(target("/subscriptions/abc/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/s"), None);
-        let pool = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c/agentPools/p";
+        let pool =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c/agentPools/p";
         assert!(matches!(target(pool), Some(Target::Resource { kind: Kind::AgentPool, .. })));
         let quota = "/subscriptions/s/providers/Microsoft.Compute/locations/eastus/providers/Microsoft.Quota/quotas/standardNDSv2Family";
         assert!(matches!(target(quota), Some(Target::Resource { kind: Kind::Quota, .. })));
@@ -216,7 +212,9 @@ mod tests {
         assert_eq!(target("/batch"), Some(Target::Batch));
         assert_eq!(target("/BATCH/"), Some(Target::Batch));
         assert_eq!(target("/subscriptions/s/resourcegroups"), None);
-        assert!(inspects_method("put") && inspects_method("PATCH") && !inspects_method("GET") && !inspects_method("DELETE"));
+        assert!(
+            inspects_method("put") && inspects_method("PATCH") && !inspects_method("GET") && !inspects_method("DELETE")
+        );
     }
 
     #[test]

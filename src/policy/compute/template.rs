@@ -167,24 +167,24 @@ mod tests {
     #[test]
     fn copies_parameters_nesting_and_links() {
         let body = json!({"properties": {"mode": "Incremental",
-            "parameters": {"vmSize": {"value": "Standard_NC24ads_A100_v4"}, "n": {"value": 20}},
-            "template": {"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
-                "parameters": {"vmSize": {"type": "string", "defaultValue": "Standard_D2s_v5"}, "n": {"type": "int"}},
-                "variables": {"poolSize": "Standard_HB120rs_v3"},
-                "resources": [
-                    {"type": "Microsoft.Compute/virtualMachines", "apiVersion": "2023-03-01", "name": "[concat('vm', copyIndex())]",
-                     "location": "[resourceGroup().location]", "copy": {"name": "vms", "count": "[parameters('n')]"},
-                     "properties": {"hardwareProfile": {"vmSize": "[parameters('VMSIZE')]"}}},
-                    {"type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "nested",
-                     "properties": {"mode": "Incremental", "template": {"resources": [
-                        {"type": "Microsoft.Batch/batchAccounts/pools", "name": "a/p",
-                         "properties": {"vmSize": "[variables('poolSize')]", "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 2}}}},
-                        {"type": "Microsoft.Compute/virtualMachines", "name": "x", "properties": {"hardwareProfile": {"vmSize": "[variables('other')]"}}}
-                     ]}}},
-                    {"type": "Microsoft.ContainerService/managedClusters", "name": "c", "properties": {},
-                     "resources": [{"type": "agentPools", "name": "gpu", "properties": {"vmSize": "Standard_ND96asr_v4", "count": 2}}]},
-                    {"type": "Microsoft.Resources/deployments", "name": "linked", "properties": {"templateLink": {"uri": "https://example.com/t.json"}}}
-                ]}}});
+        "parameters": {"vmSize": {"value": "Standard_NC24ads_A100_v4"}, "n": {"value": 20}},
+        "template": {"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+            "parameters": {"vmSize": {"type": "string", "defaultValue": "Standard_D2s_v5"}, "n": {"type": "int"}},
+            "variables": {"poolSize": "Standard_HB120rs_v3"},
+            "resources": [
+                {"type": "Microsoft.Compute/virtualMachines", "apiVersion": "2023-03-01", "name": "[concat('vm', copyIndex())]",
+                 "location": "[resourceGroup().location]", "copy": {"name": "vms", "count": "[parameters('n')]"},
+                 "properties": {"hardwareProfile": {"vmSize": "[parameters('VMSIZE')]"}}},
+                {"type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "nested",
+                 "properties": {"mode": "Incremental", "template": {"resources": [
+                    {"type": "Microsoft.Batch/batchAccounts/pools", "name": "a/p",
+                     "properties": {"vmSize": "[variables('poolSize')]", "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 2}}}},
+                    {"type": "Microsoft.Compute/virtualMachines", "name": "x", "properties": {"hardwareProfile": {"vmSize": "[variables('other')]"}}}
+                 ]}}},
+                {"type": "Microsoft.ContainerService/managedClusters", "name": "c", "properties": {},
+                 "resources": [{"type": "agentPools", "name": "gpu", "properties": {"vmSize": "Standard_ND96asr_v4", "count": 2}}]},
+                {"type": "Microsoft.Resources/deployments", "name": "linked", "properties": {"templateLink": {"uri": "https://example.com/t.json"}}}
+            ]}}});
         let found = deployment(&body);
         assert_eq!(
             demands(&found),
@@ -200,8 +200,10 @@ mod tests {
         assert_eq!(d.region, None, "an expression is no region");
         let linked = deployment(&json!({"properties": {"templateLink": {"uri": "https://example.com/t.json"}}}));
         assert!(linked.linked && linked.items.is_empty());
-        let unknown = deployment(&json!({"properties": {"template": {"resources": [{"type": "Microsoft.Compute/virtualMachineScaleSets",
-            "name": "s", "copy": {"count": "[length(variables('x'))]"}, "sku": {"name": "Standard_D2s_v5", "capacity": 1}}]}}}));
+        let unknown = deployment(
+            &json!({"properties": {"template": {"resources": [{"type": "Microsoft.Compute/virtualMachineScaleSets",
+            "name": "s", "copy": {"count": "[length(variables('x'))]"}, "sku": {"name": "Standard_D2s_v5", "capacity": 1}}]}}}),
+        );
         assert_eq!(demands(&unknown), vec![(Some("Standard_D2s_v5".into()), None)]);
         let symbolic = deployment(&json!({"properties": {"template": {"languageVersion": "2.0", "resources": {"vm":
             {"type": "microsoft.compute/VIRTUALMACHINES", "properties": {"hardwareProfile": {"vmSize": "Standard_D2s_v5"}}}}}}}));

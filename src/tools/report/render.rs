@@ -65,7 +65,9 @@ pub fn text(report: &Report) -> String {
         let _ = writeln!(out, "      first {}  last {}", clean(&n.first_seen), clean(&n.last_seen));
     }
     if !report.compute.is_empty() {
-        out.push_str("\nAzure fraud: compute requests flagged (compute_guard), by customer, principal and application\n");
+        out.push_str(
+            "\nAzure fraud: compute requests flagged (compute_guard), by customer, principal and application\n",
+        );
     }
     for c in &report.compute {
         let _ = writeln!(out, "  {} {} x{}", clean(&c.decision), clean(&c.kinds.join(",")), c.count);
@@ -165,7 +167,9 @@ pub fn csv(report: &Report, table: ReportTable) -> String {
             }
         }
         ReportTable::Compute => {
-            out.push_str("tenantId,objectId,applicationId,decision,kinds,sizes,regions,subscriptions,count,firstSeen,lastSeen\n");
+            out.push_str(
+                "tenantId,objectId,applicationId,decision,kinds,sizes,regions,subscriptions,count,firstSeen,lastSeen\n",
+            );
             for c in &report.compute {
                 let _ = writeln!(
                     out,
