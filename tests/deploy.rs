@@ -137,7 +137,7 @@ async fn promtool_accepts_the_scrape_config_and_rules_and_their_tests_pass() {
     let rules = deploy("prometheus/alerts.yml");
     let r = run("promtool", &["check", "rules", rules.to_str().unwrap()]).await;
     assert_eq!(r.code, 0, "{}", r.out);
-    assert!(r.out.contains("SUCCESS: 14 rules found"), "{}", r.out);
+    assert!(r.out.contains("SUCCESS: 15 rules found"), "{}", r.out);
     let tests = deploy("prometheus/alerts_test.yml");
     let r = run("promtool", &["test", "rules", tests.to_str().unwrap()]).await;
     assert_eq!(r.code, 0, "{}", r.out);

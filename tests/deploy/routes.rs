@@ -29,6 +29,7 @@ const APIS: &[(&str, &[&str])] = &[
             "/subscriptions?api-version=2022-12-01",
             "/providers/Microsoft.Resources/operations?api-version=2022-12-01",
             "/tenants?api-version=2022-12-01",
+            "/batch?api-version=2020-06-01",
         ],
     ),
     (LOGIN_HOST, &["/organizations/oauth2/v2.0/token"]),

@@ -56,8 +56,14 @@ fn read(deployment: &Value, outer: &Scope, copies: u64, depth: usize, found: &mu
         || at(properties, &["expressionEvaluationOptions", "scope"])
             .and_then(Value::as_str)
             .is_some_and(|s| s.eq_ignore_ascii_case("inner"));
-    let scope = if inner { scope_of(properties, template, outer) } else { outer.clone() };
-    resources(template, None, &scope, copies, depth, found);
+    let own;
+    let scope = if inner {
+        own = scope_of(properties, template, outer);
+        &own
+    } else {
+        outer
+    };
+    resources(template, None, scope, copies, depth, found);
 }
 
 /// The parameters (`properties.parameters.x.value`, else the template's
@@ -66,15 +72,15 @@ fn scope_of(properties: &Value, template: &Value, outer: &Scope) -> Scope {
     let mut scope = Scope::default();
     if let Some(declared) = get(template, "parameters").and_then(Value::as_object) {
         for (name, p) in declared {
-            if let Some(v) = get(p, "defaultValue") {
+            if let Some(v) = get(p, "defaultValue").filter(|v| is_scalar(v)) {
                 scope.parameters.insert(name.to_lowercase(), v.clone());
             }
         }
     }
     if let Some(given) = get(properties, "parameters").and_then(Value::as_object) {
         for (name, p) in given {
-            match get(p, "value") {
-                Some(v) => scope.parameters.insert(name.to_lowercase(), resolve(v, outer)),
+            match get(p, "value").map(|v| resolve(v, outer)).filter(is_scalar) {
+                Some(v) => scope.parameters.insert(name.to_lowercase(), v),
                 // A Key Vault reference or anything else: not known here.
                 None => scope.parameters.remove(&name.to_lowercase()),
             };
@@ -82,7 +88,7 @@ fn scope_of(properties: &Value, template: &Value, outer: &Scope) -> Scope {
     }
     if let Some(vars) = get(template, "variables").and_then(Value::as_object) {
         let partial = Scope { parameters: scope.parameters.clone(), variables: HashMap::new() };
-        for (name, v) in vars {
+        for (name, v) in vars.iter().filter(|(_, v)| is_scalar(v)) {
             scope.variables.insert(name.to_lowercase(), resolve(v, &partial));
         }
     }
@@ -117,6 +123,13 @@ fn resources(holder: &Value, parent: Option<&str>, scope: &Scope, copies: u64, d
         }
         resources(&resource, Some(&full), scope, multiplied.unwrap_or(1), depth, found);
     }
+}
+
+/// Only strings, numbers and booleans are kept in a scope and substituted:
+/// a size, a count and a location are scalars, and an object named by many
+/// references cannot multiply the memory a body takes.
+fn is_scalar(v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
 }
 
 /// `value` with each string that is a simple parameter or variable
