@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use super::{Decision, Denial, Evaluation, Input, Mode, Reason, RoutePolicy, evaluate, stepup};
+use super::{Decision, Denial, Evaluation, Input, Mode, Reason, RoutePolicy, evaluate, exemptions, stepup};
 use crate::auth::claims::Claims;
 use crate::reason::Class;
 
@@ -172,6 +172,11 @@ pub fn decide<'p>(policy: &'p RoutePolicy, facts: &Facts, now: i64) -> Outcome<'
             // A fresh sign-in to the route's authentication context vouches
             // for the request; a client that can take a challenge is asked to.
             if claims.is_some_and(|c| stepup::carries_context(policy, c)) {
+                continue;
+            }
+            // An exemption for the verified principal covers the rule too.
+            if claims.is_some_and(|c| exemptions::find(&policy.exemptions, c, now).0.is_some()) {
+                verdicts.exempt.get_or_insert(reason);
                 continue;
             }
             if mode == Mode::Enforce {
@@ -382,6 +387,11 @@ mod tests {
             verdict(&reported, &flagged(checked(&["mfa"]))),
             ("would_deny", Some(Reason::ComputeAbuseSuspected))
         );
+        let exemption = Exemption { selector: Selector::Oid(OID.into()), reason: "gpu lab".into(), expires: 5_000 };
+        let exempted = RoutePolicy { exemptions: vec![exemption], ..RoutePolicy::default() };
+        let facts = flagged(checked(&["mfa"]));
+        assert_eq!(verdict(&exempted, &facts), ("exempt", Some(Reason::ComputeAbuseSuspected)));
+        assert_eq!(decide(&exempted, &facts, 6_000).decision.as_str(), "deny", "an expired exemption covers nothing");
     }
 
     #[test]
