@@ -257,3 +257,49 @@ fn rate(key: &str, requests: u32, per: &str, burst: Option<u32>) -> Result<Rate,
     };
     Ok(Rate { requests, per, burst })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, StoreConfig, TEST_ROUTE};
+
+    fn load(limits: &str) -> Result<Config, crate::config::ConfigError> {
+        Config::from_toml(&format!("[limits]\n{limits}\n{TEST_ROUTE}"))
+    }
+
+    fn key_of(limits: &str) -> String {
+        load(limits).unwrap_err().key().unwrap().to_string()
+    }
+
+    #[test]
+    fn store_keys_are_checked_and_named() {
+        assert!(matches!(load("").unwrap().limits.store, StoreConfig::Local));
+        assert_eq!(key_of("store = \"memcached\""), "limits.store");
+        assert_eq!(key_of("store = \"redis\""), "limits.redis_url");
+        let redis = |extra: &str| format!("store = \"redis\"\nredis_url = \"redis://r:6379/0\"\n{extra}");
+        assert!(load(&redis("")).is_ok());
+        assert!(load("store = \"redis\"\nredis_url = \"REDIS://r\"").is_ok(), "the scheme in capitals");
+        for bad in ["http://r/", "redis+unix:///tmp/r.sock", "rediss://r/#insecure", "redis://r/zero", "redis://:p@/0"]
+        {
+            let err = load(&format!("store = \"redis\"\nredis_url = \"{bad}\"")).unwrap_err();
+            assert_eq!(err.key(), Some("limits.redis_url"), "{bad}");
+            assert!(!err.to_string().contains(":p@"), "the URL is never echoed: {err}");
+        }
+        assert_eq!(key_of(&redis("store_timeout = \"0s\"")), "limits.store_timeout");
+        assert_eq!(key_of(&redis("store_timeout = \"11s\"")), "limits.store_timeout");
+        assert_eq!(key_of(&redis("on_store_error = \"maybe\"")), "limits.on_store_error");
+        assert_eq!(key_of(&redis("key_prefix = \"\"")), "limits.key_prefix");
+        assert_eq!(key_of(&redis("key_prefix = \"a b\"")), "limits.key_prefix");
+        assert_eq!(key_of(&redis("redis_ca = \"ca.pem\"")), "limits.redis_ca", "a CA without TLS");
+        assert_eq!(key_of(&redis("redis_password_env = \"MFAGATE_TEST_SURELY_UNSET\"")), "limits.redis_password_env");
+    }
+
+    #[test]
+    fn the_redis_password_is_never_printed() {
+        let config = load("store = \"redis\"\nredis_url = \"rediss://svc:s3cr%23t@r:6380/2\"").unwrap();
+        let printed = toml::to_string_pretty(&config.effective).unwrap();
+        assert!(printed.contains("rediss://svc:(redacted)@r:6380/2"), "{printed}");
+        assert!(!printed.contains("s3cr"), "{printed}");
+        assert!(!format!("{:?}", config.limits).contains("s3cr"));
+        assert_eq!(super::redact("not a url with s3cret"), "(redacted)");
+    }
+}

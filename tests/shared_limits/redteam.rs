@@ -194,3 +194,47 @@ async fn the_egress_listeners_count_against_the_same_buckets() {
     }
     assert_eq!(a.upstream.hits() + b.upstream.hits(), 3);
 }
+
+/// The decisions of one limit (burst 3, 2 per 400 ms, on the address) over
+/// a fixed sequence of requests, with each refusal's wait.
+async fn sequence(limits: &str) -> Vec<Option<std::time::Duration>> {
+    let text = format!(
+        "[limits]\n{limits}\n[[routes]]\nname = \"pc\"\nupstream = \"https://api.partnercenter.microsoft.com\"\naudiences = [\"https://api.partnercenter.microsoft.com\"]\nrate_limits = [{{ key = \"peer\", requests = 2, per = \"400ms\", burst = 3 }}]\n"
+    );
+    let config = mfagate::config::Config::from_toml(&text).unwrap();
+    let store = mfagate::limit::LimitStore::register(&prometheus::Registry::new()).unwrap();
+    let limits = store.limits(&config).unwrap();
+    let peer: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let check = || async {
+        match limits.admit("pc", None, peer).await {
+            Ok(()) => None,
+            Err(mfagate::error::Reject::RateLimited(wait)) => Some(wait),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let mut out = Vec::new();
+    for _ in 0..4 {
+        out.push(check().await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    for _ in 0..2 {
+        out.push(check().await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_limit_means_the_same_in_both_stores() {
+    let redis = Redis::start().await;
+    let local = sequence("").await;
+    let shared = sequence(&store(&redis.url(), "store_timeout = \"2s\"")).await;
+    let refused = |s: &[Option<std::time::Duration>]| s.iter().map(Option::is_some).collect::<Vec<_>>();
+    // A burst of three, then one every 200 ms.
+    assert_eq!(refused(&local), [false, false, false, true, false, true], "{local:?}");
+    assert_eq!(refused(&shared), refused(&local), "{shared:?} vs {local:?}");
+    for (l, s) in local.iter().zip(&shared) {
+        if let (Some(l), Some(s)) = (l, s) {
+            assert!(l.abs_diff(*s) < std::time::Duration::from_millis(60), "waits {l:?} and {s:?}");
+        }
+    }
+}
