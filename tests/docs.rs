@@ -204,6 +204,11 @@ username = "svc"
 password = "p"
 [egress.resolve]
 "api.partnercenter.microsoft.com" = "127.0.0.1:9443"
+[egress.tenant_restrictions]
+tenant_id = "df845f1a-1e2f-4f5e-9a7c-0b1c2d3e4f50"
+policy_id = "0b7e4c1d-2a3f-4b5c-9d6e-7f8a9b0c1d2e"
+restrict_access_to_tenants = ["contoso.onmicrosoft.com"]
+restrict_access_context = "df845f1a-1e2f-4f5e-9a7c-0b1c2d3e4f50"
 "#;
 
 /// The key names of a raw configuration: every member of every table,

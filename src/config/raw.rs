@@ -260,6 +260,39 @@ pub struct Route {
     pub error_format: Option<String>,
 }
 
+impl Route {
+    /// A login route to `host` with every default: what tenant restrictions
+    /// add for a sign-in host no route names.
+    pub fn login(name: &str, host: &str) -> Self {
+        Self {
+            name: name.into(),
+            kind: Some("login".into()),
+            path_prefix: default_path_prefix(),
+            host: Some(host.into()),
+            upstream: format!("https://{host}"),
+            upstream_ca: None,
+            audiences: Vec::new(),
+            mode: default_mode(),
+            enforce_after: None,
+            rule_modes: BTreeMap::new(),
+            verify_signature: true,
+            require_mfa: true,
+            accepted_amr: default_accepted_amr(),
+            allow_app_only: false,
+            allow_public_clients: false,
+            require_certificate_client: false,
+            allowed_apps: Vec::new(),
+            denied_apps: Vec::new(),
+            partner_tenants: Vec::new(),
+            customers: None,
+            deny_roles: None,
+            auth_context_id: None,
+            rate_limits: Vec::new(),
+            error_format: None,
+        }
+    }
+}
+
 /// A file of relationships (CSV or JSON), or the relationships inline as
 /// `{ tenant_id = "...", ends = "..." }` tables.
 #[derive(Debug, Clone, Deserialize, Serialize)]

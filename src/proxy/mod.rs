@@ -36,9 +36,10 @@ use crate::policy::{self, RouteKind};
 use crate::respond::{Head, Responder};
 use crate::rfc3339::unix_now;
 use crate::tls::TlsError;
+use crate::upstream::headers::Injection;
 use crate::upstream::resolve::Resolve;
 pub use crate::upstream::{Body, RequestBody};
-use crate::upstream::{ClientBody, Upstream, UpstreamError};
+use crate::upstream::{ClientBody, Direct, Upstream, UpstreamError};
 use hygiene::Hygiene;
 use record::Record;
 use route::Route;
@@ -72,6 +73,14 @@ pub struct Routed<'a> {
     pub authority: &'a Authority,
     /// Checks run once the route is known, before authentication.
     pub guard: &'a dyn Guard,
+    /// Headers the proxy sets on what it forwards (tenant restrictions).
+    pub inject: Option<&'a Injection>,
+}
+
+impl Routed<'_> {
+    fn direct(&self) -> Direct<'_> {
+        Direct { authority: self.authority, inject: self.inject }
+    }
 }
 
 pub trait Guard: Sync {
@@ -270,7 +279,7 @@ impl Gateway {
         };
         let req = Request::from_parts(parts, body);
         let sent = Instant::now();
-        let forwarded = route.upstream.forward(req, peer, ids, &authorized, routed.map(|r| r.authority)).await;
+        let forwarded = route.upstream.forward(req, peer, ids, &authorized, routed.map(Routed::direct)).await;
         record.upstream_latency = Some(sent.elapsed());
         let rsp = forwarded.map_err(|e| match e {
             // The client's own body broke off or broke the framing: its fault.
