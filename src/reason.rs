@@ -22,10 +22,14 @@ pub enum Rule {
     PartnerTenants,
     Customers,
     DenyRoles,
+    // Token requests on a login route.
+    DenyGrants,
+    RequireClientAssertion,
+    AllowedTokenClients,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 13] = [
         Self::LegacyAuth,
         Self::DeniedApps,
         Self::AppOnly,
@@ -36,6 +40,9 @@ impl Rule {
         Self::PartnerTenants,
         Self::Customers,
         Self::DenyRoles,
+        Self::DenyGrants,
+        Self::RequireClientAssertion,
+        Self::AllowedTokenClients,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +57,9 @@ impl Rule {
             Self::PartnerTenants => "partner_tenants",
             Self::Customers => "customers",
             Self::DenyRoles => "deny_roles",
+            Self::DenyGrants => "deny_grants",
+            Self::RequireClientAssertion => "require_client_assertion",
+            Self::AllowedTokenClients => "allowed_token_clients",
         }
     }
 
@@ -218,6 +228,13 @@ reasons! {
     /// Shedding load: the caller should retry after `Retry-After`.
     Overloaded = "overloaded", SERVICE_UNAVAILABLE, Capacity, short "",
         "The gateway is at its capacity limit. Retry after the number of seconds in the Retry-After header.";
+    // Token requests on a login route (the grant policy).
+    GrantNotAllowed = "grant_not_allowed", FORBIDDEN, Class::Rule(Rule::DenyGrants), short "",
+        "This grant type is not allowed through this gateway (e.g. the device code flow, which phishing abuses). Use the authorization code flow with MFA (Secure Application Model).";
+    ClientSecretNotAllowed = "client_secret_not_allowed", FORBIDDEN, Class::Rule(Rule::RequireClientAssertion), short "",
+        "The application authenticates to the token endpoint with a client secret; this gateway requires a certificate (a client_assertion of type urn:ietf:params:oauth:client-assertion-type:jwt-bearer), as the Secure Application Model recommends.";
+    TokenClientNotAllowed = "token_client_not_allowed", FORBIDDEN, Class::Rule(Rule::AllowedTokenClients), short "",
+        "This application (client_id) may not request tokens through this gateway.";
 }
 
 macro_rules! request_rules {

@@ -190,6 +190,9 @@ deny_roles = ["62e90394-69f5-4237-9190-012177145e10"]
 auth_context_id = "c1"
 error_format = "graph"
 rate_limits = [{ key = "peer", requests = 5, per = "1m", burst = 10 }]
+deny_grants = ["password", "urn:ietf:params:oauth:grant-type:device_code"]
+require_client_assertion = true
+allowed_token_clients = ["23ec45a3-5f8b-4c3d-9e1a-7b6c5d4e3f21"]
 [[exemptions]]
 oid = "02223b6b-aa1d-42d4-9ec0-1b2bb9194438"
 reason = "break-glass"

@@ -258,6 +258,13 @@ pub struct Route {
     pub rate_limits: Vec<RouteRate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_format: Option<String>,
+    /// Login routes: grant types refused (`grant_not_allowed`).
+    #[serde(default = "default_deny_grants")]
+    pub deny_grants: Vec<String>,
+    #[serde(default)]
+    pub require_client_assertion: bool,
+    #[serde(default)]
+    pub allowed_token_clients: Vec<String>,
 }
 
 impl Route {
@@ -289,6 +296,9 @@ impl Route {
             auth_context_id: None,
             rate_limits: Vec::new(),
             error_format: None,
+            deny_grants: default_deny_grants(),
+            require_client_assertion: false,
+            allowed_token_clients: Vec::new(),
         }
     }
 }
@@ -382,6 +392,10 @@ fn default_mode() -> String {
 
 fn yes() -> bool {
     true
+}
+
+fn default_deny_grants() -> Vec<String> {
+    vec!["password".into()]
 }
 
 fn default_accepted_amr() -> Vec<String> {

@@ -44,6 +44,8 @@ pub fn evaluate<'p>(policy: &'p RoutePolicy, input: &Input<'_>, now: i64) -> Eva
             Rule::PartnerTenants => gdap::partner_tenants(policy, claims),
             Rule::Customers => gdap::customers(policy, claims, input.customer, now),
             Rule::DenyRoles => gdap::deny_roles(policy, claims),
+            // Token requests carry no token: judged from the request (`grants`).
+            Rule::DenyGrants | Rule::RequireClientAssertion | Rule::AllowedTokenClients => Check::Off,
         };
     }
     let (mut deny, mut report) = (None, None);

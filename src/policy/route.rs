@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::exemptions::Exemption;
+use super::grants::GrantPolicy;
 use super::mode::{Mode, Schedule};
 use super::relationships::Customers;
 use crate::reason::Rule;
@@ -70,6 +71,8 @@ pub struct RoutePolicy {
     /// Conditional Access authentication context to ask for when MFA is missing.
     pub auth_context_id: Option<String>,
     pub exemptions: Vec<Exemption>,
+    /// Login routes: what token requests may ask for and how clients authenticate.
+    pub grants: GrantPolicy,
 }
 
 impl Default for RoutePolicy {
@@ -92,6 +95,7 @@ impl Default for RoutePolicy {
             deny_roles: Vec::new(),
             auth_context_id: None,
             exemptions: Vec::new(),
+            grants: GrantPolicy::default(),
         }
     }
 }
@@ -124,6 +128,9 @@ impl RoutePolicy {
             Rule::PartnerTenants => !self.partner_tenants.is_empty(),
             Rule::Customers => self.customers.is_some(),
             Rule::DenyRoles => !self.deny_roles.is_empty(),
+            Rule::DenyGrants => self.kind == RouteKind::Login && !self.grants.deny_grants.is_empty(),
+            Rule::RequireClientAssertion => self.kind == RouteKind::Login && self.grants.require_client_assertion,
+            Rule::AllowedTokenClients => self.kind == RouteKind::Login && !self.grants.allowed_token_clients.is_empty(),
         }
     }
 

@@ -250,7 +250,7 @@ impl Gateway {
                     Some(body) => token_request::read(body, &parts.headers).await?,
                     None => Bytes::new(),
                 };
-                let (facts, request) = facts::login(&parts, base, &bytes)?;
+                let (facts, request) = facts::login(&parts, base, &bytes, policy)?;
                 record.token_request = Some(request);
                 (facts, Some(bytes))
             }

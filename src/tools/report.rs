@@ -1,5 +1,5 @@
 //! `mfagate report`: what a partner needs before switching to enforce,
-//! from the decision log. Two tables:
+//! from the decision log. Three tables:
 //!
 //! - MFA compliance of app+user requests per day and application, in the
 //!   shape of Partner Center's own summary (`GET /v1/applicationmfaadoptionstatus`:
@@ -7,7 +7,9 @@
 //!   `totalRequestCount`), so the two can be reconciled;
 //! - every principal and application that was denied, would be denied
 //!   (report-only) or got through only by an exemption, by reason, with
-//!   counts and the first and last time seen.
+//!   counts and the first and last time seen;
+//! - the sign-in review (`--table signins`): token requests on login routes
+//!   per tenant, client, grant and client authentication (`signins`).
 //!
 //! A request counts as MFA-compliant when its token's `amr` holds `mfa` or
 //! `ngcmfa` (the gateway's default `accepted_amr`). App-only requests,
@@ -24,6 +26,7 @@ mod html;
 mod markup;
 mod render;
 mod rollout;
+mod signins;
 
 use super::merge::{Line, Merged};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,12 +37,13 @@ use serde::Serialize;
 
 use super::check_token::EXIT_DENY;
 use crate::audit::AuditRecord;
-use crate::cli::{ReportArgs, ReportFormat};
+use crate::cli::{ReportArgs, ReportFormat, ReportTable};
 use crate::config::{Config, Source};
 use crate::error::Reason;
 use crate::policy::partner_center::counts_as_mfa;
 use crate::rfc3339;
 pub use rollout::{ExemptionStatus, RouteStatus};
+pub use signins::{SignIn, by_reason as signins_by_reason};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -59,6 +63,7 @@ pub fn run(config_path: Option<&Path>, args: &ReportArgs) -> ExitCode {
         Ok(mut report) => {
             report.config = config_path.map(|p| p.display().to_string());
             let out = match args.format {
+                ReportFormat::Text if args.table == ReportTable::Signins => render::signins_text(&report),
                 ReportFormat::Text => render::text(&report),
                 ReportFormat::Csv => render::csv(&report, args.table),
                 ReportFormat::Json => render::json(&report),
@@ -154,6 +159,8 @@ pub struct Report {
     pub routes: Vec<RouteStatus>,
     /// Configured exemptions and those the log names.
     pub exemptions: Vec<ExemptionStatus>,
+    /// The sign-in review: token requests on login routes.
+    pub signins: Vec<SignIn>,
 }
 
 #[derive(Default)]
@@ -193,6 +200,7 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
     let mut daily: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     let mut span: Option<((i128, String), (i128, String))> = None;
     let mut rollout = rollout::Rollout::default();
+    let mut signins = signins::Signins::default();
     for line in input {
         let Line { number, text: line } = line.map_err(ReportError)?;
         if line.trim().is_empty() {
@@ -218,6 +226,7 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
         let day = rfc3339::format((at.div_euclid(1000)) as i64)[..10].to_string();
         let non_compliance = is_non_compliance(&record);
         rollout.observe(&record, at, non_compliance);
+        signins.observe(&record, at);
         if non_compliance {
             *daily.entry((day.clone(), record.decision.clone(), record.reason.clone())).or_default() += 1;
         }
@@ -288,6 +297,7 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
         (report.first_record, report.last_record) = (Some(first), Some(last));
     }
     (report.routes, report.exemptions) = rollout.finish(config, now);
+    report.signins = signins.finish();
     Ok(report)
 }
 

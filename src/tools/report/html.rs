@@ -67,6 +67,7 @@ pub fn page(report: &Report) -> String {
     findings::principals(&mut m, report);
     findings::routes(&mut m, report);
     findings::exemptions(&mut m, report);
+    findings::signins(&mut m, report);
     footer(&mut m, report);
     m.raw("</body>\n</html>\n");
     m.into_string()
