@@ -66,6 +66,12 @@ impl Rule {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
+
+    /// False for the rules of a login route's token requests, which no
+    /// token is ever judged by (`check-token` leaves them out).
+    pub fn judges_tokens(self) -> bool {
+        !matches!(self, Self::DenyGrants | Self::RequireClientAssertion | Self::AllowedTokenClients)
+    }
 }
 
 /// What kind of failure a reason is; it decides whether report-only mode

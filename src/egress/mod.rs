@@ -12,7 +12,10 @@
 //! - *deny*: the gateway's JSON error, as in reverse mode.
 //!
 //! Audience binding (`binding`) applies to every request whose headers the
-//! proxy can read.
+//! proxy can read. With `[egress.tenant_restrictions]` the sign-in hosts are
+//! guarded too, and every request to them is forwarded with the tenant
+//! restrictions headers (`EgressState::injection_for`, applied where the
+//! upstream request is built).
 //!
 //! What decides how traffic is routed, intercepted or bound (`EgressState`:
 //! host rules, interception certificates, audience binding, proxy

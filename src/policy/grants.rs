@@ -6,27 +6,9 @@
 //! finding of its own rule, judged under that rule's mode.
 
 use super::legacy::{ClientAuth, TokenRequest};
+pub use super::route::GrantPolicy;
+use super::route::PASSWORD;
 use super::{Reason, Rule};
-
-/// What a login route allows token requests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantPolicy {
-    /// Lower-case grant types refused with `grant_not_allowed`. `password`
-    /// is always refused, as `password_grant` (legacy authentication).
-    pub deny_grants: Vec<String>,
-    /// A client that authenticates with a secret is refused.
-    pub require_client_assertion: bool,
-    /// Lower-case client ids that may request tokens; empty: any.
-    pub allowed_token_clients: Vec<String>,
-}
-
-impl Default for GrantPolicy {
-    fn default() -> Self {
-        Self { deny_grants: vec![PASSWORD.into()], require_client_assertion: false, allowed_token_clients: Vec::new() }
-    }
-}
-
-const PASSWORD: &str = "password";
 
 /// The grant policy's findings on `request`, in rule order. Only a request
 /// that asks for a grant is a token request; the others (the authorize

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use super::exemptions::Exemption;
-use super::grants::GrantPolicy;
 use super::mode::{Mode, Schedule};
 use super::relationships::Customers;
 use crate::reason::Rule;
@@ -99,6 +98,27 @@ impl Default for RoutePolicy {
         }
     }
 }
+
+/// What a login route allows token requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantPolicy {
+    /// Lower-case grant types refused with `grant_not_allowed`. `password`
+    /// is always refused, as `password_grant` (legacy authentication).
+    pub deny_grants: Vec<String>,
+    /// A client that authenticates with a secret is refused.
+    pub require_client_assertion: bool,
+    /// Lower-case client ids that may request tokens; empty: any.
+    pub allowed_token_clients: Vec<String>,
+}
+
+impl Default for GrantPolicy {
+    fn default() -> Self {
+        Self { deny_grants: vec![PASSWORD.into()], require_client_assertion: false, allowed_token_clients: Vec::new() }
+    }
+}
+
+/// The password grant: always refused as `password_grant`.
+pub(super) const PASSWORD: &str = "password";
 
 impl RoutePolicy {
     /// The mode `rule` runs in at `now`: its own when set, else the route's.

@@ -178,6 +178,7 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<TokenReport, CheckErr
         .map(|e| {
             Rule::ALL
                 .iter()
+                .filter(|rule| rule.judges_tokens())
                 .map(|&rule| {
                     let check = e.checks[rule as usize];
                     let hint = match check {

@@ -106,8 +106,7 @@ async fn msal_signs_in_through_tenant_restrictions() {
     for r in &requests {
         assert_eq!(r.tenant_restrictions, expected, "{r:?}");
     }
-    let injected = env
-        .metric(&format!(r#"mfagate_tenant_restrictions_total{{action="injected",host="{ENTRA_HOST}"}}"#))
-        .await;
+    let injected =
+        env.metric(&format!(r#"mfagate_tenant_restrictions_total{{action="injected",host="{ENTRA_HOST}"}}"#)).await;
     assert!(injected >= requests.len() as f64, "discovery and token requests: {injected}");
 }
