@@ -159,6 +159,23 @@ pub struct AuditRecord<S = String, L = Vec<String>> {
     pub compute_region: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_subscription: Option<S>,
+    // The sign-in review (token requests on login routes); the client is
+    // `appid`, the grant `grant_type`, the token endpoint's answer
+    // `upstream_status`. No secret, code, assertion, refresh token or
+    // password is ever recorded.
+    /// The tenant the token request's path names (a GUID, a domain,
+    /// `common`, `organizations`, `consumers`; `other` for anything else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signin_tenant: Option<S>,
+    /// How the client authenticated: `none`, `secret` or `assertion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<S>,
+    /// The requested `scope` and `resource` (printable ASCII up to 512
+    /// characters, else `other`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<S>,
 }
 
 /// One auxiliary token of a decision: its claims that the rules read, or

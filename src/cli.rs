@@ -106,7 +106,7 @@ pub struct ReportArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
-    /// With --format csv: which table to print
+    /// With --format csv (and signins with --format text): which table to print
     #[arg(long, value_enum, default_value_t = ReportTable::Compliance)]
     pub table: ReportTable,
     /// Only records at or after this instant: RFC 3339, a date (2026-04-01), or a duration back from now (7d)
@@ -140,6 +140,8 @@ pub enum ReportTable {
     Denials,
     /// ARM compute requests compute_guard flagged, by customer, principal and application
     Compute,
+    /// Token requests on login routes per tenant, client, grant and client authentication
+    Signins,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ mod policy;
 pub mod raw;
 mod routes;
 mod server;
+pub mod tenant_restrictions;
 mod values;
 
 use std::collections::HashSet;
@@ -142,6 +143,16 @@ impl Config {
             builder = builder.set_override(key.clone(), value).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
         }
         let merged = builder.build().map_err(|e| ConfigError::invalid("(file)", e.to_string()))?;
+        // Said before serde's "missing field listen", which names no reason.
+        if let Ok(egress) = merged.get_table("egress")
+            && egress.contains_key("tenant_restrictions")
+            && !egress.contains_key("listen")
+        {
+            return Err(ConfigError::invalid(
+                "egress.tenant_restrictions",
+                "needs the egress proxy and its interception CA: [egress] with listen, ca_cert and ca_key",
+            ));
+        }
         let raw: raw::Config = serde_path_to_error::deserialize(merged).map_err(|e| {
             let key = e.path().to_string();
             let key = if key == "." || key.is_empty() { "(top level)".to_string() } else { key };
@@ -193,8 +204,44 @@ impl TryFrom<raw::Config> for Config {
         }
         let exemptions = exemptions.into_iter().map(|(e, _)| e).collect();
         let egress = raw.egress.as_ref().map(egress::from_raw).transpose()?;
+        if egress.as_ref().is_some_and(|e| e.tenant_restrictions.is_some()) {
+            sign_in_routes(&mut routes)?;
+        }
         Ok(Self { server, identity, log, audit, limits, routes, exemptions, egress, effective: raw })
     }
+}
+
+/// With tenant restrictions, every sign-in host is guarded: a route that
+/// names it (exactly or by a wildcard) must be a login route, since its
+/// requests carry the restriction headers; a host no route names gets a
+/// built-in login route to itself (`tenant-restrictions-<host>`).
+fn sign_in_routes(routes: &mut Vec<RouteConfig>) -> Result<(), ConfigError> {
+    for host in crate::entra::SIGN_IN_HOSTS {
+        let mut named = false;
+        for (i, r) in routes.iter().enumerate() {
+            if r.host.as_deref().is_some_and(|p| crate::host::pattern_matches(p, host)) {
+                named = true;
+                if r.policy.kind != crate::policy::RouteKind::Login {
+                    return Err(ConfigError::invalid(
+                        format!("routes[{i}].kind"),
+                        format!(
+                            "this route guards {host}, where egress.tenant_restrictions applies: it must be kind = \"login\""
+                        ),
+                    ));
+                }
+            }
+        }
+        if named {
+            continue;
+        }
+        let name = format!("tenant-restrictions-{}", host.replace('.', "-"));
+        if routes.iter().any(|r| r.name == name) {
+            return Err(ConfigError::invalid("egress.tenant_restrictions", format!("route name {name:?} is reserved")));
+        }
+        let raw = raw::Route::login(&name, host);
+        routes.push(route(routes.len(), &raw)?);
+    }
+    Ok(())
 }
 
 /// `TOML syntax error at line L, column C: message`, on one line.

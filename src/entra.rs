@@ -46,3 +46,18 @@ pub fn tenant_of(issuer: &str) -> Option<&str> {
     let path = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
     path.split('/').find(|s| is_guid(s))
 }
+
+/// The sign-in hosts Entra's tenant restrictions (v2 and v1) name: the
+/// egress proxy adds the restriction headers to every request to these.
+pub const SIGN_IN_HOSTS: [&str; 4] =
+    ["login.microsoftonline.com", "login.microsoft.com", "login.windows.net", "login.live.com"];
+
+/// Hosts never intercepted, whatever the configuration: device
+/// authentication and registration break under TLS interception (Entra's
+/// tenant restrictions guidance).
+pub const NEVER_INTERCEPTED: [&str; 2] = ["device.login.microsoftonline.com", "enterpriseregistration.windows.net"];
+
+/// True for a host (lower-case, no final dot) the proxy must only tunnel.
+pub fn is_never_intercepted(host: &str) -> bool {
+    NEVER_INTERCEPTED.contains(&host)
+}

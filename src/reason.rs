@@ -24,10 +24,14 @@ pub enum Rule {
     DenyRoles,
     /// Compute-abuse signals on ARM requests (`[routes.compute_guard]`).
     ComputeGuard,
+    // Token requests on a login route.
+    DenyGrants,
+    RequireClientAssertion,
+    AllowedTokenClients,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 14] = [
         Self::LegacyAuth,
         Self::DeniedApps,
         Self::AppOnly,
@@ -39,6 +43,9 @@ impl Rule {
         Self::Customers,
         Self::DenyRoles,
         Self::ComputeGuard,
+        Self::DenyGrants,
+        Self::RequireClientAssertion,
+        Self::AllowedTokenClients,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,11 +61,24 @@ impl Rule {
             Self::Customers => "customers",
             Self::DenyRoles => "deny_roles",
             Self::ComputeGuard => "compute_guard",
+            Self::DenyGrants => "deny_grants",
+            Self::RequireClientAssertion => "require_client_assertion",
+            Self::AllowedTokenClients => "allowed_token_clients",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// False for the rules no token is ever judged by (`check-token`
+    /// leaves them out): those of a login route's token requests, and
+    /// `compute_guard`, which reads request bodies.
+    pub fn judges_tokens(self) -> bool {
+        !matches!(
+            self,
+            Self::ComputeGuard | Self::DenyGrants | Self::RequireClientAssertion | Self::AllowedTokenClients
+        )
     }
 }
 
@@ -227,6 +247,13 @@ reasons! {
         "The request creates compute shaped like Azure fraud (GPU or HPC sizes, many vCPUs, many regions in an hour, a quota increase, or a body that cannot be read) and was stopped for review. Ask the partner's security contact to confirm it.";
     ComputeBodyTooLarge = "compute_body_too_large", PAYLOAD_TOO_LARGE, Class::Rule(Rule::ComputeGuard), short "",
         "The body of this ARM compute request is larger than the gateway reads for inspection (compute_guard.inspect_body_limit) and was not forwarded.";
+    // Token requests on a login route (the grant policy).
+    GrantNotAllowed = "grant_not_allowed", FORBIDDEN, Class::Rule(Rule::DenyGrants), short "",
+        "This grant type is not allowed through this gateway (e.g. the device code flow, which phishing abuses). Use the authorization code flow with MFA (Secure Application Model).";
+    ClientSecretNotAllowed = "client_secret_not_allowed", FORBIDDEN, Class::Rule(Rule::RequireClientAssertion), short "",
+        "The application authenticates to the token endpoint with a client secret; this gateway requires a certificate (a client_assertion of type urn:ietf:params:oauth:client-assertion-type:jwt-bearer), as the Secure Application Model recommends.";
+    TokenClientNotAllowed = "token_client_not_allowed", FORBIDDEN, Class::Rule(Rule::AllowedTokenClients), short "",
+        "This application (client_id) may not request tokens through this gateway.";
 }
 
 macro_rules! request_rules {

@@ -190,6 +190,9 @@ deny_roles = ["62e90394-69f5-4237-9190-012177145e10"]
 auth_context_id = "c1"
 error_format = "graph"
 rate_limits = [{ key = "peer", requests = 5, per = "1m", burst = 10 }]
+deny_grants = ["password", "urn:ietf:params:oauth:grant-type:device_code"]
+require_client_assertion = true
+allowed_token_clients = ["23ec45a3-5f8b-4c3d-9e1a-7b6c5d4e3f21"]
 [[routes]]
 name = "arm"
 upstream = "https://management.azure.com"
@@ -216,6 +219,11 @@ username = "svc"
 password = "p"
 [egress.resolve]
 "api.partnercenter.microsoft.com" = "127.0.0.1:9443"
+[egress.tenant_restrictions]
+tenant_id = "df845f1a-1e2f-4f5e-9a7c-0b1c2d3e4f50"
+policy_id = "0b7e4c1d-2a3f-4b5c-9d6e-7f8a9b0c1d2e"
+restrict_access_to_tenants = ["contoso.onmicrosoft.com"]
+restrict_access_context = "df845f1a-1e2f-4f5e-9a7c-0b1c2d3e4f50"
 "#;
 
 /// The key names of a raw configuration: every member of every table,

@@ -27,6 +27,8 @@ mod python;
 mod reload;
 #[path = "egress/seams.rs"]
 mod seams;
+#[path = "egress/tenant_restrictions.rs"]
+mod tenant_restrictions;
 #[path = "egress/tunnel.rs"]
 mod tunnel;
 

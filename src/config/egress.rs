@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::error::ConfigError;
+use super::tenant_restrictions::{self, RawTenantRestrictions, TenantRestrictions};
 use super::values::{min_duration, socket_addr};
 use crate::host::{self as hosts, HostPattern};
 
@@ -37,6 +38,8 @@ pub struct RawEgress {
     pub proxy_auth: Option<RawProxyAuth>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resolve: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_restrictions: Option<RawTenantRestrictions>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -91,6 +94,9 @@ pub struct EgressConfig {
     pub proxy_auth: Option<ProxyCredentials>,
     /// Lower-case host name → the address connections to it go to instead.
     pub resolve: HashMap<String, SocketAddr>,
+    /// `[egress.tenant_restrictions]`: the sign-in hosts are intercepted
+    /// and every request to them carries these headers.
+    pub tenant_restrictions: Option<TenantRestrictions>,
 }
 
 /// The proxy's own Basic credentials.
@@ -151,6 +157,7 @@ pub fn from_raw(raw: &RawEgress) -> Result<EgressConfig, ConfigError> {
         )?,
         proxy_auth,
         resolve,
+        tenant_restrictions: raw.tenant_restrictions.as_ref().map(tenant_restrictions::from_raw).transpose()?,
     })
 }
 

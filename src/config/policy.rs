@@ -9,6 +9,7 @@ use super::values::guids;
 use super::{customers, raw};
 use crate::auth::claims::is_guid;
 use crate::policy::gdap::{Customers, GLOBAL_ADMINISTRATOR};
+use crate::policy::grants::GrantPolicy;
 use crate::policy::sam::{SCRIPTING_CLIENTS, SCRIPTING_CLIENTS_PRESET};
 use crate::policy::{Exemption, Mode, RouteKind, RoutePolicy, Rule, Schedule, Selector};
 use crate::rfc3339;
@@ -94,6 +95,50 @@ pub(super) fn route_policy(i: usize, raw: &raw::Route, kind: RouteKind) -> Resul
         exemptions: Vec::new(),
         // Set by `routes::route`, which knows whether the route fronts ARM.
         compute_guard: None,
+        grants: grant_policy(i, raw, kind)?,
+    })
+}
+
+/// `deny_grants`, `require_client_assertion`, `allowed_token_clients`:
+/// login routes only (elsewhere a request carries no grant to judge), with
+/// the default `deny_grants` accepted anywhere.
+fn grant_policy(i: usize, raw: &raw::Route, kind: RouteKind) -> Result<GrantPolicy, ConfigError> {
+    let key = |field: &str| format!("routes[{i}].{field}");
+    let default = GrantPolicy::default();
+    if kind != RouteKind::Login {
+        let set = if raw.deny_grants != default.deny_grants {
+            Some("deny_grants")
+        } else if raw.require_client_assertion {
+            Some("require_client_assertion")
+        } else if !raw.allowed_token_clients.is_empty() {
+            Some("allowed_token_clients")
+        } else {
+            None
+        };
+        if let Some(field) = set {
+            return Err(ConfigError::invalid(
+                key(field),
+                "only a login route (kind = \"login\") checks token requests",
+            ));
+        }
+        return Ok(default);
+    }
+    let mut deny_grants = Vec::new();
+    for (j, g) in raw.deny_grants.iter().enumerate() {
+        let g = g.trim();
+        let plain = !g.is_empty() && g.len() <= 256 && g.bytes().all(|b| b.is_ascii_graphic() && b != b',');
+        if !plain {
+            return Err(ConfigError::invalid(
+                format!("{}[{j}]", key("deny_grants")),
+                "a grant type, e.g. \"urn:ietf:params:oauth:grant-type:device_code\"",
+            ));
+        }
+        deny_grants.push(g.to_ascii_lowercase());
+    }
+    Ok(GrantPolicy {
+        deny_grants,
+        require_client_assertion: raw.require_client_assertion,
+        allowed_token_clients: guids(&key("allowed_token_clients"), &raw.allowed_token_clients)?,
     })
 }
 

@@ -258,8 +258,52 @@ pub struct Route {
     pub rate_limits: Vec<RouteRate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_format: Option<String>,
+    /// Login routes: grant types refused (`grant_not_allowed`).
+    #[serde(default = "default_deny_grants")]
+    pub deny_grants: Vec<String>,
+    #[serde(default)]
+    pub require_client_assertion: bool,
+    #[serde(default)]
+    pub allowed_token_clients: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_guard: Option<ComputeGuard>,
+}
+
+impl Route {
+    /// A login route to `host` with every default: what tenant restrictions
+    /// add for a sign-in host no route names.
+    pub fn login(name: &str, host: &str) -> Self {
+        Self {
+            name: name.into(),
+            kind: Some("login".into()),
+            path_prefix: default_path_prefix(),
+            host: Some(host.into()),
+            upstream: format!("https://{host}"),
+            upstream_ca: None,
+            audiences: Vec::new(),
+            mode: default_mode(),
+            enforce_after: None,
+            rule_modes: BTreeMap::new(),
+            verify_signature: true,
+            require_mfa: true,
+            accepted_amr: default_accepted_amr(),
+            allow_app_only: false,
+            allow_public_clients: false,
+            require_certificate_client: false,
+            allowed_apps: Vec::new(),
+            denied_apps: Vec::new(),
+            partner_tenants: Vec::new(),
+            customers: None,
+            deny_roles: None,
+            auth_context_id: None,
+            rate_limits: Vec::new(),
+            error_format: None,
+            deny_grants: default_deny_grants(),
+            require_client_assertion: false,
+            allowed_token_clients: Vec::new(),
+            compute_guard: None,
+        }
+    }
 }
 
 /// `[routes.compute_guard]`; every key optional.
@@ -371,6 +415,10 @@ fn default_mode() -> String {
 
 fn yes() -> bool {
     true
+}
+
+fn default_deny_grants() -> Vec<String> {
+    vec!["password".into()]
 }
 
 fn default_accepted_amr() -> Vec<String> {

@@ -128,6 +128,10 @@ fn route_host(key: &str, h: &str) -> Result<String, ConfigError> {
             .ok_or_else(|| ConfigError::invalid(key, "a wildcard is only allowed as *.name, name a DNS name"));
     }
     match hosts::normalize(h) {
+        Ok(name) if crate::entra::is_never_intercepted(&name) => Err(ConfigError::invalid(
+            key,
+            "device authentication hosts (device.login.microsoftonline.com, enterpriseregistration.windows.net) are never intercepted: leave them to allow_hosts",
+        )),
         Ok(name) => Ok(name),
         Err(BadHost::IpLiteral) => match h.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
             Ok(IpAddr::V4(ip)) => Ok(ip.to_string()),

@@ -1,9 +1,12 @@
 //! Which hosts the proxy intercepts, tunnels or refuses. A host is *guarded*
 //! when a route's `host` names it (exactly, or as `*.name`); guarded hosts
 //! are always intercepted and never reached any other way. Other hosts are
-//! tunnelled blind when the lists and `default` allow it.
+//! tunnelled blind when the lists and `default` allow it. The device
+//! authentication hosts (`entra::NEVER_INTERCEPTED`) are never guarded, not
+//! even by a wildcard route: they are tunnelled when allowed.
 
 use crate::config::{DefaultAction, EgressConfig, RouteConfig};
+pub use crate::entra::is_never_intercepted;
 pub use crate::host::{BadHost, HostPattern, is_wildcard, normalize, pattern_matches};
 
 /// What the proxy does with a target.
@@ -62,9 +65,10 @@ impl HostRules {
         }
     }
 
-    /// True when a route guards `host` (normalised).
+    /// True when a route guards `host` (normalised). The device
+    /// authentication hosts never are, whatever a wildcard covers.
     pub fn is_guarded(&self, host: &str) -> bool {
-        self.guarded.iter().any(|p| pattern_matches(p, host))
+        !is_never_intercepted(host) && self.guarded.iter().any(|p| pattern_matches(p, host))
     }
 
     /// The exact host names and wildcard patterns routes guard.
@@ -164,6 +168,20 @@ mod tests {
         assert_eq!(open.connect("elsewhere.org", 443), TargetAction::Pass);
         assert_eq!(open.connect("elsewhere.org", 22), TargetAction::Deny(TargetRefusal::Port));
         assert_eq!(open.connect("bad.example.net", 443), TargetAction::Deny(TargetRefusal::DenyList));
+    }
+
+    #[test]
+    fn device_hosts_are_never_intercepted_even_under_a_wildcard() {
+        let mut r = rules(DefaultAction::Deny);
+        r.guarded = vec!["*.microsoftonline.com".into(), "*.windows.net".into()];
+        assert_eq!(r.connect("login.microsoftonline.com", 443), TargetAction::Intercept);
+        for host in crate::entra::NEVER_INTERCEPTED {
+            assert!(!r.is_guarded(host), "{host}");
+            assert_eq!(r.connect(host, 443), TargetAction::Deny(TargetRefusal::NotAllowed), "{host}");
+            r.allow.push(HostPattern::parse(host).unwrap());
+            assert_eq!(r.connect(host, 443), TargetAction::Pass, "{host}: tunnelled blind when allowed");
+            assert_eq!(r.plain(host, 80), TargetAction::Pass, "{host}");
+        }
     }
 
     #[test]

@@ -8,6 +8,16 @@ pub struct EgressFamilies {
     connections: IntCounterVec,
     tunnel_bytes: IntCounterVec,
     cert_cache: IntCounterVec,
+    tenant_restrictions: IntCounterVec,
+}
+
+/// Tenant restrictions on one sign-in host: requests that got the headers,
+/// and requests whose own copy of one was removed first.
+#[derive(Clone)]
+pub struct TenantRestrictionCounters {
+    pub host: &'static str,
+    pub injected: IntCounter,
+    pub client_header_removed: IntCounter,
 }
 
 /// The resolved counters, cloned into the egress listener.
@@ -25,6 +35,8 @@ pub struct EgressMetrics {
     pub bytes_downstream: IntCounter,
     pub cert_hit: IntCounter,
     pub cert_miss: IntCounter,
+    /// One per sign-in host, in `entra::SIGN_IN_HOSTS` order.
+    pub tenant_restrictions: Vec<TenantRestrictionCounters>,
 }
 
 impl EgressFamilies {
@@ -50,10 +62,18 @@ impl EgressFamilies {
             ),
             &["result"],
         )?;
+        let tenant_restrictions = IntCounterVec::new(
+            Opts::new(
+                "mfagate_tenant_restrictions_total",
+                "Requests to Entra's sign-in hosts through the egress proxy by tenant restrictions action (injected: the headers were added; client_header_removed: the client's own copy was removed first).",
+            ),
+            &["host", "action"],
+        )?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(tunnel_bytes.clone()))?;
         registry.register(Box::new(cert_cache.clone()))?;
-        Ok(Self { connections, tunnel_bytes, cert_cache })
+        registry.register(Box::new(tenant_restrictions.clone()))?;
+        Ok(Self { connections, tunnel_bytes, cert_cache, tenant_restrictions })
     }
 
     pub fn metrics(&self) -> EgressMetrics {
@@ -68,6 +88,14 @@ impl EgressFamilies {
             bytes_downstream: self.tunnel_bytes.with_label_values(&["downstream"]),
             cert_hit: self.cert_cache.with_label_values(&["hit"]),
             cert_miss: self.cert_cache.with_label_values(&["miss"]),
+            tenant_restrictions: crate::entra::SIGN_IN_HOSTS
+                .iter()
+                .map(|&host| TenantRestrictionCounters {
+                    host,
+                    injected: self.tenant_restrictions.with_label_values(&[host, "injected"]),
+                    client_header_removed: self.tenant_restrictions.with_label_values(&[host, "client_header_removed"]),
+                })
+                .collect(),
         }
     }
 }

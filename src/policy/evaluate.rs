@@ -46,6 +46,8 @@ pub fn evaluate<'p>(policy: &'p RoutePolicy, input: &Input<'_>, now: i64) -> Eva
             Rule::DenyRoles => gdap::deny_roles(policy, claims),
             // Judged on the request's body, before the token (a finding).
             Rule::ComputeGuard => Check::Pass,
+            // Token requests carry no token: judged from the request (`grants`).
+            Rule::DenyGrants | Rule::RequireClientAssertion | Rule::AllowedTokenClients => Check::Off,
         };
     }
     let (mut deny, mut report) = (None, None);

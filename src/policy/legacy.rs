@@ -82,6 +82,27 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
     s.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }
 
+/// RFC 7523 §2.2: the client authenticates with a signed JWT (a certificate).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How a client authenticated to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Secret,
+    Assertion,
+}
+
+impl ClientAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Secret => "secret",
+            Self::Assertion => "assertion",
+        }
+    }
+}
+
 /// What a request to Entra's token endpoint asks for, read from its query
 /// and its body in every form a lenient server reads (see `body`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -90,6 +111,24 @@ pub struct TokenRequest {
     pub grant_types: Vec<String>,
     pub client_id: Option<String>,
     pub username: Option<String>,
+    /// Every `client_id`, in the order found (the first is `client_id`).
+    pub client_ids: Vec<String>,
+    /// The client id of HTTP Basic client authentication (RFC 6749
+    /// §2.3.1), set by the caller from `Authorization: Basic`; empty when
+    /// the credentials do not decode.
+    pub basic_client: Option<String>,
+    /// A `client_secret` parameter was sent (its value is never kept).
+    pub client_secret: bool,
+    /// A non-empty `client_assertion` was sent (its value is never kept).
+    pub client_assertion: bool,
+    /// Every `client_assertion_type`, trimmed.
+    pub assertion_types: Vec<String>,
+    /// The first `scope` and `resource`.
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+    /// The tenant the request's path names, as the log may show it (set by
+    /// the caller: `signin_tenant`).
+    pub tenant: Option<String>,
 }
 
 impl TokenRequest {
@@ -117,6 +156,45 @@ impl TokenRequest {
         if self.username.is_none() && named("username") {
             self.username = Some(value());
         }
+        if named("client_id") {
+            self.client_ids.push(value());
+        }
+        self.client_secret |= named("client_secret");
+        self.client_assertion |= named("client_assertion") && !trimmed(&param.value).is_empty();
+        if named("client_assertion_type") {
+            self.assertion_types.push(value());
+        }
+        if self.scope.is_none() && named("scope") {
+            self.scope = Some(value());
+        }
+        if self.resource.is_none() && named("resource") {
+            self.resource = Some(value());
+        }
+    }
+
+    /// How the client authenticated to the token endpoint. A secret
+    /// anywhere (a `client_secret` parameter or Basic credentials) makes it
+    /// `Secret`, even beside an assertion; `Assertion` needs every
+    /// `client_assertion_type` to be jwt-bearer.
+    pub fn client_auth(&self) -> ClientAuth {
+        let jwt_bearer = !self.assertion_types.is_empty() && self.assertion_types.iter().all(|t| same(t, JWT_BEARER));
+        if self.client_secret || self.basic_client.is_some() {
+            ClientAuth::Secret
+        } else if self.client_assertion && jwt_bearer {
+            ClientAuth::Assertion
+        } else {
+            ClientAuth::None
+        }
+    }
+
+    /// Every client id the request names, in its parameters and its Basic credentials.
+    pub fn every_client_id(&self) -> impl Iterator<Item = &str> {
+        self.client_ids.iter().map(String::as_str).chain(self.basic_client.as_deref())
+    }
+
+    /// True when `grant_type` names `grant` (compared as parameter names are).
+    pub fn asks_for(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| same(g, grant))
     }
 
     /// `Fail(PasswordGrant)` for any `grant_type=password`, even among

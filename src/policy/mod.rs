@@ -7,7 +7,8 @@
 //!
 //! Rule families, in evaluation order: legacy authentication (`legacy`),
 //! the Secure Application Model (`sam`, MFA in `partner_center`), AOBO/GDAP
-//! (`gdap`); then exemptions and, for missing MFA, a step-up challenge.
+//! (`gdap`); then exemptions and, for missing MFA, a step-up challenge. On
+//! login routes, the grant policy of token requests (`grants`).
 
 pub mod compute;
 pub mod customer_id;
@@ -15,6 +16,7 @@ pub mod decide;
 mod evaluate;
 pub mod exemptions;
 pub mod gdap;
+pub mod grants;
 pub mod legacy;
 pub mod mode;
 pub mod partner_center;

@@ -73,6 +73,8 @@ pub struct RoutePolicy {
     pub exemptions: Vec<Exemption>,
     /// `[routes.compute_guard]` (ARM routes only); `None` turns the rule off.
     pub compute_guard: Option<Arc<ComputeGuard>>,
+    /// Login routes: what token requests may ask for and how clients authenticate.
+    pub grants: GrantPolicy,
 }
 
 impl Default for RoutePolicy {
@@ -96,9 +98,31 @@ impl Default for RoutePolicy {
             auth_context_id: None,
             exemptions: Vec::new(),
             compute_guard: None,
+            grants: GrantPolicy::default(),
         }
     }
 }
+
+/// What a login route allows token requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantPolicy {
+    /// Lower-case grant types refused with `grant_not_allowed`. `password`
+    /// is always refused, as `password_grant` (legacy authentication).
+    pub deny_grants: Vec<String>,
+    /// A client that authenticates with a secret is refused.
+    pub require_client_assertion: bool,
+    /// Lower-case client ids that may request tokens; empty: any.
+    pub allowed_token_clients: Vec<String>,
+}
+
+impl Default for GrantPolicy {
+    fn default() -> Self {
+        Self { deny_grants: vec![PASSWORD.into()], require_client_assertion: false, allowed_token_clients: Vec::new() }
+    }
+}
+
+/// The password grant: always refused as `password_grant`.
+pub(super) const PASSWORD: &str = "password";
 
 impl RoutePolicy {
     /// The mode `rule` runs in at `now`: its own when set, else the route's.
@@ -129,6 +153,9 @@ impl RoutePolicy {
             Rule::Customers => self.customers.is_some(),
             Rule::DenyRoles => !self.deny_roles.is_empty(),
             Rule::ComputeGuard => self.compute_guard.is_some(),
+            Rule::DenyGrants => self.kind == RouteKind::Login && !self.grants.deny_grants.is_empty(),
+            Rule::RequireClientAssertion => self.kind == RouteKind::Login && self.grants.require_client_assertion,
+            Rule::AllowedTokenClients => self.kind == RouteKind::Login && !self.grants.allowed_token_clients.is_empty(),
         }
     }
 

@@ -13,7 +13,7 @@ use crate::auth::{AuthFailure, Authenticator};
 use crate::config::RouteConfig;
 use crate::error::{Reject, RequestRule};
 use crate::policy::legacy::{self, TokenRequest};
-use crate::policy::{Check, Facts, Presented, Reason, gdap};
+use crate::policy::{Check, Facts, Presented, Reason, RoutePolicy, gdap, grants};
 use crate::proxy::token_request;
 
 /// An API request's facts, and what gathering them cost.
@@ -110,10 +110,14 @@ pub async fn present(auth: &Authenticator, token: &str, audiences: &[String], ve
 }
 
 /// The facts of a token request on a login route, and the request as read;
-/// `base` as for `api`.
-pub fn login(parts: &Parts, base: &str, body: &[u8]) -> Result<(Facts, TokenRequest), Reject> {
+/// `base` as for `api`. HTTP Basic credentials on a login route are a
+/// client's secret (RFC 6749 §2.3.1), not a user's password: they count as
+/// `secret` client authentication.
+pub fn login(parts: &Parts, base: &str, body: &[u8], policy: &RoutePolicy) -> Result<(Facts, TokenRequest), Reject> {
     let content_type = token_request::content_type(&parts.headers)?;
-    let request = TokenRequest::parse(parts.uri.query(), content_type, body).map_err(Reject::BadRequest)?;
+    let mut request = TokenRequest::parse(parts.uri.query(), content_type, body).map_err(Reject::BadRequest)?;
+    request.basic_client = token_request::basic_client(&parts.headers);
+    request.tenant = token_request::path_tenant(parts.uri.path());
     let mut findings = Vec::new();
     if legacy::ws_trust(&upstream_path(base, parts.uri.path())) {
         findings.push(Reason::LegacyAuth);
@@ -121,5 +125,6 @@ pub fn login(parts: &Parts, base: &str, body: &[u8]) -> Result<(Facts, TokenRequ
     if let Check::Fail(reason) = request.check() {
         findings.push(reason);
     }
+    findings.extend(grants::check(&policy.grants, &request).into_iter().map(|(_, reason)| reason));
     Ok((Facts { findings, ..Facts::default() }, request))
 }

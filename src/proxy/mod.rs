@@ -38,9 +38,10 @@ use crate::policy::{self, RouteKind};
 use crate::respond::{Head, Responder};
 use crate::rfc3339::unix_now;
 use crate::tls::TlsError;
+use crate::upstream::headers::Injection;
 use crate::upstream::resolve::Resolve;
 pub use crate::upstream::{Body, RequestBody};
-use crate::upstream::{ClientBody, Upstream, UpstreamError};
+use crate::upstream::{ClientBody, Direct, Upstream, UpstreamError};
 use compute::Forward;
 use hygiene::Hygiene;
 use record::Record;
@@ -76,6 +77,14 @@ pub struct Routed<'a> {
     pub authority: &'a Authority,
     /// Checks run once the route is known, before authentication.
     pub guard: &'a dyn Guard,
+    /// Headers the proxy sets on what it forwards (tenant restrictions).
+    pub inject: Option<&'a Injection>,
+}
+
+impl Routed<'_> {
+    fn direct(&self) -> Direct<'_> {
+        Direct { authority: self.authority, inject: self.inject }
+    }
 }
 
 pub trait Guard: Sync {
@@ -253,7 +262,7 @@ impl Gateway {
                     Some(body) => token_request::read(body, &parts.headers).await?,
                     None => Bytes::new(),
                 };
-                let (facts, request) = facts::login(&parts, base, &bytes)?;
+                let (facts, request) = facts::login(&parts, base, &bytes, policy)?;
                 record.token_request = Some(request);
                 (facts, Some(Forward::Whole(bytes)))
             }
@@ -305,7 +314,7 @@ impl Gateway {
         };
         let req = Request::from_parts(parts, body);
         let sent = Instant::now();
-        let forwarded = route.upstream.forward(req, peer, ids, &authorized, routed.map(|r| r.authority)).await;
+        let forwarded = route.upstream.forward(req, peer, ids, &authorized, routed.map(Routed::direct)).await;
         record.upstream_latency = Some(sent.elapsed());
         let rsp = forwarded.map_err(|e| match e {
             // The client's own body broke off or broke the framing: its fault.

@@ -280,8 +280,12 @@ impl<'a> Record<'a> {
         }
         if let Some(t) = &self.token_request {
             record.grant_type = t.grant_label();
-            record.appid = t.client_id.as_deref().filter(|id| is_guid(id));
+            record.appid = t.client_id.as_deref().or(t.basic_client.as_deref()).filter(|id| is_guid(id));
             record.upn_sha256 = login_user;
+            record.signin_tenant = t.tenant.as_deref();
+            record.client_auth = Some(t.client_auth().as_str());
+            record.scope = t.scope.as_deref().map(loggable);
+            record.resource = t.resource.as_deref().map(loggable);
         }
         record
     }
@@ -311,4 +315,10 @@ impl Default for Record<'_> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A value the client chose, as the log may show it: printable ASCII up to
+/// 512 characters, else `other` (no control character reaches the log).
+fn loggable(s: &str) -> &str {
+    if s.len() <= 512 && s.bytes().all(|b| (0x20..0x7f).contains(&b)) { s } else { "other" }
 }

@@ -52,3 +52,52 @@ pub fn content_type(headers: &HeaderMap) -> Result<Option<&str>, Reject> {
     }
     first.map(|v| v.to_str().map_err(|_| Reject::BadRequest(RequestRule::TokenRequestContentType))).transpose()
 }
+
+/// The client id of HTTP Basic client authentication (RFC 6749 §2.3.1:
+/// `base64(urlencode(client_id) ":" urlencode(secret))`) in any
+/// `Authorization` value whose scheme is Basic, in any case; empty when the
+/// credentials do not decode, so that they still count as a secret. The
+/// secret itself is never kept.
+pub fn basic_client(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let mut found = None;
+    for value in headers.get_all(http::header::AUTHORIZATION) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        let Some((scheme, encoded)) = text.trim().split_once(' ') else { continue };
+        if !scheme.eq_ignore_ascii_case("basic") {
+            continue;
+        }
+        let id = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|creds| creds.split_once(':').map(|(id, _)| id.replace('+', " ")))
+            .map(|id| percent_encoding::percent_decode_str(&id).decode_utf8_lossy().into_owned())
+            .unwrap_or_default();
+        // A second set of credentials naming another client is kept as one
+        // that matches none.
+        found = match found {
+            None => Some(id),
+            Some(first) if first == id => Some(first),
+            Some(_) => Some(String::new()),
+        };
+    }
+    found
+}
+
+/// The tenant a sign-in path names in its first segment
+/// (`/{tenant}/oauth2/v2.0/token`): a GUID (lower-cased), a domain name,
+/// `common`, `organizations` or `consumers`; `other` for anything else,
+/// so that the log shows no text of the client's choosing.
+pub fn path_tenant(path: &str) -> Option<String> {
+    let first = path.trim_start_matches('/').split('/').next().filter(|s| !s.is_empty())?;
+    let decoded = percent_encoding::percent_decode_str(first).decode_utf8_lossy();
+    let t = decoded.trim();
+    if crate::entra::is_guid(t) || ["common", "organizations", "consumers"].iter().any(|w| t.eq_ignore_ascii_case(w)) {
+        return Some(t.to_ascii_lowercase());
+    }
+    match crate::host::normalize(t) {
+        Ok(name) if name.contains('.') => Some(name),
+        _ => Some("other".into()),
+    }
+}

@@ -178,8 +178,7 @@ fn check(source: &Source, args: &CheckTokenArgs) -> Result<TokenReport, CheckErr
         .map(|e| {
             Rule::ALL
                 .iter()
-                // compute_guard reads request bodies, which a token does not have.
-                .filter(|&&rule| rule != Rule::ComputeGuard)
+                .filter(|rule| rule.judges_tokens())
                 .map(|&rule| {
                     let check = e.checks[rule as usize];
                     let hint = match check {

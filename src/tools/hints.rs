@@ -109,6 +109,9 @@ pub fn hint(reason: Reason, cx: &Context<'_>) -> String {
         Reason::MissingToken => "No token was given.".into(),
         Reason::LegacyAuth => "Legacy authentication cannot prove MFA: use an OAuth access token.".into(),
         Reason::PasswordGrant => "The password grant (ROPC) cannot perform MFA: use the authorization code flow.".into(),
+        Reason::GrantNotAllowed => "The route's deny_grants lists this grant type (e.g. the device code flow): use the authorization code flow.".into(),
+        Reason::ClientSecretNotAllowed => "The route sets require_client_assertion: authenticate the application with a certificate (client_assertion), not a client secret.".into(),
+        Reason::TokenClientNotAllowed => "The route's allowed_token_clients does not list this client_id.".into(),
         Reason::AudienceHostMismatch => {
             "Through the egress proxy a token may only travel to the host its audience names: request a token for this host's API.".into()
         }

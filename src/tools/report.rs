@@ -1,5 +1,5 @@
 //! `mfagate report`: what a partner needs before switching to enforce,
-//! from the decision log. Two tables:
+//! from the decision log. Three tables:
 //!
 //! - MFA compliance of app+user requests per day and application, in the
 //!   shape of Partner Center's own summary (`GET /v1/applicationmfaadoptionstatus`:
@@ -7,7 +7,9 @@
 //!   `totalRequestCount`), so the two can be reconciled;
 //! - every principal and application that was denied, would be denied
 //!   (report-only) or got through only by an exemption, by reason, with
-//!   counts and the first and last time seen.
+//!   counts and the first and last time seen;
+//! - the sign-in review (`--table signins`): token requests on login routes
+//!   per tenant, client, grant and client authentication (`signins`).
 //!
 //! A request counts as MFA-compliant when its token's `amr` holds `mfa` or
 //! `ngcmfa` (the gateway's default `accepted_amr`). App-only requests,
@@ -25,6 +27,7 @@ mod html;
 mod markup;
 mod render;
 mod rollout;
+mod signins;
 
 use super::merge::{Line, Merged};
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,13 +38,14 @@ use serde::Serialize;
 
 use super::check_token::EXIT_DENY;
 use crate::audit::AuditRecord;
-use crate::cli::{ReportArgs, ReportFormat};
+use crate::cli::{ReportArgs, ReportFormat, ReportTable};
 use crate::config::{Config, Source};
 use crate::error::Reason;
 use crate::policy::partner_center::counts_as_mfa;
 use crate::rfc3339;
 pub use compute::ComputeFlagged;
 pub use rollout::{ExemptionStatus, RouteStatus};
+pub use signins::{SignIn, by_reason as signins_by_reason};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -61,6 +65,7 @@ pub fn run(config_path: Option<&Path>, args: &ReportArgs) -> ExitCode {
         Ok(mut report) => {
             report.config = config_path.map(|p| p.display().to_string());
             let out = match args.format {
+                ReportFormat::Text if args.table == ReportTable::Signins => render::signins_text(&report),
                 ReportFormat::Text => render::text(&report),
                 ReportFormat::Csv => render::csv(&report, args.table),
                 ReportFormat::Json => render::json(&report),
@@ -159,6 +164,8 @@ pub struct Report {
     pub exemptions: Vec<ExemptionStatus>,
     /// ARM compute requests `compute_guard` flagged (Azure fraud).
     pub compute: Vec<ComputeFlagged>,
+    /// The sign-in review: token requests on login routes.
+    pub signins: Vec<SignIn>,
 }
 
 #[derive(Default)]
@@ -199,6 +206,7 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
     let mut span: Option<((i128, String), (i128, String))> = None;
     let mut rollout = rollout::Rollout::default();
     let mut flagged = compute::Collector::default();
+    let mut signins = signins::Signins::default();
     for line in input {
         let Line { number, text: line } = line.map_err(ReportError)?;
         if line.trim().is_empty() {
@@ -225,6 +233,7 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
         let non_compliance = is_non_compliance(&record);
         rollout.observe(&record, at, non_compliance);
         flagged.observe(&record, at);
+        signins.observe(&record, at);
         if non_compliance {
             *daily.entry((day.clone(), record.decision.clone(), record.reason.clone())).or_default() += 1;
         }
@@ -296,6 +305,7 @@ fn build(args: &ReportArgs, config: Option<&Config>) -> Result<Report, ReportErr
     }
     (report.routes, report.exemptions) = rollout.finish(config, now);
     report.compute = flagged.finish();
+    report.signins = signins.finish();
     Ok(report)
 }
 

@@ -80,6 +80,36 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Fields the proxy itself sets on what it forwards (tenant restrictions):
+/// every copy of `remove` the client sent is dropped, whatever its case
+/// (names are compared lower-cased) or count, then `set` is added.
+pub struct Injection {
+    pub remove: &'static [&'static HeaderName],
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    pub injected: prometheus::IntCounter,
+    pub client_header_removed: prometheus::IntCounter,
+}
+
+/// Applies `injection` to headers already rewritten by `to_upstream`
+/// (hop-by-hop fields, those a `Connection` header named among them, are
+/// gone): what is added is exactly what the upstream receives.
+pub fn inject(headers: &mut HeaderMap, injection: &Injection) {
+    let mut removed = false;
+    for name in injection.remove.iter().copied().chain(injection.set.iter().map(|(n, _)| n)) {
+        if let http::header::Entry::Occupied(entry) = headers.entry(name) {
+            entry.remove_entry_mult().1.for_each(drop);
+            removed = true;
+        }
+    }
+    for (name, value) in &injection.set {
+        headers.insert(name.clone(), value.clone());
+    }
+    injection.injected.inc();
+    if removed {
+        injection.client_header_removed.inc();
+    }
+}
+
 /// The host the client addressed: `:authority` (HTTP/2) or `Host`.
 pub fn original_host(parts: &Parts) -> Option<HeaderValue> {
     match parts.uri.authority() {

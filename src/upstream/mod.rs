@@ -143,19 +143,22 @@ impl Upstream {
         peer: SocketAddr,
         ids: &Correlation,
         _authorized: &Authorized,
-        to: Option<&Authority>,
+        to: Option<Direct<'_>>,
     ) -> Result<Response<Body>, UpstreamError> {
         let (mut parts, body) = req.into_parts();
         let original_host = headers::original_host(&parts);
-        parts.uri = match to {
+        parts.uri = match &to {
             None => self.uri(&parts.uri),
-            Some(authority) => direct_uri(authority, &parts.uri),
+            Some(direct) => direct_uri(direct.authority, &parts.uri),
         }
         .ok_or(UpstreamError::Target)?;
         parts.version = Version::HTTP_11;
         // Nothing the downstream connection attached travels on.
         parts.extensions = Extensions::new();
         headers::to_upstream(&mut parts.headers, peer.ip(), original_host, ids);
+        if let Some(injection) = to.and_then(|d| d.inject) {
+            headers::inject(&mut parts.headers, injection);
+        }
         let client_failed = match &body {
             RequestBody::Left(b) => Some(b.failure()),
             RequestBody::Right(_) => None,
@@ -192,6 +195,14 @@ impl Upstream {
         parts.path_and_query = Some(path_and_query);
         Uri::from_parts(parts).ok()
     }
+}
+
+/// Where an egress request goes instead of the route's upstream (its
+/// CONNECT target), and what the proxy adds to it there.
+#[derive(Clone, Copy)]
+pub struct Direct<'a> {
+    pub authority: &'a Authority,
+    pub inject: Option<&'a headers::Injection>,
 }
 
 /// `https://{authority}` and the request's path and query, unchanged.

@@ -76,3 +76,37 @@ async fn a_refused_password_grant_reads_as_an_oauth_error() {
         assert!(grants.iter().all(|r| r.grant_type != "password"), "a password grant reached Entra: {grants:?}");
     }
 }
+
+/// With tenant restrictions the egress proxy intercepts the sign-in host:
+/// MSAL's sign-ins through it still get their tokens from the authority,
+/// and every token request reached it with exactly one
+/// `sec-Restrict-Tenant-Access-Policy`, the configured value.
+#[tokio::test]
+async fn msal_signs_in_through_tenant_restrictions() {
+    let authority = Authority::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("authority-ca.pem");
+    std::fs::write(&ca, &authority.ca_pem).unwrap();
+    let login = format!(
+        "[[routes]]\nname = \"entra\"\nhost = \"{ENTRA_HOST}\"\nupstream = \"https://{ENTRA_HOST}\"\nupstream_ca = {}\n",
+        crate::support::toml_str(&ca)
+    );
+    let policy = "6f1c0a2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
+    let section = format!("[egress.tenant_restrictions]\ntenant_id = \"{}\"\npolicy_id = \"{policy}\"\n", crate::TID);
+    let env = crate::setup().more_routes(&login).egress(&section).resolve(ENTRA_HOST, authority.addr).start().await;
+    let out = run::python("msal_clients.py", &[], &crate::sdk_env(&env, &authority, Via::Egress)).await;
+    let outcome = |name: &str| (out[name]["status"].as_u64().unwrap_or(0), out[name]["reason"].clone());
+    assert_eq!(out["secret_refresh_token_mfa"]["status"], 200, "{out}");
+    assert_eq!(out["certificate_refresh_token_mfa"]["status"], 200, "{out}");
+    assert_eq!(outcome("secret_client_credentials"), (403, "app_only_not_allowed".into()), "{out}");
+    assert_eq!(outcome("public_device_code"), (403, "public_client".into()), "{out}");
+    let requests = authority.requests();
+    assert!(requests.len() >= 6, "{requests:?}");
+    let expected = vec![format!("{}:{policy}", crate::TID)];
+    for r in &requests {
+        assert_eq!(r.tenant_restrictions, expected, "{r:?}");
+    }
+    let injected =
+        env.metric(&format!(r#"mfagate_tenant_restrictions_total{{action="injected",host="{ENTRA_HOST}"}}"#)).await;
+    assert!(injected >= requests.len() as f64, "discovery and token requests: {injected}");
+}

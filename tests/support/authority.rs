@@ -54,6 +54,8 @@ pub struct TokenRequest {
     pub client_auth: String,
     pub claims: Option<Value>,
     pub scope: String,
+    /// Every `sec-Restrict-Tenant-Access-Policy` value the request carried.
+    pub tenant_restrictions: Vec<String>,
 }
 
 pub struct Authority {
@@ -167,11 +169,21 @@ async fn answer(req: Request<Incoming>, state: &State) -> Answer {
             device_code(&host, &scope.unwrap_or_default())
         }
         "oauth2/v2.0/token" | "oauth2/token" => {
+            let restrictions: Vec<String> = req
+                .headers()
+                .get_all("sec-restrict-tenant-access-policy")
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
             let Ok(body) = req.into_body().collect().await else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "body");
             };
             let form: Vec<(String, String)> = form_urlencoded::parse(&body.to_bytes()).into_owned().collect();
-            token(&form, &format!("{base}/oauth2/v2.0/token"), state)
+            let rsp = token(&form, &format!("{base}/oauth2/v2.0/token"), state);
+            if let Some(last) = state.requests.lock().unwrap().last_mut() {
+                last.tenant_restrictions = restrictions;
+            }
+            rsp
         }
         _ => json_answer(StatusCode::NOT_FOUND, json!({ "error": "not_found" })),
     }
@@ -223,6 +235,7 @@ fn token(form: &[(String, String)], endpoint: &str, state: &State) -> Answer {
         client_auth: client_auth.to_string(),
         claims: claims.clone(),
         scope: scope.to_string(),
+        tenant_restrictions: Vec::new(),
     });
     let Some(audience) = audience(scope) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", "AADSTS70011: No resource in the scope.");

@@ -36,6 +36,9 @@ pub use upstream::Upstream;
 pub const PC_HOST: &str = "api.partnercenter.microsoft.com";
 pub const GRAPH_HOST: &str = "graph.microsoft.com";
 pub const ARM_HOST: &str = "management.azure.com";
+/// Entra's sign-in hosts, which tenant restrictions intercept: resolved to
+/// the recording upstream too unless a test resolves them elsewhere.
+pub const SIGN_IN_HOSTS: [&str; 4] = mfagate::entra::SIGN_IN_HOSTS;
 
 /// Extra TOML for each section of the generated configuration.
 #[derive(Default, Clone)]
@@ -158,8 +161,11 @@ impl TestEnv {
     pub async fn start(setup: Setup) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new(dir.path());
-        let upstream_leaf =
-            pki.leaf(dir.path(), "upstream", &["localhost", "127.0.0.1", PC_HOST, GRAPH_HOST, ARM_HOST]);
+        let upstream_leaf = pki.leaf(
+            dir.path(),
+            "upstream",
+            &[&["localhost", "127.0.0.1", PC_HOST, GRAPH_HOST, ARM_HOST][..], &SIGN_IN_HOSTS].concat(),
+        );
         let gateway_leaf = pki.leaf(dir.path(), "gateway", &["localhost", "127.0.0.1"]);
         let upstream = Upstream::start(pki::server_config(&upstream_leaf)).await;
         let mode = setup.jwks.unwrap_or(JwksMode::Serve);
@@ -196,7 +202,12 @@ impl TestEnv {
                     toml_str(ca),
                     toml_str(&ca.with_file_name("ca.key")),
                 );
-                let mapped = [PC_HOST, GRAPH_HOST, ARM_HOST].map(|h| (h.to_string(), upstream.addr));
+                let mapped = [PC_HOST, GRAPH_HOST, ARM_HOST]
+                    .into_iter()
+                    .chain(SIGN_IN_HOSTS)
+                    .filter(|h| !setup.resolve.iter().any(|(r, _)| r == h))
+                    .map(|h| (h.to_string(), upstream.addr))
+                    .collect::<Vec<_>>();
                 for (host, addr) in mapped.iter().chain(setup.resolve.iter()) {
                     section.push_str(&format!("\"{host}\" = \"{addr}\"\n"));
                 }

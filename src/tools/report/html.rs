@@ -68,6 +68,7 @@ pub fn page(report: &Report) -> String {
     findings::compute(&mut m, report);
     findings::routes(&mut m, report);
     findings::exemptions(&mut m, report);
+    findings::signins(&mut m, report);
     footer(&mut m, report);
     m.raw("</body>\n</html>\n");
     m.into_string()

@@ -122,6 +122,10 @@ pub fn text(report: &Report) -> String {
             e.let_through.count, e.matched_expired.count
         );
     }
+    if !report.signins.is_empty() {
+        out.push('\n');
+        signins_table(&mut out, report);
+    }
     let (deny, would, exempt) = report.non_compliant.iter().fold((0, 0, 0), |(d, w, e), n| match n.decision.as_str() {
         "deny" => (d + n.count, w, e),
         "would_deny" => (d, w + n.count, e),
@@ -129,6 +133,48 @@ pub fn text(report: &Report) -> String {
     });
     let _ = writeln!(out, "\nSummary: {deny} denied, {would} would be denied, {exempt} exempt");
     out
+}
+
+/// The sign-in review alone (`--table signins`).
+pub fn signins_text(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Decision log: {} ({} records)\n", clean(&report.log), report.records);
+    signins_table(&mut out, report);
+    out
+}
+
+fn signins_table(out: &mut String, report: &Report) {
+    out.push_str("Sign-ins (token requests on login routes), by tenant, client, grant and client authentication\n");
+    if report.signins.is_empty() {
+        out.push_str("  (none)\n");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:<36}  {:<36}  {:<24}  {:<9}  {:>5}  {:>6}  {:>6}  denied / would deny",
+        "tenant", "client", "grant", "auth", "count", "fwd", "issued"
+    );
+    for s in &report.signins {
+        // URN grants by their last part: urn:...:device_code is device_code.
+        let grant =
+            if s.grant_type.len() > 24 { s.grant_type.rsplit(':').next().unwrap_or_default() } else { &s.grant_type };
+        let mut line = format!(
+            "  {:<36}  {:<36}  {:<24}  {:<9}  {:>5}  {:>6}  {:>6}  {}",
+            or_unknown(&s.tenant),
+            or_unknown(&s.client_id),
+            or_unknown(grant),
+            clean(&s.client_auth),
+            s.count,
+            s.forwarded,
+            s.issued,
+            clean(&super::signins::by_reason(&s.denied))
+        );
+        if !s.would_deny.is_empty() {
+            let _ = write!(line, " / {}", clean(&super::signins::by_reason(&s.would_deny)));
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+        let _ = writeln!(out, "      first {}  last {}", clean(&s.first_seen), clean(&s.last_seen));
+    }
 }
 
 pub fn csv(report: &Report, table: ReportTable) -> String {
@@ -185,6 +231,28 @@ pub fn csv(report: &Report, table: ReportTable) -> String {
                     c.count,
                     field(&c.first_seen),
                     field(&c.last_seen)
+                );
+            }
+        }
+        ReportTable::Signins => {
+            out.push_str(
+                "tenant,clientId,grantType,clientAuth,count,forwarded,issued,denied,wouldDeny,firstSeen,lastSeen\n",
+            );
+            for s in &report.signins {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    field(&s.tenant),
+                    field(&s.client_id),
+                    field(&s.grant_type),
+                    field(&s.client_auth),
+                    s.count,
+                    s.forwarded,
+                    s.issued,
+                    field(&super::signins::by_reason(&s.denied)),
+                    field(&super::signins::by_reason(&s.would_deny)),
+                    field(&s.first_seen),
+                    field(&s.last_seen)
                 );
             }
         }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Markup, instant, or_none, relative, seen, when};
-use crate::tools::report::{ExemptionStatus, Report, RouteStatus};
+use crate::tools::report::{ExemptionStatus, Report, RouteStatus, signins_by_reason};
 
 pub(super) fn applications(m: &mut Markup, r: &Report) {
     m.raw("<section><h2>Non-compliant applications</h2>\n");
@@ -192,4 +192,29 @@ fn exemption(m: &mut Markup, e: &ExemptionStatus) {
     m.raw("</td><td>");
     seen(m, &e.matched_expired, "requests");
     m.raw("</td></tr>\n");
+}
+
+pub(super) fn signins(m: &mut Markup, r: &Report) {
+    m.raw("<section><h2>Sign-in review</h2>\n<p class=\"note\">Token requests through the gateway's login routes, by the tenant in the path, the client, the grant and how the client authenticated (none, secret, assertion: a certificate). No secret, code, assertion or password is logged.</p>\n");
+    if r.signins.is_empty() {
+        m.raw("<p>None.</p></section>\n");
+        return;
+    }
+    m.raw("<table><thead><tr><th>Tenant</th><th>Client</th><th>Grant</th><th>Client authentication</th><th>Requests</th><th>Forwarded</th><th>Issued</th><th>Denied</th><th>Would be denied</th><th>First seen</th><th>Last seen</th></tr></thead><tbody>\n");
+    for s in &r.signins {
+        m.raw("<tr><td class=\"id\">")
+            .text(or_none(&s.tenant))
+            .raw("</td><td class=\"id\">")
+            .text(or_none(&s.client_id));
+        m.raw("</td><td class=\"code\">").text(or_none(&s.grant_type)).raw("</td><td>").text(&s.client_auth);
+        m.raw("</td><td class=\"n\">").int(s.count).raw("</td><td class=\"n\">").int(s.forwarded);
+        m.raw("</td><td class=\"n\">").int(s.issued).raw("</td><td class=\"code\">");
+        m.text(&signins_by_reason(&s.denied)).raw("</td><td class=\"code\">");
+        m.text(&signins_by_reason(&s.would_deny)).raw("</td><td>");
+        when(m, &s.first_seen);
+        m.raw("</td><td>");
+        when(m, &s.last_seen);
+        m.raw("</td></tr>\n");
+    }
+    m.raw("</tbody></table></section>\n");
 }

@@ -1,0 +1,318 @@
+//! The sign-in plane on a login route: the grant policy (`deny_grants`,
+//! `require_client_assertion`, `allowed_token_clients`, each a rule with its
+//! own mode) refusing token requests in the OAuth error format before they
+//! reach the token endpoint, in every spelling the lenient body parser
+//! reads; and the sign-in review: what the decision log records of each
+//! token request (never a secret, code, assertion, refresh token or
+//! password) and `mfagate report --table signins` on that log.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use support::idp::{AZURE_CLI, SAM_APP, TID};
+use support::{TestEnv, assert_rejected};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mfagate");
+const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const JWT_BEARER: &str = "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer";
+
+/// A login route to the recording upstream with `extra` keys.
+fn login_route(extra: &str) -> String {
+    format!(
+        "[[routes]]\nname = \"login\"\nkind = \"login\"\npath_prefix = \"/{TID}\"\nupstream = \"@UPSTREAM@\"\nupstream_ca = \"@CA@\"\n{extra}\n"
+    )
+}
+
+fn strict() -> String {
+    login_route(&format!(
+        "deny_grants = [\"password\", \"{DEVICE_CODE}\"]\nrequire_client_assertion = true\nallowed_token_clients = [\"{SAM_APP}\"]"
+    ))
+}
+
+fn token_url(env: &TestEnv) -> String {
+    env.url(&format!("/{TID}/oauth2/v2.0/token"))
+}
+
+async fn post(env: &TestEnv, content_type: &str, body: &str) -> reqwest::Response {
+    env.client.post(token_url(env)).header("content-type", content_type).body(body.to_string()).send().await.unwrap()
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Asserts the OAuth answer for `reason` (RFC 6749 §5.2, `unauthorized_client`).
+async fn refused(rsp: reqwest::Response, reason: &str) {
+    let rsp_status = rsp.status();
+    let text = rsp.text().await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{rsp_status}: {text}"));
+    assert_eq!((rsp_status.as_u16(), body["reason"].as_str()), (403, Some(reason)), "{body}");
+    assert_eq!(body["error"], "unauthorized_client", "{body}");
+    assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+}
+
+fn assertion_body(client: &str) -> String {
+    format!(
+        "grant_type=client_credentials&client_id={client}&client_assertion=eyJhbGciOiJSUzI1NiJ9.e30.c2ln&client_assertion_type={JWT_BEARER}&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
+    )
+}
+
+#[tokio::test]
+async fn the_grant_policy_refuses_before_the_token_endpoint_in_every_spelling() {
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&strict()).start().await;
+    // The device code grant, in the forms a lenient server reads.
+    for (content_type, body) in [
+        (FORM, format!("grant_type={DEVICE_CODE}&client_id={SAM_APP}&device_code=GAAA")),
+        (FORM, format!("Grant_Type=URN%3AIETF%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id={SAM_APP}")),
+        (FORM, format!("grant_type=refresh_token&grant_type={DEVICE_CODE}&client_id={SAM_APP}")),
+        ("application/json", format!(r#"{{"grant_type":"{DEVICE_CODE}","client_id":"{SAM_APP}"}}"#)),
+        ("text/plain", format!("grant_type={DEVICE_CODE}&client_id={SAM_APP}")),
+    ] {
+        refused(post(&env, content_type, &body).await, "grant_not_allowed").await;
+    }
+    // In the query too.
+    let rsp = env
+        .client
+        .post(format!("{}?grant_type={DEVICE_CODE}", token_url(&env)))
+        .header("content-type", FORM)
+        .body(assertion_body(SAM_APP))
+        .send()
+        .await
+        .unwrap();
+    refused(rsp, "grant_not_allowed").await;
+    // The password grant stays password_grant (legacy authentication).
+    let rsp = post(&env, FORM, &format!("grant_type=password&client_id={SAM_APP}&username=a&password=b")).await;
+    assert_rejected(rsp, 403, "password_grant").await;
+
+    // A client secret, in the body (any case, even empty) or as Basic client authentication.
+    for body in [
+        format!("grant_type=client_credentials&client_id={SAM_APP}&client_secret=s3cr3t"),
+        format!("grant_type=client_credentials&client_id={SAM_APP}&CLIENT%5FSECRET="),
+        format!("{}&client_secret=s3cr3t", assertion_body(SAM_APP)),
+    ] {
+        refused(post(&env, FORM, &body).await, "client_secret_not_allowed").await;
+    }
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{SAM_APP}:s3cr3t"));
+    let rsp = env
+        .client
+        .post(token_url(&env))
+        .header("content-type", FORM)
+        .header("authorization", format!("basic {basic}"))
+        .body("grant_type=client_credentials&scope=x")
+        .send()
+        .await
+        .unwrap();
+    refused(rsp, "client_secret_not_allowed").await;
+
+    // A client that is not listed, alone or beside the listed one.
+    for body in [
+        assertion_body(AZURE_CLI),
+        format!("{}&client_id={AZURE_CLI}", assertion_body(SAM_APP)),
+        assertion_body(SAM_APP).replace(&format!("client_id={SAM_APP}&"), ""),
+    ] {
+        refused(post(&env, FORM, &body).await, "token_client_not_allowed").await;
+    }
+    assert_eq!(env.upstream.hits(), 0, "nothing reached the token endpoint");
+
+    // A certificate-authenticated request of the listed client passes, body intact.
+    let body = assertion_body(&SAM_APP.to_uppercase());
+    let rsp = post(&env, FORM, &body).await;
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(rsp.text().await.unwrap(), body);
+    assert_eq!(env.upstream.hits(), 1);
+    let counted =
+        |reason: &str| format!(r#"mfagate_requests_total{{decision="deny",reason="{reason}",route="login"}}"#);
+    assert_eq!(env.metric(&counted("grant_not_allowed")).await, 6.0);
+    assert_eq!(env.metric(&counted("client_secret_not_allowed")).await, 4.0);
+    assert_eq!(env.metric(&counted("token_client_not_allowed")).await, 3.0);
+}
+
+#[tokio::test]
+async fn each_grant_rule_has_its_own_mode() {
+    let route =
+        strict() + "rule_modes = { deny_grants = \"report-only\", require_client_assertion = \"report-only\" }\n";
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&route).start().await;
+    let rsp = post(&env, FORM, &format!("grant_type={DEVICE_CODE}&client_id={SAM_APP}")).await;
+    assert_eq!(rsp.status(), 200, "report-only: forwarded");
+    let rsp = post(&env, FORM, &format!("grant_type=client_credentials&client_id={SAM_APP}&client_secret=x")).await;
+    assert_eq!(rsp.status(), 200);
+    // allowed_token_clients still enforces.
+    refused(post(&env, FORM, &assertion_body(AZURE_CLI)).await, "token_client_not_allowed").await;
+    assert_eq!(env.upstream.hits(), 2);
+    let would =
+        |reason: &str| format!(r#"mfagate_requests_total{{decision="would_deny",reason="{reason}",route="login"}}"#);
+    assert_eq!(env.metric(&would("grant_not_allowed")).await, 1.0);
+    assert_eq!(env.metric(&would("client_secret_not_allowed")).await, 1.0);
+}
+
+#[test]
+fn the_grant_keys_belong_to_login_routes() {
+    let base = "[[routes]]\nname = \"pc\"\nupstream = \"https://api.partnercenter.microsoft.com\"\naudiences = [\"https://api.partnercenter.microsoft.com\"]\n";
+    let key = |extra: &str| {
+        mfagate::config::Config::from_toml(&format!("{base}{extra}\n"))
+            .unwrap_err()
+            .key()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(key(&format!("deny_grants = [\"{DEVICE_CODE}\"]")), "routes[0].deny_grants");
+    assert_eq!(key("require_client_assertion = true"), "routes[0].require_client_assertion");
+    assert_eq!(key(&format!("allowed_token_clients = [\"{SAM_APP}\"]")), "routes[0].allowed_token_clients");
+    let login = "[[routes]]\nname = \"l\"\nkind = \"login\"\nupstream = \"https://login.microsoftonline.com\"\n";
+    let key = |extra: &str| {
+        mfagate::config::Config::from_toml(&format!("{login}{extra}\n"))
+            .unwrap_err()
+            .key()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(key("allowed_token_clients = [\"not-a-guid\"]"), "routes[0].allowed_token_clients[0]");
+    assert_eq!(key("deny_grants = [\"a,b\"]"), "routes[0].deny_grants[0]");
+    assert_eq!(key("rule_modes = { deny_grant = \"report-only\" }"), "routes[0].rule_modes.deny_grant");
+}
+
+/// Reads the decision log until it holds `n` lines.
+async fn audit_lines(path: &Path, n: usize) -> (String, Vec<serde_json::Value>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if lines.len() >= n {
+            assert_eq!(lines.len(), n, "{text}");
+            return (text, lines);
+        }
+        assert!(Instant::now() < deadline, "the decision log has {} of {n} lines", lines.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn report(args: &[&str]) -> (i32, String) {
+    let out = tokio::process::Command::new(BIN).arg("report").args(args).env_remove("MFAGATE_CONFIG").output().await;
+    let out = out.expect("mfagate runs");
+    (out.status.code().expect("exited"), String::from_utf8(out.stdout).unwrap())
+}
+
+#[tokio::test]
+async fn the_sign_in_review_records_who_signs_in_and_never_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let route = strict()
+        .replace("require_client_assertion = true\n", "")
+        .replace(&format!("path_prefix = \"/{TID}\""), "path_prefix = \"/\"")
+        + &format!("\n[audit]\nsink = \"file\"\npath = {}\n", support::toml_str(&log));
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&route).start().await;
+    // Every value a token request carries that must never be logged.
+    let secrets = [
+        "Sec-Ret-Value-1f0e",
+        "AuthCode-0AQ-7c2d",
+        "eyJhbGciOiJSUzI1NiJ9.Assert10n.S1g",
+        "RefreshTok-0.AAAA-91ab",
+        "Passw0rd-hunter2",
+        "DeviceCode-GAAA-55",
+        "BasicSecret-3c4d",
+    ];
+    let sends = [
+        format!(
+            "grant_type=client_credentials&client_id={SAM_APP}&client_secret={}&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default",
+            secrets[0]
+        ),
+        format!(
+            "grant_type=authorization_code&client_id={SAM_APP}&code={}&client_assertion={}&client_assertion_type={JWT_BEARER}&scope=https%3A%2F%2Fapi.partnercenter.microsoft.com%2Fuser_impersonation",
+            secrets[1], secrets[2]
+        ),
+        format!(
+            "grant_type=refresh_token&client_id={SAM_APP}&refresh_token={}&resource=https%3A%2F%2Fmanagement.azure.com%2F",
+            secrets[3]
+        ),
+        format!("grant_type=password&client_id={SAM_APP}&username=admin%40contoso.com&password={}", secrets[4]),
+        format!("grant_type={DEVICE_CODE}&client_id={SAM_APP}&device_code={}", secrets[5]),
+        format!("grant_type=client_credentials&client_id={AZURE_CLI}&client_secret={}", secrets[0]),
+    ];
+    let mut statuses = Vec::new();
+    for body in &sends {
+        statuses.push(post(&env, FORM, body).await.status().as_u16());
+    }
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{SAM_APP}:{}", secrets[6]));
+    let rsp = env
+        .client
+        .post(env.url("/Contoso.onmicrosoft.com/oauth2/token"))
+        .header("content-type", FORM)
+        .header("authorization", format!("Basic {basic}"))
+        .body("grant_type=client_credentials&scope=x")
+        .send()
+        .await
+        .unwrap();
+    statuses.push(rsp.status().as_u16());
+    assert_eq!(statuses, [200, 200, 200, 403, 403, 403, 200], "{statuses:?}");
+    let n = statuses.len();
+    let (text, lines) = audit_lines(&log, n).await;
+    for secret in secrets {
+        assert!(!text.contains(secret), "{secret} is in the decision log:\n{text}");
+    }
+    assert!(!text.contains("admin@contoso.com"), "the user name is only fingerprinted");
+
+    let secret = &lines[0];
+    assert_eq!(secret["route"], "login");
+    assert_eq!(secret["signin_tenant"], TID);
+    assert_eq!(secret["appid"], SAM_APP);
+    assert_eq!(secret["grant_type"], "client_credentials");
+    assert_eq!(secret["client_auth"], "secret");
+    assert_eq!(secret["scope"], "https://graph.microsoft.com/.default");
+    assert_eq!((secret["decision"].as_str(), secret["upstream_status"].as_u64()), (Some("allow"), Some(200)));
+    let assertion = &lines[1];
+    assert_eq!(
+        (assertion["client_auth"].as_str(), assertion["grant_type"].as_str()),
+        (Some("assertion"), Some("authorization_code"))
+    );
+    assert_eq!(lines[2]["resource"], "https://management.azure.com/");
+    assert_eq!(
+        (lines[2]["client_auth"].as_str(), lines[2]["grant_type"].as_str()),
+        (Some("none"), Some("refresh_token"))
+    );
+    assert_eq!((lines[3]["decision"].as_str(), lines[3]["reason"].as_str()), (Some("deny"), Some("password_grant")));
+    assert!(lines[3]["upn_sha256"].is_string());
+    assert!(lines[3].get("upstream_status").is_none(), "never forwarded");
+    assert_eq!(lines[4]["reason"], "grant_not_allowed");
+    assert_eq!(
+        (lines[5]["reason"].as_str(), lines[5]["appid"].as_str()),
+        (Some("token_client_not_allowed"), Some(AZURE_CLI))
+    );
+    let basic = &lines[6];
+    assert_eq!(
+        (basic["signin_tenant"].as_str(), basic["client_auth"].as_str()),
+        (Some("contoso.onmicrosoft.com"), Some("secret"))
+    );
+    assert_eq!(basic["appid"], SAM_APP, "the client of Basic client authentication");
+
+    // The review, as text, CSV and JSON.
+    let path = log.display().to_string();
+    let (code, table) = report(&["--table", "signins", &path]).await;
+    println!("{table}");
+    assert_eq!(code, 2, "some were denied");
+    assert!(table.starts_with("Decision log: "), "{table}");
+    assert!(table.contains("Sign-ins (token requests on login routes)"), "{table}");
+    let row = table.lines().find(|l| l.contains("device_code")).expect(&table);
+    assert!(row.contains(TID) && row.contains(SAM_APP) && row.contains("grant_not_allowed=1"), "{row}");
+    let (_, csv) = report(&["--format", "csv", "--table", "signins", &path]).await;
+    let mut rows = csv.lines();
+    assert_eq!(
+        rows.next(),
+        Some("tenant,clientId,grantType,clientAuth,count,forwarded,issued,denied,wouldDeny,firstSeen,lastSeen")
+    );
+    let cc = csv.lines().find(|l| l.starts_with(&format!("{TID},{SAM_APP},client_credentials,secret,"))).expect(&csv);
+    assert!(cc.contains(",1,1,1,,,"), "one request, forwarded, a token issued: {cc}");
+    let (_, json) = report(&["--format", "json", &path]).await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let signins = json["signins"].as_array().unwrap();
+    let password = signins.iter().find(|s| s["grantType"] == "password").unwrap();
+    assert_eq!(password["denied"]["password_grant"], 1);
+    assert_eq!(password["clientAuth"], "none");
+    assert_eq!(signins.iter().map(|s| s["count"].as_u64().unwrap()).sum::<u64>(), n as u64);
+    let (_, html) = report(&["--format", "html", &path]).await;
+    let section = &html[html.find("<h2>Sign-in review</h2>").expect("the HTML report has the section")..];
+    assert!(section.contains(DEVICE_CODE) && section.contains("grant_not_allowed=1"), "{section}");
+    for secret in secrets {
+        assert!(!table.contains(secret) && !csv.contains(secret) && !html.contains(secret), "{secret}");
+    }
+}
