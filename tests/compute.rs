@@ -716,3 +716,94 @@ fn every_shipped_arm_route_reads_compute() {
     }
     assert!(checked >= 5, "{checked} ARM routes shipped");
 }
+
+#[tokio::test]
+async fn scale_changes_and_sizes_read_elsewhere() {
+    let env = arm("").await;
+    // The size is the existing resource's: at least one vCPU an instance, and recorded.
+    let vmss = rg("Microsoft.Compute/virtualMachineScaleSets/ss1");
+    passes(&env, "PATCH", &vmss, r#"{"sku": {"capacity": 60}}"#).await;
+    let recorded = r#"mfagate_compute_guard_total{kind="uninspectable",route="arm",verdict="recorded"}"#;
+    assert_eq!(env.metric(recorded).await, 1.0);
+    let ml = rg("Microsoft.MachineLearningServices/workspaces/ws1/computes/c1");
+    refused(
+        &env,
+        "PATCH",
+        &ml,
+        r#"{"properties": {"properties": {"scaleSettings": {"maxNodeCount": 1000}}}}"#,
+        403,
+        "compute_abuse_suspected",
+    )
+    .await;
+    let batch_pool = rg("Microsoft.Batch/batchAccounts/acct1/pools/pool1");
+    refused(
+        &env,
+        "PATCH",
+        &batch_pool,
+        r#"{"properties": {"scaleSettings": {"fixedScale": {"targetDedicatedNodes": 1000}}}}"#,
+        403,
+        "compute_abuse_suspected",
+    )
+    .await;
+    refused(&env, "PUT", &ml, r#"{"location": "eastus", "properties": {"computeType": "AKS", "properties": {"agentCount": 100, "agentVmSize": "Standard_NC24ads_A100_v4"}}}"#, 403, "compute_abuse_suspected").await;
+    let pool = rg("Microsoft.ContainerService/managedClusters/aks1/agentPools/vms");
+    refused(&env, "PUT", &pool, r#"{"properties": {"type": "VirtualMachines", "mode": "User", "virtualMachinesProfile": {"scale": {"manual": [{"size": "Standard_ND96asr_v4", "count": 10}]}}}}"#, 403, "compute_abuse_suspected").await;
+    let mix = r#"{"location": "eastus", "sku": {"name": "Mix", "capacity": 2}, "properties": {"skuProfile": {"vmSizes": [{"name": "Standard_D2s_v5"}, {"name": "Standard_NC24ads_A100_v4"}], "allocationStrategy": "LowestPrice"}}}"#;
+    refused(&env, "PUT", &vmss, mix, 403, "compute_abuse_suspected").await;
+    passes(&env, "PUT", &vmss, &mix.replace("Standard_NC24ads_A100_v4", "Standard_D2as_v5")).await;
+    // Node autoprovisioning picks its own sizes: recorded.
+    let aks = rg("Microsoft.ContainerService/managedClusters/aks1");
+    passes(&env, "PUT", &aks, r#"{"location": "eastus", "properties": {"dnsPrefix": "c", "nodeProvisioningProfile": {"mode": "Auto"}, "agentPoolProfiles": [{"name": "sys", "vmSize": "Standard_D2s_v5", "count": 1, "mode": "System"}]}}"#).await;
+    assert_eq!(env.metric(recorded).await, 4.0);
+}
+
+#[tokio::test]
+async fn more_types_that_create_compute_or_quota() {
+    let env = arm("").await;
+    let nd = nd_resource(ND_PROPERTIES);
+    let stack = format!(
+        r#"{{"properties": {{"template": {{"resources": [{nd}]}}, "actionOnUnmanage": {{"resources": "detach"}}, "denySettings": {{"mode": "none"}}}}}}"#
+    );
+    refused(&env, "PUT", &rg("Microsoft.Resources/deploymentStacks/st1"), &stack, 403, "compute_abuse_suspected").await;
+    let reservation = rg("Microsoft.Compute/capacityReservationGroups/g1/capacityReservations/r1");
+    refused(
+        &env,
+        "PUT",
+        &reservation,
+        r#"{"location": "eastus", "sku": {"name": "Standard_ND96asr_v4", "capacity": 20}}"#,
+        403,
+        "compute_abuse_suspected",
+    )
+    .await;
+    let online = rg("Microsoft.MachineLearningServices/workspaces/ws1/onlineEndpoints/e1/deployments/d1");
+    refused(&env, "PUT", &online, r#"{"location": "eastus", "sku": {"name": "Default", "capacity": 20}, "properties": {"endpointComputeType": "Managed", "instanceType": "Standard_NC24ads_A100_v4"}}"#, 403, "compute_abuse_suspected").await;
+    let apps = rg("Microsoft.App/managedEnvironments/env1");
+    refused(&env, "PUT", &apps, r#"{"location": "eastus", "properties": {"workloadProfiles": [{"name": "Consumption", "workloadProfileType": "Consumption"}, {"name": "gpu", "workloadProfileType": "NC24-A100", "minimumCount": 0, "maximumCount": 50}]}}"#, 403, "compute_abuse_suspected").await;
+    passes(&env, "PUT", &apps, r#"{"location": "eastus", "properties": {"workloadProfiles": [{"name": "Consumption", "workloadProfileType": "Consumption"}]}}"#).await;
+    let group = "/providers/Microsoft.Management/managementGroups/mg1/providers/Microsoft.Quota/groupQuotas/g1/resourceProviders/Microsoft.Compute/groupQuotaLimits/eastus?api-version=2025-03-01";
+    refused(
+        &env,
+        "PATCH",
+        group,
+        r#"{"properties": {"value": [{"properties": {"resourceName": "standardNDSv2Family", "limit": 1000}}]}}"#,
+        403,
+        "compute_abuse_suspected",
+    )
+    .await;
+    let ticket = format!("{SUB}/providers/Microsoft.Support/supportTickets/t2?api-version=2024-04-01");
+    refused(&env, "PUT", &ticket, r#"{"properties": {"serviceId": "/providers/Microsoft.Support/services/06bfd9d3-516b-d5c6-5802-169c800dec89", "problemClassificationId": "/providers/Microsoft.Support/services/06bfd9d3-516b-d5c6-5802-169c800dec89/problemClassifications/599a339a-a959-d783-24fc-81a42d3fd5fb", "title": "NDv4 quota", "description": "please raise", "severity": "minimal"}}"#, 403, "compute_abuse_suspected").await;
+}
+
+#[tokio::test]
+async fn a_verified_token_without_oid_cannot_spend_no_region_budget() {
+    let env = arm("").await;
+    let no_oid = env.idp.aobo().claim("aud", ARM_AUDIENCE).without("oid").mint();
+    let before = env.upstream.hits();
+    let rsp = send_as(&env, "PUT", &rg(VM_PATH), &vm("Standard_D2s_v5", "eastus"), &no_oid).await;
+    assert_rejected(rsp, 403, "compute_abuse_suspected").await;
+    assert_eq!(env.upstream.hits(), before);
+    // Compute without a region known (an expression) is not counted, and passes.
+    let rsp = send_as(&env, "PUT", &rg(VM_PATH), &vm("Standard_D2s_v5", "[resourceGroup().location]"), &no_oid).await;
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="regions",route="arm",verdict="deny"}"#).await, 1.0);
+}

@@ -43,15 +43,31 @@ pub fn target(guard: Option<&ComputeGuard>, method: &http::Method, path: &str) -
     arm::target(path)
 }
 
+/// Who asks, for the regions count: the verified `oid`, or a verified
+/// token without one, or nothing verified.
+#[derive(Debug, Clone, Copy)]
+pub enum Principal<'a> {
+    Oid(&'a str),
+    /// A verified token without `oid`: its compute cannot be counted, so a
+    /// request creating compute in a region is flagged `regions`.
+    Uncountable,
+    /// Nothing verified (`verify_signature = false`): not counted.
+    Unverified,
+}
+
 /// Reads and judges the body; the principal's recent regions come from `regions`.
 pub async fn inspect(
     guard: &ComputeGuard,
     target: &Target,
     body: &mut Incoming,
     headers: &HeaderMap,
-    oid: Option<&str>,
+    principal: Principal<'_>,
     regions: &RegionLog,
 ) -> Result<Inspection, Reject> {
+    let oid = match principal {
+        Principal::Oid(oid) => Some(oid),
+        _ => None,
+    };
     let read = read(body, headers, guard).await?;
     let Some(bytes) = read else {
         let mut judgement = Judgement { violations: vec![Flag::Uninspectable], ..Judgement::default() };
@@ -70,7 +86,11 @@ pub async fn inspect(
     let recent = oid.map(|o| regions.recent(o, Instant::now())).unwrap_or_default();
     let mut judgement = guard::judge(guard, &units, &recent);
     if oid.is_none() {
-        // Regions are counted per verified principal only.
+        // Regions are counted per verified principal only; a verified token
+        // that names none cannot be counted, and fails closed.
+        if matches!(principal, Principal::Uncountable) && !judgement.regions.is_empty() {
+            judgement.violations.push(Flag::Regions);
+        }
         judgement.regions.clear();
     }
     if judgement.is_flagged() && judgement.summary.is_none() {
