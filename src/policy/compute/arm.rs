@@ -94,8 +94,13 @@ pub fn inspects_method(method: &str) -> bool {
 /// deployments. Segments are percent-decoded (after the request checks,
 /// only non-ASCII characters and reserved ones are left encoded).
 pub fn target(path: &str) -> Option<Target> {
-    let segments: Vec<String> =
-        path.split('/').map(|s| s.split(';').next().unwrap_or("")).filter(|s| !s.is_empty()).map(decode).collect();
+    // Decoded first: `%3B` is a `;` to a server that decodes before it
+    // sets parameters aside.
+    let segments: Vec<String> = path
+        .split('/')
+        .map(|s| decode(s).split(';').next().unwrap_or("").to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let kw = |i: usize, word: &str| segments.get(i).is_some_and(|s| same(s, word));
     if segments.len() == 1 && kw(0, "batch") {
@@ -208,6 +213,8 @@ mod tests {
         assert!(matches!(target(limit), Some(Target::Resource { kind: Kind::ServiceLimit, .. })));
         assert_eq!(target("/batch"), Some(Target::Batch));
         assert_eq!(target("/BATCH/"), Some(Target::Batch));
+        assert_eq!(target("/batch%3Bx"), Some(Target::Batch));
+        assert_eq!(target(&p.replace("virtualMachines", "virtualMachines%3Bx")), vm("abc"));
         assert_eq!(target("/subscriptions/s/resourcegroups"), None);
         assert!(
             inspects_method("put") && inspects_method("PATCH") && !inspects_method("GET") && !inspects_method("DELETE")

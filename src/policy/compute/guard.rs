@@ -427,6 +427,21 @@ mod tests {
                 (vec![], vec![u]),
             ),
         ];
+        let typed = |t: &str| {
+            format!(
+                r#"{{"properties":{{"template":{{"resources":[{{"type":"{t}","name":"x","properties":{{"hardwareProfile":{{"vmSize":"Standard_ND96asr_v4"}}}}}}]}}}}}}"#
+            )
+        };
+        let deployment = format!("{rg}Microsoft.Resources/deployments/d");
+        for t in [
+            "Microsoft.Compute/virtualMachines@2023-03-01",
+            "Microsoft.Compute/virtualMachines ",
+            "MICROSOFT.COMPUTE/VIRTUALMACHINEſ",
+        ] {
+            assert_eq!(flagged(&deployment, &typed(t)), (vec![Flag::Gpu, Flag::Vcpus], vec![]), "{t}");
+        }
+        let vmss = format!("{rg}Microsoft.Compute/virtualMachineScaleSets/s");
+        assert_eq!(flagged(&vmss, r#"{"sku":[{"name":"Standard_ND96asr_v4","capacity":40}]}"#), (vec![], vec![u]));
         for (path, body, want) in table {
             assert_eq!(&flagged(path, body), want, "{path} {body}");
         }

@@ -39,8 +39,35 @@ pub enum Item {
 }
 
 /// The items of one resource of `kind` whose body is `body`; `copies`
-/// multiplies instances (a template's `copy.count`; `None`: unknown).
+/// multiplies instances (a template's `copy.count`; `None`: unknown). A
+/// body whose compute is written in a shape not read adds `Unknown`.
 pub fn items(kind: Kind, body: &Value, copies: Option<u64>) -> Vec<Item> {
+    let mut out = read(kind, body, copies);
+    if hidden(kind, body) {
+        out.push(Item::Unknown(kind));
+    }
+    out
+}
+
+/// True when a position where `kind` writes compute is not the object or
+/// array it should be (an expression that was not resolved, `"sku": [...]`)
+/// or holds a property copy loop (`"copy": [...]` among the properties):
+/// what it creates cannot be read.
+fn hidden(kind: Kind, body: &Value) -> bool {
+    containers(kind).iter().any(|path| {
+        let array = path.last().is_some_and(|k| ["agentPoolProfiles", "workloadProfiles"].contains(k));
+        match at(body, path) {
+            None | Some(Value::Null) => false,
+            Some(Value::Object(o)) if !array => o.iter().any(|(k, v)| same(k, "copy") && v.is_array()),
+            Some(Value::Array(a)) if array => {
+                a.iter().any(|e| !e.is_object() || get(e, "copy").is_some_and(Value::is_array))
+            }
+            Some(_) => true,
+        }
+    })
+}
+
+fn read(kind: Kind, body: &Value, copies: Option<u64>) -> Vec<Item> {
     // An expression (`[resourceGroup().location]`) names no region known here.
     let location = get(body, "location").and_then(Value::as_str).filter(|l| !l.starts_with('[')).map(region);
     let demand = |size: Option<&Value>, instances: Option<u64>| {
@@ -288,6 +315,27 @@ mod tests {
 
     /// Scale changes without their size, and the shapes that carry sizes
     /// elsewhere.
+    #[test]
+    fn shapes_not_read() {
+        use serde_json::json;
+        let unknown = |kind, body: serde_json::Value| items(kind, &body, Some(1)).contains(&Item::Unknown(kind));
+        assert!(unknown(Kind::ScaleSet, json!({"sku": [{"name": "Standard_ND96asr_v4", "capacity": 40}]})));
+        assert!(unknown(Kind::VirtualMachine, json!({"properties": "[json('{}')]"})));
+        assert!(unknown(Kind::VirtualMachine, json!({"properties": {"hardwareProfile": "[createObject()]"}})));
+        assert!(unknown(Kind::ManagedCluster, json!({"properties": {"agentPoolProfiles": "[parameters('p')]"}})));
+        assert!(unknown(Kind::ManagedCluster, json!({"properties": {"copy": [{"name": "agentPoolProfiles"}]}})));
+        assert!(unknown(Kind::ManagedCluster, json!({"properties": {"agentPoolProfiles": ["[parameters('p')]"]}})));
+        assert!(!unknown(
+            Kind::VirtualMachine,
+            json!({"properties": {"hardwareProfile": {"vmSize": "Standard_D2s_v5"}}})
+        ));
+        assert!(!unknown(
+            Kind::ManagedCluster,
+            json!({"properties": {"agentPoolProfiles": [{"vmSize": "Standard_D2s_v5"}]}})
+        ));
+        assert!(!unknown(Kind::VirtualMachine, json!({"tags": {"a": "b"}})));
+    }
+
     #[test]
     fn sizes_elsewhere() {
         use serde_json::json;

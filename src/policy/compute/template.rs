@@ -171,7 +171,9 @@ impl Reader {
                 continue;
             }
             let written = get(resource, "type").map(|t| self.view(t, scope));
-            let Some(written) = written.as_deref().and_then(Value::as_str).map(str::to_string) else {
+            // `type@apiVersion` and stray spaces name the type before them.
+            let written = written.as_deref().and_then(Value::as_str).map(|t| t.split('@').next().unwrap_or("").trim());
+            let Some(written) = written.map(str::to_string) else {
                 self.found.opaque = true;
                 continue;
             };
@@ -195,9 +197,6 @@ impl Reader {
                 Some(kind) if kind.has_template() => self.deployment(resource, scope, multiplied, depth + 1),
                 Some(kind) => {
                     let resolved = self.resolve_resource(resource, scope);
-                    if opaque(kind, &resolved) {
-                        self.found.items.push(Item::Unknown(kind));
-                    }
                     self.found.items.extend(resource::items(kind, &resolved, multiplied));
                 }
                 None => {}
@@ -281,18 +280,6 @@ fn nodes(value: &Value) -> usize {
         }
     }
     n
-}
-
-/// True when a position where `kind` writes compute is an expression that
-/// was not resolved, or a property copy loop (`"copy": [...]` among the
-/// properties): what it creates cannot be read.
-fn opaque(kind: Kind, resource: &Value) -> bool {
-    resource::containers(kind).iter().any(|path| match at(resource, path) {
-        Some(v) if is_expression(v) => true,
-        Some(Value::Object(o)) => o.iter().any(|(k, v)| same(k, "copy") && v.is_array()),
-        Some(Value::Array(a)) => a.iter().any(|e| is_expression(e) || get(e, "copy").is_some_and(Value::is_array)),
-        _ => false,
-    })
 }
 
 /// What `[parameters('x')]` or `[variables('x')]` names.
