@@ -765,6 +765,8 @@ async fn more_types_that_create_compute_or_quota() {
         r#"{{"properties": {{"template": {{"resources": [{nd}]}}, "actionOnUnmanage": {{"resources": "detach"}}, "denySettings": {{"mode": "none"}}}}}}"#
     );
     refused(&env, "PUT", &rg("Microsoft.Resources/deploymentStacks/st1"), &stack, 403, "compute_abuse_suspected").await;
+    let instance = rg("Microsoft.Compute/virtualMachineScaleSets/ss1/virtualMachines/0");
+    refused(&env, "PUT", &instance, &vm("Standard_ND96asr_v4", "eastus"), 403, "compute_abuse_suspected").await;
     let reservation = rg("Microsoft.Compute/capacityReservationGroups/g1/capacityReservations/r1");
     refused(
         &env,

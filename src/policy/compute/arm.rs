@@ -11,6 +11,7 @@ use super::json::same;
 pub enum Kind {
     VirtualMachine,
     ScaleSet,
+    ScaleSetVm,
     ManagedCluster,
     AgentPool,
     MlCompute,
@@ -27,9 +28,10 @@ pub enum Kind {
     SupportTicket,
 }
 
-const TYPES: [(&str, Kind); 16] = [
+const TYPES: [(&str, Kind); 17] = [
     ("Microsoft.Compute/virtualMachines", Kind::VirtualMachine),
     ("Microsoft.Compute/virtualMachineScaleSets", Kind::ScaleSet),
+    ("Microsoft.Compute/virtualMachineScaleSets/virtualMachines", Kind::ScaleSetVm),
     ("Microsoft.ContainerService/managedClusters", Kind::ManagedCluster),
     ("Microsoft.ContainerService/managedClusters/agentPools", Kind::AgentPool),
     ("Microsoft.MachineLearningServices/workspaces/computes", Kind::MlCompute),

@@ -81,7 +81,7 @@ fn read(kind: Kind, body: &Value, copies: Option<u64>) -> Vec<Item> {
         Item::Compute(Demand { kind, size: written.map(|s| s.chars().take(64).collect()), parsed, instances, region })
     };
     match kind {
-        Kind::VirtualMachine => match at(body, &["properties", "hardwareProfile", "vmSize"]) {
+        Kind::VirtualMachine | Kind::ScaleSetVm => match at(body, &["properties", "hardwareProfile", "vmSize"]) {
             Some(size) => vec![demand(Some(size), Some(1))],
             None => Vec::new(),
         },
@@ -170,7 +170,7 @@ fn read(kind: Kind, body: &Value, copies: Option<u64>) -> Vec<Item> {
 /// loop, in a template, they hide compute.
 pub fn containers(kind: Kind) -> &'static [&'static [&'static str]] {
     match kind {
-        Kind::VirtualMachine => &[&["properties"], &["properties", "hardwareProfile"]],
+        Kind::VirtualMachine | Kind::ScaleSetVm => &[&["properties"], &["properties", "hardwareProfile"]],
         Kind::ScaleSet | Kind::CapacityReservation => &[&["sku"], &["properties"], &["properties", "skuProfile"]],
         Kind::ManagedCluster => {
             &[&["properties"], &["properties", "agentPoolProfiles"], &["properties", "nodeProvisioningProfile"]]
@@ -395,6 +395,11 @@ mod tests {
                 vec![(s("NC24-A100"), Some(50))],
             ),
             (Kind::GroupQuotaLimit, json!({"properties": {}}), vec![(s("quota"), None)]),
+            (
+                Kind::ScaleSetVm,
+                json!({"properties": {"hardwareProfile": {"vmSize": "Standard_ND96asr_v4"}}}),
+                vec![(s("Standard_ND96asr_v4"), Some(1))],
+            ),
         ];
         for (kind, body, want) in table {
             assert_eq!(demands(kind, body.clone()), want, "{kind:?} {body}");
