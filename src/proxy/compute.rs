@@ -88,7 +88,10 @@ pub async fn inspect(
     if oid.is_none() {
         // Regions are counted per verified principal only; a verified token
         // that names none cannot be counted, and fails closed.
-        if matches!(principal, Principal::Uncountable) && !judgement.regions.is_empty() {
+        if matches!(principal, Principal::Uncountable)
+            && !judgement.regions.is_empty()
+            && !judgement.violations.contains(&Flag::Regions)
+        {
             judgement.violations.push(Flag::Regions);
         }
         judgement.regions.clear();

@@ -58,12 +58,48 @@ fn hidden(kind: Kind, body: &Value) -> bool {
         let array = path.last().is_some_and(|k| ["agentPoolProfiles", "workloadProfiles"].contains(k));
         match at(body, path) {
             None | Some(Value::Null) => false,
-            Some(Value::Object(o)) if !array => o.iter().any(|(k, v)| same(k, "copy") && v.is_array()),
-            Some(Value::Array(a)) if array => {
-                a.iter().any(|e| !e.is_object() || get(e, "copy").is_some_and(Value::is_array))
-            }
+            Some(v @ Value::Object(_)) if !array => copies_read(v),
+            Some(Value::Array(a)) if array => a.iter().any(|e| !e.is_object() || copies_read(e)),
             Some(_) => true,
         }
+    })
+}
+
+/// The property names `items` reads below a resource.
+const READ: [&str; 24] = [
+    "properties",
+    "hardwareProfile",
+    "vmSize",
+    "sku",
+    "name",
+    "capacity",
+    "skuProfile",
+    "vmSizes",
+    "agentPoolProfiles",
+    "nodeProvisioningProfile",
+    "mode",
+    "virtualMachinesProfile",
+    "scale",
+    "count",
+    "maxCount",
+    "scaleSettings",
+    "fixedScale",
+    "maxNodeCount",
+    "targetDedicatedNodes",
+    "targetLowPriorityNodes",
+    "agentVmSize",
+    "agentCount",
+    "instanceType",
+    "workloadProfiles",
+];
+
+/// True when an object has a property copy loop (`"copy": [{"name": ...}]`)
+/// making a property that is read, or one whose name is not written out.
+fn copies_read(object: &Value) -> bool {
+    let Some(loops) = get(object, "copy").and_then(Value::as_array) else { return false };
+    loops.iter().any(|l| match get(l, "name").and_then(Value::as_str) {
+        Some(name) => name.trim_start().starts_with('[') || READ.iter().any(|r| same(r, name)),
+        None => true,
     })
 }
 
@@ -334,6 +370,19 @@ mod tests {
             json!({"properties": {"agentPoolProfiles": [{"vmSize": "Standard_D2s_v5"}]}})
         ));
         assert!(!unknown(Kind::VirtualMachine, json!({"tags": {"a": "b"}})));
+        // A copy loop of a property not read (data disks) hides no compute.
+        assert!(!unknown(
+            Kind::VirtualMachine,
+            json!({"properties": {"copy": [{"name": "dataDisks", "count": 4, "input": {}}]}})
+        ));
+        assert!(unknown(
+            Kind::VirtualMachine,
+            json!({"properties": {"copy": [{"name": "[variables('n')]", "count": 1}]}})
+        ));
+        assert!(unknown(
+            Kind::VirtualMachine,
+            json!({"properties": {"copy": [{"name": "HARDWAREPROFILE", "count": 1}]}})
+        ));
     }
 
     #[test]
