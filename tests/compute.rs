@@ -797,7 +797,7 @@ async fn more_types_that_create_compute_or_quota() {
 }
 
 #[tokio::test]
-async fn a_verified_token_without_oid_cannot_spend_no_region_budget() {
+async fn a_verified_token_without_oid_is_flagged_regions() {
     let env = arm("").await;
     let no_oid = env.idp.aobo().claim("aud", ARM_AUDIENCE).without("oid").mint();
     let before = env.upstream.hits();
