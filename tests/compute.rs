@@ -496,3 +496,316 @@ async fn report_lists_flagged_requests_and_replay_re_decides_them() {
     let (code, out) = mfagate(&["replay", "--config", &off, log_path]).await;
     assert_eq!(code, 0, "{out}");
 }
+
+const ND_PROPERTIES: &str = r#"{"hardwareProfile": {"vmSize": "Standard_ND96asr_v4"}}"#;
+
+fn nd_resource(properties: &str) -> String {
+    format!(
+        r#"{{"type": "Microsoft.Compute/virtualMachines", "apiVersion": "2023-09-01", "name": "vm", "location": "eastus", "properties": {properties}}}"#
+    )
+}
+
+/// A deployment whose template declares `declared` and is given `given`.
+fn deployment_of(resources: &str, declared: &str, given: &str) -> String {
+    format!(
+        r#"{{"properties": {{"mode": "Incremental", "parameters": {{{given}}}, "template": {{"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", "contentVersion": "1.0.0.0", "parameters": {{{declared}}}, "resources": [{resources}]}}}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn object_and_array_parameters_are_resolved() {
+    let env = arm("").await;
+    let path = rg("Microsoft.Resources/deployments/deploy1");
+    let whole_properties = deployment_of(
+        &nd_resource(r#""[parameters('p')]""#),
+        r#""p": {"type": "object"}"#,
+        &format!(r#""p": {{"value": {ND_PROPERTIES}}}"#),
+    );
+    refused(&env, "PUT", &path, &whole_properties, 403, "compute_abuse_suspected").await;
+    let pools = deployment_of(
+        r#"{"type": "Microsoft.ContainerService/managedClusters", "apiVersion": "2024-02-01", "name": "aks", "location": "eastus", "properties": {"dnsPrefix": "aks", "agentPoolProfiles": "[parameters('pools')]"}}"#,
+        r#""pools": {"type": "array"}"#,
+        r#""pools": {"value": [{"name": "gpu", "vmSize": "Standard_ND96asr_v4", "count": 100, "mode": "System"}]}"#,
+    );
+    refused(&env, "PUT", &path, &pools, 403, "compute_abuse_suspected").await;
+    let nested = deployment_of(
+        r#"{"type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "inner", "properties": {"mode": "Incremental", "template": "[parameters('t')]"}}"#,
+        r#""t": {"type": "object"}"#,
+        &format!(r#""t": {{"value": {{"resources": [{}]}}}}"#, nd_resource(ND_PROPERTIES)),
+    );
+    refused(&env, "PUT", &path, &nested, 403, "compute_abuse_suspected").await;
+    // A small VM by an object parameter passes.
+    let small = deployment_of(
+        &nd_resource(r#""[parameters('p')]""#),
+        r#""p": {"type": "object"}"#,
+        r#""p": {"value": {"hardwareProfile": {"vmSize": "Standard_D2s_v5"}}}"#,
+    );
+    passes(&env, "PUT", &path, &small).await;
+}
+
+#[tokio::test]
+async fn batch_urls_are_read_as_the_gateway_normalises_them() {
+    let env = arm("").await;
+    let gpu: serde_json::Value = serde_json::from_str(&vm("Standard_ND96asr_v4", "eastus")).unwrap();
+    let batch = |url: &str, method: &str, content: &serde_json::Value| {
+        serde_json::json!({"requests": [{"httpMethod": method, "name": "r1", "url": url, "content": content}]})
+            .to_string()
+    };
+    let base = format!("{SUB}/resourceGroups/rg-prod/providers/");
+    let plain = format!("{base}Microsoft.Compute/virtualMachines/vm1?api-version=2024-03-01");
+    for url in [
+        format!("{base}Microsoft.Compute/virtual%4Dachines/vm1?api-version=2024-03-01"),
+        format!("{base}Microsoft.Compute/x/../virtualMachines/vm1?api-version=2024-03-01"),
+        format!("{base}Microsoft.Compute%2FvirtualMachines/vm1?api-version=2024-03-01"),
+        plain.replace('/', "\\"),
+        plain.replace("providers", "pro%76iders"),
+        plain.replace("virtualMachines", "virtualMachines%252e"),
+    ] {
+        refused(
+            &env,
+            "POST",
+            "/batch?api-version=2020-06-01",
+            &batch(&url, "PUT", &gpu),
+            403,
+            "compute_abuse_suspected",
+        )
+        .await;
+    }
+    let inner: serde_json::Value = serde_json::from_str(&batch(&plain, "PUT", &gpu)).unwrap();
+    let nested = batch("/%62atch?api-version=2020-06-01", "POST", &inner);
+    refused(&env, "POST", "/batch?api-version=2020-06-01", &nested, 403, "compute_abuse_suspected").await;
+    // A wrapped request that is not compute still passes.
+    let storage = batch(&format!("{base}Microsoft.Storage/storageAccounts/st1?api-version=2023-01-01"), "PUT", &gpu);
+    passes(&env, "POST", "/batch?api-version=2020-06-01", &storage).await;
+}
+
+#[tokio::test]
+async fn a_parameters_link_leaves_template_defaults_untrusted() {
+    let env = arm("").await;
+    let path = rg("Microsoft.Resources/deployments/deploy1");
+    let linked_parameters = format!(
+        r#"{{"properties": {{"mode": "Incremental", "parametersLink": {{"uri": "https://example.com/azuredeploy.parameters.json"}}, "template": {{"parameters": {{"vmSize": {{"type": "string", "defaultValue": "Standard_D2s_v5"}}}}, "resources": [{}]}}}}}}"#,
+        nd_resource(r#"{"hardwareProfile": {"vmSize": "[parameters('vmSize')]"}}"#)
+    );
+    refused(&env, "PUT", &path, &linked_parameters, 403, "compute_abuse_suspected").await;
+}
+
+#[tokio::test]
+async fn template_shapes_not_read_are_uninspectable() {
+    let path = rg("Microsoft.Resources/deployments/deploy1");
+    let json_properties = deployment_of(
+        &nd_resource(r#""[json('{\"hardwareProfile\":{\"vmSize\":\"Standard_ND96asr_v4\"}}')]""#),
+        "",
+        "",
+    );
+    let create_object = deployment_of(
+        &nd_resource(r#"{"hardwareProfile": "[createObject('vmSize', 'Standard_ND96asr_v4')]"}"#),
+        "",
+        "",
+    );
+    let property_copy = deployment_of(
+        r#"{"type": "Microsoft.ContainerService/managedClusters", "apiVersion": "2024-02-01", "name": "aks", "location": "eastus", "properties": {"dnsPrefix": "aks", "copy": [{"name": "agentPoolProfiles", "count": "[parameters('n')]", "input": {"name": "gpu", "vmSize": "Standard_ND96asr_v4", "count": 100, "mode": "System"}}]}}"#,
+        r#""n": {"type": "int", "defaultValue": 1}"#,
+        "",
+    );
+    let counted_by_expression = deployment_of(
+        &format!(
+            r#"{{"type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "[concat('n', copyIndex())]", "copy": {{"name": "c", "count": "[int('50')]"}}, "properties": {{"mode": "Incremental", "template": {{"resources": [{}]}}}}}}"#,
+            nd_resource(r#"{"hardwareProfile": {"vmSize": "Standard_D48s_v5"}}"#)
+        ),
+        "",
+        "",
+    );
+    let env = arm(r#"uninspectable = "deny""#).await;
+    for body in [&json_properties, &create_object, &property_copy, &counted_by_expression] {
+        refused(&env, "PUT", &path, body, 403, "compute_abuse_suspected").await;
+    }
+    // Recorded (the default "flag"): forwarded, and counted as uninspectable.
+    let env = arm("").await;
+    passes(&env, "PUT", &path, &json_properties).await;
+    let recorded = r#"mfagate_compute_guard_total{kind="uninspectable",route="arm",verdict="recorded"}"#;
+    assert_eq!(env.metric(recorded).await, 1.0);
+}
+
+#[tokio::test]
+async fn a_resource_named_providers_hides_nothing() {
+    let env = arm("").await;
+    let gpu = vm("Standard_ND96asr_v4", "eastus");
+    refused(&env, "PUT", &rg("Microsoft.Compute/virtualMachines/providers"), &gpu, 403, "compute_abuse_suspected")
+        .await;
+    let named = rg("Microsoft.Resources/deployments/providers");
+    let body = deployment_of(&nd_resource(ND_PROPERTIES), "", "");
+    refused(&env, "PUT", &named, &body, 403, "compute_abuse_suspected").await;
+    // Deployments at the legacy paths, the tenant and a management group.
+    for path in [
+        format!("{SUB}/resourcegroups/rg-prod/deployments/d1?api-version=2021-04-01"),
+        format!("{SUB}/deployments/d1?api-version=2021-04-01"),
+        "/providers/Microsoft.Resources/deployments/d1?api-version=2021-04-01".to_string(),
+        "/providers/Microsoft.Management/managementGroups/mg1/providers/Microsoft.Resources/deployments/d1?api-version=2021-04-01".to_string(),
+    ] {
+        refused(&env, "PUT", &path, &body, 403, "compute_abuse_suspected").await;
+    }
+}
+
+#[tokio::test]
+async fn confidential_and_accelerated_sizes_are_gpu() {
+    let env = arm("").await;
+    let path = rg(VM_PATH);
+    refused(&env, "PUT", &path, &vm("Standard_NCC40ads_H100_v5", "eastus"), 403, "compute_abuse_suspected").await;
+    // A GPU by its accelerator whatever the family.
+    refused(&env, "PUT", &path, &vm("Standard_Q8as_A100_v1", "eastus"), 403, "compute_abuse_suspected").await;
+    assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="gpu",route="arm",verdict="deny"}"#).await, 2.0);
+}
+
+#[tokio::test]
+async fn old_size_names_count_their_real_vcpus() {
+    let env = arm("").await;
+    let vmss = rg("Microsoft.Compute/virtualMachineScaleSets/ss1");
+    let scale =
+        |size: &str, n: u32| format!(r#"{{"location": "eastus", "sku": {{"name": "{size}", "capacity": {n}}}}}"#);
+    // 12 × 16, 4 × 20, 3 × 32 and 9 × 8 vCPUs.
+    for (size, n) in [("Standard_DS5_v2", 12), ("Standard_D15_v2", 4), ("Standard_GS5", 3), ("Standard_A11", 5)] {
+        refused(&env, "PUT", &vmss, &scale(size, n), 403, "compute_abuse_suspected").await;
+    }
+    refused(&env, "PUT", &vmss, &scale("Standard_D14_v2_Promo", 5), 403, "compute_abuse_suspected").await;
+    passes(&env, "PUT", &vmss, &scale("Standard_DS2_v2", 4)).await;
+    assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="vcpus",route="arm",verdict="deny"}"#).await, 5.0);
+}
+
+#[tokio::test]
+async fn property_names_fold_as_arm_folds_them() {
+    let env = arm("").await;
+    let path = rg(VM_PATH);
+    let gpu = r#"{"location": "eastus", "properties": {"hardwareProfile": {"vmSize": "Standard_ND96asr_v4"}}}"#;
+    // U+017F (long s) is S and U+0131 (dotless i) is I to ARM.
+    refused(&env, "PUT", &path, &gpu.replace("vmSize", "vm\u{17f}ize"), 403, "compute_abuse_suspected").await;
+    refused(&env, "PUT", &path, &gpu.replace("properties", "propert\u{131}es"), 403, "compute_abuse_suspected").await;
+    let twice =
+        r#"{"properties": {"hardwareProfile": {"vmSize": "Standard_D2s_v5", "vm\u017fize": "Standard_ND96asr_v4"}}}"#;
+    refused(&env, "PUT", &path, twice, 403, "compute_abuse_suspected").await;
+    // U+212A (Kelvin) has no simple upper case but itself: not `k` to ARM.
+    let kelvin = r#"{"location": "eastus", "sku": {"name": "Standard_D2s_v5", "capacity": 1}, "s\u212au": {"name": "Standard_ND96asr_v4"}}"#;
+    passes(&env, "PUT", &rg("Microsoft.Compute/virtualMachineScaleSets/ss1"), kelvin).await;
+}
+
+#[test]
+fn every_shipped_arm_route_reads_compute() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = mfagate::config::Config::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for route in &config.routes {
+            let hosts = route.host.as_deref().into_iter().chain([route.upstream.authority.host()]);
+            if route.policy.kind == mfagate::policy::RouteKind::Aobo
+                && mfagate::error::ErrorFormat::is_arm(hosts, &route.audiences)
+            {
+                assert!(
+                    route.policy.compute_guard.is_some(),
+                    "{}: route {} has no compute_guard",
+                    path.display(),
+                    route.name
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5, "{checked} ARM routes shipped");
+}
+
+#[tokio::test]
+async fn scale_changes_and_sizes_read_elsewhere() {
+    let env = arm("").await;
+    // The size is the existing resource's: at least one vCPU an instance, and recorded.
+    let vmss = rg("Microsoft.Compute/virtualMachineScaleSets/ss1");
+    passes(&env, "PATCH", &vmss, r#"{"sku": {"capacity": 60}}"#).await;
+    let recorded = r#"mfagate_compute_guard_total{kind="uninspectable",route="arm",verdict="recorded"}"#;
+    assert_eq!(env.metric(recorded).await, 1.0);
+    let ml = rg("Microsoft.MachineLearningServices/workspaces/ws1/computes/c1");
+    refused(
+        &env,
+        "PATCH",
+        &ml,
+        r#"{"properties": {"properties": {"scaleSettings": {"maxNodeCount": 1000}}}}"#,
+        403,
+        "compute_abuse_suspected",
+    )
+    .await;
+    let batch_pool = rg("Microsoft.Batch/batchAccounts/acct1/pools/pool1");
+    refused(
+        &env,
+        "PATCH",
+        &batch_pool,
+        r#"{"properties": {"scaleSettings": {"fixedScale": {"targetDedicatedNodes": 1000}}}}"#,
+        403,
+        "compute_abuse_suspected",
+    )
+    .await;
+    refused(&env, "PUT", &ml, r#"{"location": "eastus", "properties": {"computeType": "AKS", "properties": {"agentCount": 100, "agentVmSize": "Standard_NC24ads_A100_v4"}}}"#, 403, "compute_abuse_suspected").await;
+    let pool = rg("Microsoft.ContainerService/managedClusters/aks1/agentPools/vms");
+    refused(&env, "PUT", &pool, r#"{"properties": {"type": "VirtualMachines", "mode": "User", "virtualMachinesProfile": {"scale": {"manual": [{"size": "Standard_ND96asr_v4", "count": 10}]}}}}"#, 403, "compute_abuse_suspected").await;
+    let mix = r#"{"location": "eastus", "sku": {"name": "Mix", "capacity": 2}, "properties": {"skuProfile": {"vmSizes": [{"name": "Standard_D2s_v5"}, {"name": "Standard_NC24ads_A100_v4"}], "allocationStrategy": "LowestPrice"}}}"#;
+    refused(&env, "PUT", &vmss, mix, 403, "compute_abuse_suspected").await;
+    passes(&env, "PUT", &vmss, &mix.replace("Standard_NC24ads_A100_v4", "Standard_D2as_v5")).await;
+    // Node autoprovisioning picks its own sizes: recorded.
+    let aks = rg("Microsoft.ContainerService/managedClusters/aks1");
+    passes(&env, "PUT", &aks, r#"{"location": "eastus", "properties": {"dnsPrefix": "c", "nodeProvisioningProfile": {"mode": "Auto"}, "agentPoolProfiles": [{"name": "sys", "vmSize": "Standard_D2s_v5", "count": 1, "mode": "System"}]}}"#).await;
+    assert_eq!(env.metric(recorded).await, 4.0);
+}
+
+#[tokio::test]
+async fn more_types_that_create_compute_or_quota() {
+    let env = arm("").await;
+    let nd = nd_resource(ND_PROPERTIES);
+    let stack = format!(
+        r#"{{"properties": {{"template": {{"resources": [{nd}]}}, "actionOnUnmanage": {{"resources": "detach"}}, "denySettings": {{"mode": "none"}}}}}}"#
+    );
+    refused(&env, "PUT", &rg("Microsoft.Resources/deploymentStacks/st1"), &stack, 403, "compute_abuse_suspected").await;
+    let instance = rg("Microsoft.Compute/virtualMachineScaleSets/ss1/virtualMachines/0");
+    refused(&env, "PUT", &instance, &vm("Standard_ND96asr_v4", "eastus"), 403, "compute_abuse_suspected").await;
+    let reservation = rg("Microsoft.Compute/capacityReservationGroups/g1/capacityReservations/r1");
+    refused(
+        &env,
+        "PUT",
+        &reservation,
+        r#"{"location": "eastus", "sku": {"name": "Standard_ND96asr_v4", "capacity": 20}}"#,
+        403,
+        "compute_abuse_suspected",
+    )
+    .await;
+    let online = rg("Microsoft.MachineLearningServices/workspaces/ws1/onlineEndpoints/e1/deployments/d1");
+    refused(&env, "PUT", &online, r#"{"location": "eastus", "sku": {"name": "Default", "capacity": 20}, "properties": {"endpointComputeType": "Managed", "instanceType": "Standard_NC24ads_A100_v4"}}"#, 403, "compute_abuse_suspected").await;
+    let apps = rg("Microsoft.App/managedEnvironments/env1");
+    refused(&env, "PUT", &apps, r#"{"location": "eastus", "properties": {"workloadProfiles": [{"name": "Consumption", "workloadProfileType": "Consumption"}, {"name": "gpu", "workloadProfileType": "NC24-A100", "minimumCount": 0, "maximumCount": 50}]}}"#, 403, "compute_abuse_suspected").await;
+    passes(&env, "PUT", &apps, r#"{"location": "eastus", "properties": {"workloadProfiles": [{"name": "Consumption", "workloadProfileType": "Consumption"}]}}"#).await;
+    let group = "/providers/Microsoft.Management/managementGroups/mg1/providers/Microsoft.Quota/groupQuotas/g1/resourceProviders/Microsoft.Compute/groupQuotaLimits/eastus?api-version=2025-03-01";
+    refused(
+        &env,
+        "PATCH",
+        group,
+        r#"{"properties": {"value": [{"properties": {"resourceName": "standardNDSv2Family", "limit": 1000}}]}}"#,
+        403,
+        "compute_abuse_suspected",
+    )
+    .await;
+    let ticket = format!("{SUB}/providers/Microsoft.Support/supportTickets/t2?api-version=2024-04-01");
+    refused(&env, "PUT", &ticket, r#"{"properties": {"serviceId": "/providers/Microsoft.Support/services/06bfd9d3-516b-d5c6-5802-169c800dec89", "problemClassificationId": "/providers/Microsoft.Support/services/06bfd9d3-516b-d5c6-5802-169c800dec89/problemClassifications/599a339a-a959-d783-24fc-81a42d3fd5fb", "title": "NDv4 quota", "description": "please raise", "severity": "minimal"}}"#, 403, "compute_abuse_suspected").await;
+}
+
+#[tokio::test]
+async fn a_verified_token_without_oid_is_flagged_regions() {
+    let env = arm("").await;
+    let no_oid = env.idp.aobo().claim("aud", ARM_AUDIENCE).without("oid").mint();
+    let before = env.upstream.hits();
+    let rsp = send_as(&env, "PUT", &rg(VM_PATH), &vm("Standard_D2s_v5", "eastus"), &no_oid).await;
+    assert_rejected(rsp, 403, "compute_abuse_suspected").await;
+    assert_eq!(env.upstream.hits(), before);
+    // Compute without a region known (an expression) is not counted, and passes.
+    let rsp = send_as(&env, "PUT", &rg(VM_PATH), &vm("Standard_D2s_v5", "[resourceGroup().location]"), &no_oid).await;
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="regions",route="arm",verdict="deny"}"#).await, 1.0);
+}

@@ -43,15 +43,31 @@ pub fn target(guard: Option<&ComputeGuard>, method: &http::Method, path: &str) -
     arm::target(path)
 }
 
+/// Who asks, for the regions count: the verified `oid`, or a verified
+/// token without one, or nothing verified.
+#[derive(Debug, Clone, Copy)]
+pub enum Principal<'a> {
+    Oid(&'a str),
+    /// A verified token without `oid`: its compute cannot be counted, so a
+    /// request creating compute in a region is flagged `regions`.
+    Uncountable,
+    /// Nothing verified (`verify_signature = false`): not counted.
+    Unverified,
+}
+
 /// Reads and judges the body; the principal's recent regions come from `regions`.
 pub async fn inspect(
     guard: &ComputeGuard,
     target: &Target,
     body: &mut Incoming,
     headers: &HeaderMap,
-    oid: Option<&str>,
+    principal: Principal<'_>,
     regions: &RegionLog,
 ) -> Result<Inspection, Reject> {
+    let oid = match principal {
+        Principal::Oid(oid) => Some(oid),
+        _ => None,
+    };
     let read = read(body, headers, guard).await?;
     let Some(bytes) = read else {
         let mut judgement = Judgement { violations: vec![Flag::Uninspectable], ..Judgement::default() };
@@ -66,17 +82,30 @@ pub async fn inspect(
     }
     // A compressed body hides what it asks for.
     let encoded = headers.get_all(CONTENT_ENCODING).iter().any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-    let units = guard::inspect(target, (!encoded).then_some(&bytes[..]));
+    let units = guard::inspect(target, (!encoded).then_some(&bytes[..]), &normalized);
     let recent = oid.map(|o| regions.recent(o, Instant::now())).unwrap_or_default();
     let mut judgement = guard::judge(guard, &units, &recent);
     if oid.is_none() {
-        // Regions are counted per verified principal only.
+        // Regions are counted per verified principal only; a verified token
+        // that names none cannot be counted, and fails closed.
+        if matches!(principal, Principal::Uncountable)
+            && !judgement.regions.is_empty()
+            && !judgement.violations.contains(&Flag::Regions)
+        {
+            judgement.violations.push(Flag::Regions);
+        }
         judgement.regions.clear();
     }
     if judgement.is_flagged() && judgement.summary.is_none() {
         judgement.summary = Some(summary_of(target));
     }
     Ok(Inspection { judgement, forward: Forward::Whole(bytes), too_large: false })
+}
+
+/// A wrapped request's path as the request checks normalise a request's
+/// own (`None`: they refuse it).
+fn normalized(path: &str) -> Option<String> {
+    super::hygiene::normalize_path(path).ok().map(|n| n.unwrap_or_else(|| path.to_string()))
 }
 
 fn summary_of(target: &Target) -> Summary {
@@ -117,5 +146,41 @@ async fn read(body: &mut Incoming, headers: &HeaderMap, guard: &ComputeGuard) ->
     match tokio::time::timeout(guard.inspect_body_timeout, reading).await {
         Ok(read) => read.map(Some),
         Err(_) => Err(Reject::BadRequest(RequestRule::ComputeBodyTimeout)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wrapped urls are read as the request's own path is: normalised, and
+    /// refused (the batch unreadable) where a request sent alone would be.
+    #[test]
+    fn wrapped_urls_are_normalised_as_requests_are() {
+        let vm = r#"{"location":"eastus","properties":{"hardwareProfile":{"vmSize":"Standard_ND96asr_v4"}}}"#;
+        let base = "/subscriptions/s/resourceGroups/rg/providers/";
+        let judged = |url: &str| {
+            let body = format!(r#"{{"requests":[{{"httpMethod":"PUT","url":"{url}","content":{vm}}}]}}"#);
+            let units = guard::inspect(&Target::Batch, Some(body.as_bytes()), &normalized);
+            guard::judge(&ComputeGuard::default(), &units, &[]).violations
+        };
+        let table: &[(String, Flag)] = &[
+            (format!("{base}Microsoft.Compute/virtualMachines/vm1?api-version=1"), Flag::Gpu),
+            (format!("{base}Microsoft.Compute/virtual%4Dachines/vm1"), Flag::Gpu),
+            (
+                "/subscriptions/s/resourceGroups/rg/pro%76iders/Microsoft.Compute/virtualMachines/vm1".to_string(),
+                Flag::Gpu,
+            ),
+            (format!("{base}Microsoft.Compute//virtualMachines/vm1"), Flag::Gpu),
+            (format!("{base}Microsoft.Compute/x/../virtualMachines/vm1"), Flag::Uninspectable),
+            (format!("{base}Microsoft.Compute%2FvirtualMachines/vm1"), Flag::Uninspectable),
+            (format!("{base}Microsoft.Compute\\\\virtualMachines\\\\vm1"), Flag::Uninspectable),
+            (format!("{base}Microsoft.Compute/virtualMachines%252e/vm1"), Flag::Uninspectable),
+            ("/%62atch?api-version=2020-06-01".to_string(), Flag::Uninspectable),
+        ];
+        for (url, flag) in table {
+            assert!(judged(url).contains(flag), "{url}: {:?}", judged(url));
+        }
+        assert_eq!(judged(&format!("{base}Microsoft.Storage/storageAccounts/st1")), vec![]);
     }
 }

@@ -283,9 +283,14 @@ impl Gateway {
                 match (guard, compute::target(guard, &parts.method, &forwarded), body.as_mut()) {
                     (Some(guard), Some(target), Some(incoming)) => {
                         let subject = facts.subject();
-                        let oid = subject.as_ref().and_then(|s| s.oid());
+                        let principal = match subject.as_ref().map(|s| s.oid()) {
+                            Some(Some(oid)) => compute::Principal::Oid(oid),
+                            Some(None) => compute::Principal::Uncountable,
+                            None => compute::Principal::Unverified,
+                        };
                         let inspection =
-                            compute::inspect(guard, &target, incoming, &parts.headers, oid, &self.regions).await?;
+                            compute::inspect(guard, &target, incoming, &parts.headers, principal, &self.regions)
+                                .await?;
                         if inspection.too_large {
                             facts.findings.push(Reason::ComputeBodyTooLarge);
                         } else if !inspection.judgement.violations.is_empty() {

@@ -1,39 +1,50 @@
-//! Which ARM requests create compute, and what one resource's body asks
-//! for. Paths and resource types compare case-insensitively, as ARM does;
+//! Which ARM requests create compute: the resource types read, and the
+//! type a path names. Paths and resource types compare as ARM compares them;
 //! a path is read as the upstream will see it (already normalised by the
 //! request checks), with empty segments and `;` parameters set aside so
 //! that `//` or `virtualMachines;x` cannot hide a type.
 
-use serde_json::Value;
-
-use super::json::{at, count, get};
-use super::size::{self, Size};
+use super::json::same;
 
 /// The resource types read, as ARM names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     VirtualMachine,
     ScaleSet,
+    ScaleSetVm,
     ManagedCluster,
     AgentPool,
     MlCompute,
     BatchPool,
     Deployment,
+    DeploymentStack,
+    CapacityReservation,
+    OnlineDeployment,
+    ContainerAppsEnvironment,
     Quota,
     ServiceLimit,
+    GroupQuotaLimit,
+    QuotaAllocation,
     SupportTicket,
 }
 
-const TYPES: [(&str, Kind); 10] = [
+const TYPES: [(&str, Kind); 17] = [
     ("Microsoft.Compute/virtualMachines", Kind::VirtualMachine),
     ("Microsoft.Compute/virtualMachineScaleSets", Kind::ScaleSet),
+    ("Microsoft.Compute/virtualMachineScaleSets/virtualMachines", Kind::ScaleSetVm),
     ("Microsoft.ContainerService/managedClusters", Kind::ManagedCluster),
     ("Microsoft.ContainerService/managedClusters/agentPools", Kind::AgentPool),
     ("Microsoft.MachineLearningServices/workspaces/computes", Kind::MlCompute),
     ("Microsoft.Batch/batchAccounts/pools", Kind::BatchPool),
     ("Microsoft.Resources/deployments", Kind::Deployment),
+    ("Microsoft.Resources/deploymentStacks", Kind::DeploymentStack),
+    ("Microsoft.Compute/capacityReservationGroups/capacityReservations", Kind::CapacityReservation),
+    ("Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments", Kind::OnlineDeployment),
+    ("Microsoft.App/managedEnvironments", Kind::ContainerAppsEnvironment),
     ("Microsoft.Quota/quotas", Kind::Quota),
     ("Microsoft.Capacity/resourceProviders/locations/serviceLimits", Kind::ServiceLimit),
+    ("Microsoft.Quota/groupQuotas/resourceProviders/groupQuotaLimits", Kind::GroupQuotaLimit),
+    ("Microsoft.Quota/groupQuotas/resourceProviders/quotaAllocations", Kind::QuotaAllocation),
     ("Microsoft.Support/supportTickets", Kind::SupportTicket),
 ];
 
@@ -43,9 +54,15 @@ impl Kind {
         TYPES.iter().find(|(_, k)| *k == self).map_or("", |(name, _)| name)
     }
 
-    /// The kind of a full type name (`Microsoft.Compute/virtualMachines`).
+    /// The kind of a full type name (`Microsoft.Compute/virtualMachines`),
+    /// compared as ARM compares names.
     pub fn of_type(name: &str) -> Option<Self> {
-        TYPES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, k)| *k)
+        TYPES.iter().find(|(n, _)| same(n, name)).map(|(_, k)| *k)
+    }
+
+    /// A deployment or a deployment stack: an inline template is read.
+    pub fn has_template(self) -> bool {
+        matches!(self, Self::Deployment | Self::DeploymentStack)
     }
 }
 
@@ -66,124 +83,111 @@ pub fn inspects_method(method: &str) -> bool {
 }
 
 /// The target of `path` (no query), when its body is read.
+///
+/// An ARM resource id is read left to right, a keyword only in keyword
+/// position: the scope (`subscriptions/{id}[/resourceGroups/{rg}]`,
+/// `providers/Microsoft.Management/managementGroups/{mg}` optionally
+/// followed by a subscription, or the tenant: nothing), then
+/// `providers/{namespace}/{type}/{name}[/{type}/{name}]*`, then any number
+/// of extension resources `providers/{namespace}/{type}/{name}...` on it.
+/// The type is that of the last provider. A resource named `providers`
+/// is a name. Legacy deployment paths without `providers`
+/// (`.../resourcegroups/{rg}/deployments/{d}`, `.../deployments/{d}`) are
+/// deployments. Segments are percent-decoded (after the request checks,
+/// only non-ASCII characters and reserved ones are left encoded).
 pub fn target(path: &str) -> Option<Target> {
-    let segments: Vec<&str> =
-        path.split('/').map(|s| s.split(';').next().unwrap_or("")).filter(|s| !s.is_empty()).collect();
-    if segments.len() == 1 && segments[0].eq_ignore_ascii_case("batch") {
+    // Decoded first: `%3B` is a `;` to a server that decodes before it
+    // sets parameters aside.
+    let segments: Vec<String> = path
+        .split('/')
+        .map(|s| decode(s).split(';').next().unwrap_or("").to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let kw = |i: usize, word: &str| segments.get(i).is_some_and(|s| same(s, word));
+    if segments.len() == 1 && kw(0, "batch") {
         return Some(Target::Batch);
     }
-    let subscription =
-        segments.windows(2).find(|w| w[0].eq_ignore_ascii_case("subscriptions")).map(|w| w[1].to_ascii_lowercase());
-    let providers = segments.iter().rposition(|s| s.eq_ignore_ascii_case("providers"))?;
-    let namespace = segments.get(providers + 1)?;
-    let types: Vec<&str> = segments[providers + 2..].iter().step_by(2).copied().collect();
-    if types.is_empty() {
-        return None;
+    let mut i = 0;
+    let mut subscription = None;
+    // The scope.
+    if kw(0, "providers") && kw(1, "Microsoft.Management") && kw(2, "managementGroups") && segments.len() > 3 {
+        i = 4;
     }
-    let name = format!("{namespace}/{}", types.join("/"));
-    Kind::of_type(&name).map(|kind| Target::Resource { kind, subscription })
-}
-
-/// One resource's compute: its size as written, the size read from it,
-/// how many instances, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Demand {
-    pub kind: Kind,
-    /// The size as written (at most 64 characters); `None` when the body
-    /// names none (a scale set `PATCH` of its capacity only).
-    pub size: Option<String>,
-    pub parsed: Option<Size>,
-    /// `None` when the count cannot be known (an autoscale formula, an
-    /// expression that is not resolved).
-    pub instances: Option<u64>,
-    /// Lower case, spaces removed (`East US` → `eastus`).
-    pub region: Option<String>,
-}
-
-/// What one resource's body is found to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item {
-    Compute(Demand),
-    Quota(Kind),
-}
-
-/// The items of one resource of `kind` whose body is `body`; `copies`
-/// multiplies instances (a template's `copy.count`).
-pub fn items(kind: Kind, body: &Value, copies: Option<u64>) -> Vec<Item> {
-    // An expression (`[resourceGroup().location]`) names no region known here.
-    let location = get(body, "location").and_then(Value::as_str).filter(|l| !l.starts_with('[')).map(region);
-    let demand = |size: Option<&Value>, instances: Option<u64>, region: Option<String>| {
-        let written = size.map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_string));
-        let parsed = written.as_deref().and_then(size::parse);
-        let instances = match (instances, copies) {
-            (Some(n), Some(c)) => Some(n.saturating_mul(c)),
-            _ => None,
-        };
-        Item::Compute(Demand { kind, size: written.map(|s| s.chars().take(64).collect()), parsed, instances, region })
-    };
-    match kind {
-        Kind::VirtualMachine => match at(body, &["properties", "hardwareProfile", "vmSize"]) {
-            Some(size) => vec![demand(Some(size), Some(1), location)],
-            None => Vec::new(),
-        },
-        Kind::ScaleSet => {
-            let size = at(body, &["sku", "name"]);
-            let capacity = at(body, &["sku", "capacity"]);
-            if size.is_none() && capacity.is_none() {
-                return Vec::new();
-            }
-            let instances = capacity.map_or(Some(1), count);
-            vec![demand(size, instances, location)]
+    if kw(i, "subscriptions") && segments.len() > i + 1 {
+        subscription = Some(segments[i + 1].to_ascii_lowercase());
+        i += 2;
+        if kw(i, "resourceGroups") && segments.len() > i + 1 {
+            i += 2;
         }
-        Kind::ManagedCluster => at(body, &["properties", "agentPoolProfiles"])
-            .and_then(Value::as_array)
-            .map(|pools| pools.iter().map(|p| demand(get(p, "vmSize"), pool_nodes(p), location.clone())).collect())
-            .unwrap_or_default(),
-        Kind::AgentPool => match get(body, "properties") {
-            Some(p) => vec![demand(get(p, "vmSize"), pool_nodes(p), location)],
-            None => Vec::new(),
-        },
-        Kind::MlCompute => match at(body, &["properties", "properties"]) {
-            Some(p) if get(p, "vmSize").is_some() => {
-                let nodes = at(p, &["scaleSettings", "maxNodeCount"]).map_or(Some(1), count);
-                vec![demand(get(p, "vmSize"), nodes, location)]
+    }
+    // A deployment at its legacy path.
+    if kw(i, "deployments") && segments.len() == i + 2 {
+        return Some(Target::Resource { kind: Kind::Deployment, subscription });
+    }
+    // Providers: the first starts the resource, each later one (in type
+    // position) an extension resource.
+    let mut name: Option<String> = None;
+    while kw(i, "providers") {
+        let namespace = segments.get(i + 1)?;
+        let mut types = Vec::new();
+        let mut j = i + 2;
+        while j < segments.len() {
+            if kw(j, "providers") {
+                break;
             }
-            _ => Vec::new(),
-        },
-        Kind::BatchPool => match get(body, "properties") {
-            Some(p) if get(p, "vmSize").is_some() => vec![demand(get(p, "vmSize"), batch_nodes(p), location)],
-            _ => Vec::new(),
-        },
-        Kind::Quota | Kind::ServiceLimit => vec![Item::Quota(kind)],
-        Kind::SupportTicket => match at(body, &["properties", "quotaTicketDetails"]) {
-            Some(_) => vec![Item::Quota(kind)],
-            None => Vec::new(),
-        },
-        // Read by `template`.
-        Kind::Deployment => Vec::new(),
+            types.push(segments[j]);
+            // The name, whatever it spells.
+            j += 2;
+        }
+        if types.is_empty() {
+            return None;
+        }
+        name = Some(format!("{namespace}/{}", types.join("/")));
+        i = j;
+    }
+    match name.filter(|_| i == segments.len()).and_then(|n| Kind::of_type(&n)) {
+        Some(kind) => Some(Target::Resource { kind, subscription }),
+        None if i < segments.len() => loose(&segments, subscription),
+        None => None,
     }
 }
 
-/// An AKS pool's nodes: the larger of `count` and `maxCount`.
-fn pool_nodes(pool: &Value) -> Option<u64> {
-    let n = |k| get(pool, k).map_or(Some(0), count);
-    let nodes = n("count")?.max(n("maxCount")?);
-    // AKS creates a pool without a count with 3 nodes.
-    Some(if get(pool, "count").is_none() && get(pool, "maxCount").is_none() { 3 } else { nodes })
+/// A path that is not a resource id as ARM writes them: read when any
+/// `providers` in it starts a type that is read (never fewer paths read
+/// than by the grammar above).
+fn loose(segments: &[&str], subscription: Option<String>) -> Option<Target> {
+    (0..segments.len()).filter(|&i| same(segments[i], "providers")).find_map(|i| {
+        let namespace = segments.get(i + 1)?;
+        let types: Vec<&str> = segments[(i + 2).min(segments.len())..].iter().step_by(2).copied().collect();
+        let kind = Kind::of_type(&format!("{namespace}/{}", types.join("/")))?;
+        Some(Target::Resource { kind, subscription: subscription.clone() })
+    })
 }
 
-/// A Batch pool's target nodes; an autoscale formula's cannot be known.
-fn batch_nodes(pool: &Value) -> Option<u64> {
-    if at(pool, &["scaleSettings", "autoScale"]).is_some() {
-        return None;
+/// A path segment with its percent-encoding decoded (as UTF-8; a segment
+/// that does not decode stays as written).
+fn decode(segment: &str) -> String {
+    if !segment.contains('%') {
+        return segment.to_string();
     }
-    let n = |k| at(pool, &["scaleSettings", "fixedScale", k]).map_or(Some(0), count);
-    Some(n("targetDedicatedNodes")?.saturating_add(n("targetLowPriorityNodes")?))
-}
-
-/// A location as ARM compares them: `East US` and `eastus` are one region.
-pub fn region(location: &str) -> String {
-    location.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).take(64).collect()
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_string())
 }
 
 #[cfg(test)]
@@ -211,34 +215,49 @@ mod tests {
         assert!(matches!(target(limit), Some(Target::Resource { kind: Kind::ServiceLimit, .. })));
         assert_eq!(target("/batch"), Some(Target::Batch));
         assert_eq!(target("/BATCH/"), Some(Target::Batch));
+        assert_eq!(target("/batch%3Bx"), Some(Target::Batch));
+        assert_eq!(target(&p.replace("virtualMachines", "virtualMachines%3Bx")), vm("abc"));
         assert_eq!(target("/subscriptions/s/resourcegroups"), None);
         assert!(
             inspects_method("put") && inspects_method("PATCH") && !inspects_method("GET") && !inspects_method("DELETE")
         );
     }
 
+    /// Resource ids read left to right: a keyword is one only in keyword
+    /// position, so a resource named `providers` hides no type.
     #[test]
-    fn bodies() {
-        let vm = serde_json::json!({"location": "East US", "properties": {"hardwareProfile": {"vmSize": "Standard_ND96asr_v4"}}});
-        let Item::Compute(d) = &items(Kind::VirtualMachine, &vm, Some(1))[0] else { panic!() };
-        assert_eq!((d.parsed.as_ref().unwrap().vcpus, d.instances, d.region.as_deref()), (96, Some(1), Some("eastus")));
-        let scale = serde_json::json!({"sku": {"capacity": 40}});
-        let Item::Compute(d) = &items(Kind::ScaleSet, &scale, Some(1))[0] else { panic!() };
-        assert_eq!((d.size.as_deref(), d.instances), (None, Some(40)));
-        let aks = serde_json::json!({"location": "westeurope", "properties": {"agentPoolProfiles": [
-            {"name": "sys", "vmSize": "Standard_D2s_v5", "count": 3},
-            {"name": "gpu", "vmSize": "Standard_NC24ads_A100_v4", "count": 1, "maxCount": 10, "enableAutoScaling": true}]}});
-        let got = items(Kind::ManagedCluster, &aks, Some(1));
-        assert_eq!(got.len(), 2);
-        let Item::Compute(d) = &got[1] else { panic!() };
-        assert_eq!(d.instances, Some(10));
-        let batch = serde_json::json!({"properties": {"vmSize": "STANDARD_D2S_V5", "scaleSettings": {"autoScale": {"formula": "$TargetDedicatedNodes=1000"}}}});
-        let Item::Compute(d) = &items(Kind::BatchPool, &batch, Some(1))[0] else { panic!() };
-        assert_eq!(d.instances, None);
-        assert!(items(Kind::SupportTicket, &serde_json::json!({"properties": {"title": "x"}}), Some(1)).is_empty());
-        assert_eq!(
-            items(Kind::SupportTicket, &serde_json::json!({"properties": {"quotaTicketDetails": {}}}), Some(1)),
-            vec![Item::Quota(Kind::SupportTicket)]
-        );
+    fn resource_ids() {
+        let sub = "/subscriptions/S1/resourceGroups/rg";
+        let kind = |p: &str| match target(p) {
+            Some(Target::Resource { kind, subscription }) => Some((kind, subscription)),
+            _ => None,
+        };
+        type Want = Option<(Kind, Option<&'static str>)>;
+        let table: &[(String, Want)] = &[
+            (format!("{sub}/providers/Microsoft.Compute/virtualMachines/providers"), Some((Kind::VirtualMachine, Some("s1")))),
+            (format!("{sub}/providers/Microsoft.Resources/deployments/providers"), Some((Kind::Deployment, Some("s1")))),
+            (format!("{sub}/providers/Microsoft.Compute/virtualMachines/subscriptions"), Some((Kind::VirtualMachine, Some("s1")))),
+            ("/subscriptions/providers/resourceGroups/providers/providers/Microsoft.Compute/virtualMachines/v".to_string(), Some((Kind::VirtualMachine, Some("providers")))),
+            (format!("{sub}/providers/Microsoft.Compute/virtualMachines/vm1/providers/Microsoft.Insights/diagnosticSettings/d"), None),
+            (format!("{sub}/providers/Microsoft.Storage/storageAccounts/providers/providers/Microsoft.Compute/virtualMachines/x"), Some((Kind::VirtualMachine, Some("s1")))),
+            (format!("{sub}/providers/Microsoft.Compute/virtualMachines/vm1/providers"), None),
+            ("/subscriptions/s/resourcegroups/rg/deployments/d".to_string(), Some((Kind::Deployment, Some("s")))),
+            ("/subscriptions/s/deployments/d".to_string(), Some((Kind::Deployment, Some("s")))),
+            ("/subscriptions/s/resourcegroups/rg/deployments/d/operations".to_string(), None),
+            ("/providers/Microsoft.Resources/deployments/d".to_string(), Some((Kind::Deployment, None))),
+            ("/providers/Microsoft.Management/managementGroups/mg/providers/Microsoft.Resources/deployments/d".to_string(), Some((Kind::Deployment, None))),
+            ("/providers/Microsoft.Management/managementGroups/mg".to_string(), None),
+            ("/providers/Microsoft.Management/managementGroups/mg/providers/Microsoft.Quota/groupQuotas/g/resourceProviders/Microsoft.Compute/groupQuotaLimits/eastus".to_string(), Some((Kind::GroupQuotaLimit, None))),
+            ("/providers/Microsoft.Management/managementGroups/mg/subscriptions/S2/providers/Microsoft.Quota/groupQuotas/g/resourceProviders/Microsoft.Compute/quotaAllocations/eastus".to_string(), Some((Kind::QuotaAllocation, Some("s2")))),
+            (format!("{sub}/providers/Microsoft.Resources/deploymentStacks/st"), Some((Kind::DeploymentStack, Some("s1")))),
+            (format!("{sub}/providers/Microsoft.Compute/capacityReservationGroups/g/capacityReservations/r"), Some((Kind::CapacityReservation, Some("s1")))),
+            (format!("{sub}/providers/Microsoft.Compute/virtualMachine%C5%BF/vm1"), Some((Kind::VirtualMachine, Some("s1")))),
+            (format!("{sub}/providers/Microsoft.Compute/virtualMachineſ/vm1"), Some((Kind::VirtualMachine, Some("s1")))),
+            // Not a resource id as ARM writes them: still read.
+            (format!("{sub}/x/providers/Microsoft.Compute/virtualMachines/vm1"), Some((Kind::VirtualMachine, Some("s1")))),
+        ];
+        for (path, want) in table {
+            assert_eq!(kind(path), want.map(|(k, s)| (k, s.map(str::to_string))), "{path}");
+        }
     }
 }

@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::arm::{self, Demand, Item, Kind, Target};
+use super::arm::{self, Kind, Target};
+use super::resource::{self, Demand, Item};
 use super::{batch, json, template};
 
-/// What a deployment whose template cannot be read (`templateLink`) gets.
+/// What compute the gateway cannot read gets: a linked template or
+/// parameters, a compute position written as an expression, a count that
+/// is not resolved, a scale change without its size, AKS node
+/// autoprovisioning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Uninspectable {
     /// Forwarded silently.
@@ -33,7 +37,7 @@ pub struct ComputeGuard {
     pub inspect_body_timeout: Duration,
 }
 
-pub const DEFAULT_FAMILIES: [&str; 9] = ["NC", "ND", "NV", "NG", "NP", "HB", "HC", "HX", "H"];
+pub const DEFAULT_FAMILIES: [&str; 10] = ["NC", "NCC", "ND", "NV", "NG", "NP", "HB", "HC", "HX", "H"];
 
 impl Default for ComputeGuard {
     fn default() -> Self {
@@ -85,33 +89,43 @@ pub struct Unit {
     pub items: Vec<Item>,
     pub subscription: Option<String>,
     pub resource_type: Option<Kind>,
-    /// A linked template.
-    pub linked: bool,
+    /// Compute that cannot be read (a linked template, an expression where
+    /// compute is written, ...): what the `uninspectable` key says.
+    pub opaque: bool,
     /// A body that cannot be read: not JSON, a property named twice, nested
     /// too deep, encoded, a batch in a batch.
     pub unreadable: bool,
 }
 
+/// The gateway's own path normalisation (the request checks'): the path
+/// as the upstream gets it, or `None` when those checks refuse it.
+pub type Normalize<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// The units of a request to `target` with this body (`None`: it could not
-/// be read, e.g. content-encoded).
-pub fn inspect(target: &Target, body: Option<&[u8]>) -> Vec<Unit> {
-    let Some(bytes) = body else { return vec![Unit { unreadable: true, ..Unit::default() }] };
+/// be read, e.g. content-encoded). A batch's wrapped urls go through
+/// `normalize`, as the request's own path did.
+pub fn inspect(target: &Target, body: Option<&[u8]>, normalize: Normalize<'_>) -> Vec<Unit> {
+    let unreadable = || Unit { unreadable: true, ..Unit::default() };
+    let Some(bytes) = body else { return vec![unreadable()] };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return vec![unit_of(target, None)];
     }
-    let Some(value) = json::parse(bytes) else { return vec![Unit { unreadable: true, ..Unit::default() }] };
+    let Some(value) = json::parse(bytes) else { return vec![unreadable()] };
     match target {
         Target::Batch => match batch::requests(&value) {
             Some(wrapped) => wrapped
                 .iter()
-                .filter(|w| arm::inspects_method(w.method))
-                .filter_map(|w| arm::target(w.path).map(|t| (t, w.content)))
-                .map(|(t, content)| match t {
-                    Target::Batch => Unit { unreadable: true, ..Unit::default() },
-                    t => unit_of(&t, content),
+                .filter(|w| !batch::reads_only(w.method))
+                .filter_map(|w| match normalize(&w.path) {
+                    // Refused alone, so refused wrapped: never dropped.
+                    None => Some(unreadable()),
+                    Some(path) => match arm::target(&path)? {
+                        Target::Batch => Some(unreadable()),
+                        t => Some(unit_of(&t, w.content)),
+                    },
                 })
                 .collect(),
-            None => vec![Unit { unreadable: true, ..Unit::default() }],
+            None => vec![unreadable()],
         },
         t => vec![unit_of(t, Some(&value))],
     }
@@ -123,13 +137,18 @@ fn unit_of(target: &Target, body: Option<&Value>) -> Unit {
     };
     let mut unit = Unit { subscription: subscription.clone(), resource_type: Some(*kind), ..Unit::default() };
     let Some(body) = body else { return unit };
-    if *kind == Kind::Deployment {
+    // ARM's bodies for these types are objects.
+    if !body.is_object() {
+        unit.unreadable = true;
+        return unit;
+    }
+    if kind.has_template() {
         let found = template::deployment(body);
         unit.items = found.items;
-        unit.linked = found.linked;
+        unit.opaque = found.opaque;
         unit.unreadable = found.too_deep;
     } else {
-        unit.items = arm::items(*kind, body, Some(1));
+        unit.items = resource::items(*kind, body, Some(1));
     }
     unit
 }
@@ -174,14 +193,8 @@ pub fn judge(guard: &ComputeGuard, units: &[Unit], recent: &[String]) -> Judgeme
         if unit.unreadable {
             flagged_here.push(Flag::Uninspectable);
         }
-        if unit.linked {
-            match guard.uninspectable {
-                Uninspectable::Allow => {}
-                Uninspectable::Flag => push(&mut j.noted, Flag::Uninspectable),
-                Uninspectable::Deny => flagged_here.push(Flag::Uninspectable),
-            }
-        }
         let mut total: u64 = 0;
+        let mut sizeless = false;
         for item in &unit.items {
             let d = match item {
                 Item::Quota(_) => {
@@ -190,20 +203,27 @@ pub fn judge(guard: &ComputeGuard, units: &[Unit], recent: &[String]) -> Judgeme
                     }
                     continue;
                 }
+                Item::Unknown(_) => continue,
                 Item::Compute(d) => d,
             };
             let summary = summary_of(d, unit);
             let before = flagged_here.len();
+            // A GPU accelerator in the name is a GPU whatever the family.
             if let Some(size) = &d.parsed
-                && guard.families.iter().any(|f| f.eq_ignore_ascii_case(&size.family))
+                && (size.accelerator || guard.families.iter().any(|f| f.eq_ignore_ascii_case(&size.family)))
             {
-                flagged_here.push(if size.family.starts_with('N') { Flag::Gpu } else { Flag::Hpc });
+                flagged_here.push(if size.accelerator || size.family.starts_with('N') { Flag::Gpu } else { Flag::Hpc });
             }
             // A size written but not read cannot be counted: flagged. A size
-            // not written (a capacity change) counts one vCPU an instance.
+            // not written (a scale change: the size is the existing
+            // resource's) counts at least one vCPU an instance, and is
+            // uninspectable.
             let each = match (&d.size, &d.parsed) {
                 (_, Some(s)) => Some(s.vcpus),
-                (None, None) => Some(1),
+                (None, None) => {
+                    sizeless = true;
+                    Some(1)
+                }
                 (Some(_), None) => None,
             };
             match (each, d.instances) {
@@ -225,7 +245,14 @@ pub fn judge(guard: &ComputeGuard, units: &[Unit], recent: &[String]) -> Judgeme
         if total > guard.max_vcpus {
             flagged_here.push(Flag::Vcpus);
         }
-        if first.is_none() && (!flagged_here.is_empty() || unit.linked) {
+        if unit.opaque || sizeless || unit.items.iter().any(|i| matches!(i, Item::Unknown(_))) {
+            match guard.uninspectable {
+                Uninspectable::Allow => {}
+                Uninspectable::Flag => push(&mut j.noted, Flag::Uninspectable),
+                Uninspectable::Deny => flagged_here.push(Flag::Uninspectable),
+            }
+        }
+        if first.is_none() && (!flagged_here.is_empty() || unit.opaque) {
             first = Some(Summary {
                 resource_type: unit.resource_type.map(Kind::as_str),
                 subscription: unit.subscription.clone(),
@@ -272,6 +299,10 @@ fn push(flags: &mut Vec<Flag>, f: Flag) {
 mod tests {
     use super::*;
 
+    /// The request checks' normalisation is the gateway's (tested with it
+    /// in `proxy::compute`); here paths are taken as they are.
+    const SAME: Normalize<'static> = &|p| Some(p.to_string());
+
     const VMS: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1";
 
     fn vm(size: &str, location: &str) -> String {
@@ -280,7 +311,7 @@ mod tests {
 
     fn flags(path: &str, body: &str, recent: &[&str]) -> Judgement {
         let recent: Vec<String> = recent.iter().map(|s| s.to_string()).collect();
-        judge(&ComputeGuard::default(), &inspect(&arm::target(path).unwrap(), Some(body.as_bytes())), &recent)
+        judge(&ComputeGuard::default(), &inspect(&arm::target(path).unwrap(), Some(body.as_bytes()), SAME), &recent)
     }
 
     #[test]
@@ -328,11 +359,92 @@ mod tests {
         let j = flags(deployment, r#"{"properties":{"templateLink":{"uri":"https://example.com/t.json"}}}"#, &[]);
         assert_eq!((j.violations, j.noted), (vec![], vec![Flag::Uninspectable]));
         let deny = ComputeGuard { uninspectable: Uninspectable::Deny, ..ComputeGuard::default() };
-        let units = inspect(&arm::target(deployment).unwrap(), Some(br#"{"properties":{"templateLink":{"uri":"x"}}}"#));
+        let units =
+            inspect(&arm::target(deployment).unwrap(), Some(br#"{"properties":{"templateLink":{"uri":"x"}}}"#), SAME);
         assert_eq!(judge(&deny, &units, &[]).violations, vec![Flag::Uninspectable]);
         let allow = ComputeGuard { uninspectable: Uninspectable::Allow, ..ComputeGuard::default() };
         assert!(!judge(&allow, &units, &[]).is_flagged());
-        assert!(inspect(&arm::target(VMS).unwrap(), None)[0].unreadable);
+        assert!(inspect(&arm::target(VMS).unwrap(), None, SAME)[0].unreadable);
+    }
+
+    /// The red team's shapes: each flagged, or uninspectable, never skipped.
+    #[test]
+    fn what_hid_is_read() {
+        let flagged = |path: &str, body: &str| {
+            let j = flags(path, body, &[]);
+            (j.violations, j.noted)
+        };
+        let rg = "/subscriptions/s/resourceGroups/rg/providers/";
+        let u = Flag::Uninspectable;
+        type Flagged = (Vec<Flag>, Vec<Flag>);
+        let table: &[(String, &str, Flagged)] = &[
+            (
+                format!("{rg}Microsoft.Compute/virtualMachines/providers"),
+                &vm("Standard_ND96asr_v4", "eastus"),
+                (vec![Flag::Gpu, Flag::Vcpus], vec![]),
+            ),
+            (VMS.to_string(), &vm("Standard_NCC40ads_H100_v5", "eastus"), (vec![Flag::Gpu], vec![])),
+            (VMS.to_string(), &vm("Standard_Q4_T4_v1", "eastus"), (vec![Flag::Gpu], vec![])),
+            (
+                format!("{rg}Microsoft.Compute/virtualMachineScaleSets/s"),
+                r#"{"sku":{"name":"Standard_DS5_v2","capacity":12}}"#,
+                (vec![Flag::Vcpus], vec![]),
+            ),
+            (
+                format!("{rg}Microsoft.Compute/virtualMachineScaleSets/s"),
+                r#"{"sku":{"capacity":60}}"#,
+                (vec![], vec![u]),
+            ),
+            (
+                format!("{rg}Microsoft.Compute/virtualMachineScaleSets/s"),
+                r#"{"sku":{"capacity":65}}"#,
+                (vec![Flag::Vcpus], vec![u]),
+            ),
+            (
+                format!("{rg}Microsoft.Batch/batchAccounts/a/pools/p"),
+                r#"{"properties":{"scaleSettings":{"fixedScale":{"targetDedicatedNodes":1000}}}}"#,
+                (vec![Flag::Vcpus], vec![u]),
+            ),
+            (
+                format!("{rg}Microsoft.ContainerService/managedClusters/c"),
+                r#"{"properties":{"nodeProvisioningProfile":{"mode":"Auto"}}}"#,
+                (vec![], vec![u]),
+            ),
+            (
+                VMS.to_string(),
+                r#"{"properties":{"hardwareProfile":{"vmſize":"Standard_ND96asr_v4"}}}"#,
+                (vec![Flag::Gpu, Flag::Vcpus], vec![]),
+            ),
+            (VMS.to_string(), r#""Standard_ND96asr_v4""#, (vec![u], vec![])),
+            (
+                format!("{rg}Microsoft.Resources/deploymentStacks/st"),
+                r#"{"properties":{"template":{"resources":[{"type":"Microsoft.Compute/virtualMachines","name":"x","properties":{"hardwareProfile":{"vmSize":"Standard_ND96asr_v4"}}}]}}}"#,
+                (vec![Flag::Gpu, Flag::Vcpus], vec![]),
+            ),
+            (
+                "/subscriptions/s/resourcegroups/rg/deployments/d".to_string(),
+                r#"{"properties":{"template":{"resources":[{"type":"Microsoft.Compute/virtualMachines","name":"x","properties":"[json('{}')]"}]}}}"#,
+                (vec![], vec![u]),
+            ),
+        ];
+        let typed = |t: &str| {
+            format!(
+                r#"{{"properties":{{"template":{{"resources":[{{"type":"{t}","name":"x","properties":{{"hardwareProfile":{{"vmSize":"Standard_ND96asr_v4"}}}}}}]}}}}}}"#
+            )
+        };
+        let deployment = format!("{rg}Microsoft.Resources/deployments/d");
+        for t in [
+            "Microsoft.Compute/virtualMachines@2023-03-01",
+            "Microsoft.Compute/virtualMachines ",
+            "MICROSOFT.COMPUTE/VIRTUALMACHINEſ",
+        ] {
+            assert_eq!(flagged(&deployment, &typed(t)), (vec![Flag::Gpu, Flag::Vcpus], vec![]), "{t}");
+        }
+        let vmss = format!("{rg}Microsoft.Compute/virtualMachineScaleSets/s");
+        assert_eq!(flagged(&vmss, r#"{"sku":[{"name":"Standard_ND96asr_v4","capacity":40}]}"#), (vec![], vec![u]));
+        for (path, body, want) in table {
+            assert_eq!(&flagged(path, body), want, "{path} {body}");
+        }
     }
 
     #[test]
@@ -341,7 +453,7 @@ mod tests {
             {"httpMethod": "PUT", "url": format!("{VMS}?api-version=2023-03-01"), "content": serde_json::from_str::<Value>(&vm("Standard_D16s_v5", "eastus")).unwrap()},
             {"httpMethod": "PUT", "url": format!("https://management.azure.com{}?api-version=2023-03-01", VMS.replace("vm1", "vm2")), "content": serde_json::from_str::<Value>(&vm("Standard_D32s_v5", "eastus")).unwrap()},
             {"httpMethod": "GET", "url": "/subscriptions/s/resourcegroups?api-version=2021-04-01"}]});
-        let units = inspect(&Target::Batch, Some(body.to_string().as_bytes()));
+        let units = inspect(&Target::Batch, Some(body.to_string().as_bytes()), SAME);
         assert_eq!(units.len(), 2);
         assert_eq!(
             judge(&ComputeGuard::default(), &units, &[]).violations,
@@ -350,9 +462,9 @@ mod tests {
         );
         let gpu = body.to_string().replace("Standard_D32s_v5", "Standard_NV36ads_A10_v5");
         assert_eq!(
-            judge(&ComputeGuard::default(), &inspect(&Target::Batch, Some(gpu.as_bytes())), &[]).violations,
+            judge(&ComputeGuard::default(), &inspect(&Target::Batch, Some(gpu.as_bytes()), SAME), &[]).violations,
             vec![Flag::Gpu]
         );
-        assert!(inspect(&Target::Batch, Some(b"[1]"))[0].unreadable);
+        assert!(inspect(&Target::Batch, Some(b"[1]"), SAME)[0].unreadable);
     }
 }

@@ -1,7 +1,10 @@
 //! JSON as ARM reads it: property names compare case-insensitively, so an
 //! object naming one property twice in any spelling (`vmSize` and
 //! `VMSIZE`) is ambiguous, and refused here rather than read one way by
-//! the gateway and another by the upstream.
+//! the gateway and another by the upstream. ARM (.NET `OrdinalIgnoreCase`)
+//! compares each character by its simple upper case: `ſ` (U+017F) is `S`
+//! and `ı` (U+0131) is `I`, while `K` (U+212A, Kelvin) is only itself.
+//! One fold, `fold`, serves both the lookup and the repeat check.
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -15,9 +18,32 @@ pub fn parse(bytes: &[u8]) -> Option<Value> {
     Some(value.0)
 }
 
-/// The value of `key` in `value`, compared case-insensitively.
+/// A character as ARM compares it: its simple upper case (when that is
+/// one character), else itself.
+pub fn fold(c: char) -> char {
+    let mut upper = c.to_uppercase();
+    match (upper.next(), upper.next()) {
+        (Some(u), None) => u,
+        _ => c,
+    }
+}
+
+/// True when `a` and `b` are one name to ARM.
+pub fn same(a: &str, b: &str) -> bool {
+    a.chars().map(fold).eq(b.chars().map(fold))
+}
+
+/// The value of `key` in `value`, compared as ARM compares names.
 pub fn get<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    value.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+    value.as_object()?.iter().find(|(k, _)| same(k, key)).map(|(_, v)| v)
+}
+
+/// True for a template expression (`[...]`; `[[` escapes a literal `[`).
+pub fn is_expression(value: &Value) -> bool {
+    value.as_str().is_some_and(|s| {
+        let s = s.trim();
+        s.starts_with('[') && !s.starts_with("[[") && s.ends_with(']')
+    })
 }
 
 /// The value at a path of keys.
@@ -91,7 +117,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut out = Map::new();
         let mut seen = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.to_lowercase()) {
+            if !seen.insert(key.chars().map(fold).collect::<String>()) {
                 return Err(de::Error::custom("a property named twice"));
             }
             let Strict(v) = map.next_value()?;
@@ -116,6 +142,15 @@ mod tests {
         assert!(parse(b"\xff").is_none());
         assert!(parse(b"{").is_none());
         assert_eq!(count(&Value::from("20")), Some(20));
+        // One fold for lookup and repeats: ſ is S, ı is I, K (Kelvin) is itself.
+        let v = parse("{\"propert\u{131}es\":{\"vm\u{17f}ize\":\"x\"}}".as_bytes()).unwrap();
+        assert_eq!(at(&v, &["properties", "vmSize"]), Some(&Value::from("x")));
+        assert!(parse("{\"vmSize\":\"a\",\"vm\u{17f}ize\":\"b\"}".as_bytes()).is_none());
+        assert!(parse("{\"PROPERTIES\":1,\"propert\u{131}es\":2}".as_bytes()).is_none());
+        let kelvin = parse("{\"s\u{212a}u\":1,\"sku\":2}".as_bytes()).unwrap();
+        assert_eq!(get(&kelvin, "SKU"), Some(&Value::from(2)));
+        assert!(same("Microsoft.Compute/virtualMachine\u{17f}", "microsoft.compute/VIRTUALMACHINES"));
+        assert!(!same("stra\u{df}e", "STRASSE"));
         assert_eq!(count(&Value::from(-1)), None);
     }
 }

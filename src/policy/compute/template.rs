@@ -1,146 +1,285 @@
-//! `Microsoft.Resources/deployments` with an inline template: every
-//! resource of a read type inside it, nested deployments included, with
-//! `copy.count` multiplying instances. Simple `[parameters('x')]` and
-//! `[variables('x')]` expressions are resolved from the request's
-//! `parameters` and the template's defaults and variables; any other
+//! `Microsoft.Resources/deployments` (and deployment stacks) with an inline
+//! template: every resource of a read type inside it, nested deployments
+//! included, with `copy.count` multiplying instances. Simple
+//! `[parameters('x')]` and `[variables('x')]` expressions are resolved from
+//! the request's `parameters` and the template's defaults and variables,
+//! whatever they hold (strings, numbers, objects, arrays); any other
 //! expression stays unresolved, so a size or count written with one is
-//! unparsable and flagged. A `templateLink` cannot be read.
+//! unparsable and flagged, and an object or array of compute written with
+//! one (`"properties": "[json('...')]"`), a property copy loop, a copy count
+//! that is not resolved, a `templateLink` or a `parametersLink` cannot be
+//! read (`opaque`).
+//!
+//! Bounded: what a reference resolves to is copied, and every node copied
+//! or resolved is counted against `MAX_NODES` for the whole request, so
+//! references to references cannot multiply a body's memory or time;
+//! passing it, or nesting deeper than `MAX_DEPTH`, makes the body
+//! unreadable.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::arm::{self, Item, Kind};
-use super::json::{at, count, get};
+use super::arm::Kind;
+use super::json::{at, count, get, is_expression, same};
+use super::resource::{self, Item};
 
 /// Nested deployments read at most this deep; deeper is unreadable.
 const MAX_DEPTH: usize = 8;
+
+/// Nodes resolved for one request at most (a node: a value, or 64 bytes of
+/// a string); more is unreadable. A 4 MiB template has well under this.
+const MAX_NODES: usize = 500_000;
 
 /// What a deployment's body is found to ask for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Found {
     pub items: Vec<Item>,
-    /// A template (or a nested one) is only linked.
-    pub linked: bool,
-    /// Nested too deep to read.
+    /// Compute that cannot be read: a linked template or parameters, an
+    /// expression or copy loop where compute is written, a copy count not
+    /// resolved.
+    pub opaque: bool,
+    /// Nested too deep, or more to resolve than `MAX_NODES`.
     pub too_deep: bool,
 }
 
 /// The items of a deployment request's body.
 pub fn deployment(body: &Value) -> Found {
-    let mut found = Found::default();
-    read(body, &Scope::default(), 1, 0, &mut found);
-    found
+    let mut reader = Reader { found: Found::default(), budget: MAX_NODES };
+    reader.deployment(body, &Scope::default(), Some(1), 0);
+    reader.found
 }
 
-/// The names an expression can refer to, lower case.
-#[derive(Default, Clone)]
+/// The names an expression can refer to, folded as ARM folds names; the
+/// values resolved.
+#[derive(Default)]
 struct Scope {
     parameters: HashMap<String, Value>,
     variables: HashMap<String, Value>,
 }
 
-fn read(deployment: &Value, outer: &Scope, copies: u64, depth: usize, found: &mut Found) {
-    if depth > MAX_DEPTH {
-        found.too_deep = true;
-        return;
-    }
-    let Some(properties) = get(deployment, "properties") else { return };
-    if get(properties, "templateLink").is_some() {
-        found.linked = true;
-    }
-    let Some(template) = get(properties, "template").filter(|t| t.is_object()) else { return };
-    // A nested template's expressions are the outer template's unless it
-    // asks for its own scope.
-    let inner = depth == 0
-        || at(properties, &["expressionEvaluationOptions", "scope"])
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.eq_ignore_ascii_case("inner"));
-    let own;
-    let scope = if inner {
-        own = scope_of(properties, template, outer);
-        &own
-    } else {
-        outer
-    };
-    resources(template, None, scope, copies, depth, found);
+fn key(name: &str) -> String {
+    name.chars().map(super::json::fold).collect()
 }
 
-/// The parameters (`properties.parameters.x.value`, else the template's
-/// `defaultValue`) and variables of a template.
-fn scope_of(properties: &Value, template: &Value, outer: &Scope) -> Scope {
-    let mut scope = Scope::default();
-    if let Some(declared) = get(template, "parameters").and_then(Value::as_object) {
-        for (name, p) in declared {
-            if let Some(v) = get(p, "defaultValue").filter(|v| is_scalar(v)) {
-                scope.parameters.insert(name.to_lowercase(), v.clone());
+struct Reader {
+    found: Found,
+    budget: usize,
+}
+
+impl Reader {
+    /// A deployment resource (or the request's body, at depth 0).
+    fn deployment(&mut self, deployment: &Value, outer: &Scope, copies: Option<u64>, depth: usize) {
+        if depth > MAX_DEPTH {
+            self.found.too_deep = true;
+            return;
+        }
+        let Some(properties) = get(deployment, "properties") else { return };
+        let properties = self.view(properties, outer);
+        if !properties.is_object() {
+            self.found.opaque = true;
+            return;
+        }
+        if get(&properties, "templateLink").is_some() {
+            self.found.opaque = true;
+        }
+        // Parameters from a link are not known here: nor are the defaults
+        // they override.
+        let linked_parameters = get(&properties, "parametersLink").is_some();
+        if linked_parameters {
+            self.found.opaque = true;
+        }
+        let Some(template) = get(&properties, "template") else { return };
+        let template = self.view(template, outer);
+        if !template.is_object() {
+            self.found.opaque = true;
+            return;
+        }
+        // A nested template's expressions are the outer template's unless it
+        // asks for its own scope.
+        let inner = depth == 0
+            || at(&properties, &["expressionEvaluationOptions", "scope"])
+                .map(|s| self.view(s, outer))
+                .is_some_and(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case("inner")));
+        if inner {
+            let own = self.scope_of(&properties, &template, outer, depth == 0, linked_parameters);
+            self.resources(&template, None, &own, copies, depth);
+        } else {
+            self.resources(&template, None, outer, copies, depth);
+        }
+    }
+
+    /// The parameters (`properties.parameters.x.value`, else the template's
+    /// `defaultValue`) and variables of a template.
+    fn scope_of(&mut self, properties: &Value, template: &Value, outer: &Scope, top: bool, linked: bool) -> Scope {
+        let mut scope = Scope::default();
+        if !linked && let Some(declared) = get(template, "parameters").and_then(Value::as_object) {
+            for (name, p) in declared {
+                if let Some(v) = get(p, "defaultValue") {
+                    let v = self.resolve(v, &Scope::default());
+                    scope.parameters.insert(key(name), v);
+                }
+            }
+        }
+        if let Some(given) = get(properties, "parameters").and_then(Value::as_object) {
+            for (name, p) in given {
+                // The request's own values are literal; a nested
+                // deployment's are the outer template's expressions. A Key
+                // Vault reference or anything else: not known here.
+                match get(p, "value") {
+                    Some(v) if top => {
+                        let v = self.resolve(v, &Scope::default());
+                        scope.parameters.insert(key(name), v)
+                    }
+                    Some(v) => {
+                        let v = self.resolve(v, outer);
+                        scope.parameters.insert(key(name), v)
+                    }
+                    None => scope.parameters.remove(&key(name)),
+                };
+            }
+        }
+        if let Some(vars) = get(template, "variables").and_then(Value::as_object) {
+            // In order: a variable may use the parameters and those before it.
+            for (name, v) in vars {
+                let v = self.resolve(v, &scope);
+                scope.variables.insert(key(name), v);
+            }
+        }
+        scope
+    }
+
+    /// `resources` as an array, or as an object of symbolic names (template
+    /// language 2.0).
+    fn resources(&mut self, holder: &Value, parent: Option<&str>, scope: &Scope, copies: Option<u64>, depth: usize) {
+        let list: Vec<&Value> = match get(holder, "resources") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(Value::Object(o)) => o.values().collect(),
+            None => return,
+            Some(_) => {
+                self.found.opaque = true;
+                return;
+            }
+        };
+        for resource in list {
+            if self.found.too_deep {
+                return;
+            }
+            if !resource.is_object() {
+                self.found.opaque = true;
+                continue;
+            }
+            let written = get(resource, "type").map(|t| self.view(t, scope));
+            // `type@apiVersion` and stray spaces name the type before them.
+            let written = written.as_deref().and_then(Value::as_str).map(|t| t.split('@').next().unwrap_or("").trim());
+            let Some(written) = written.map(str::to_string) else {
+                self.found.opaque = true;
+                continue;
+            };
+            // A child resource may name its type relative to its parent's.
+            let full = match parent {
+                Some(p) if !written.contains('/') => format!("{p}/{written}"),
+                _ => written,
+            };
+            let times = match get(resource, "copy") {
+                None => Some(1),
+                Some(copy) => {
+                    let n = get(copy, "count").map(|c| self.view(c, scope)).and_then(|c| count(&c));
+                    if n.is_none() {
+                        self.found.opaque = true;
+                    }
+                    n
+                }
+            };
+            let multiplied = times.zip(copies).map(|(t, c)| t.saturating_mul(c));
+            match Kind::of_type(&full) {
+                Some(kind) if kind.has_template() => self.deployment(resource, scope, multiplied, depth + 1),
+                Some(kind) => {
+                    let resolved = self.resolve_resource(resource, scope);
+                    self.found.items.extend(resource::items(kind, &resolved, multiplied));
+                }
+                None => {}
+            }
+            self.resources(resource, Some(&full), scope, multiplied, depth);
+        }
+    }
+
+    /// `value` resolved when it is a simple reference, else as written.
+    fn view<'v>(&mut self, value: &'v Value, scope: &Scope) -> Cow<'v, Value> {
+        if is_expression(value) && reference(value.as_str().unwrap_or(""), scope).is_some() {
+            Cow::Owned(self.resolve(value, scope))
+        } else {
+            Cow::Borrowed(value)
+        }
+    }
+
+    /// A resource resolved, without its child resources (read on their own).
+    fn resolve_resource(&mut self, resource: &Value, scope: &Scope) -> Value {
+        let Some(o) = resource.as_object() else { return self.resolve(resource, scope) };
+        let mut out = Map::new();
+        for (k, v) in o.iter().filter(|(k, _)| !same(k, "resources")) {
+            let v = self.resolve(v, scope);
+            out.insert(k.clone(), v);
+        }
+        Value::Object(out)
+    }
+
+    /// `value` with each string that is a simple parameter or variable
+    /// reference replaced by what it names (when known), every node counted.
+    fn resolve(&mut self, value: &Value, scope: &Scope) -> Value {
+        if !self.spend(1) {
+            return Value::Null;
+        }
+        match value {
+            Value::String(s) => match reference(s, scope) {
+                Some(named) if self.spend(nodes(named)) => named.clone(),
+                Some(_) => Value::Null,
+                None => {
+                    if self.spend(s.len() / 64) {
+                        value.clone()
+                    } else {
+                        Value::Null
+                    }
+                }
+            },
+            Value::Array(a) => Value::Array(a.iter().map(|v| self.resolve(v, scope)).collect()),
+            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), self.resolve(v, scope))).collect()),
+            other => other.clone(),
+        }
+    }
+
+    /// Takes `n` from the budget; false (and the body unreadable) when it is spent.
+    fn spend(&mut self, n: usize) -> bool {
+        match self.budget.checked_sub(n) {
+            Some(left) if !self.found.too_deep => {
+                self.budget = left;
+                true
+            }
+            _ => {
+                self.found.too_deep = true;
+                false
             }
         }
     }
-    if let Some(given) = get(properties, "parameters").and_then(Value::as_object) {
-        for (name, p) in given {
-            match get(p, "value").map(|v| resolve(v, outer)).filter(is_scalar) {
-                Some(v) => scope.parameters.insert(name.to_lowercase(), v),
-                // A Key Vault reference or anything else: not known here.
-                None => scope.parameters.remove(&name.to_lowercase()),
-            };
-        }
-    }
-    if let Some(vars) = get(template, "variables").and_then(Value::as_object) {
-        let partial = Scope { parameters: scope.parameters.clone(), variables: HashMap::new() };
-        for (name, v) in vars.iter().filter(|(_, v)| is_scalar(v)) {
-            scope.variables.insert(name.to_lowercase(), resolve(v, &partial));
-        }
-    }
-    scope
 }
 
-/// `resources` as an array, or as an object of symbolic names (template
-/// language 2.0).
-fn resources(holder: &Value, parent: Option<&str>, scope: &Scope, copies: u64, depth: usize, found: &mut Found) {
-    let list: Vec<&Value> = match get(holder, "resources") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(Value::Object(o)) => o.values().collect(),
-        _ => return,
-    };
-    for resource in list {
-        let resource = resolve(resource, scope);
-        let Some(written) = get(&resource, "type").and_then(Value::as_str) else { continue };
-        // A child resource may name its type relative to its parent's.
-        let full = match parent {
-            Some(p) if !written.contains('/') => format!("{p}/{written}"),
-            _ => written.to_string(),
-        };
-        let times = match get(&resource, "copy").map(|c| get(c, "count").and_then(count)) {
-            None => Some(1),
-            Some(n) => n,
-        };
-        let multiplied = times.map(|t| t.saturating_mul(copies));
-        match Kind::of_type(&full) {
-            Some(Kind::Deployment) => read(&resource, scope, multiplied.unwrap_or(1), depth + 1, found),
-            Some(kind) => found.items.extend(arm::items(kind, &resource, multiplied)),
-            None => {}
+/// The nodes of a value, bounded: counting stops past `MAX_NODES`.
+fn nodes(value: &Value) -> usize {
+    let mut n = 0;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        n += 1 + v.as_str().map_or(0, |s| s.len() / 64);
+        if n > MAX_NODES {
+            return n;
         }
-        resources(&resource, Some(&full), scope, multiplied.unwrap_or(1), depth, found);
+        match v {
+            Value::Array(a) => stack.extend(a.iter()),
+            Value::Object(o) => stack.extend(o.values()),
+            _ => {}
+        }
     }
-}
-
-/// Only strings, numbers and booleans are kept in a scope and substituted:
-/// a size, a count and a location are scalars, and an object named by many
-/// references cannot multiply the memory a body takes.
-fn is_scalar(v: &Value) -> bool {
-    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
-}
-
-/// `value` with each string that is a simple parameter or variable
-/// reference replaced by what it names (when known).
-fn resolve(value: &Value, scope: &Scope) -> Value {
-    match value {
-        Value::String(s) => reference(s, scope).cloned().unwrap_or_else(|| value.clone()),
-        Value::Array(a) => Value::Array(a.iter().map(|v| resolve(v, scope)).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), resolve(v, scope))).collect()),
-        other => other.clone(),
-    }
+    n
 }
 
 /// What `[parameters('x')]` or `[variables('x')]` names.
@@ -158,7 +297,7 @@ fn reference<'s>(s: &str, scope: &'s Scope) -> Option<&'s Value> {
         "variables" => &scope.variables,
         _ => return None,
     };
-    table.get(&name.to_lowercase())
+    table.get(&key(name))
 }
 
 #[cfg(test)]
@@ -172,7 +311,7 @@ mod tests {
             .iter()
             .filter_map(|i| match i {
                 Item::Compute(d) => Some((d.size.clone(), d.instances)),
-                Item::Quota(_) => None,
+                Item::Quota(_) | Item::Unknown(_) => None,
             })
             .collect()
     }
@@ -208,11 +347,11 @@ mod tests {
                 (Some("Standard_ND96asr_v4".into()), Some(2)),
             ]
         );
-        assert!(found.linked);
+        assert!(found.opaque);
         let Item::Compute(d) = &found.items[0] else { panic!() };
         assert_eq!(d.region, None, "an expression is no region");
         let linked = deployment(&json!({"properties": {"templateLink": {"uri": "https://example.com/t.json"}}}));
-        assert!(linked.linked && linked.items.is_empty());
+        assert!(linked.opaque && linked.items.is_empty());
         let unknown = deployment(
             &json!({"properties": {"template": {"resources": [{"type": "Microsoft.Compute/virtualMachineScaleSets",
             "name": "s", "copy": {"count": "[length(variables('x'))]"}, "sku": {"name": "Standard_D2s_v5", "capacity": 1}}]}}}),
@@ -221,5 +360,115 @@ mod tests {
         let symbolic = deployment(&json!({"properties": {"template": {"languageVersion": "2.0", "resources": {"vm":
             {"type": "microsoft.compute/VIRTUALMACHINES", "properties": {"hardwareProfile": {"vmSize": "Standard_D2s_v5"}}}}}}}));
         assert_eq!(demands(&symbolic).len(), 1);
+    }
+
+    fn nd(properties: Value) -> Value {
+        json!({"type": "Microsoft.Compute/virtualMachines", "name": "vm", "location": "eastus", "properties": properties})
+    }
+
+    fn of(resources: Value, declared: Value, given: Value) -> Value {
+        json!({"properties": {"mode": "Incremental", "parameters": given, "template": {"parameters": declared, "resources": resources}}})
+    }
+
+    /// What a template hides where compute is written: resolved when it is
+    /// a parameter or variable (whatever it holds), else uninspectable.
+    #[test]
+    fn what_templates_hide() {
+        let hw = json!({"hardwareProfile": {"vmSize": "Standard_ND96asr_v4"}});
+        let size = |f: &Found| demands(f).first().and_then(|(s, _)| s.clone());
+        // Object and array parameters, and a nested template by parameter.
+        let f = deployment(&of(
+            json!([nd(json!("[parameters('p')]"))]),
+            json!({"p": {"type": "object"}}),
+            json!({"p": {"value": hw}}),
+        ));
+        assert_eq!((size(&f).as_deref(), f.opaque), (Some("Standard_ND96asr_v4"), false));
+        let aks = json!([{"type": "Microsoft.ContainerService/managedClusters", "name": "c", "properties": {"agentPoolProfiles": "[parameters('pools')]"}}]);
+        let f = deployment(&of(
+            aks,
+            json!({}),
+            json!({"pools": {"value": [{"vmSize": "Standard_ND96asr_v4", "count": 100}]}}),
+        ));
+        assert_eq!(demands(&f), vec![(Some("Standard_ND96asr_v4".into()), Some(100))]);
+        let nested = json!([{"type": "Microsoft.Resources/deployments", "name": "n", "properties": {"template": "[parameters('t')]"}}]);
+        let f = deployment(&of(nested, json!({}), json!({"t": {"value": {"resources": [nd(hw.clone())]}}})));
+        assert_eq!(size(&f).as_deref(), Some("Standard_ND96asr_v4"));
+        let by_variable = json!({"properties": {"template": {"variables": {"hw": {"vmSize": "Standard_ND96asr_v4"}}, "resources": [nd(json!({"hardwareProfile": "[variables('hw')]"}))]}}});
+        assert_eq!(size(&deployment(&by_variable)).as_deref(), Some("Standard_ND96asr_v4"));
+        // A parametersLink: the defaults are not what is deployed.
+        let linked = json!({"properties": {"parametersLink": {"uri": "https://example.com/p.json"}, "template": {
+            "parameters": {"s": {"type": "string", "defaultValue": "Standard_D2s_v5"}},
+            "resources": [nd(json!({"hardwareProfile": {"vmSize": "[parameters('s')]"}}))]}}});
+        let f = deployment(&linked);
+        assert_eq!((size(&f).as_deref(), f.opaque), (Some("[parameters('s')]"), true));
+        // Shapes not read: uninspectable.
+        let hidden = [
+            of(json!([nd(json!("[json('{}')]"))]), json!({}), json!({})),
+            of(
+                json!([nd(json!({"hardwareProfile": "[createObject('vmSize', 'Standard_ND96asr_v4')]"}))]),
+                json!({}),
+                json!({}),
+            ),
+            of(
+                json!([{"type": "Microsoft.ContainerService/managedClusters", "name": "c", "properties": {"copy": [{"name": "agentPoolProfiles", "count": 1, "input": {"vmSize": "Standard_ND96asr_v4", "count": 100}}]}}]),
+                json!({}),
+                json!({}),
+            ),
+            of(
+                json!([{"type": "Microsoft.Resources/deployments", "name": "n", "copy": {"name": "c", "count": "[int('50')]"}, "properties": {"template": {"resources": [nd(json!({"hardwareProfile": {"vmSize": "Standard_D48s_v5"}}))]}}}]),
+                json!({}),
+                json!({}),
+            ),
+            of(
+                json!([{"type": "Microsoft.Resources/deployments", "name": "n", "properties": {"expressionEvaluationOptions": {"scope": "inner"}, "template": "[json(parameters('t'))]"}}]),
+                json!({}),
+                json!({"t": {"value": "{}"}}),
+            ),
+            of(
+                json!([{"type": "Microsoft.Resources/deployments", "name": "n", "properties": "[parameters('p')]"}]),
+                json!({}),
+                json!({}),
+            ),
+            of(json!("[parameters('r')]"), json!({}), json!({})),
+        ];
+        for body in &hidden {
+            let f = deployment(body);
+            let unknown = f.items.iter().any(|i| matches!(i, Item::Unknown(_)));
+            assert!(f.opaque || unknown, "{body}");
+        }
+        // An unresolved copy count never counts once.
+        let f = deployment(&hidden[3]);
+        assert_eq!(demands(&f), vec![(Some("Standard_D48s_v5".into()), None)]);
+        // An inner scope is its own: the outer value of a name does not leak in.
+        let inner = json!({"properties": {"parameters": {"s": {"value": "Standard_D2s_v5"}}, "template": {"resources": [
+            {"type": "Microsoft.Resources/deployments", "name": "n", "properties": {"expressionEvaluationOptions": {"scope": "inner"},
+             "parameters": {"s": {"value": "Standard_ND96asr_v4"}},
+             "template": {"parameters": {"s": {"type": "string"}}, "resources": [nd(json!({"hardwareProfile": {"vmSize": "[parameters('s')]"}}))]}}}]}}});
+        assert_eq!(size(&deployment(&inner)).as_deref(), Some("Standard_ND96asr_v4"));
+    }
+
+    /// References to references cannot multiply memory or time: each level
+    /// doubles what a name stands for, and the reader stops at its budget.
+    #[test]
+    fn resolution_is_bounded() {
+        let mut variables = serde_json::Map::new();
+        variables.insert("v00".into(), json!("x".repeat(1000)));
+        for i in 1..40 {
+            let prev = format!("[variables('v{:02}')]", i - 1);
+            variables.insert(format!("v{i:02}"), json!([prev, prev]));
+        }
+        let body = json!({"properties": {"template": {"variables": variables, "resources": [nd(json!({"hardwareProfile": {"vmSize": "[variables('v39')]"}}))]}}});
+        let started = std::time::Instant::now();
+        let f = deployment(&body);
+        assert!(f.too_deep, "the budget is spent: unreadable");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        // Many resources sharing one object parameter fit.
+        let many: Vec<Value> = (0..500).map(|_| nd(json!("[parameters('p')]"))).collect();
+        let f = deployment(&of(
+            json!(many),
+            json!({}),
+            json!({"p": {"value": {"hardwareProfile": {"vmSize": "Standard_D2s_v5"}}}}),
+        ));
+        assert_eq!((f.items.len(), f.too_deep), (500, false));
     }
 }
