@@ -316,3 +316,47 @@ async fn the_sign_in_review_records_who_signs_in_and_never_a_secret() {
         assert!(!table.contains(secret) && !csv.contains(secret) && !html.contains(secret), "{secret}");
     }
 }
+
+/// A token request with these `Authorization` values (raw bytes) and `body`.
+async fn with_authorization(env: &TestEnv, values: &[&[u8]], body: &str) -> reqwest::Response {
+    let mut req = env.client.post(token_url(env)).header("content-type", FORM);
+    for v in values {
+        req = req.header("authorization", reqwest::header::HeaderValue::from_bytes(v).unwrap());
+    }
+    req.body(body.to_string()).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn basic_client_authentication_is_read_whatever_whitespace_separates_it_and_an_unreadable_one_is_refused() {
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&strict()).start().await;
+    let b64 = |creds: &str| base64::engine::general_purpose::STANDARD.encode(creds);
+    // The client secret in Basic, separated by a tab, tabs and spaces, or surrounded by them.
+    for sep in ["\t", "\t\t", " \t ", "  "] {
+        let value = format!("Basic{sep}{}", b64(&format!("{SAM_APP}:s3cr3t")));
+        let rsp = with_authorization(&env, &[value.as_bytes()], "grant_type=client_credentials&scope=x").await;
+        refused(rsp, "client_secret_not_allowed").await;
+    }
+    // The client it names is read the same way: not listed, refused.
+    let lax =
+        login_route(&format!("allowed_token_clients = [\"{SAM_APP}\"]")).replace("name = \"login\"", "name = \"lax\"");
+    let env2 = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&lax).start().await;
+    let value = format!("BASIC\t{}", b64(&format!("{AZURE_CLI}:s3cr3t")));
+    let rsp =
+        with_authorization(&env2, &[value.as_bytes()], &format!("grant_type=client_credentials&client_id={SAM_APP}"))
+            .await;
+    refused(rsp, "token_client_not_allowed").await;
+    // Basic anywhere in a list of credentials is a secret too.
+    let value = format!("Bearer abc, Basic\t{}", b64(&format!("{SAM_APP}:s3cr3t")));
+    refused(with_authorization(&env, &[value.as_bytes()], &assertion_body(SAM_APP)).await, "client_secret_not_allowed")
+        .await;
+    // A value that cannot be read (not text, or no scheme): refused, never forwarded unchecked.
+    for value in [&b"\xffBasic abc"[..], b"", b"Basic\xa0abc"] {
+        let rsp = with_authorization(&env, &[value], &assertion_body(SAM_APP)).await;
+        assert_eq!(rsp.status(), 400, "{value:?}");
+        let body: serde_json::Value = rsp.json().await.unwrap();
+        assert_eq!((body["error"].as_str(), body["reason"].as_str()), (Some("invalid_request"), Some("bad_request")));
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.ends_with("(rule: token_request_authorization)."), "{value:?}: {body}");
+    }
+    assert_eq!(env.upstream.hits() + env2.upstream.hits(), 0, "nothing reached the token endpoint");
+}
