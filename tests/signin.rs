@@ -360,3 +360,31 @@ async fn basic_client_authentication_is_read_whatever_whitespace_separates_it_an
     }
     assert_eq!(env.upstream.hits() + env2.upstream.hits(), 0, "nothing reached the token endpoint");
 }
+
+#[tokio::test]
+async fn the_device_code_grant_is_denied_by_its_v1_name_too() {
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&strict()).start().await;
+    // ADAL's name for it on the v1 endpoint, in any case and form.
+    let v1 = env.url(&format!("/{TID}/oauth2/token"));
+    for (content_type, body) in [
+        (
+            FORM,
+            format!("grant_type=device_code&client_id={SAM_APP}&code=GAAA&resource=https%3A%2F%2Fgraph.windows.net"),
+        ),
+        (FORM, format!("grant_type=%20Device_Code%00&client_id={SAM_APP}&code=GAAA")),
+        ("application/json", format!(r#"{{"grant_type":"DEVICE_CODE","client_id":"{SAM_APP}"}}"#)),
+    ] {
+        let rsp = env.client.post(&v1).header("content-type", content_type).body(body).send().await.unwrap();
+        refused(rsp, "grant_not_allowed").await;
+    }
+    // And the other way round: a route that lists the v1 name denies the URN.
+    let short =
+        login_route("deny_grants = [\"password\", \"device_code\"]").replace("name = \"login\"", "name = \"short\"");
+    let env2 = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&short).start().await;
+    refused(post(&env2, FORM, &format!("grant_type={DEVICE_CODE}&client_id={SAM_APP}")).await, "grant_not_allowed")
+        .await;
+    assert_eq!(env.upstream.hits() + env2.upstream.hits(), 0, "nothing reached the token endpoint");
+    // Other grants still pass.
+    let rsp = post(&env2, FORM, &format!("grant_type=client_credentials&client_id={SAM_APP}&client_secret=x")).await;
+    assert_eq!(rsp.status(), 200);
+}

@@ -192,9 +192,11 @@ impl TokenRequest {
         self.client_ids.iter().map(String::as_str).chain(self.basic_client.as_deref())
     }
 
-    /// True when `grant_type` names `grant` (compared as parameter names are).
+    /// True when `grant_type` names `grant`, by any of its names (compared
+    /// as parameter names are).
     pub fn asks_for(&self, grant: &str) -> bool {
-        self.grant_types.iter().any(|g| same(g, grant))
+        let grant = canonical_grant(grant);
+        self.grant_types.iter().any(|g| canonical_grant(g) == grant)
     }
 
     /// `Fail(PasswordGrant)` for any `grant_type=password`, even among
@@ -230,13 +232,30 @@ fn trimmed(s: &str) -> &str {
 /// compared as .NET's case-insensitive ordinal comparison would at least:
 /// `ſ` is `s`, `ı` and `İ` are `i`, the Kelvin sign is `k`.
 fn same(text: &str, name: &str) -> bool {
-    let folded = trimmed(text).chars().filter(|&c| c != '\0').map(|c| match c {
+    folded(text).eq(name.chars())
+}
+
+fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
+    trimmed(text).chars().filter(|&c| c != '\0').map(|c| match c {
         'ſ' => 's',
         'ı' | 'İ' => 'i',
         '\u{212a}' => 'k',
         c => c.to_ascii_lowercase(),
-    });
-    folded.eq(name.chars())
+    })
+}
+
+/// The device code grant (RFC 8628).
+pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Other names Entra's token endpoints take for a grant: the v1 endpoint
+/// (ADAL) redeems a device code as `grant_type=device_code`.
+const GRANT_ALIASES: [(&str, &str); 1] = [("device_code", DEVICE_CODE)];
+
+/// A grant type as it is compared and recorded: folded as parameter names
+/// are (`same`), and an alias replaced by the grant it names.
+pub fn canonical_grant(text: &str) -> String {
+    let folded: String = folded(text).collect();
+    GRANT_ALIASES.iter().find(|(alias, _)| *alias == folded).map_or(folded, |(_, grant)| (*grant).to_string())
 }
 
 #[cfg(test)]
