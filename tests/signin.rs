@@ -388,3 +388,24 @@ async fn the_device_code_grant_is_denied_by_its_v1_name_too() {
     let rsp = post(&env2, FORM, &format!("grant_type=client_credentials&client_id={SAM_APP}&client_secret=x")).await;
     assert_eq!(rsp.status(), 200);
 }
+
+#[tokio::test]
+async fn a_json_client_secret_of_any_type_is_a_secret() {
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&strict()).start().await;
+    let assertion = format!(
+        r#""grant_type":"client_credentials","client_id":"{SAM_APP}","client_assertion":"eyJhbGciOiJSUzI1NiJ9.e30.c2ln","client_assertion_type":"urn:ietf:params:oauth:client-assertion-type:jwt-bearer""#
+    );
+    for secret in ["12345", "true", "false", "{}", r#"{"v":"s3cr3t"}"#, "null", "[]", "[1]", "1.5e3"] {
+        let body = format!(r#"{{{assertion},"client_secret":{secret}}}"#);
+        refused(post(&env, "application/json", &body).await, "client_secret_not_allowed").await;
+    }
+    // A client id that is not a string names no allowed client.
+    let body = format!(
+        r#"{{"grant_type":"client_credentials","client_id":"{SAM_APP}","client_id":12345,"client_assertion":"eyJhbGciOiJSUzI1NiJ9.e30.c2ln","client_assertion_type":"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}}"#
+    );
+    refused(post(&env, "application/json", &body).await, "token_client_not_allowed").await;
+    assert_eq!(env.upstream.hits(), 0, "nothing reached the token endpoint");
+    // The certificate alone passes.
+    let rsp = post(&env, "application/json", &format!("{{{assertion}}}")).await;
+    assert_eq!(rsp.status(), 200);
+}

@@ -336,3 +336,15 @@ fn ws_trust_endpoints() {
         assert!(!ws_trust(path), "{path}");
     }
 }
+
+#[test]
+fn a_json_member_of_any_type_is_sent() {
+    for secret in ["12345", "true", "{}", "null", "[]", "[1, \"s\"]"] {
+        let body = format!(r#"{{"grant_type":"client_credentials","client_secret":{secret}}}"#);
+        let request = parse(None, Some("application/json"), body.as_bytes()).unwrap();
+        assert_eq!(request.client_auth(), ClientAuth::Secret, "{secret}");
+    }
+    let request = parse(None, None, br#"{"client_id":42,"grant_type":["a",true]}"#).unwrap();
+    assert_eq!(request.client_ids, ["42"]);
+    assert_eq!(request.grant_types, ["a", "true"]);
+}
