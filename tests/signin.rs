@@ -409,3 +409,59 @@ async fn a_json_client_secret_of_any_type_is_a_secret() {
     let rsp = post(&env, "application/json", &format!("{{{assertion}}}")).await;
     assert_eq!(rsp.status(), 200);
 }
+
+#[tokio::test]
+async fn the_sign_in_review_counts_token_requests_only_in_one_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let route = login_route(&format!(
+        "deny_grants = [\"password\", \"{DEVICE_CODE}\"]\n\n[audit]\nsink = \"file\"\npath = {}\n",
+        support::toml_str(&log)
+    ));
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&route).start().await;
+    // Not token requests: discovery and the authorize endpoint.
+    for path in ["/discovery/instance?api-version=1.1", "/oauth2/v2.0/authorize?client_id=x&response_type=code"] {
+        let rsp = env.client.get(env.url(&format!("/{TID}{path}"))).send().await.unwrap();
+        assert_eq!(rsp.status(), 200, "{path}");
+    }
+    let v1 = env.url(&format!("/{TID}/oauth2/token"));
+    let sends = [
+        format!("grant_type=Client_Credentials&client_id={}&client_secret=x", SAM_APP.to_uppercase()),
+        format!("grant_type=client_credentials&client_id={SAM_APP}&client_secret=x"),
+        format!("grant_type=device_code&client_id={SAM_APP}&code=x"),
+        format!("grant_type=URN:IETF:PARAMS:OAUTH:GRANT-TYPE:DEVICE_CODE&client_id={SAM_APP}&device_code=x"),
+        format!("grant_type=authorization_code&grant_type={DEVICE_CODE}&client_id={SAM_APP}&code=x"),
+    ];
+    let mut statuses = Vec::new();
+    for body in &sends {
+        let rsp = env.client.post(&v1).header("content-type", FORM).body(body.clone()).send().await.unwrap();
+        statuses.push(rsp.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 403, 403, 403]);
+    let (_, lines) = audit_lines(&log, 7).await;
+    assert!(lines[..2].iter().all(|l| l.get("client_auth").is_none() && l.get("grant_type").is_none()), "{lines:?}");
+    assert_eq!(lines[2]["appid"], SAM_APP, "a client id is recorded lower-case");
+    let (_, json) = report(&["--format", "json", &log.display().to_string()]).await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows: Vec<(String, String, u64)> = json["signins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["clientId"].as_str().unwrap().into(),
+                s["grantType"].as_str().unwrap().into(),
+                s["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (SAM_APP.to_string(), "client_credentials".to_string(), 2),
+            (SAM_APP.to_string(), DEVICE_CODE.to_string(), 2),
+            (SAM_APP.to_string(), format!("authorization_code {DEVICE_CODE}"), 1),
+        ],
+        "{json}"
+    );
+}

@@ -129,6 +129,10 @@ pub struct TokenRequest {
     /// The tenant the request's path names, as the log may show it (set by
     /// the caller: `signin_tenant`).
     pub tenant: Option<String>,
+    /// The request went to a token endpoint (`…/token`; set by the caller).
+    pub token_endpoint: bool,
+    /// The grant types for the log: `grant_label`.
+    grant: Option<String>,
 }
 
 impl TokenRequest {
@@ -141,6 +145,7 @@ impl TokenRequest {
         for param in body::params(query, content_type, body)? {
             request.add(&param);
         }
+        request.grant = request.label();
         Ok(request)
     }
 
@@ -151,13 +156,13 @@ impl TokenRequest {
             self.grant_types.push(value());
         }
         if self.client_id.is_none() && named("client_id") {
-            self.client_id = Some(value());
+            self.client_id = Some(client_id(value()));
         }
         if self.username.is_none() && named("username") {
             self.username = Some(value());
         }
         if named("client_id") {
-            self.client_ids.push(value());
+            self.client_ids.push(client_id(value()));
         }
         self.client_secret |= named("client_secret");
         self.client_assertion |= named("client_assertion") && !trimmed(&param.value).is_empty();
@@ -216,12 +221,37 @@ impl TokenRequest {
         }
     }
 
-    /// The first grant type, when it is short and plain (for logs), else `other`.
-    pub fn grant_label(&self) -> Option<&str> {
-        let g = self.grant_types.first()?;
-        let plain = g.len() <= 64 && g.bytes().all(|b| b.is_ascii_alphanumeric() || b":._-".contains(&b));
-        Some(if plain { g } else { "other" })
+    /// A sign-in: a request that asks for a grant, or any request to a
+    /// token endpoint. Only these are the sign-in review's rows.
+    pub fn is_token_request(&self) -> bool {
+        self.token_endpoint || !self.grant_types.is_empty()
     }
+
+    /// The grant types for logs, each by its canonical name
+    /// (`canonical_grant`) when it is short and plain, else `other`; when
+    /// the request names several, every distinct one, space-separated, so
+    /// that the one decided on is among them.
+    pub fn grant_label(&self) -> Option<&str> {
+        self.grant.as_deref()
+    }
+
+    fn label(&self) -> Option<String> {
+        let mut labels: Vec<String> = Vec::new();
+        for g in &self.grant_types {
+            let g = canonical_grant(g);
+            let plain = g.len() <= 64 && g.bytes().all(|b| b.is_ascii_alphanumeric() || b":._-".contains(&b));
+            let g = if plain { g } else { "other".to_string() };
+            if !labels.contains(&g) {
+                labels.push(g);
+            }
+        }
+        (!labels.is_empty()).then(|| labels.join(" "))
+    }
+}
+
+/// A client id as it is compared and logged: a GUID lower-cased.
+pub fn client_id(id: String) -> String {
+    if crate::entra::is_guid(&id) { id.to_ascii_lowercase() } else { id }
 }
 
 fn trimmed(s: &str) -> &str {

@@ -72,7 +72,11 @@ pub fn basic_client(headers: &HeaderMap) -> Result<Option<String>, Reject> {
             .ok()
             .and_then(|raw| String::from_utf8(raw).ok())
             .and_then(|creds| creds.split_once(':').map(|(id, _)| id.replace('+', " ")))
-            .map(|id| percent_encoding::percent_decode_str(&id).decode_utf8_lossy().into_owned())
+            .map(|id| {
+                crate::policy::legacy::client_id(
+                    percent_encoding::percent_decode_str(&id).decode_utf8_lossy().into_owned(),
+                )
+            })
             .unwrap_or_default();
         // A second set of credentials naming another client is kept as one
         // that matches none.
@@ -83,6 +87,12 @@ pub fn basic_client(headers: &HeaderMap) -> Result<Option<String>, Reject> {
         };
     }
     Ok(found)
+}
+
+/// A path to a token endpoint: its last segment is `token`, in any case
+/// (`/{tenant}/oauth2/token`, `/{tenant}/oauth2/v2.0/token`).
+pub fn is_token_endpoint(path: &str) -> bool {
+    path.trim_end_matches('/').rsplit('/').next().is_some_and(|last| last.eq_ignore_ascii_case("token"))
 }
 
 /// The tenant a sign-in path names in its first segment
