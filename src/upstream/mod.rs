@@ -167,10 +167,12 @@ impl Upstream {
         parts.version = Version::HTTP_11;
         // Nothing the downstream connection attached travels on.
         parts.extensions = Extensions::new();
-        headers::to_upstream(&mut parts.headers, peer.ip(), original_host, ids);
         let destination = to.map_or(&self.target.authority, |d| d.authority);
-        if let Some(injection) = self.sign_in.for_host(destination.host()) {
-            headers::inject(&mut parts.headers, injection);
+        let injection = self.sign_in.for_host(destination.host());
+        let client_sent = injection.is_some_and(|i| i.client_sent(&parts.headers));
+        headers::to_upstream(&mut parts.headers, peer.ip(), original_host, ids);
+        if let Some(injection) = injection {
+            headers::inject(&mut parts.headers, injection, client_sent);
         }
         let client_failed = match &body {
             RequestBody::Left(b) => Some(b.failure()),
