@@ -223,9 +223,8 @@ async fn reverse(env: &TestEnv, host: Option<&str>, path: &str) -> reqwest::Resp
 #[tokio::test]
 async fn the_reverse_listener_forwards_to_a_sign_in_host_only_with_the_configured_headers() {
     // Routes whose upstream is a sign-in host (spelled in upper case, with a
-    // final dot and the port), served
-    // by the reverse-proxy listener (no CONNECT anywhere): the decision is
-    // the destination's, not the listener's.
+    // final dot and the port), served by the reverse-proxy listener (no
+    // CONNECT anywhere): the decision is the destination's, not the listener's.
     let by_path = format!(
         "[[routes]]\nname = \"sign-in-by-path\"\nkind = \"login\"\npath_prefix = \"/{TENANT}\"\nupstream = \"https://LOGIN.MicrosoftOnline.com.:443\"\nupstream_ca = \"@CA@\"\n"
     );
