@@ -340,6 +340,7 @@ request_rules! {
     TokenRequestCharset = "token_request_charset", "a token request charset other than UTF-8, US-ASCII or ISO-8859-1";
     TokenRequestMultipart = "token_request_multipart", "a multipart token request without one boundary or that does not parse";
     TokenRequestTransferEncoding = "token_request_transfer_encoding", "a multipart part with a transfer encoding";
+    TokenRequestAuthorization = "token_request_authorization", "a token request Authorization header that is not text or names no scheme";
     // The egress proxy's own request line.
     BadProxyTarget = "bad_proxy_target", "a proxy target that is not host:port or not a host name";
     NotAProxyRequest = "not_a_proxy_request", "neither CONNECT nor an absolute http:// URL";

@@ -316,3 +316,152 @@ async fn the_sign_in_review_records_who_signs_in_and_never_a_secret() {
         assert!(!table.contains(secret) && !csv.contains(secret) && !html.contains(secret), "{secret}");
     }
 }
+
+/// A token request with these `Authorization` values (raw bytes) and `body`.
+async fn with_authorization(env: &TestEnv, values: &[&[u8]], body: &str) -> reqwest::Response {
+    let mut req = env.client.post(token_url(env)).header("content-type", FORM);
+    for v in values {
+        req = req.header("authorization", reqwest::header::HeaderValue::from_bytes(v).unwrap());
+    }
+    req.body(body.to_string()).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn basic_client_authentication_is_read_whatever_whitespace_separates_it_and_an_unreadable_one_is_refused() {
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&strict()).start().await;
+    let b64 = |creds: &str| base64::engine::general_purpose::STANDARD.encode(creds);
+    // The client secret in Basic, separated by a tab, tabs and spaces, or surrounded by them.
+    for sep in ["\t", "\t\t", " \t ", "  "] {
+        let value = format!("Basic{sep}{}", b64(&format!("{SAM_APP}:s3cr3t")));
+        let rsp = with_authorization(&env, &[value.as_bytes()], "grant_type=client_credentials&scope=x").await;
+        refused(rsp, "client_secret_not_allowed").await;
+    }
+    // The client it names is read the same way: not listed, refused.
+    let lax =
+        login_route(&format!("allowed_token_clients = [\"{SAM_APP}\"]")).replace("name = \"login\"", "name = \"lax\"");
+    let env2 = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&lax).start().await;
+    let value = format!("BASIC\t{}", b64(&format!("{AZURE_CLI}:s3cr3t")));
+    let rsp =
+        with_authorization(&env2, &[value.as_bytes()], &format!("grant_type=client_credentials&client_id={SAM_APP}"))
+            .await;
+    refused(rsp, "token_client_not_allowed").await;
+    // Basic anywhere in a list of credentials is a secret too.
+    let value = format!("Bearer abc, Basic\t{}", b64(&format!("{SAM_APP}:s3cr3t")));
+    refused(with_authorization(&env, &[value.as_bytes()], &assertion_body(SAM_APP)).await, "client_secret_not_allowed")
+        .await;
+    // A value that cannot be read (not text, or no scheme): refused, never forwarded unchecked.
+    for value in [&b"\xffBasic abc"[..], b"", b"Basic\xa0abc"] {
+        let rsp = with_authorization(&env, &[value], &assertion_body(SAM_APP)).await;
+        assert_eq!(rsp.status(), 400, "{value:?}");
+        let body: serde_json::Value = rsp.json().await.unwrap();
+        assert_eq!((body["error"].as_str(), body["reason"].as_str()), (Some("invalid_request"), Some("bad_request")));
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.ends_with("(rule: token_request_authorization)."), "{value:?}: {body}");
+    }
+    assert_eq!(env.upstream.hits() + env2.upstream.hits(), 0, "nothing reached the token endpoint");
+}
+
+#[tokio::test]
+async fn the_device_code_grant_is_denied_by_its_v1_name_too() {
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&strict()).start().await;
+    // ADAL's name for it on the v1 endpoint, in any case and form.
+    let v1 = env.url(&format!("/{TID}/oauth2/token"));
+    for (content_type, body) in [
+        (
+            FORM,
+            format!("grant_type=device_code&client_id={SAM_APP}&code=GAAA&resource=https%3A%2F%2Fgraph.windows.net"),
+        ),
+        (FORM, format!("grant_type=%20Device_Code%00&client_id={SAM_APP}&code=GAAA")),
+        ("application/json", format!(r#"{{"grant_type":"DEVICE_CODE","client_id":"{SAM_APP}"}}"#)),
+    ] {
+        let rsp = env.client.post(&v1).header("content-type", content_type).body(body).send().await.unwrap();
+        refused(rsp, "grant_not_allowed").await;
+    }
+    // And the other way round: a route that lists the v1 name denies the URN.
+    let short =
+        login_route("deny_grants = [\"password\", \"device_code\"]").replace("name = \"login\"", "name = \"short\"");
+    let env2 = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&short).start().await;
+    refused(post(&env2, FORM, &format!("grant_type={DEVICE_CODE}&client_id={SAM_APP}")).await, "grant_not_allowed")
+        .await;
+    assert_eq!(env.upstream.hits() + env2.upstream.hits(), 0, "nothing reached the token endpoint");
+    // Other grants still pass.
+    let rsp = post(&env2, FORM, &format!("grant_type=client_credentials&client_id={SAM_APP}&client_secret=x")).await;
+    assert_eq!(rsp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_json_client_secret_of_any_type_is_a_secret() {
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&strict()).start().await;
+    let assertion = format!(
+        r#""grant_type":"client_credentials","client_id":"{SAM_APP}","client_assertion":"eyJhbGciOiJSUzI1NiJ9.e30.c2ln","client_assertion_type":"urn:ietf:params:oauth:client-assertion-type:jwt-bearer""#
+    );
+    for secret in ["12345", "true", "false", "{}", r#"{"v":"s3cr3t"}"#, "null", "[]", "[1]", "1.5e3"] {
+        let body = format!(r#"{{{assertion},"client_secret":{secret}}}"#);
+        refused(post(&env, "application/json", &body).await, "client_secret_not_allowed").await;
+    }
+    // A client id that is not a string names no allowed client.
+    let body = format!(
+        r#"{{"grant_type":"client_credentials","client_id":"{SAM_APP}","client_id":12345,"client_assertion":"eyJhbGciOiJSUzI1NiJ9.e30.c2ln","client_assertion_type":"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}}"#
+    );
+    refused(post(&env, "application/json", &body).await, "token_client_not_allowed").await;
+    assert_eq!(env.upstream.hits(), 0, "nothing reached the token endpoint");
+    // The certificate alone passes.
+    let rsp = post(&env, "application/json", &format!("{{{assertion}}}")).await;
+    assert_eq!(rsp.status(), 200);
+}
+
+#[tokio::test]
+async fn the_sign_in_review_counts_token_requests_only_in_one_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let route = login_route(&format!(
+        "deny_grants = [\"password\", \"{DEVICE_CODE}\"]\n\n[audit]\nsink = \"file\"\npath = {}\n",
+        support::toml_str(&log)
+    ));
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&route).start().await;
+    // Not token requests: discovery and the authorize endpoint.
+    for path in ["/discovery/instance?api-version=1.1", "/oauth2/v2.0/authorize?client_id=x&response_type=code"] {
+        let rsp = env.client.get(env.url(&format!("/{TID}{path}"))).send().await.unwrap();
+        assert_eq!(rsp.status(), 200, "{path}");
+    }
+    let v1 = env.url(&format!("/{TID}/oauth2/token"));
+    let sends = [
+        format!("grant_type=Client_Credentials&client_id={}&client_secret=x", SAM_APP.to_uppercase()),
+        format!("grant_type=client_credentials&client_id={SAM_APP}&client_secret=x"),
+        format!("grant_type=device_code&client_id={SAM_APP}&code=x"),
+        format!("grant_type=URN:IETF:PARAMS:OAUTH:GRANT-TYPE:DEVICE_CODE&client_id={SAM_APP}&device_code=x"),
+        format!("grant_type=authorization_code&grant_type={DEVICE_CODE}&client_id={SAM_APP}&code=x"),
+    ];
+    let mut statuses = Vec::new();
+    for body in &sends {
+        let rsp = env.client.post(&v1).header("content-type", FORM).body(body.clone()).send().await.unwrap();
+        statuses.push(rsp.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 403, 403, 403]);
+    let (_, lines) = audit_lines(&log, 7).await;
+    assert!(lines[..2].iter().all(|l| l.get("client_auth").is_none() && l.get("grant_type").is_none()), "{lines:?}");
+    assert_eq!(lines[2]["appid"], SAM_APP, "a client id is recorded lower-case");
+    let (_, json) = report(&["--format", "json", &log.display().to_string()]).await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows: Vec<(String, String, u64)> = json["signins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["clientId"].as_str().unwrap().into(),
+                s["grantType"].as_str().unwrap().into(),
+                s["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (SAM_APP.to_string(), "client_credentials".to_string(), 2),
+            (SAM_APP.to_string(), DEVICE_CODE.to_string(), 2),
+            (SAM_APP.to_string(), format!("authorization_code {DEVICE_CODE}"), 1),
+        ],
+        "{json}"
+    );
+}

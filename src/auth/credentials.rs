@@ -125,6 +125,27 @@ pub fn read(headers: &HeaderMap, max_token_bytes: usize) -> Credentials<'_> {
     Credentials { scheme, legacy, bearer }
 }
 
+/// An `Authorization` value that cannot be read: not visible ASCII, or
+/// naming no scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreadable;
+
+/// The credentials of the first `Basic` element of an `Authorization` value
+/// (itself, or any element of a comma-separated list), read as every value
+/// is: any run of spaces or tabs around and after the scheme, the scheme in
+/// any case. Used where Basic carries a client's secret (a token request).
+pub fn basic(value: &HeaderValue) -> Result<Option<&str>, Unreadable> {
+    let text = value.to_str().map_err(|_| Unreadable)?;
+    let mut items = text.split(',');
+    if items.clone().next().is_none_or(|first| scheme_and_rest(first).0.is_empty()) {
+        return Err(Unreadable);
+    }
+    Ok(items.find_map(|item| {
+        let (scheme, rest) = scheme_and_rest(item);
+        (Scheme::of(scheme.as_bytes()) == Scheme::Basic).then_some(rest)
+    }))
+}
+
 /// The first legacy scheme in a field value: its own scheme, or that of any
 /// element of a comma-separated list of credentials.
 fn legacy_scheme(value: &HeaderValue) -> Option<Scheme> {

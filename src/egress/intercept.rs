@@ -185,12 +185,7 @@ pub(super) async fn serve(
                 ));
             };
             let guard = TunnelRequest { tunnel: &tunnel, state: &state };
-            let routed = Routed {
-                host: &tunnel.target.host,
-                authority: &tunnel.authority,
-                guard: &guard,
-                inject: state.injection_for(&tunnel.target.host),
-            };
+            let routed = Routed { host: &tunnel.target.host, authority: &tunnel.authority, guard: &guard };
             Ok::<_, Infallible>(gateway.handle_routed(req, peer, &routed).await)
         })
     });

@@ -14,8 +14,8 @@
 //! Audience binding (`binding`) applies to every request whose headers the
 //! proxy can read. With `[egress.tenant_restrictions]` the sign-in hosts are
 //! guarded too, and every request to them is forwarded with the tenant
-//! restrictions headers (`EgressState::injection_for`, applied where the
-//! upstream request is built).
+//! restrictions headers (`upstream::tenant_restrictions`, decided from the
+//! destination where the upstream request is built).
 //!
 //! What decides how traffic is routed, intercepted or bound (`EgressState`:
 //! host rules, interception certificates, audience binding, proxy
@@ -52,7 +52,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::config::HttpSettings;
-use crate::config::tenant_restrictions::ALL_HEADERS;
 use crate::config::{Config, EgressConfig};
 use crate::correlation::Correlation;
 use crate::error::{Reject, RequestRule};
@@ -60,7 +59,6 @@ use crate::listener::{self, Drain, Http};
 use crate::metrics::EgressMetrics;
 use crate::proxy::{Body, Gateway};
 use crate::respond::{Head, Responder};
-use crate::upstream::headers::Injection;
 use crate::upstream::resolve::Resolve;
 use auth::ProxyAuth;
 use binding::AudienceBinding;
@@ -128,17 +126,9 @@ pub struct EgressState {
     connect_timeout: Duration,
     tunnel_idle_timeout: Duration,
     drain_grace: Duration,
-    /// Per sign-in host, the tenant restrictions headers its requests get.
-    tenant_restrictions: Vec<(&'static str, Injection)>,
 }
 
 impl EgressState {
-    /// What the proxy adds to requests to `host`: the tenant restrictions
-    /// headers when `host` is a sign-in host and the section is configured.
-    pub fn injection_for(&self, host: &str) -> Option<&Injection> {
-        self.tenant_restrictions.iter().find(|(h, _)| *h == host).map(|(_, i)| i)
-    }
-
     /// Loads the interception CA and checks that it can vouch for every
     /// guarded host.
     pub fn build(egress: &EgressConfig, config: &Config, metrics: EgressMetrics) -> Result<Self, CaError> {
@@ -151,24 +141,7 @@ impl EgressState {
             }
         }
         let resolve = Resolve::new(egress.resolve.clone());
-        let tenant_restrictions = match &egress.tenant_restrictions {
-            None => Vec::new(),
-            Some(tr) => metrics
-                .tenant_restrictions
-                .iter()
-                .map(|c| {
-                    let injection = Injection {
-                        remove: &ALL_HEADERS,
-                        set: tr.headers.clone(),
-                        injected: c.injected.clone(),
-                        client_header_removed: c.client_header_removed.clone(),
-                    };
-                    (c.host, injection)
-                })
-                .collect(),
-        };
         Ok(Self {
-            tenant_restrictions,
             rules,
             certs: intercept::Certs::new(ca, metrics),
             auth: egress.proxy_auth.as_ref().map(ProxyAuth::new),

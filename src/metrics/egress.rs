@@ -65,7 +65,7 @@ impl EgressFamilies {
         let tenant_restrictions = IntCounterVec::new(
             Opts::new(
                 "mfagate_tenant_restrictions_total",
-                "Requests to Entra's sign-in hosts through the egress proxy by tenant restrictions action (injected: the headers were added; client_header_removed: the client's own copy was removed first).",
+                "Requests forwarded to Entra's sign-in hosts (through the egress proxy or the reverse-proxy listener) by tenant restrictions action (injected: the headers were added; client_header_removed: the client's own copy was removed first).",
             ),
             &["host", "action"],
         )?;

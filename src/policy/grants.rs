@@ -69,6 +69,15 @@ mod tests {
         ] {
             assert_eq!(reasons(&p, body), ["grant_not_allowed"], "{body}");
         }
+        // The v1 name of the device code grant is the grant, either way round.
+        for body in
+            [format!("grant_type=device_code&client_id={APP}"), format!("grant_type=%20DEVICE_CODE&client_id={APP}")]
+        {
+            assert_eq!(reasons(&p, &body), ["grant_not_allowed"], "{body}");
+        }
+        let short = GrantPolicy { deny_grants: vec!["device_code".into()], ..strict() };
+        assert_eq!(reasons(&short, &format!("grant_type={DEVICE_CODE}&client_id={APP}")), ["grant_not_allowed"]);
+        assert!(reasons(&p, &format!("grant_type=device_codes&client_id={APP}")).is_empty());
         // The password grant is password_grant's, not this rule's.
         assert!(reasons(&p, &format!("grant_type=password&client_id={APP}")).is_empty());
         assert!(reasons(&GrantPolicy::default(), &format!("grant_type={DEVICE_CODE}")).is_empty(), "off by default");

@@ -129,6 +129,10 @@ pub struct TokenRequest {
     /// The tenant the request's path names, as the log may show it (set by
     /// the caller: `signin_tenant`).
     pub tenant: Option<String>,
+    /// The request went to a token endpoint (`…/token`; set by the caller).
+    pub token_endpoint: bool,
+    /// The grant types for the log: `grant_label`.
+    grant: Option<String>,
 }
 
 impl TokenRequest {
@@ -141,6 +145,7 @@ impl TokenRequest {
         for param in body::params(query, content_type, body)? {
             request.add(&param);
         }
+        request.grant = request.label();
         Ok(request)
     }
 
@@ -151,13 +156,13 @@ impl TokenRequest {
             self.grant_types.push(value());
         }
         if self.client_id.is_none() && named("client_id") {
-            self.client_id = Some(value());
+            self.client_id = Some(client_id(value()));
         }
         if self.username.is_none() && named("username") {
             self.username = Some(value());
         }
         if named("client_id") {
-            self.client_ids.push(value());
+            self.client_ids.push(client_id(value()));
         }
         self.client_secret |= named("client_secret");
         self.client_assertion |= named("client_assertion") && !trimmed(&param.value).is_empty();
@@ -192,9 +197,11 @@ impl TokenRequest {
         self.client_ids.iter().map(String::as_str).chain(self.basic_client.as_deref())
     }
 
-    /// True when `grant_type` names `grant` (compared as parameter names are).
+    /// True when `grant_type` names `grant`, by any of its names (compared
+    /// as parameter names are).
     pub fn asks_for(&self, grant: &str) -> bool {
-        self.grant_types.iter().any(|g| same(g, grant))
+        let grant = canonical_grant(grant);
+        self.grant_types.iter().any(|g| canonical_grant(g) == grant)
     }
 
     /// `Fail(PasswordGrant)` for any `grant_type=password`, even among
@@ -214,12 +221,37 @@ impl TokenRequest {
         }
     }
 
-    /// The first grant type, when it is short and plain (for logs), else `other`.
-    pub fn grant_label(&self) -> Option<&str> {
-        let g = self.grant_types.first()?;
-        let plain = g.len() <= 64 && g.bytes().all(|b| b.is_ascii_alphanumeric() || b":._-".contains(&b));
-        Some(if plain { g } else { "other" })
+    /// A sign-in: a request that asks for a grant, or any request to a
+    /// token endpoint. Only these are the sign-in review's rows.
+    pub fn is_token_request(&self) -> bool {
+        self.token_endpoint || !self.grant_types.is_empty()
     }
+
+    /// The grant types for logs, each by its canonical name
+    /// (`canonical_grant`) when it is short and plain, else `other`; when
+    /// the request names several, every distinct one, space-separated, so
+    /// that the one decided on is among them.
+    pub fn grant_label(&self) -> Option<&str> {
+        self.grant.as_deref()
+    }
+
+    fn label(&self) -> Option<String> {
+        let mut labels: Vec<String> = Vec::new();
+        for g in &self.grant_types {
+            let g = canonical_grant(g);
+            let plain = g.len() <= 64 && g.bytes().all(|b| b.is_ascii_alphanumeric() || b":._-".contains(&b));
+            let g = if plain { g } else { "other".to_string() };
+            if !labels.contains(&g) {
+                labels.push(g);
+            }
+        }
+        (!labels.is_empty()).then(|| labels.join(" "))
+    }
+}
+
+/// A client id as it is compared and logged: a GUID lower-cased.
+pub fn client_id(id: String) -> String {
+    if crate::entra::is_guid(&id) { id.to_ascii_lowercase() } else { id }
 }
 
 fn trimmed(s: &str) -> &str {
@@ -230,13 +262,30 @@ fn trimmed(s: &str) -> &str {
 /// compared as .NET's case-insensitive ordinal comparison would at least:
 /// `ſ` is `s`, `ı` and `İ` are `i`, the Kelvin sign is `k`.
 fn same(text: &str, name: &str) -> bool {
-    let folded = trimmed(text).chars().filter(|&c| c != '\0').map(|c| match c {
+    folded(text).eq(name.chars())
+}
+
+fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
+    trimmed(text).chars().filter(|&c| c != '\0').map(|c| match c {
         'ſ' => 's',
         'ı' | 'İ' => 'i',
         '\u{212a}' => 'k',
         c => c.to_ascii_lowercase(),
-    });
-    folded.eq(name.chars())
+    })
+}
+
+/// The device code grant (RFC 8628).
+pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Other names Entra's token endpoints take for a grant: the v1 endpoint
+/// (ADAL) redeems a device code as `grant_type=device_code`.
+const GRANT_ALIASES: [(&str, &str); 1] = [("device_code", DEVICE_CODE)];
+
+/// A grant type as it is compared and recorded: folded as parameter names
+/// are (`same`), and an alias replaced by the grant it names.
+pub fn canonical_grant(text: &str) -> String {
+    let folded: String = folded(text).collect();
+    GRANT_ALIASES.iter().find(|(alias, _)| *alias == folded).map_or(folded, |(_, grant)| (*grant).to_string())
 }
 
 #[cfg(test)]

@@ -116,8 +116,9 @@ pub async fn present(auth: &Authenticator, token: &str, audiences: &[String], ve
 pub fn login(parts: &Parts, base: &str, body: &[u8], policy: &RoutePolicy) -> Result<(Facts, TokenRequest), Reject> {
     let content_type = token_request::content_type(&parts.headers)?;
     let mut request = TokenRequest::parse(parts.uri.query(), content_type, body).map_err(Reject::BadRequest)?;
-    request.basic_client = token_request::basic_client(&parts.headers);
+    request.basic_client = token_request::basic_client(&parts.headers)?;
     request.tenant = token_request::path_tenant(parts.uri.path());
+    request.token_endpoint = token_request::is_token_endpoint(parts.uri.path());
     let mut findings = Vec::new();
     if legacy::ws_trust(&upstream_path(base, parts.uri.path())) {
         findings.push(Reason::LegacyAuth);

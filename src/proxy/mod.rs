@@ -17,6 +17,7 @@ pub mod token_request;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -28,6 +29,7 @@ use hyper::body::Incoming;
 
 use crate::audit::AuditLog;
 use crate::auth::Authenticator;
+use crate::config::tenant_restrictions::ALL_HEADERS;
 use crate::config::{Config, UNMATCHED_ROUTE};
 use crate::correlation::Correlation;
 use crate::error::{ErrorFormat, Reason, Reject, RequestRule};
@@ -40,6 +42,7 @@ use crate::rfc3339::unix_now;
 use crate::tls::TlsError;
 use crate::upstream::headers::Injection;
 use crate::upstream::resolve::Resolve;
+use crate::upstream::tenant_restrictions::SignInHeaders;
 pub use crate::upstream::{Body, RequestBody};
 use crate::upstream::{ClientBody, Direct, Upstream, UpstreamError};
 use compute::Forward;
@@ -77,14 +80,35 @@ pub struct Routed<'a> {
     pub authority: &'a Authority,
     /// Checks run once the route is known, before authentication.
     pub guard: &'a dyn Guard,
-    /// Headers the proxy sets on what it forwards (tenant restrictions).
-    pub inject: Option<&'a Injection>,
 }
 
 impl Routed<'_> {
     fn direct(&self) -> Direct<'_> {
-        Direct { authority: self.authority, inject: self.inject }
+        Direct { authority: self.authority }
     }
+}
+
+/// With `[egress.tenant_restrictions]`, per sign-in host, the headers every
+/// request forwarded there carries, after the client's own copies are removed.
+fn sign_in_headers(config: &Config, metrics: &Metrics) -> SignInHeaders {
+    let Some(tr) = config.egress.as_ref().and_then(|e| e.tenant_restrictions.as_ref()) else {
+        return SignInHeaders::default();
+    };
+    let hosts = metrics
+        .egress()
+        .tenant_restrictions
+        .into_iter()
+        .map(|c| {
+            let injection = Injection {
+                remove: &ALL_HEADERS,
+                set: tr.headers.clone(),
+                injected: c.injected,
+                client_header_removed: c.client_header_removed,
+            };
+            (c.host, injection)
+        })
+        .collect();
+    SignInHeaders::new(hosts)
 }
 
 pub trait Guard: Sync {
@@ -117,15 +141,21 @@ impl Gateway {
         audit: Option<AuditLog>,
     ) -> Result<Self, GatewayError> {
         let resolve = config.egress.as_ref().map(|e| Resolve::new(e.resolve.clone())).unwrap_or_default();
+        let sign_in = Arc::new(sign_in_headers(config, metrics));
         let routes = config
             .routes
             .iter()
             .enumerate()
             .map(|(i, r)| {
                 let metrics = metrics.route_of(r);
-                let upstream = Upstream::new(r, &config.server.upstream, &resolve).map_err(|source| {
-                    GatewayError::Upstream { key: format!("routes[{i}].upstream_ca"), route: r.name.clone(), source }
-                })?;
+                let upstream =
+                    Upstream::new(r, &config.server.upstream, &resolve, Arc::clone(&sign_in)).map_err(|source| {
+                        GatewayError::Upstream {
+                            key: format!("routes[{i}].upstream_ca"),
+                            route: r.name.clone(),
+                            source,
+                        }
+                    })?;
                 Ok(Route { upstream: upstream.count_body_errors(metrics.upstream_body()), metrics, config: r.clone() })
             })
             .collect::<Result<_, GatewayError>>()?;

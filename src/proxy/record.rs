@@ -278,7 +278,7 @@ impl<'a> Record<'a> {
             record.uti_sha256 = c.uti_fingerprint();
             record.upn_sha256 = c.user_fingerprint();
         }
-        if let Some(t) = &self.token_request {
+        if let Some(t) = self.token_request.as_ref().filter(|t| t.is_token_request()) {
             record.grant_type = t.grant_label();
             record.appid = t.client_id.as_deref().or(t.basic_client.as_deref()).filter(|id| is_guid(id));
             record.upn_sha256 = login_user;

@@ -10,6 +10,7 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 
+use crate::auth::credentials;
 use crate::error::{Reject, RequestRule};
 
 /// Largest token request body read; Entra's token requests are a few KiB.
@@ -55,24 +56,27 @@ pub fn content_type(headers: &HeaderMap) -> Result<Option<&str>, Reject> {
 
 /// The client id of HTTP Basic client authentication (RFC 6749 §2.3.1:
 /// `base64(urlencode(client_id) ":" urlencode(secret))`) in any
-/// `Authorization` value whose scheme is Basic, in any case; empty when the
-/// credentials do not decode, so that they still count as a secret. The
-/// secret itself is never kept.
-pub fn basic_client(headers: &HeaderMap) -> Option<String> {
+/// `Authorization` value with a Basic element, read by the credentials
+/// parser every check uses; empty when the credentials do not decode, so
+/// that they still count as a secret. The secret itself is never kept. A
+/// value that cannot be read is refused: what it carries cannot be checked.
+pub fn basic_client(headers: &HeaderMap) -> Result<Option<String>, Reject> {
     use base64::Engine;
     let mut found = None;
     for value in headers.get_all(http::header::AUTHORIZATION) {
-        let text = String::from_utf8_lossy(value.as_bytes());
-        let Some((scheme, encoded)) = text.trim().split_once(' ') else { continue };
-        if !scheme.eq_ignore_ascii_case("basic") {
-            continue;
-        }
+        let encoded =
+            credentials::basic(value).map_err(|_| Reject::BadRequest(RequestRule::TokenRequestAuthorization))?;
+        let Some(encoded) = encoded else { continue };
         let id = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
+            .decode(encoded)
             .ok()
             .and_then(|raw| String::from_utf8(raw).ok())
             .and_then(|creds| creds.split_once(':').map(|(id, _)| id.replace('+', " ")))
-            .map(|id| percent_encoding::percent_decode_str(&id).decode_utf8_lossy().into_owned())
+            .map(|id| {
+                crate::policy::legacy::client_id(
+                    percent_encoding::percent_decode_str(&id).decode_utf8_lossy().into_owned(),
+                )
+            })
             .unwrap_or_default();
         // A second set of credentials naming another client is kept as one
         // that matches none.
@@ -82,7 +86,13 @@ pub fn basic_client(headers: &HeaderMap) -> Option<String> {
             Some(_) => Some(String::new()),
         };
     }
-    found
+    Ok(found)
+}
+
+/// A path to a token endpoint: its last segment is `token`, in any case
+/// (`/{tenant}/oauth2/token`, `/{tenant}/oauth2/v2.0/token`).
+pub fn is_token_endpoint(path: &str) -> bool {
+    path.trim_end_matches('/').rsplit('/').next().is_some_and(|last| last.eq_ignore_ascii_case("token"))
 }
 
 /// The tenant a sign-in path names in its first segment

@@ -90,12 +90,26 @@ pub struct Injection {
     pub client_header_removed: prometheus::IntCounter,
 }
 
+impl Injection {
+    fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.remove.iter().copied().chain(self.set.iter().map(|(n, _)| n))
+    }
+
+    /// The client sent its own copy of a field this sets: to ask of the
+    /// request as it came, before `to_upstream` drops the hop-by-hop fields
+    /// (a copy a `Connection` header named is still the client's).
+    pub fn client_sent(&self, headers: &HeaderMap) -> bool {
+        self.names().any(|name| headers.contains_key(name))
+    }
+}
+
 /// Applies `injection` to headers already rewritten by `to_upstream`
 /// (hop-by-hop fields, those a `Connection` header named among them, are
 /// gone): what is added is exactly what the upstream receives.
-pub fn inject(headers: &mut HeaderMap, injection: &Injection) {
-    let mut removed = false;
-    for name in injection.remove.iter().copied().chain(injection.set.iter().map(|(n, _)| n)) {
+/// `client_sent`: `Injection::client_sent` of the request as it came.
+pub fn inject(headers: &mut HeaderMap, injection: &Injection, client_sent: bool) {
+    let mut removed = client_sent;
+    for name in injection.names() {
         if let http::header::Entry::Occupied(entry) = headers.entry(name) {
             entry.remove_entry_mult().1.for_each(drop);
             removed = true;
@@ -214,6 +228,30 @@ mod tests {
         assert!(RETARGETING.iter().all(|name| !h.contains_key(name)), "{h:?}");
         assert!(!h.contains_key("x_original_url") && !h.contains_key("x_http_method_override"), "{h:?}");
         assert_eq!(h["authorization"], "Bearer t");
+    }
+
+    #[test]
+    fn a_client_copy_named_in_connection_is_counted() {
+        static NAME: HeaderName = HeaderName::from_static("restrict-access-context");
+        static REMOVE: [&HeaderName; 1] = [&NAME];
+        let injection = Injection {
+            remove: &REMOVE,
+            set: vec![(NAME.clone(), HeaderValue::from_static("ours"))],
+            injected: prometheus::IntCounter::new("i", "i").unwrap(),
+            client_header_removed: prometheus::IntCounter::new("r", "r").unwrap(),
+        };
+        let mut h = map(&[("connection", "Restrict-Access-Context"), ("restrict-access-context", "theirs")]);
+        let sent = injection.client_sent(&h);
+        assert!(sent);
+        to_upstream(&mut h, "127.0.0.1".parse().unwrap(), None, &Correlation::of(&HeaderMap::new()));
+        assert!(!h.contains_key(&NAME), "hop-by-hop: already gone");
+        inject(&mut h, &injection, sent);
+        assert_eq!(h.get_all(&NAME).iter().collect::<Vec<_>>(), ["ours"]);
+        assert_eq!((injection.injected.get(), injection.client_header_removed.get()), (1, 1));
+        let mut h = map(&[("accept", "*/*")]);
+        let sent = injection.client_sent(&h);
+        inject(&mut h, &injection, sent);
+        assert_eq!((injection.injected.get(), injection.client_header_removed.get()), (2, 1));
     }
 
     #[test]

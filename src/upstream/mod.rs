@@ -4,6 +4,7 @@
 
 pub mod headers;
 pub mod resolve;
+pub mod tenant_restrictions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ use crate::correlation::Correlation;
 use crate::policy::Authorized;
 use crate::tls::{self, TlsError};
 use resolve::{Connector, Resolve};
+use tenant_restrictions::SignInHeaders;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -99,10 +101,17 @@ pub struct Upstream {
     timeout: Duration,
     idle_timeout: Duration,
     body_errors: Option<IntCounter>,
+    /// The tenant restrictions headers, for a request whose destination is a sign-in host.
+    sign_in: Arc<SignInHeaders>,
 }
 
 impl Upstream {
-    pub fn new(route: &RouteConfig, server: &UpstreamSettings, resolve: &Resolve) -> Result<Self, TlsError> {
+    pub fn new(
+        route: &RouteConfig,
+        server: &UpstreamSettings,
+        resolve: &Resolve,
+        sign_in: Arc<SignInHeaders>,
+    ) -> Result<Self, TlsError> {
         let tls = tls::client(route.upstream_ca.as_deref())?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -125,6 +134,7 @@ impl Upstream {
             timeout: server.timeout,
             idle_timeout: server.idle_timeout,
             body_errors: None,
+            sign_in,
         })
     }
 
@@ -136,7 +146,9 @@ impl Upstream {
 
     /// Sends the request upstream and returns its response, headers rewritten.
     /// Requires proof that the request was authorised. `to`: the `https://`
-    /// authority to send it to instead of the route's upstream.
+    /// authority to send it to instead of the route's upstream. A request
+    /// whose destination is a sign-in host carries exactly the tenant
+    /// restrictions headers, whichever listener it came in on.
     pub async fn forward(
         &self,
         req: Request<RequestBody>,
@@ -155,9 +167,12 @@ impl Upstream {
         parts.version = Version::HTTP_11;
         // Nothing the downstream connection attached travels on.
         parts.extensions = Extensions::new();
+        let destination = to.map_or(&self.target.authority, |d| d.authority);
+        let injection = self.sign_in.for_host(destination.host());
+        let client_sent = injection.is_some_and(|i| i.client_sent(&parts.headers));
         headers::to_upstream(&mut parts.headers, peer.ip(), original_host, ids);
-        if let Some(injection) = to.and_then(|d| d.inject) {
-            headers::inject(&mut parts.headers, injection);
+        if let Some(injection) = injection {
+            headers::inject(&mut parts.headers, injection, client_sent);
         }
         let client_failed = match &body {
             RequestBody::Left(b) => Some(b.failure()),
@@ -197,12 +212,11 @@ impl Upstream {
     }
 }
 
-/// Where an egress request goes instead of the route's upstream (its
-/// CONNECT target), and what the proxy adds to it there.
+/// Where an egress request goes instead of the route's upstream: its
+/// CONNECT target.
 #[derive(Clone, Copy)]
 pub struct Direct<'a> {
     pub authority: &'a Authority,
-    pub inject: Option<&'a headers::Injection>,
 }
 
 /// `https://{authority}` and the request's path and query, unchanged.

@@ -85,7 +85,9 @@ async fn every_request_to_the_sign_in_host_carries_exactly_the_configured_header
         assert_restricted(&seen.headers, true);
         assert_eq!(seen.path_and_query, TOKEN_URL.trim_start_matches("https://login.microsoftonline.com"));
     }
-    // A v1 header named in Connection is hop-by-hop: dropped, then set anew.
+    // A v1 header named in Connection is hop-by-hop: dropped, then set anew,
+    // and counted as the client's own copy.
+    expected_removed += 1.0;
     let out = curl(
         &env,
         &["--http1.1", "--cacert", &ca, "-H", "Connection: keep-alive, Restrict-Access-To-Tenants"]
@@ -201,4 +203,64 @@ async fn a_reload_adds_changes_and_removes_the_section_for_the_next_request() {
     .await
     .expect("reload removes it");
     assert!(values(&send().await, V2).is_empty(), "the section is gone, and so is the header");
+}
+
+/// A request to the reverse-proxy listener with the client's own copies of
+/// every restriction header, for `path` with `host` as its `Host`.
+async fn reverse(env: &TestEnv, host: Option<&str>, path: &str) -> reqwest::Response {
+    let client = crate::support::client(&env.pki.ca_pem, true);
+    let mut req = client.post(env.url(path)).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(host) = host {
+        req = req.header("host", host);
+    }
+    for h in SMUGGLED {
+        let (name, value) = h.split_once(": ").unwrap();
+        req = req.header(name, value);
+    }
+    req.body(FORM).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_reverse_listener_forwards_to_a_sign_in_host_only_with_the_configured_headers() {
+    // Routes whose upstream is a sign-in host (spelled in upper case, with a
+    // final dot and the port), served by the reverse-proxy listener (no
+    // CONNECT anywhere): the decision is the destination's, not the listener's.
+    let by_path = format!(
+        "[[routes]]\nname = \"sign-in-by-path\"\nkind = \"login\"\npath_prefix = \"/{TENANT}\"\nupstream = \"https://LOGIN.MicrosoftOnline.com.:443\"\nupstream_ca = \"@CA@\"\n"
+    );
+    let env = TestEnv::setup()
+        .route(r#"path_prefix = "/v1""#)
+        .more_routes(&format!("{LOGIN_ROUTE}{by_path}"))
+        .egress(&section(true))
+        .start()
+        .await;
+    let path = format!("/{TENANT}/oauth2/v2.0/token");
+    // The route named by Host (the declared login.microsoftonline.com route).
+    let rsp = reverse(&env, Some(LOGIN), &path).await;
+    assert_eq!(rsp.status(), 200, "{:?}", rsp.text().await);
+    let seen = env.upstream.last();
+    assert_restricted(&seen.headers, true);
+    assert_eq!(seen.path_and_query, path);
+    // The route chosen by its path, its upstream a sign-in host.
+    let rsp = reverse(&env, None, &path).await;
+    assert_eq!(rsp.status(), 200, "{:?}", rsp.text().await);
+    assert_restricted(&env.upstream.last().headers, true);
+    assert_eq!(env.upstream.hits(), 2);
+    let series = |action: &str| format!(r#"mfagate_tenant_restrictions_total{{action="{action}",host="{LOGIN}"}}"#);
+    assert_eq!(env.metric(&series("injected")).await, 2.0);
+    assert_eq!(env.metric(&series("client_header_removed")).await, 2.0);
+    // A built-in route served by the reverse listener injects too (its
+    // upstream, the real host, is not trusted here: 502, but the headers
+    // were set on what was sent).
+    let rsp = reverse(&env, Some("login.microsoft.com"), "/common/oauth2/v2.0/token").await;
+    assert_eq!(rsp.status(), 502);
+    assert_eq!(
+        env.metric(r#"mfagate_tenant_restrictions_total{action="injected",host="login.microsoft.com"}"#).await,
+        1.0
+    );
+    // Without the section nothing is added, and a client's copy is the client's business.
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&by_path).egress("").start().await;
+    let rsp = reverse(&env, None, &path).await;
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(values(&env.upstream.last().headers, V2).len(), 2, "passed on as sent");
 }

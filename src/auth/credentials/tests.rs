@@ -144,3 +144,16 @@ fn every_token_is_seen() {
         assert_eq!(every_token("/", &h), [t(12)], "{value}");
     }
 }
+
+#[test]
+fn basic_credentials_with_any_spacing_anywhere_in_a_list() {
+    let basic = |v: &[u8]| super::basic(&HeaderValue::from_bytes(v).unwrap()).map(|c| c.map(str::to_string));
+    for v in [&b"Basic abc"[..], b"basic\tabc", b"BASIC \t abc ", b"\tBasic\t\tabc", b"Bearer x, Basic\tabc"] {
+        assert_eq!(basic(v), Ok(Some("abc".to_string())), "{v:?}");
+    }
+    assert_eq!(basic(b"Bearer abc"), Ok(None));
+    assert_eq!(basic(b"Basicabc"), Ok(None), "no separator: another scheme");
+    for v in [&b""[..], b"  ", b"\xffBasic abc", b"Basic\xa0abc", b", Basic abc"] {
+        assert_eq!(basic(v), Err(Unreadable), "{v:?}");
+    }
+}

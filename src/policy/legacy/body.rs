@@ -381,8 +381,10 @@ fn q_decode(text: &str) -> Vec<u8> {
     percent_encoding::percent_decode_str(&text).collect()
 }
 
-/// The string members of a top-level JSON object, strings in arrays too,
-/// duplicate keys kept (a map would keep only one).
+/// The members of a top-level JSON object, duplicate keys kept (a map would
+/// keep only one): a string as it is, each element of an array, any other
+/// value as its JSON text (`null` as empty). A member is there whatever its
+/// type: a `client_secret` of `12345`, `true` or `{}` is a secret sent.
 fn json(body: &[u8], out: &mut Vec<Param>) {
     if let Ok(Members(members)) = serde_json::from_slice::<Members>(body) {
         out.extend(members);
@@ -410,15 +412,21 @@ impl<'de> Visitor<'de> for MembersVisitor {
         let mut out = Vec::new();
         while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
             let strings = match value {
-                serde_json::Value::String(s) => vec![s],
-                serde_json::Value::Array(items) => items
-                    .into_iter()
-                    .filter_map(|v| if let serde_json::Value::String(s) = v { Some(s) } else { None })
-                    .collect(),
-                _ => Vec::new(),
+                serde_json::Value::Array(items) if !items.is_empty() => items.into_iter().map(text).collect(),
+                serde_json::Value::Array(_) => vec![String::new()],
+                value => vec![text(value)],
             };
             out.extend(strings.into_iter().map(|value| Param { names: vec![key.clone()], value }));
         }
         Ok(Members(out))
+    }
+}
+
+/// A JSON value as a lenient server would read it into a string parameter.
+fn text(value: serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
     }
 }

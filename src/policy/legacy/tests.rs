@@ -336,3 +336,30 @@ fn ws_trust_endpoints() {
         assert!(!ws_trust(path), "{path}");
     }
 }
+
+#[test]
+fn a_json_member_of_any_type_is_sent() {
+    for secret in ["12345", "true", "{}", "null", "[]", "[1, \"s\"]"] {
+        let body = format!(r#"{{"grant_type":"client_credentials","client_secret":{secret}}}"#);
+        let request = parse(None, Some("application/json"), body.as_bytes()).unwrap();
+        assert_eq!(request.client_auth(), ClientAuth::Secret, "{secret}");
+    }
+    let request = parse(None, None, br#"{"client_id":42,"grant_type":["a",true]}"#).unwrap();
+    assert_eq!(request.client_ids, ["42"]);
+    assert_eq!(request.grant_types, ["a", "true"]);
+}
+
+#[test]
+fn grants_and_client_ids_are_logged_in_one_spelling() {
+    let request = parse(
+        None,
+        FORM,
+        b"grant_type=Device_Code&grant_type=urn:ietf:params:oauth:grant-type:device_code&grant_type=REFRESH_TOKEN&client_id=23EC45A3-5F8B-4C3D-9E1A-7B6C5D4E3F21",
+    )
+    .unwrap();
+    assert_eq!(request.grant_label(), Some("urn:ietf:params:oauth:grant-type:device_code refresh_token"));
+    assert_eq!(request.client_id.as_deref(), Some("23ec45a3-5f8b-4c3d-9e1a-7b6c5d4e3f21"));
+    assert!(request.is_token_request());
+    let discovery = parse(Some("api-version=1.1"), None, b"").unwrap();
+    assert!(!discovery.is_token_request());
+}

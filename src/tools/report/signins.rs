@@ -10,6 +10,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::audit::AuditRecord;
+use crate::policy::legacy::{canonical_grant, client_id};
 
 /// One tenant × client × grant × client authentication.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,7 +46,12 @@ impl Signins {
     pub fn observe(&mut self, record: &AuditRecord, at: i128) {
         let Some(client_auth) = &record.client_auth else { return };
         let or = |v: &Option<String>| v.clone().unwrap_or_default();
-        let key = (or(&record.signin_tenant), or(&record.appid), or(&record.grant_type), client_auth.clone());
+        // Logs written before grants and client ids were recorded in one
+        // spelling count in the same rows.
+        let grant =
+            record.grant_type.as_deref().map(|g| g.split(' ').map(canonical_grant).collect::<Vec<_>>().join(" "));
+        let client = record.appid.as_deref().map(|id| client_id(id.to_string()));
+        let key = (or(&record.signin_tenant), or(&client), or(&grant), client_auth.clone());
         let (row, first, last) = self.rows.entry(key.clone()).or_insert_with(|| {
             let row = SignIn {
                 tenant: key.0,
@@ -134,8 +140,15 @@ mod tests {
         );
         s.observe(&record("deny", "grant_not_allowed", "device_code", None, "2026-12-07T11:00:00.000Z"), 3);
         s.observe(&AuditRecord { client_auth: None, ..record("allow", "none", "x", None, "t") }, 4);
+        // Another spelling of the same grant and client: the same row.
+        let upper = AuditRecord {
+            appid: Some("23EC45A3-5F8B-4C3D-9E1A-7B6C5D4E3F21".into()),
+            ..record("deny", "grant_not_allowed", "URN:IETF:PARAMS:OAUTH:GRANT-TYPE:DEVICE_CODE", None, "t")
+        };
+        s.observe(&upper, 3);
         let rows = s.finish();
         assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[1].count, 2, "{rows:?}");
         let cc = &rows[0];
         assert_eq!((cc.count, cc.forwarded, cc.issued), (3, 2, 1));
         assert_eq!(by_reason(&cc.denied), "client_secret_not_allowed=1");
@@ -143,6 +156,6 @@ mod tests {
             (cc.first_seen.as_str(), cc.last_seen.as_str()),
             ("2026-12-07T09:00:00.000Z", "2026-12-07T11:00:00.000Z")
         );
-        assert_eq!(rows[1].grant_type, "device_code");
+        assert_eq!(rows[1].grant_type, "urn:ietf:params:oauth:grant-type:device_code");
     }
 }
