@@ -17,7 +17,7 @@
 //! unreadable.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -31,6 +31,11 @@ const MAX_DEPTH: usize = 8;
 /// Nodes resolved for one request at most (a node: a value, or 64 bytes of
 /// a string); more is unreadable. A 4 MiB template has well under this.
 const MAX_NODES: usize = 500_000;
+
+/// A resource type longer than this (in bytes, a child's with its
+/// parent's) is unreadable: no type ARM knows is near it, and a longer one
+/// would be copied into each child's.
+const MAX_TYPE: usize = 256;
 
 /// What a deployment's body is found to ask for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -97,52 +102,80 @@ impl Reader {
             return;
         }
         // A nested template's expressions are the outer template's unless it
-        // asks for its own scope.
-        let inner = depth == 0
-            || at(&properties, &["expressionEvaluationOptions", "scope"])
-                .map(|s| self.view(s, outer))
-                .is_some_and(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case("inner")));
+        // asks for its own scope: `outer` or `inner`, as ARM folds names.
+        let scope = at(&properties, &["expressionEvaluationOptions", "scope"]).map(|s| self.view(s, outer));
+        let inner = match scope.as_deref() {
+            _ if depth == 0 => true,
+            None => false,
+            Some(Value::String(s)) if same(s, "inner") => true,
+            Some(Value::String(s)) if same(s, "outer") => false,
+            Some(_) => {
+                self.found.opaque = true;
+                return;
+            }
+        };
+        // Template language 2.0 may name a resource that exists already.
+        let symbolic = get(&template, "languageVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.trim() == "2.0" || v.trim().starts_with("2."));
         if inner {
             let own = self.scope_of(&properties, &template, outer, depth == 0, linked_parameters);
-            self.resources(&template, None, &own, copies, depth);
+            self.resources(&template, None, &own, copies, depth, symbolic);
         } else {
-            self.resources(&template, None, outer, copies, depth);
+            self.resources(&template, None, outer, copies, depth, symbolic);
         }
     }
 
     /// The parameters (`properties.parameters.x.value`, else the template's
-    /// `defaultValue`) and variables of a template.
+    /// `defaultValue`) and variables of a template. Where these are not the
+    /// objects ARM expects once resolved, or name one name twice in two
+    /// spellings, what the template's expressions stand for is not known:
+    /// the template is unreadable.
     fn scope_of(&mut self, properties: &Value, template: &Value, outer: &Scope, top: bool, linked: bool) -> Scope {
         let mut scope = Scope::default();
-        if !linked && let Some(declared) = get(template, "parameters").and_then(Value::as_object) {
-            for (name, p) in declared {
+        if !linked && let Some(declared) = self.object_at(template, "parameters", outer) {
+            let mut names = HashSet::new();
+            for (name, p) in declared.as_object().into_iter().flatten() {
+                if !names.insert(key(name)) {
+                    self.found.opaque = true;
+                }
+                if !p.is_object() {
+                    self.found.opaque = true;
+                    continue;
+                }
                 if let Some(v) = get(p, "defaultValue") {
                     let v = self.resolve(v, &Scope::default());
-                    scope.parameters.insert(key(name), v);
+                    self.bind(&mut scope.parameters, name, Some(v));
                 }
             }
         }
-        if let Some(given) = get(properties, "parameters").and_then(Value::as_object) {
-            for (name, p) in given {
-                // The request's own values are literal; a nested
-                // deployment's are the outer template's expressions. A Key
-                // Vault reference or anything else: not known here.
-                match get(p, "value") {
-                    Some(v) if top => {
-                        let v = self.resolve(v, &Scope::default());
-                        scope.parameters.insert(key(name), v)
-                    }
-                    Some(v) => {
-                        let v = self.resolve(v, outer);
-                        scope.parameters.insert(key(name), v)
-                    }
-                    None => scope.parameters.remove(&key(name)),
-                };
+        let mut given_names = HashSet::new();
+        // The request's own values are literal; a nested deployment's
+        // parameters are the outer template's expressions.
+        let given_scope = if top { &Scope::default() } else { outer };
+        if let Some(given) = self.object_at(properties, "parameters", given_scope) {
+            for (name, p) in given.as_object().into_iter().flatten() {
+                if !given_names.insert(key(name)) {
+                    self.found.opaque = true;
+                }
+                let p = self.view(p, given_scope);
+                if !p.is_object() {
+                    self.found.opaque = true;
+                    scope.parameters.remove(&key(name));
+                    continue;
+                }
+                // A Key Vault reference or anything else: not known here.
+                let v = get(&p, "value").map(|v| self.resolve(v, given_scope));
+                self.bind(&mut scope.parameters, name, v);
             }
         }
-        if let Some(vars) = get(template, "variables").and_then(Value::as_object) {
+        if let Some(vars) = self.object_at(template, "variables", outer) {
             // In order: a variable may use the parameters and those before it.
-            for (name, v) in vars {
+            let mut names = HashSet::new();
+            for (name, v) in vars.as_object().into_iter().flatten() {
+                if !names.insert(key(name)) {
+                    self.found.opaque = true;
+                }
                 let v = self.resolve(v, &scope);
                 scope.variables.insert(key(name), v);
             }
@@ -150,9 +183,40 @@ impl Reader {
         scope
     }
 
+    /// The object at `name` in `holder`, resolved when written as a simple
+    /// reference; `None` when absent; anything else makes the template
+    /// unreadable (and is `None`).
+    fn object_at<'v>(&mut self, holder: &'v Value, name: &str, scope: &Scope) -> Option<Cow<'v, Value>> {
+        let value = self.view(get(holder, name)?, scope);
+        if value.is_object() {
+            Some(value)
+        } else {
+            if !value.is_null() {
+                self.found.opaque = true;
+            }
+            None
+        }
+    }
+
+    /// Sets (or, for `None`, forgets) a parameter.
+    fn bind(&mut self, table: &mut HashMap<String, Value>, name: &str, value: Option<Value>) {
+        match value {
+            Some(v) => table.insert(key(name), v),
+            None => table.remove(&key(name)),
+        };
+    }
+
     /// `resources` as an array, or as an object of symbolic names (template
     /// language 2.0).
-    fn resources(&mut self, holder: &Value, parent: Option<&str>, scope: &Scope, copies: Option<u64>, depth: usize) {
+    fn resources(
+        &mut self,
+        holder: &Value,
+        parent: Option<&str>,
+        scope: &Scope,
+        copies: Option<u64>,
+        depth: usize,
+        symbolic: bool,
+    ) {
         let list: Vec<&Value> = match get(holder, "resources") {
             Some(Value::Array(a)) => a.iter().collect(),
             Some(Value::Object(o)) => o.values().collect(),
@@ -170,17 +234,9 @@ impl Reader {
                 self.found.opaque = true;
                 continue;
             }
-            let written = get(resource, "type").map(|t| self.view(t, scope));
-            // `type@apiVersion` and stray spaces name the type before them.
-            let written = written.as_deref().and_then(Value::as_str).map(|t| t.split('@').next().unwrap_or("").trim());
-            let Some(written) = written.map(str::to_string) else {
+            let Some(full) = self.type_of(resource, parent, scope) else {
                 self.found.opaque = true;
                 continue;
-            };
-            // A child resource may name its type relative to its parent's.
-            let full = match parent {
-                Some(p) if !written.contains('/') => format!("{p}/{written}"),
-                _ => written,
             };
             let times = match get(resource, "copy") {
                 None => Some(1),
@@ -193,7 +249,18 @@ impl Reader {
                 }
             };
             let multiplied = times.zip(copies).map(|(t, c)| t.saturating_mul(c));
-            match Kind::of_type(&full) {
+            // In template language 2.0 an `existing` resource is one referred
+            // to, not created (its children may be).
+            let existing = match get(resource, "existing") {
+                Some(_) if !symbolic => false,
+                None | Some(Value::Bool(false)) => false,
+                Some(Value::Bool(true)) => true,
+                Some(_) => {
+                    self.found.opaque = true;
+                    true
+                }
+            };
+            match Kind::of_type(&full).filter(|_| !existing) {
                 Some(kind) if kind.has_template() => self.deployment(resource, scope, multiplied, depth + 1),
                 Some(kind) => {
                     let resolved = self.resolve_resource(resource, scope);
@@ -201,8 +268,27 @@ impl Reader {
                 }
                 None => {}
             }
-            self.resources(resource, Some(&full), scope, multiplied, depth);
+            self.resources(resource, Some(&full), scope, multiplied, depth, symbolic);
         }
+    }
+
+    /// A resource's full type: `type@apiVersion` and stray spaces name the
+    /// type before them, and a child may name its type relative to its
+    /// parent's. `None` (unreadable) for a type that is not a string once
+    /// resolved (an expression that is not a simple reference), has an
+    /// empty segment, or is longer than `MAX_TYPE`.
+    fn type_of(&mut self, resource: &Value, parent: Option<&str>, scope: &Scope) -> Option<String> {
+        let written = self.view(get(resource, "type")?, scope);
+        let written = written.as_str()?;
+        if written.len() > MAX_TYPE || is_expression(&Value::from(written)) {
+            return None;
+        }
+        let written = written.split('@').next().unwrap_or("").trim();
+        let full = match parent {
+            Some(p) if !written.contains('/') => format!("{p}/{written}"),
+            _ => written.to_string(),
+        };
+        (full.len() <= MAX_TYPE && !full.split('/').any(str::is_empty)).then_some(full)
     }
 
     /// `value` resolved when it is a simple reference, else as written.
@@ -470,5 +556,131 @@ mod tests {
             json!({"p": {"value": {"hardwareProfile": {"vmSize": "Standard_D2s_v5"}}}}),
         ));
         assert_eq!((f.items.len(), f.too_deep), (500, false));
+    }
+
+    fn nested_inner(scope: Value, parameters: Value) -> Value {
+        json!({"properties": {"mode": "Incremental", "parameters": {"vmSize": {"value": "Standard_D2s_v5"}}, "template": {"resources": [
+            {"type": "Microsoft.Resources/deployments", "name": "n", "properties": {"mode": "Incremental",
+             "expressionEvaluationOptions": {"scope": scope}, "parameters": parameters,
+             "template": {"parameters": {"vmSize": {"type": "string", "defaultValue": "Standard_D2s_v5"}},
+                "resources": [nd(json!({"hardwareProfile": {"vmSize": "[parameters('vmSize')]"}}))]}}}]}}})
+    }
+
+    fn sizes(found: &Found) -> Vec<String> {
+        demands(found).into_iter().filter_map(|(s, _)| s).collect()
+    }
+
+    /// A nested deployment's parameters written as an expression are
+    /// resolved, or leave the nested template unreadable: its defaults are
+    /// never trusted in their place.
+    #[test]
+    fn nested_parameters_by_expression_are_resolved_or_opaque() {
+        let by_json = nested_inner(json!("inner"), json!("[json('{\"vmSize\":{\"value\":\"Standard_ND96asr_v4\"}}')]"));
+        assert!(deployment(&by_json).opaque, "{by_json}");
+        let mut by_parameter = nested_inner(json!("inner"), json!("[parameters('np')]"));
+        by_parameter["properties"]["parameters"] =
+            json!({"np": {"value": {"vmSize": {"value": "Standard_ND96asr_v4"}}}});
+        let f = deployment(&by_parameter);
+        assert_eq!((sizes(&f), f.opaque), (vec!["Standard_ND96asr_v4".to_string()], false));
+        // Shapes that are not objects where names and values are written.
+        for parameters in [json!(["x"]), json!({"vmSize": "[parameters('v')]"}), json!({"vmSize": 1})] {
+            let body = nested_inner(json!("inner"), parameters);
+            assert!(deployment(&body).opaque, "{body}");
+        }
+        let declared = json!({"properties": {"template": {"parameters": "[parameters('d')]", "resources": [nd(json!({"hardwareProfile": {"vmSize": "Standard_D2s_v5"}}))]}}});
+        assert!(deployment(&declared).opaque);
+        let variables = json!({"properties": {"template": {"variables": ["x"], "resources": [nd(json!({"hardwareProfile": {"vmSize": "Standard_D2s_v5"}}))]}}});
+        assert!(deployment(&variables).opaque);
+        // One name given twice in two spellings: which one ARM takes is not known here.
+        let twice = nested_inner(
+            json!("inner"),
+            json!({"vmSize": {"value": "Standard_D2s_v5"}, "VMSIZE": {"value": "Standard_ND96asr_v4"}}),
+        );
+        assert!(deployment(&twice).opaque);
+    }
+
+    /// The scope is `outer` or `inner` as ARM folds names, or absent;
+    /// anything else leaves the nested template unreadable.
+    #[test]
+    fn expression_scope_is_outer_inner_or_opaque() {
+        let given = json!({"vmSize": {"value": "Standard_ND96asr_v4"}});
+        for scope in ["inner", "INNER", "\u{131}nner"] {
+            let f = deployment(&nested_inner(json!(scope), given.clone()));
+            assert_eq!((sizes(&f), f.opaque), (vec!["Standard_ND96asr_v4".to_string()], false), "{scope}");
+        }
+        for scope in [json!(" inner"), json!("inner "), json!(2), json!("2"), json!(null), json!({})] {
+            assert!(deployment(&nested_inner(scope.clone(), given.clone())).opaque, "{scope}");
+        }
+        let outer = deployment(&nested_inner(json!("Outer"), given.clone()));
+        assert_eq!((sizes(&outer), outer.opaque), (vec!["Standard_D2s_v5".to_string()], false));
+    }
+
+    /// A type written as an expression that does not resolve, or with an
+    /// empty segment, is not skipped: the template is unreadable.
+    #[test]
+    fn types_that_cannot_be_read_are_opaque() {
+        let hw = json!({"hardwareProfile": {"vmSize": "Standard_ND96asr_v4"}});
+        let typed = |t: &str| {
+            json!({"properties": {"template": {"variables": {"t": ["Microsoft.Compute/virtualMachines"], "s": "Microsoft.Compute/virtualMachines"},
+                "resources": [{"type": t, "name": "x", "location": "eastus", "properties": hw}]}}})
+        };
+        for t in [
+            "[concat('Microsoft.Compute/','virtualMachines')]",
+            "[variables('t')[0]]",
+            "[variables('t')]",
+            "Microsoft.Compute/virtualMachines/",
+            "Microsoft.Compute//virtualMachines",
+            "/Microsoft.Compute/virtualMachines",
+        ] {
+            assert!(deployment(&typed(t)).opaque, "{t}");
+        }
+        let f = deployment(&typed("[variables('s')]"));
+        assert_eq!((sizes(&f), f.opaque), (vec!["Standard_ND96asr_v4".to_string()], false));
+        // `[[` escapes a literal: a name, not an expression.
+        assert!(!deployment(&typed("[[x]")).opaque);
+        assert!(!deployment(&typed("Microsoft.Storage/storageAccounts")).opaque);
+    }
+
+    /// A long parent type is not copied into each child's: a type past
+    /// `MAX_TYPE` is unreadable, so judging a body stays linear.
+    #[test]
+    fn long_types_are_opaque_and_judging_is_linear() {
+        let long = "A".repeat(500_000);
+        let kids: Vec<Value> = (0..40_000).map(|_| json!({"type": "a"})).collect();
+        let body = json!({"properties": {"template": {"resources": [{"type": long, "name": "p", "resources": kids}]}}});
+        let f = deployment(&body);
+        assert!(f.opaque && f.items.is_empty());
+        let at_cap = "B".repeat(MAX_TYPE);
+        let ok = json!({"properties": {"template": {"resources": [{"type": at_cap, "name": "p", "resources": [{"type": "Microsoft.Storage/storageAccounts"}]}]}}});
+        assert!(!deployment(&ok).opaque);
+        // Child types built from parents never pass the cap either.
+        let mut deep = json!({"type": "c"});
+        for _ in 0..60 {
+            deep = json!({"type": "B".repeat(200), "name": "x", "resources": [deep]});
+        }
+        let f = deployment(&json!({"properties": {"template": {"resources": [deep]}}}));
+        assert!(f.opaque);
+    }
+
+    /// Template language 2.0: an `existing` resource is referenced, not
+    /// created; `existing` written any other way is unreadable; in 1.0
+    /// `existing` means nothing and the resource is judged as created.
+    #[test]
+    fn existing_resources_are_not_created() {
+        let hw = json!({"hardwareProfile": {"vmSize": "Standard_ND96asr_v4"}});
+        let two = |existing: Value| {
+            json!({"properties": {"template": {"languageVersion": "2.0", "resources": {"gpu": {"type": "Microsoft.Compute/virtualMachines",
+                "existing": existing, "name": "gpu1", "properties": hw}, "ext": {"type": "Microsoft.Compute/virtualMachines/extensions", "name": "gpu1/e"}}}}})
+        };
+        let f = deployment(&two(json!(true)));
+        assert_eq!((sizes(&f), f.opaque), (vec![], false));
+        let f = deployment(&two(json!(false)));
+        assert_eq!((sizes(&f), f.opaque), (vec!["Standard_ND96asr_v4".to_string()], false));
+        for odd in [json!("true"), json!(1), json!("[true()]"), json!(null)] {
+            assert!(deployment(&two(odd.clone())).opaque, "{odd}");
+        }
+        let mut one = two(json!(true));
+        one["properties"]["template"]["languageVersion"] = json!("1.0");
+        assert_eq!(sizes(&deployment(&one)), vec!["Standard_ND96asr_v4".to_string()]);
     }
 }
