@@ -82,7 +82,13 @@ pub async fn inspect(
     }
     // A compressed body hides what it asks for.
     let encoded = headers.get_all(CONTENT_ENCODING).iter().any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-    let units = guard::inspect(target, (!encoded).then_some(&bytes[..]), &normalized);
+    // Judging is CPU work bounded by the body's size: off the async
+    // workers, so that other requests and the admin listener never wait on it.
+    let (owned, read) = (target.clone(), bytes.clone());
+    let units =
+        tokio::task::spawn_blocking(move || guard::inspect(&owned, (!encoded).then_some(&read[..]), &normalized))
+            .await
+            .unwrap_or_else(|_| vec![guard::Unit { unreadable: true, ..guard::Unit::default() }]);
     let recent = oid.map(|o| regions.recent(o, Instant::now())).unwrap_or_default();
     let mut judgement = guard::judge(guard, &units, &recent);
     if oid.is_none() {
