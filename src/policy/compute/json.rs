@@ -5,6 +5,11 @@
 //! compares each character by its simple upper case: `ſ` (U+017F) is `S`
 //! and `ı` (U+0131) is `I`, while `K` (U+212A, Kelvin) is only itself.
 //! One fold, `fold`, serves both the lookup and the repeat check.
+//!
+//! A name given twice exactly is always refused. Names that differ only by
+//! that fold are refused only when they fold to a name the readers look up
+//! (`NAMES`): free-form maps such as `tags` or AKS `nodeLabels` may hold
+//! `app` and `App` side by side, and nothing reads them.
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -16,6 +21,69 @@ pub fn parse(bytes: &[u8]) -> Option<Value> {
     let value = <Strict as serde::Deserialize>::deserialize(&mut de).ok()?;
     de.end().ok()?;
     Some(value.0)
+}
+
+/// Every property name the readers look up (in `resource`, `template` and
+/// `batch`): two names folding to one of these are ambiguous.
+pub const NAMES: [&str; 53] = [
+    "agentCount",
+    "agentPoolProfiles",
+    "agentVmSize",
+    "autoScale",
+    "capacity",
+    "content",
+    "copy",
+    "count",
+    "defaultValue",
+    "existing",
+    "expressionEvaluationOptions",
+    "fixedScale",
+    "hardwareProfile",
+    "httpMethod",
+    "input",
+    "instanceType",
+    "languageVersion",
+    "location",
+    "manual",
+    "maxCount",
+    "maxNodeCount",
+    "maximumCount",
+    "mode",
+    "name",
+    "nodeProvisioningProfile",
+    "parameters",
+    "parametersLink",
+    "problemClassificationId",
+    "properties",
+    "quotaTicketDetails",
+    "reference",
+    "requests",
+    "resources",
+    "scale",
+    "scaleSettings",
+    "scope",
+    "serviceId",
+    "size",
+    "sku",
+    "skuProfile",
+    "targetDedicatedNodes",
+    "targetLowPriorityNodes",
+    "template",
+    "templateLink",
+    "type",
+    "url",
+    "value",
+    "variables",
+    "virtualMachinesProfile",
+    "vmSize",
+    "vmSizes",
+    "workloadProfileType",
+    "workloadProfiles",
+];
+
+/// True when `folded` (a name already folded) is one the readers look up.
+fn looked_up(folded: &str) -> bool {
+    NAMES.iter().any(|n| n.chars().map(fold).eq(folded.chars()))
 }
 
 /// A character as ARM compares it: its simple upper case (when that is
@@ -117,7 +185,8 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut out = Map::new();
         let mut seen = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.chars().map(fold).collect::<String>()) {
+            let folded: String = key.chars().map(fold).collect();
+            if out.contains_key(&key) || (looked_up(&folded) && !seen.insert(folded)) {
                 return Err(de::Error::custom("a property named twice"));
             }
             let Strict(v) = map.next_value()?;
@@ -137,7 +206,7 @@ mod tests {
         assert_eq!(at(&v, &["properties", "hardwareProfile", "vmSize"]), Some(&Value::from("x")));
         assert!(parse(br#"{"vmSize":"a","VMSIZE":"b"}"#).is_none());
         assert!(parse(br#"{"vmSize":"a","vmSize":"b"}"#).is_none());
-        assert!(parse(br#"{"a":[{"k":1,"K":2}]}"#).is_none());
+        assert!(parse(br#"{"a":[{"sku":1,"SKU":2}]}"#).is_none());
         assert!(parse(br#"{"a":1} {"b":2}"#).is_none());
         assert!(parse(b"\xff").is_none());
         assert!(parse(b"{").is_none());
@@ -152,5 +221,43 @@ mod tests {
         assert!(same("Microsoft.Compute/virtualMachine\u{17f}", "microsoft.compute/VIRTUALMACHINES"));
         assert!(!same("stra\u{df}e", "STRASSE"));
         assert_eq!(count(&Value::from(-1)), None);
+    }
+
+    /// Free-form maps may hold names that differ only by case; a name read
+    /// may not, and no name may be given twice exactly.
+    #[test]
+    fn only_names_read_are_ambiguous_by_case() {
+        let labels =
+            br#"{"properties":{"count":2,"vmSize":"Standard_D4s_v5","nodeLabels":{"app":"web","App":"legacy"}}}"#;
+        assert!(parse(labels).is_some());
+        assert!(parse(br#"{"tags":{"Env":"a","env":"b","\u017ftatus":"c","status":"d"}}"#).is_some());
+        assert!(parse(br#"{"tags":{"Env":"a","Env":"b"}}"#).is_none());
+        assert!(parse(br#"{"Sku":{"name":"a"},"sku":{"name":"b"}}"#).is_none());
+        assert!(parse(br#"{"tags":{"Name":"a","name":"b"}}"#).is_none(), "a name read is ambiguous anywhere");
+    }
+
+    /// `NAMES` holds every name the readers look up: each quoted name on a
+    /// line of theirs that looks one up.
+    #[test]
+    fn names_hold_every_name_looked_up() {
+        let sources = [include_str!("resource.rs"), include_str!("template.rs"), include_str!("batch.rs")];
+        let lookups = ["get(", "at(", "object_at(", "n(\"", "READ"];
+        let not_names = ["inner", "outer", "mix", "auto", "gpu", "consumption"];
+        for source in sources {
+            let code = source.split("#[cfg(test)]").next().unwrap_or("");
+            let mut in_read = false;
+            for line in code.lines() {
+                in_read = (in_read || line.contains("const READ")) && !line.contains("];");
+                if !in_read && !lookups.iter().any(|l| line.contains(l)) {
+                    continue;
+                }
+                for (i, quoted) in line.split('"').enumerate() {
+                    let name = i % 2 == 1 && !quoted.is_empty() && quoted.chars().all(|c| c.is_ascii_alphanumeric());
+                    if name && !not_names.contains(&quoted.to_ascii_lowercase().as_str()) {
+                        assert!(NAMES.contains(&quoted), "{quoted} is looked up but not in NAMES: {line}");
+                    }
+                }
+            }
+        }
     }
 }
