@@ -809,3 +809,119 @@ async fn a_verified_token_without_oid_is_flagged_regions() {
     assert_eq!(rsp.status(), 200);
     assert_eq!(env.metric(r#"mfagate_compute_guard_total{kind="regions",route="arm",verdict="deny"}"#).await, 1.0);
 }
+
+/// A nested deployment with its own scope whose parameters are written as
+/// an expression: resolved when they are a parameter, else uninspectable;
+/// the nested template's defaults never stand in for them.
+#[tokio::test]
+async fn nested_parameters_written_as_expressions_are_not_skipped() {
+    let path = rg("Microsoft.Resources/deployments/deploy1");
+    let nested = |scope: &str, parameters: &str| {
+        format!(
+            r#"{{"type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "n", "properties": {{"mode": "Incremental", "expressionEvaluationOptions": {{"scope": {scope}}}, "parameters": {parameters}, "template": {{"parameters": {{"vmSize": {{"type": "string", "defaultValue": "Standard_D2s_v5"}}}}, "resources": [{}]}}}}}}"#,
+            nd_resource(r#"{"hardwareProfile": {"vmSize": "[parameters('vmSize')]"}}"#)
+        )
+    };
+    let by_json =
+        deployment_of(&nested(r#""inner""#, r#""[json('{\"vmSize\":{\"value\":\"Standard_ND96asr_v4\"}}')]""#), "", "");
+    let by_parameter = deployment_of(
+        &nested(r#""inner""#, r#""[parameters('np')]""#),
+        r#""np": {"type": "object"}"#,
+        r#""np": {"value": {"vmSize": {"value": "Standard_ND96asr_v4"}}}"#,
+    );
+    let given = r#"{"vmSize": {"value": "Standard_ND96asr_v4"}}"#;
+    let odd_scopes = [r#"" inner""#, r#""inner ""#, "2", r#""2""#].map(|s| deployment_of(&nested(s, given), "", ""));
+    let env = arm("").await;
+    refused(&env, "PUT", &path, &by_parameter, 403, "compute_abuse_suspected").await;
+    refused(
+        &env,
+        "PUT",
+        &path,
+        &deployment_of(&nested(r#""\u0131nner""#, given), "", ""),
+        403,
+        "compute_abuse_suspected",
+    )
+    .await;
+    let env = arm(r#"uninspectable = "deny""#).await;
+    refused(&env, "PUT", &path, &by_json, 403, "compute_abuse_suspected").await;
+    for body in &odd_scopes {
+        refused(&env, "PUT", &path, body, 403, "compute_abuse_suspected").await;
+    }
+    passes(
+        &env,
+        "PUT",
+        &path,
+        &deployment_of(&nested(r#""inner""#, r#"{"vmSize": {"value": "Standard_D4s_v5"}}"#), "", ""),
+    )
+    .await;
+}
+
+/// A resource type written as an expression that is not resolved, with an
+/// empty segment, or too long to be a type is uninspectable, not skipped;
+/// and a long parent type is not copied into each child's (judging stays
+/// linear in the body).
+#[tokio::test]
+async fn types_that_cannot_be_read_are_uninspectable() {
+    let path = rg("Microsoft.Resources/deployments/deploy1");
+    let typed = |t: &str| {
+        deployment_of(
+            &format!(
+                r#"{{"type": "{t}", "apiVersion": "2023-03-01", "name": "gpu1", "location": "eastus", "properties": {{"hardwareProfile": {{"vmSize": "Standard_ND96asr_v4"}}}}}}"#
+            ),
+            "",
+            "",
+        )
+    };
+    let env = arm(r#"uninspectable = "deny""#).await;
+    for t in [
+        "[concat('Microsoft.Compute/','virtualMachines')]",
+        "[variables('t')[0]]",
+        "Microsoft.Compute/virtualMachines/",
+    ] {
+        refused(&env, "PUT", &path, &typed(t), 403, "compute_abuse_suspected").await;
+    }
+    let kids = vec![r#"{"type":"a"}"#; 40_000].join(",");
+    let long = format!(
+        r#"{{"properties":{{"mode":"Incremental","template":{{"resources":[{{"type":"{}","name":"p","resources":[{kids}]}}]}}}}}}"#,
+        "A".repeat(500_000)
+    );
+    let started = Instant::now();
+    refused(&env, "PUT", &path, &long, 403, "compute_abuse_suspected").await;
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+/// Template language 2.0 `existing` resources are referred to, not
+/// created: an extension on an existing GPU VM is forwarded byte for byte;
+/// `existing` in a 1.0 template means nothing, and any value but a
+/// boolean is uninspectable.
+#[tokio::test]
+async fn existing_resources_are_not_judged_as_created() {
+    let path = rg("Microsoft.Resources/deployments/deploy1");
+    let template = |version: &str, existing: &str| {
+        format!(
+            r#"{{"properties": {{"mode": "Incremental", "template": {{"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", "languageVersion": "{version}", "contentVersion": "1.0.0.0", "resources": {{"gpu": {{"existing": {existing}, "type": "Microsoft.Compute/virtualMachines", "apiVersion": "2023-03-01", "name": "gpu1", "properties": {{"hardwareProfile": {{"vmSize": "Standard_ND96asr_v4"}}}}}}, "monitor": {{"type": "Microsoft.Compute/virtualMachines/extensions", "apiVersion": "2023-03-01", "name": "gpu1/AzureMonitorLinuxAgent", "location": "eastus", "dependsOn": ["gpu"], "properties": {{"publisher": "Microsoft.Azure.Monitor", "type": "AzureMonitorLinuxAgent", "typeHandlerVersion": "1.0", "autoUpgradeMinorVersion": true}}}}}}}}}}}}"#
+        )
+    };
+    let env = arm(r#"uninspectable = "deny""#).await;
+    passes(&env, "PUT", &path, &template("2.0", "true")).await;
+    refused(&env, "PUT", &path, &template("2.0", "false"), 403, "compute_abuse_suspected").await;
+    refused(&env, "PUT", &path, &template("1.0", "true"), 403, "compute_abuse_suspected").await;
+    refused(&env, "PUT", &path, &template("2.0", r#""true""#), 403, "compute_abuse_suspected").await;
+    refused(&env, "PUT", &path, &template("2.0", r#""[true()]""#), 403, "compute_abuse_suspected").await;
+}
+
+/// Free-form maps may repeat a name in another case: forwarded byte for
+/// byte; a name read, in two spellings, is still refused.
+#[tokio::test]
+async fn free_form_maps_may_repeat_names_by_case() {
+    let env = arm("").await;
+    let pool = rg("Microsoft.ContainerService/managedClusters/aks1/agentPools/user");
+    let labels = r#"{"properties":{"count":2,"vmSize":"Standard_D4s_v5","mode":"User","nodeLabels":{"app":"web","App":"legacy"}}}"#;
+    passes(&env, "PUT", &pool, labels).await;
+    let tags = r#"{"location":"eastus","tags":{"Env":"a","env":"b"},"properties":{"hardwareProfile":{"vmSize":"Standard_D2s_v5"}}}"#;
+    passes(&env, "PUT", &rg(VM_PATH), tags).await;
+    let twice = r#"{"properties":{"count":2,"vmSize":"Standard_D4s_v5","VMSIZE":"Standard_ND96asr_v4"}}"#;
+    refused(&env, "PUT", &pool, twice, 403, "compute_abuse_suspected").await;
+    let exact = r#"{"location":"eastus","tags":{"Env":"a","Env":"b"},"properties":{"hardwareProfile":{"vmSize":"Standard_D2s_v5"}}}"#;
+    refused(&env, "PUT", &rg(VM_PATH), exact, 403, "compute_abuse_suspected").await;
+}
