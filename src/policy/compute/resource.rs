@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::arm::Kind;
-use super::json::{at, count, get, same};
+use super::json::{at, count, get, is_expression, same};
 use super::size::{self, Size};
 
 /// The Azure support service whose tickets ask for quota ("Service and
@@ -140,9 +140,12 @@ fn read(kind: Kind, body: &Value, copies: Option<u64>) -> Vec<Item> {
         }
         Kind::ManagedCluster => {
             // Node autoprovisioning chooses sizes itself.
-            let auto = at(body, &["properties", "nodeProvisioningProfile", "mode"])
-                .and_then(Value::as_str)
-                .is_some_and(|m| m.eq_ignore_ascii_case("auto"));
+            // A mode that is not read (an expression, not a string) may be `Auto`.
+            let auto = match at(body, &["properties", "nodeProvisioningProfile", "mode"]) {
+                None | Some(Value::Null) => false,
+                Some(m @ Value::String(s)) if !is_expression(m) => s.eq_ignore_ascii_case("auto"),
+                Some(_) => true,
+            };
             let mut out: Vec<Item> = at(body, &["properties", "agentPoolProfiles"])
                 .and_then(Value::as_array)
                 .map(|pools| pools.iter().flat_map(|p| pool(p, &demand)).collect())
@@ -185,11 +188,13 @@ fn read(kind: Kind, body: &Value, copies: Option<u64>) -> Vec<Item> {
             .unwrap_or_default(),
         Kind::Quota | Kind::ServiceLimit | Kind::GroupQuotaLimit | Kind::QuotaAllocation => vec![Item::Quota(kind)],
         Kind::SupportTicket => {
-            let quota_service = ["serviceId", "problemClassificationId"].iter().any(|k| {
-                at(body, &["properties", k])
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| s.to_ascii_lowercase().contains(QUOTA_SERVICE))
-            });
+            // A service not read (an expression, not a string) may be quota's.
+            let quota_service =
+                ["serviceId", "problemClassificationId"].iter().any(|k| match at(body, &["properties", k]) {
+                    None | Some(Value::Null) => false,
+                    Some(v @ Value::String(s)) if !is_expression(v) => s.to_ascii_lowercase().contains(QUOTA_SERVICE),
+                    Some(_) => true,
+                });
             if at(body, &["properties", "quotaTicketDetails"]).is_some() || quota_service {
                 vec![Item::Quota(kind)]
             } else {
@@ -262,7 +267,11 @@ fn pool(p: &Value, demand: &dyn Fn(Option<&Value>, Option<u64>) -> Item) -> Vec<
 /// `Consumption-GPU-NC8as-T4`): its size and `maximumCount`. Other profiles
 /// are not read.
 fn workload_profile(p: &Value, demand: &dyn Fn(Option<&Value>, Option<u64>) -> Item) -> Option<Item> {
-    let written = get(p, "workloadProfileType")?.as_str()?;
+    let written = match get(p, "workloadProfileType")? {
+        v @ Value::String(s) if !is_expression(v) => s,
+        // A type not read may be a GPU's.
+        _ => return Some(Item::Unknown(Kind::ContainerAppsEnvironment)),
+    };
     let lower = written.to_ascii_lowercase();
     let name = lower.strip_prefix("consumption-gpu-").unwrap_or(&lower).replace('-', "_");
     let parsed = size::parse(&name);
@@ -453,5 +462,26 @@ mod tests {
         for (kind, body, want) in table {
             assert_eq!(demands(kind, body.clone()), want, "{kind:?} {body}");
         }
+    }
+
+    /// A value that decides whether compute is read (AKS autoprovisioning,
+    /// a workload profile's type, a support ticket's service) written as
+    /// an expression that was not resolved, or not as a string, is not read
+    /// as the harmless choice.
+    #[test]
+    fn deciding_values_written_otherwise_are_not_harmless() {
+        let unknown = |kind, body: serde_json::Value| items(kind, &body, Some(1)).contains(&Item::Unknown(kind));
+        for mode in [serde_json::json!("[parameters('m')]"), serde_json::json!(1)] {
+            let aks =
+                serde_json::json!({"properties": {"nodeProvisioningProfile": {"mode": mode}, "agentPoolProfiles": []}});
+            assert!(unknown(Kind::ManagedCluster, aks), "{mode}");
+        }
+        let aks =
+            serde_json::json!({"properties": {"nodeProvisioningProfile": {"mode": "Manual"}, "agentPoolProfiles": []}});
+        assert!(!unknown(Kind::ManagedCluster, aks));
+        let profiles = serde_json::json!({"properties": {"workloadProfiles": [{"name": "g", "workloadProfileType": "[parameters('t')]", "maximumCount": 50}]}});
+        assert!(unknown(Kind::ContainerAppsEnvironment, profiles));
+        let ticket = serde_json::json!({"properties": {"serviceId": "[parameters('s')]", "title": "x"}});
+        assert_eq!(items(Kind::SupportTicket, &ticket, Some(1)), vec![Item::Quota(Kind::SupportTicket)]);
     }
 }
