@@ -504,3 +504,23 @@ async fn a_json_body_a_strict_parser_rejects_is_refused_not_read_as_nothing() {
     // JSON a strict parser reads is judged as before.
     refused(post(&env, "application/json", &format!("{{{password}}}")).await, "password_grant").await;
 }
+
+#[tokio::test]
+async fn every_basic_credential_in_one_authorization_list_names_its_client() {
+    let lax = login_route(&format!("allowed_token_clients = [\"{SAM_APP}\"]"));
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&lax).start().await;
+    let b64 = |creds: &str| base64::engine::general_purpose::STANDARD.encode(creds);
+    let body = format!("grant_type=client_credentials&client_id={SAM_APP}&scope=x");
+    // The listed client first, another one later in the same list: refused,
+    // as two headers are.
+    for value in [
+        format!("Basic {}, Basic {}", b64(&format!("{SAM_APP}:s")), b64(&format!("{AZURE_CLI}:s"))),
+        format!("Basic {},Bearer x,basic\t{}", b64(&format!("{SAM_APP}:s")), b64(&format!("{AZURE_CLI}:s"))),
+    ] {
+        refused(with_authorization(&env, &[value.as_bytes()], &body).await, "token_client_not_allowed").await;
+    }
+    assert_eq!(env.upstream.hits(), 0, "nothing reached the token endpoint");
+    // The same client twice in one list names that client.
+    let same = format!("Basic {}, Basic {}", b64(&format!("{SAM_APP}:s")), b64(&format!("{SAM_APP}:s")));
+    assert_eq!(with_authorization(&env, &[same.as_bytes()], &body).await.status(), 200);
+}
