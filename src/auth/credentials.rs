@@ -137,7 +137,7 @@ pub struct Unreadable;
 /// token request), where a second element is a second set of credentials.
 pub fn basic(value: &HeaderValue) -> Result<Vec<&str>, Unreadable> {
     let text = value.to_str().map_err(|_| Unreadable)?;
-    let mut items = text.split(',');
+    let items = text.split(',');
     if items.clone().next().is_none_or(|first| scheme_and_rest(first).0.is_empty()) {
         return Err(Unreadable);
     }
