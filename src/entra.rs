@@ -52,6 +52,16 @@ pub fn tenant_of(issuer: &str) -> Option<&str> {
 pub const SIGN_IN_HOSTS: [&str; 4] =
     ["login.microsoftonline.com", "login.microsoft.com", "login.windows.net", "login.live.com"];
 
+/// The sign-in hosts of the national clouds (US Government, China).
+pub const NATIONAL_SIGN_IN_HOSTS: [&str; 3] =
+    ["login.microsoftonline.us", "login.partner.microsoftonline.cn", "login.chinacloudapi.cn"];
+
+/// True for a host (lower-case, no final dot) where Entra takes sign-ins
+/// and token requests: a route forwarding there must be a login route.
+pub fn is_sign_in_host(host: &str) -> bool {
+    SIGN_IN_HOSTS.contains(&host) || NATIONAL_SIGN_IN_HOSTS.contains(&host)
+}
+
 /// Hosts never intercepted, whatever the configuration: device
 /// authentication and registration break under TLS interception (Entra's
 /// tenant restrictions guidance).

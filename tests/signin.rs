@@ -465,3 +465,62 @@ async fn the_sign_in_review_counts_token_requests_only_in_one_spelling() {
         "{json}"
     );
 }
+
+/// Asserts a 400 OAuth answer naming request rule `rule`.
+async fn bad_request(rsp: reqwest::Response, rule: &str, what: &str) {
+    assert_eq!(rsp.status(), 400, "{what}");
+    let body: serde_json::Value = rsp.json().await.unwrap();
+    assert_eq!((body["error"].as_str(), body["reason"].as_str()), (Some("invalid_request"), Some("bad_request")));
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.ends_with(&format!("(rule: {rule}).")), "{what}: {body}");
+}
+
+#[tokio::test]
+async fn a_json_body_a_strict_parser_rejects_is_refused_not_read_as_nothing() {
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&login_route("")).start().await;
+    let password =
+        format!(r#""grant_type":"password","username":"a@b.c","password":"Hunter2","client_id":"{AZURE_CLI}""#);
+    let bodies = [
+        format!(r#"{{{password},"x":1e99999}}"#),
+        format!(r#"{{{password},"x":{}{}}}"#, "[".repeat(200), "]".repeat(200)),
+        format!("{{{}}}", password.replace('"', "'")),
+        format!("{{{password},}}"),
+        format!("{{{password}}}x"),
+        format!(r#"{{{password},"x":NaN}}"#),
+        format!("{{/**/{password}}}"),
+        format!("\u{feff}\n[{{{password}}}]"),
+    ];
+    for content_type in ["application/json", "text/json", "Application/JSON; charset=utf-8", "application/x+json", FORM]
+    {
+        for body in &bodies {
+            bad_request(post(&env, content_type, body).await, "token_request_json", &format!("{content_type} {body}"))
+                .await;
+        }
+    }
+    // A form declared JSON is refused too.
+    bad_request(post(&env, "text/json", "grant_type=password&password=Hunter2").await, "token_request_json", "form")
+        .await;
+    assert_eq!(env.upstream.hits(), 0, "nothing reached the token endpoint");
+    // JSON a strict parser reads is judged as before.
+    refused(post(&env, "application/json", &format!("{{{password}}}")).await, "password_grant").await;
+}
+
+#[tokio::test]
+async fn every_basic_credential_in_one_authorization_list_names_its_client() {
+    let lax = login_route(&format!("allowed_token_clients = [\"{SAM_APP}\"]"));
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&lax).start().await;
+    let b64 = |creds: &str| base64::engine::general_purpose::STANDARD.encode(creds);
+    let body = format!("grant_type=client_credentials&client_id={SAM_APP}&scope=x");
+    // The listed client first, another one later in the same list: refused,
+    // as two headers are.
+    for value in [
+        format!("Basic {}, Basic {}", b64(&format!("{SAM_APP}:s")), b64(&format!("{AZURE_CLI}:s"))),
+        format!("Basic {},Bearer x,basic\t{}", b64(&format!("{SAM_APP}:s")), b64(&format!("{AZURE_CLI}:s"))),
+    ] {
+        refused(with_authorization(&env, &[value.as_bytes()], &body).await, "token_client_not_allowed").await;
+    }
+    assert_eq!(env.upstream.hits(), 0, "nothing reached the token endpoint");
+    // The same client twice in one list names that client.
+    let same = format!("Basic {}, Basic {}", b64(&format!("{SAM_APP}:s")), b64(&format!("{SAM_APP}:s")));
+    assert_eq!(with_authorization(&env, &[same.as_bytes()], &body).await.status(), 200);
+}

@@ -130,20 +130,23 @@ pub fn read(headers: &HeaderMap, max_token_bytes: usize) -> Credentials<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unreadable;
 
-/// The credentials of the first `Basic` element of an `Authorization` value
-/// (itself, or any element of a comma-separated list), read as every value
-/// is: any run of spaces or tabs around and after the scheme, the scheme in
-/// any case. Used where Basic carries a client's secret (a token request).
-pub fn basic(value: &HeaderValue) -> Result<Option<&str>, Unreadable> {
+/// The credentials of every `Basic` element of an `Authorization` value
+/// (itself, or each element of a comma-separated list), in order, read as
+/// every value is: any run of spaces or tabs around and after the scheme,
+/// the scheme in any case. Used where Basic carries a client's secret (a
+/// token request), where a second element is a second set of credentials.
+pub fn basic(value: &HeaderValue) -> Result<Vec<&str>, Unreadable> {
     let text = value.to_str().map_err(|_| Unreadable)?;
-    let mut items = text.split(',');
+    let items = text.split(',');
     if items.clone().next().is_none_or(|first| scheme_and_rest(first).0.is_empty()) {
         return Err(Unreadable);
     }
-    Ok(items.find_map(|item| {
-        let (scheme, rest) = scheme_and_rest(item);
-        (Scheme::of(scheme.as_bytes()) == Scheme::Basic).then_some(rest)
-    }))
+    Ok(items
+        .filter_map(|item| {
+            let (scheme, rest) = scheme_and_rest(item);
+            (Scheme::of(scheme.as_bytes()) == Scheme::Basic).then_some(rest)
+        })
+        .collect())
 }
 
 /// The first legacy scheme in a field value: its own scheme, or that of any

@@ -18,21 +18,15 @@ use crate::rfc3339;
 const PARTNER_CENTER_AUDIENCES: [&str; 2] =
     ["https://api.partnercenter.microsoft.com", "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbd"];
 
-/// Entra's sign-in hosts (public and national clouds): a route to one is a login route by default.
-const LOGIN_HOSTS: [&str; 4] = [
-    "login.microsoftonline.com",
-    "login.microsoftonline.us",
-    "login.partner.microsoftonline.cn",
-    "login.chinacloudapi.cn",
-];
-
 /// `kind` when set; otherwise `login` for a route to Entra's sign-in host,
 /// `partner-center` when an audience is Partner Center's, else `aobo`.
 pub(super) fn kind(key: &str, raw: &raw::Route, upstream_host: &str) -> Result<RouteKind, ConfigError> {
     match raw.kind.as_deref() {
         Some(k) => RouteKind::parse(k)
             .ok_or_else(|| ConfigError::invalid(key, "expected \"partner-center\", \"aobo\" or \"login\"")),
-        None if LOGIN_HOSTS.iter().any(|h| upstream_host.eq_ignore_ascii_case(h)) => Ok(RouteKind::Login),
+        None if crate::host::normalize(upstream_host).is_ok_and(|h| crate::entra::is_sign_in_host(&h)) => {
+            Ok(RouteKind::Login)
+        }
         None if raw.audiences.iter().any(|a| PARTNER_CENTER_AUDIENCES.contains(&a.trim_end_matches('/'))) => {
             Ok(RouteKind::PartnerCenter)
         }

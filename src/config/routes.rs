@@ -66,6 +66,7 @@ pub(super) fn route(i: usize, raw: &raw::Route) -> Result<RouteConfig, ConfigErr
     // The kind is inferred from the audiences as tokens are compared with them.
     let normalised = raw::Route { audiences: audiences.clone(), ..raw.clone() };
     let kind = policy::kind(&key("kind"), &normalised, upstream.authority.host())?;
+    sign_in_upstream(i, &upstream, kind)?;
     // A login route checks token requests, which carry no token to check.
     if audiences.is_empty() && kind != RouteKind::Login {
         return Err(ConfigError::invalid(key("audiences"), "at least one audience is required"));
@@ -143,6 +144,27 @@ fn route_host(key: &str, h: &str) -> Result<String, ConfigError> {
             "a DNS name without scheme, port or path (labels of 1-63 letters, digits, '-' or '_')",
         )),
     }
+}
+
+/// A route forwarding to a sign-in host (in any spelling the forwarding step
+/// reads as that host: any case, a final dot, a port) is a login route,
+/// whatever its `host`, so that its token requests are judged by the grant
+/// rules and reviewed; no route forwards to a device authentication host.
+fn sign_in_upstream(i: usize, upstream: &UpstreamTarget, kind: RouteKind) -> Result<(), ConfigError> {
+    let Ok(name) = hosts::normalize(upstream.authority.host()) else { return Ok(()) };
+    if crate::entra::is_never_intercepted(&name) {
+        return Err(ConfigError::invalid(
+            format!("routes[{i}].upstream"),
+            "device authentication hosts (device.login.microsoftonline.com, enterpriseregistration.windows.net) are never intercepted: leave them to allow_hosts",
+        ));
+    }
+    if crate::entra::is_sign_in_host(&name) && kind != RouteKind::Login {
+        return Err(ConfigError::invalid(
+            format!("routes[{i}].kind"),
+            format!("this route forwards to the sign-in host {name}: it must be kind = \"login\""),
+        ));
+    }
+    Ok(())
 }
 
 /// `https://host[:port][/base]`; plain `http://` only to a loopback address,

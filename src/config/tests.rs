@@ -362,3 +362,48 @@ fn discard_body_limit_reads_sizes() {
     let config = Config::from_toml_with_env(MINIMAL, env).unwrap();
     assert_eq!(config.server.discard.limit, 8 << 20);
 }
+
+/// A route that forwards to a sign-in host, however its upstream spells it
+/// and whatever its `host`, is a login route; with or without
+/// `[egress.tenant_restrictions]`.
+#[test]
+fn a_route_to_a_sign_in_host_is_a_login_route() {
+    let route = |kind: &str, host: &str, upstream: &str| {
+        format!(
+            "{MINIMAL}[[routes]]\nname = \"s\"\n{kind}{host}path_prefix = \"/s\"\nupstream = \"{upstream}\"\naudiences = [\"https://graph.microsoft.com\"]\n"
+        )
+    };
+    for upstream in [
+        "https://login.microsoftonline.com",
+        "https://LOGIN.MicrosoftOnline.COM.",
+        "https://login.microsoftonline.com:443/common",
+        "https://login.microsoft.com",
+        "https://login.windows.net",
+        "https://login.live.com",
+        "https://login.microsoftonline.us",
+        "https://login.chinacloudapi.cn:8443",
+    ] {
+        for host in ["", "host = \"api.example.com\"\n", "host = \"*.example.com\"\n"] {
+            for kind in ["kind = \"aobo\"\n", "kind = \"partner-center\"\n"] {
+                let text = route(kind, host, upstream);
+                assert_eq!(err_key(&text), "routes[1].kind", "{upstream} {host} {kind}");
+                assert!(err(&text).to_string().contains("sign-in host"), "{upstream}");
+            }
+            // Left out, the kind is inferred: login.
+            let config = Config::from_toml(&route("", host, upstream)).unwrap();
+            assert_eq!(config.routes[1].policy.kind, RouteKind::Login, "{upstream} {host}");
+        }
+    }
+    for upstream in [
+        "https://device.login.microsoftonline.com",
+        "https://Device.Login.MicrosoftOnline.com.:443",
+        "https://enterpriseregistration.windows.net/EnrollmentServer",
+    ] {
+        for kind in ["", "kind = \"login\"\n", "kind = \"aobo\"\n"] {
+            assert_eq!(err_key(&route(kind, "", upstream)), "routes[1].upstream", "{upstream} {kind}");
+        }
+    }
+    // Other hosts that only look alike are not sign-in hosts.
+    let text = route("kind = \"aobo\"\n", "", "https://login.microsoftonline.com.evil.example");
+    assert!(Config::from_toml(&text).is_ok());
+}

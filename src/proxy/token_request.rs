@@ -55,8 +55,8 @@ pub fn content_type(headers: &HeaderMap) -> Result<Option<&str>, Reject> {
 }
 
 /// The client id of HTTP Basic client authentication (RFC 6749 §2.3.1:
-/// `base64(urlencode(client_id) ":" urlencode(secret))`) in any
-/// `Authorization` value with a Basic element, read by the credentials
+/// `base64(urlencode(client_id) ":" urlencode(secret))`) in every Basic
+/// element of every `Authorization` value, read by the credentials
 /// parser every check uses; empty when the credentials do not decode, so
 /// that they still count as a secret. The secret itself is never kept. A
 /// value that cannot be read is refused: what it carries cannot be checked.
@@ -66,25 +66,27 @@ pub fn basic_client(headers: &HeaderMap) -> Result<Option<String>, Reject> {
     for value in headers.get_all(http::header::AUTHORIZATION) {
         let encoded =
             credentials::basic(value).map_err(|_| Reject::BadRequest(RequestRule::TokenRequestAuthorization))?;
-        let Some(encoded) = encoded else { continue };
-        let id = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()
-            .and_then(|raw| String::from_utf8(raw).ok())
-            .and_then(|creds| creds.split_once(':').map(|(id, _)| id.replace('+', " ")))
-            .map(|id| {
-                crate::policy::legacy::client_id(
-                    percent_encoding::percent_decode_str(&id).decode_utf8_lossy().into_owned(),
-                )
-            })
-            .unwrap_or_default();
-        // A second set of credentials naming another client is kept as one
-        // that matches none.
-        found = match found {
-            None => Some(id),
-            Some(first) if first == id => Some(first),
-            Some(_) => Some(String::new()),
-        };
+        for encoded in encoded {
+            let id = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .and_then(|creds| creds.split_once(':').map(|(id, _)| id.replace('+', " ")))
+                .map(|id| {
+                    crate::policy::legacy::client_id(
+                        percent_encoding::percent_decode_str(&id).decode_utf8_lossy().into_owned(),
+                    )
+                })
+                .unwrap_or_default();
+            // A second set of credentials (in another header or later in
+            // the same list) naming another client is kept as one that
+            // matches none.
+            found = match found {
+                None => Some(id),
+                Some(first) if first == id => Some(first),
+                Some(_) => Some(String::new()),
+            };
+        }
     }
     Ok(found)
 }

@@ -264,3 +264,19 @@ async fn the_reverse_listener_forwards_to_a_sign_in_host_only_with_the_configure
     assert_eq!(rsp.status(), 200);
     assert_eq!(values(&env.upstream.last().headers, V2).len(), 2, "passed on as sent");
 }
+
+#[tokio::test]
+async fn a_json_token_request_a_strict_parser_rejects_is_refused_through_the_proxy() {
+    let env = TestEnv::setup().more_routes(LOGIN_ROUTE).egress(&section(false)).start().await;
+    let ca = egress_ca(&env);
+    let body = r#"{"grant_type":"password","username":"a@b.c","password":"Hunter2","client_id":"04b07795-8ddb-461a-bbee-02f9e1bf7b46","x":1e99999}"#;
+    for content_type in ["content-type: application/json", "content-type: text/json", "content-type: text/plain"] {
+        let out = curl(&env, &["--cacert", &ca, "-H", content_type, "--data", body, TOKEN_URL]).await;
+        assert_eq!(out.code, 400, "{content_type}: {out:?}");
+        let answer: serde_json::Value = serde_json::from_str(&out.body).unwrap();
+        assert_eq!(answer["reason"], "bad_request", "{answer}");
+        assert!(answer["error_description"].as_str().unwrap().ends_with("(rule: token_request_json)."), "{answer}");
+        assert!(!out.body.contains("Hunter2"));
+    }
+    assert_eq!(env.upstream.hits(), 0, "the password never reached the sign-in host");
+}

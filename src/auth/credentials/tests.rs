@@ -147,12 +147,17 @@ fn every_token_is_seen() {
 
 #[test]
 fn basic_credentials_with_any_spacing_anywhere_in_a_list() {
-    let basic = |v: &[u8]| super::basic(&HeaderValue::from_bytes(v).unwrap()).map(|c| c.map(str::to_string));
+    let basic = |v: &[u8]| {
+        super::basic(&HeaderValue::from_bytes(v).unwrap())
+            .map(|c| c.into_iter().map(str::to_string).collect::<Vec<_>>())
+    };
     for v in [&b"Basic abc"[..], b"basic\tabc", b"BASIC \t abc ", b"\tBasic\t\tabc", b"Bearer x, Basic\tabc"] {
-        assert_eq!(basic(v), Ok(Some("abc".to_string())), "{v:?}");
+        assert_eq!(basic(v), Ok(vec!["abc".to_string()]), "{v:?}");
     }
-    assert_eq!(basic(b"Bearer abc"), Ok(None));
-    assert_eq!(basic(b"Basicabc"), Ok(None), "no separator: another scheme");
+    // Every Basic element of a list, not only the first.
+    assert_eq!(basic(b"Basic abc, Basic\tdef,Bearer x"), Ok(vec!["abc".to_string(), "def".to_string()]));
+    assert_eq!(basic(b"Bearer abc"), Ok(vec![]));
+    assert_eq!(basic(b"Basicabc"), Ok(vec![]), "no separator: another scheme");
     for v in [&b""[..], b"  ", b"\xffBasic abc", b"Basic\xa0abc", b", Basic abc"] {
         assert_eq!(basic(v), Err(Unreadable), "{v:?}");
     }

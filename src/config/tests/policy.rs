@@ -35,11 +35,11 @@ fn policy_defaults_follow_the_route_kind() {
     let inferred =
         Config::from_toml("[[routes]]\nname = \"login\"\nupstream = \"https://LOGIN.microsoftonline.com\"\n").unwrap();
     assert_eq!(inferred.routes[0].policy.kind, RouteKind::Login);
-    let explicit = Config::from_toml(
+    // A route to the sign-in host cannot be another kind.
+    let explicit = err_key(
         "[[routes]]\nname = \"idp\"\nkind = \"aobo\"\nupstream = \"https://login.microsoftonline.com\"\naudiences = [\"a\"]\n",
-    )
-    .unwrap();
-    assert_eq!(explicit.routes[0].policy.kind, RouteKind::Aobo);
+    );
+    assert_eq!(explicit, "routes[0].kind");
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! text in disguise). Forms are read once more with System.Web's `%uXXXX`
 //! escapes decoded. What cannot be read unambiguously is refused: a charset
 //! other than UTF-8, US-ASCII or ISO-8859-1, multipart that does not parse,
-//! a transfer-encoded part.
+//! a transfer-encoded part, a body declared or shaped as JSON that is not
+//! one JSON object, a part name shaped as an encoded word that does not
+//! decode.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -24,6 +26,8 @@ const TRANSFER_ENCODED: RequestRule = RequestRule::TokenRequestTransferEncoding;
 const NESTED: RequestRule = RequestRule::TokenRequestMultipart;
 /// A part name in a charset other than the accepted ones.
 const NAME_CHARSET: RequestRule = RequestRule::TokenRequestCharset;
+/// A body declared or shaped as JSON that is not one JSON object.
+const BAD_JSON: RequestRule = RequestRule::TokenRequestJson;
 
 /// Longest boundary RFC 2046 §5.1.1 allows.
 const MAX_BOUNDARY: usize = 70;
@@ -40,17 +44,18 @@ pub struct Param {
 /// then the readings of the body without its NUL bytes (when it has some).
 pub fn params(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Result<Vec<Param>, RequestRule> {
     let boundary = declared_boundary(content_type)?;
+    let declared_json = declared_json(content_type);
     let mut out = Vec::new();
     form(query.unwrap_or_default().as_bytes(), &mut out);
-    read(body, boundary.as_deref(), &mut out)?;
+    read(body, boundary.as_deref(), declared_json, &mut out)?;
     if body.contains(&0) {
         let stripped: Vec<u8> = body.iter().copied().filter(|&b| b != 0).collect();
-        read(&stripped, boundary.as_deref(), &mut out)?;
+        read(&stripped, boundary.as_deref(), declared_json, &mut out)?;
     }
     Ok(out)
 }
 
-fn read(body: &[u8], boundary: Option<&[u8]>, out: &mut Vec<Param>) -> Result<(), RequestRule> {
+fn read(body: &[u8], boundary: Option<&[u8]>, declared_json: bool, out: &mut Vec<Param>) -> Result<(), RequestRule> {
     let body = without_bom(body);
     match boundary {
         Some(boundary) => multipart(body, boundary, out)?,
@@ -61,8 +66,15 @@ fn read(body: &[u8], boundary: Option<&[u8]>, out: &mut Vec<Param>) -> Result<()
             }
         }
     }
-    json(body, out);
-    Ok(())
+    json(body, declared_json, out)
+}
+
+/// A JSON media type, in any case: `application/json`, `text/json`, any
+/// `…/json`, `…/x-json` or `…+json`.
+fn declared_json(content_type: Option<&str>) -> bool {
+    let Some((media, _)) = content_type.and_then(media_type) else { return false };
+    let sub = media.split_once('/').map_or("", |(_, sub)| sub).to_ascii_lowercase();
+    sub == "json" || sub == "x-json" || sub.ends_with("+json")
 }
 
 fn without_bom(body: &[u8]) -> &[u8] {
@@ -364,10 +376,9 @@ fn encoded_word(value: &str) -> Result<Option<String>, RequestRule> {
     let bytes = match encoding {
         "B" | "b" => {
             let engines = [base64::engine::general_purpose::STANDARD, base64::engine::general_purpose::STANDARD_NO_PAD];
-            match engines.iter().find_map(|e| e.decode(text).ok()) {
-                Some(bytes) => bytes,
-                None => return Ok(None),
-            }
+            // A name shaped as an encoded word that does not decode could
+            // be decoded otherwise by a lenient reader.
+            engines.iter().find_map(|e| e.decode(text).ok()).ok_or(BAD_MULTIPART)?
         }
         "Q" | "q" => q_decode(text),
         _ => return Ok(None),
@@ -385,9 +396,22 @@ fn q_decode(text: &str) -> Vec<u8> {
 /// keep only one): a string as it is, each element of an array, any other
 /// value as its JSON text (`null` as empty). A member is there whatever its
 /// type: a `client_secret` of `12345`, `true` or `{}` is a secret sent.
-fn json(body: &[u8], out: &mut Vec<Param>) {
-    if let Ok(Members(members)) = serde_json::from_slice::<Members>(body) {
-        out.extend(members);
+/// A body declared JSON (and not empty) or shaped as JSON (its first byte
+/// past whitespace is `{` or `[`) must be one JSON object, or it is refused:
+/// what a strict parser rejects a lenient one may still read (`1e99999` as
+/// infinity, single quotes, comments, a trailing comma, deep nesting).
+/// A body with NUL bytes is judged so once they are removed (`params` reads
+/// it again without them): UTF-16 JSON is read, not refused.
+fn json(body: &[u8], declared: bool, out: &mut Vec<Param>) -> Result<(), RequestRule> {
+    let start = body.trim_ascii_start();
+    let shaped = matches!(start.first(), Some(b'{' | b'['));
+    match serde_json::from_slice::<Members>(body) {
+        Ok(Members(members)) => {
+            out.extend(members);
+            Ok(())
+        }
+        Err(_) if (shaped || (declared && !start.is_empty())) && !body.contains(&0) => Err(BAD_JSON),
+        Err(_) => Ok(()),
     }
 }
 

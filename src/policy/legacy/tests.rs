@@ -126,7 +126,8 @@ fn token_requests_in_every_form_a_lenient_server_reads() {
         ),
         // The form reading, whatever the declared type, unless multipart.
         ("no content type", None, None, b"grant_type=password".to_vec(), Ok(PW)),
-        ("declared JSON", None, Some("application/json".into()), b"grant_type=password".to_vec(), Ok(PW)),
+        // Declared JSON must be JSON: a form under it is refused.
+        ("declared JSON", None, Some("application/json".into()), b"grant_type=password".to_vec(), Err(())),
         (
             "utf-8 quoted",
             None,
@@ -219,7 +220,7 @@ fn token_requests_in_json_utf16_saml_and_other_grants() {
         ("empty", None, None, Vec::new(), Ok(Check::Skip)),
         ("other parameters", None, FORM.map(Into::into), b"client_id=x&grant_typex=password".to_vec(), Ok(Check::Skip)),
         ("JSON without one", None, None, br#"{"a":1,"b":{"grant_type":"password"}}"#.to_vec(), Ok(Check::Skip)),
-        ("JSON array body", None, None, br#"["grant_type","password"]"#.to_vec(), Ok(Check::Skip)),
+        ("JSON array body", None, None, br#"["grant_type","password"]"#.to_vec(), Err(())),
         (
             "multipart part without a name",
             None,
@@ -362,4 +363,39 @@ fn grants_and_client_ids_are_logged_in_one_spelling() {
     assert!(request.is_token_request());
     let discovery = parse(Some("api-version=1.1"), None, b"").unwrap();
     assert!(!discovery.is_token_request());
+}
+
+/// A body declared JSON, in any spelling of a JSON media type, or shaped as
+/// JSON, that a strict parser rejects is refused, never read as no parameters.
+#[test]
+fn json_a_strict_parser_rejects_is_refused() {
+    let password = r#""grant_type":"password","username":"a@b.c","password":"p""#;
+    let deep = format!("{{{password},\"x\":{}{}}}", "[".repeat(200), "]".repeat(200));
+    let bodies = [
+        format!("{{{password},\"x\":1e99999}}"),
+        deep,
+        "{'grant_type':'password'}".to_string(),
+        format!("{{{password},}}"),
+        format!("{{{password}}} garbage"),
+        format!("{{{password},\"x\":NaN}}"),
+        format!("{{/* c */{password}}}"),
+        format!("\u{feff} \r\n{{{password},}}"),
+        format!("[{{{password}}}]"),
+    ];
+    for content_type in
+        [None, FORM, Some("application/json"), Some("text/json"), Some("Application/JSON; charset=utf-8")]
+    {
+        for body in &bodies {
+            let got = parse(None, content_type, body.as_bytes()).map(|_| ());
+            assert_eq!(got, Err(RequestRule::TokenRequestJson), "{content_type:?} {body}");
+        }
+    }
+    for content_type in ["text/json", "application/problem+json", "APPLICATION/X-JSON", "application/json ; q=1"] {
+        let got = parse(None, Some(content_type), b"grant_type=password").map(|_| ());
+        assert_eq!(got, Err(RequestRule::TokenRequestJson), "{content_type}");
+    }
+    // A declared JSON body with nothing in it hides nothing.
+    assert!(parse(None, Some("application/json"), b" ").is_ok());
+    // UTF-16 JSON is read once its NUL bytes are gone.
+    assert_eq!(parse(None, None, &utf16le(r#"{"grant_type":"password"}"#)).unwrap().check(), PW);
 }

@@ -155,9 +155,9 @@ fn signins_table(out: &mut String, report: &Report) {
         "tenant", "client", "grant", "auth", "count", "fwd", "issued"
     );
     for s in &report.signins {
-        // URN grants by their last part: urn:...:device_code is device_code.
-        let grant =
-            if s.grant_type.len() > 24 { s.grant_type.rsplit(':').next().unwrap_or_default() } else { &s.grant_type };
+        // The grants in full, as the row is keyed: a shortened name would
+        // show two rows under one key.
+        let grant = &s.grant_type;
         let mut line = format!(
             "  {:<36}  {:<36}  {:<24}  {:<9}  {:>5}  {:>6}  {:>6}  {}",
             or_unknown(&s.tenant),
@@ -293,6 +293,31 @@ fn field(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_sign_in_row_shows_the_grants_it_is_keyed_by() {
+        let row = |grant: &str| crate::tools::report::SignIn {
+            tenant: "contoso.onmicrosoft.com".into(),
+            client_id: "23ec45a3-5f8b-4c3d-9e1a-7b6c5d4e3f21".into(),
+            grant_type: grant.into(),
+            client_auth: "none".into(),
+            count: 1,
+            forwarded: 0,
+            issued: 0,
+            denied: Default::default(),
+            would_deny: Default::default(),
+            first_seen: "t".into(),
+            last_seen: "t".into(),
+        };
+        let both = "client_credentials urn:ietf:params:oauth:grant-type:device_code";
+        let device = "urn:ietf:params:oauth:grant-type:device_code";
+        let report = Report { signins: vec![row(both), row(device)], ..Report::default() };
+        let text = signins_text(&report);
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("contoso")).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_ne!(lines[0], lines[1], "two rows, two keys shown: {text}");
+        assert!(lines[0].contains(both) && lines[1].contains(device), "{text}");
+    }
 
     #[test]
     fn csv_fields_are_quoted_and_never_formulas() {

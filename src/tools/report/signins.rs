@@ -47,9 +47,16 @@ impl Signins {
         let Some(client_auth) = &record.client_auth else { return };
         let or = |v: &Option<String>| v.clone().unwrap_or_default();
         // Logs written before grants and client ids were recorded in one
-        // spelling count in the same rows.
-        let grant =
-            record.grant_type.as_deref().map(|g| g.split(' ').map(canonical_grant).collect::<Vec<_>>().join(" "));
+        // spelling count in the same rows, each grant once.
+        let grant = record.grant_type.as_deref().map(|g| {
+            let mut grants: Vec<String> = Vec::new();
+            for g in g.split(' ').map(canonical_grant) {
+                if !grants.contains(&g) {
+                    grants.push(g);
+                }
+            }
+            grants.join(" ")
+        });
         let client = record.appid.as_deref().map(|id| client_id(id.to_string()));
         let key = (or(&record.signin_tenant), or(&client), or(&grant), client_auth.clone());
         let (row, first, last) = self.rows.entry(key.clone()).or_insert_with(|| {
@@ -157,5 +164,15 @@ mod tests {
             ("2026-12-07T09:00:00.000Z", "2026-12-07T11:00:00.000Z")
         );
         assert_eq!(rows[1].grant_type, "urn:ietf:params:oauth:grant-type:device_code");
+    }
+
+    #[test]
+    fn a_grant_named_twice_in_two_spellings_is_one_grant_of_the_row() {
+        let mut s = Signins::default();
+        let device = "urn:ietf:params:oauth:grant-type:device_code";
+        s.observe(&record("deny", "grant_not_allowed", &format!("device_code {device}"), None, "t"), 1);
+        s.observe(&record("deny", "grant_not_allowed", device, None, "t"), 2);
+        let rows = s.finish();
+        assert_eq!((rows.len(), rows[0].count, rows[0].grant_type.as_str()), (1, 2, device), "{rows:?}");
     }
 }

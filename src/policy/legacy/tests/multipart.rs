@@ -39,6 +39,13 @@ fn multipart_token_requests() {
         ),
         ("multipart Q word", None, MPX.map(Into::into), grant("name==?UTF-8?Q?grant=5Ftype?=", "password"), Ok(PW)),
         (
+            "multipart encoded word that does not decode",
+            None,
+            MPX.map(Into::into),
+            grant("name=\"=?utf-8?B?Z3JhbnRfd*HlwZQ==?=\"", "password"),
+            Err(()),
+        ),
+        (
             "multipart two names",
             None,
             MPX.map(Into::into),
