@@ -53,8 +53,12 @@ pub const SIGN_IN_HOSTS: [&str; 4] =
     ["login.microsoftonline.com", "login.microsoft.com", "login.windows.net", "login.live.com"];
 
 /// The sign-in hosts of the national clouds (US Government, China).
-pub const NATIONAL_SIGN_IN_HOSTS: [&str; 3] =
-    ["login.microsoftonline.us", "login.partner.microsoftonline.cn", "login.chinacloudapi.cn"];
+pub const NATIONAL_SIGN_IN_HOSTS: [&str; 4] = [
+    "login.microsoftonline.us",
+    "login-us.microsoftonline.com",
+    "login.partner.microsoftonline.cn",
+    "login.chinacloudapi.cn",
+];
 
 /// True for a host (lower-case, no final dot) where Entra takes sign-ins
 /// and token requests: a route forwarding there must be a login route.

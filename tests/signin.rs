@@ -489,9 +489,19 @@ async fn a_json_body_a_strict_parser_rejects_is_refused_not_read_as_nothing() {
         format!(r#"{{{password},"x":NaN}}"#),
         format!("{{/**/{password}}}"),
         format!("\u{feff}\n[{{{password}}}]"),
+        format!("/*c*/{{{password}}}"),
+        format!("\u{b}{{{password}}}"),
+        format!("\u{a0}{{{password}}}"),
+        format!("\u{feff}\u{feff}{{{password}}}"),
     ];
-    for content_type in ["application/json", "text/json", "Application/JSON; charset=utf-8", "application/x+json", FORM]
-    {
+    for content_type in [
+        "application/json",
+        "text/json",
+        "Application/JSON; charset=utf-8",
+        "application/x+json",
+        FORM,
+        "application/json5",
+    ] {
         for body in &bodies {
             bad_request(post(&env, content_type, body).await, "token_request_json", &format!("{content_type} {body}"))
                 .await;

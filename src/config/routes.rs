@@ -151,7 +151,15 @@ fn route_host(key: &str, h: &str) -> Result<String, ConfigError> {
 /// whatever its `host`, so that its token requests are judged by the grant
 /// rules and reviewed; no route forwards to a device authentication host.
 fn sign_in_upstream(i: usize, upstream: &UpstreamTarget, kind: RouteKind) -> Result<(), ConfigError> {
-    let Ok(name) = hosts::normalize(upstream.authority.host()) else { return Ok(()) };
+    let name = match hosts::normalize(upstream.authority.host()) {
+        Ok(name) => name,
+        Err(crate::host::BadHost::IpLiteral) => return Ok(()),
+        // A name no resolver reads alike everywhere (`login.microsoftonline.com..`)
+        // could still reach a sign-in host.
+        Err(crate::host::BadHost::Invalid) => {
+            return Err(ConfigError::invalid(format!("routes[{i}].upstream"), "not a valid host name"));
+        }
+    };
     if crate::entra::is_never_intercepted(&name) {
         return Err(ConfigError::invalid(
             format!("routes[{i}].upstream"),

@@ -367,6 +367,14 @@ fn discard_body_limit_reads_sizes() {
 /// and whatever its `host`, is a login route; with or without
 /// `[egress.tenant_restrictions]`.
 #[test]
+fn an_upstream_that_is_not_a_host_name_is_refused() {
+    let text = format!(
+        "{MINIMAL}[[routes]]\nname = \"s\"\nkind = \"aobo\"\npath_prefix = \"/s\"\nupstream = \"https://login.microsoftonline.com..\"\naudiences = [\"https://graph.microsoft.com\"]\n"
+    );
+    assert_eq!(err_key(&text), "routes[1].upstream");
+}
+
+#[test]
 fn a_route_to_a_sign_in_host_is_a_login_route() {
     let route = |kind: &str, host: &str, upstream: &str| {
         format!(
@@ -382,6 +390,7 @@ fn a_route_to_a_sign_in_host_is_a_login_route() {
         "https://login.live.com",
         "https://login.microsoftonline.us",
         "https://login.chinacloudapi.cn:8443",
+        "https://login-us.microsoftonline.com",
     ] {
         for host in ["", "host = \"api.example.com\"\n", "host = \"*.example.com\"\n"] {
             for kind in ["kind = \"aobo\"\n", "kind = \"partner-center\"\n"] {

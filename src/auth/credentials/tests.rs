@@ -158,6 +158,10 @@ fn basic_credentials_with_any_spacing_anywhere_in_a_list() {
     assert_eq!(basic(b"Basic abc, Basic\tdef,Bearer x"), Ok(vec!["abc".to_string(), "def".to_string()]));
     assert_eq!(basic(b"Bearer abc"), Ok(vec![]));
     assert_eq!(basic(b"Basicabc"), Ok(vec![]), "no separator: another scheme");
+    // A bare token after a Basic element could be read as its second credentials.
+    for v in [&b"Basic abc, ZGVm"[..], b"Basic abc,ZGVm=", b"Bearer x, Basic abc, def"] {
+        assert_eq!(basic(v), Err(Unreadable), "{v:?}");
+    }
     for v in [&b""[..], b"  ", b"\xffBasic abc", b"Basic\xa0abc", b", Basic abc"] {
         assert_eq!(basic(v), Err(Unreadable), "{v:?}");
     }

@@ -115,9 +115,16 @@ impl Reader {
             }
         };
         // Template language 2.0 may name a resource that exists already.
-        let symbolic = get(&template, "languageVersion")
-            .and_then(Value::as_str)
-            .is_some_and(|v| v.trim() == "2.0" || v.trim().starts_with("2."));
+        // Any other version is one this reader does not know.
+        let symbolic = match get(&template, "languageVersion") {
+            None => false,
+            Some(Value::String(v)) if v == "1.0" => false,
+            Some(Value::String(v)) if v == "2.0" || v == "2.1-experimental" => true,
+            Some(_) => {
+                self.found.opaque = true;
+                return;
+            }
+        };
         if inner {
             let own = self.scope_of(&properties, &template, outer, depth == 0, linked_parameters);
             self.resources(&template, None, &own, copies, depth, symbolic);
@@ -330,7 +337,13 @@ impl Reader {
                 }
             },
             Value::Array(a) => Value::Array(a.iter().map(|v| self.resolve(v, scope)).collect()),
-            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), self.resolve(v, scope))).collect()),
+            Value::Object(o) => {
+                // A name is copied with its value: long names are charged as strings are.
+                if !self.spend(o.keys().map(|k| k.len() / 64).sum()) {
+                    return Value::Null;
+                }
+                Value::Object(o.iter().map(|(k, v)| (k.clone(), self.resolve(v, scope))).collect())
+            }
             other => other.clone(),
         }
     }
@@ -350,7 +363,8 @@ impl Reader {
     }
 }
 
-/// The nodes of a value, bounded: counting stops past `MAX_NODES`.
+/// The nodes of a value, a string value or property name counting one more
+/// per 64 bytes; bounded: counting stops past `MAX_NODES`.
 fn nodes(value: &Value) -> usize {
     let mut n = 0;
     let mut stack = vec![value];
@@ -361,7 +375,10 @@ fn nodes(value: &Value) -> usize {
         }
         match v {
             Value::Array(a) => stack.extend(a.iter()),
-            Value::Object(o) => stack.extend(o.values()),
+            Value::Object(o) => {
+                n += o.keys().map(|k| k.len() / 64).sum::<usize>();
+                stack.extend(o.values());
+            }
             _ => {}
         }
     }
@@ -558,6 +575,20 @@ mod tests {
         assert_eq!((f.items.len(), f.too_deep), (500, false));
     }
 
+    /// A property name is copied with the value it names: a long name
+    /// referenced many times spends the budget as a long string would.
+    #[test]
+    fn long_property_names_are_charged() {
+        let key = "k".repeat(100_000);
+        let tags: Vec<Value> = (0..1000).map(|_| json!("[parameters('p')]")).collect();
+        let mut vm = nd(json!({"hardwareProfile": {"vmSize": "Standard_D2s_v5"}}));
+        vm["tags"] = json!(tags);
+        let body = json!({"properties": {"mode": "Incremental", "template": {
+            "parameters": {"p": {"type": "object", "defaultValue": {key: 1}}}, "resources": [vm]}}});
+        let f = deployment(&body);
+        assert!(f.too_deep, "the budget is spent: unreadable");
+    }
+
     fn nested_inner(scope: Value, parameters: Value) -> Value {
         json!({"properties": {"mode": "Incremental", "parameters": {"vmSize": {"value": "Standard_D2s_v5"}}, "template": {"resources": [
             {"type": "Microsoft.Resources/deployments", "name": "n", "properties": {"mode": "Incremental",
@@ -682,5 +713,14 @@ mod tests {
         let mut one = two(json!(true));
         one["properties"]["template"]["languageVersion"] = json!("1.0");
         assert_eq!(sizes(&deployment(&one)), vec!["Standard_ND96asr_v4".to_string()]);
+        // A version spelled any other way is not one the reader knows.
+        for version in [json!("2.0 "), json!(" 2.0"), json!("2.9"), json!("2.1"), json!(2), json!(null)] {
+            let mut odd = two(json!(true));
+            odd["properties"]["template"]["languageVersion"] = version.clone();
+            assert!(deployment(&odd).opaque, "{version}");
+        }
+        let mut experimental = two(json!(true));
+        experimental["properties"]["template"]["languageVersion"] = json!("2.1-experimental");
+        assert_eq!(sizes(&deployment(&experimental)), Vec::<String>::new());
     }
 }

@@ -396,15 +396,16 @@ fn q_decode(text: &str) -> Vec<u8> {
 /// keep only one): a string as it is, each element of an array, any other
 /// value as its JSON text (`null` as empty). A member is there whatever its
 /// type: a `client_secret` of `12345`, `true` or `{}` is a secret sent.
-/// A body declared JSON (and not empty) or shaped as JSON (its first byte
-/// past whitespace is `{` or `[`) must be one JSON object, or it is refused:
+/// A body declared JSON (and not empty) or shaped as JSON (`json_shaped`:
+/// it starts, past white space and byte-order marks, as a JSON document or
+/// a lenient one does) must be one JSON object, or it is refused:
 /// what a strict parser rejects a lenient one may still read (`1e99999` as
 /// infinity, single quotes, comments, a trailing comma, deep nesting).
 /// A body with NUL bytes is judged so once they are removed (`params` reads
 /// it again without them): UTF-16 JSON is read, not refused.
 fn json(body: &[u8], declared: bool, out: &mut Vec<Param>) -> Result<(), RequestRule> {
     let start = body.trim_ascii_start();
-    let shaped = matches!(start.first(), Some(b'{' | b'['));
+    let shaped = json_shaped(body);
     match serde_json::from_slice::<Members>(body) {
         Ok(Members(members)) => {
             out.extend(members);
@@ -413,6 +414,16 @@ fn json(body: &[u8], declared: bool, out: &mut Vec<Param>) -> Result<(), Request
         Err(_) if (shaped || (declared && !start.is_empty())) && !body.contains(&0) => Err(BAD_JSON),
         Err(_) => Ok(()),
     }
+}
+
+/// True when the body's first character past any byte-order marks and
+/// any Unicode white space (vertical tab, no-break space, …) is not one a
+/// form's parameter name starts with but one a JSON reader, or a lenient
+/// one, starts a document with: `{`, `[`, a comment's `/`, or a quote.
+fn json_shaped(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    let first = text.chars().find(|&c| !c.is_whitespace() && c != '\u{feff}');
+    matches!(first, Some('{' | '[' | '/' | '\'' | '"'))
 }
 
 struct Members(Vec<Param>);

@@ -381,6 +381,13 @@ fn json_a_strict_parser_rejects_is_refused() {
         format!("{{/* c */{password}}}"),
         format!("\u{feff} \r\n{{{password},}}"),
         format!("[{{{password}}}]"),
+        // Shapes a lenient reader starts a document with, past any white
+        // space or byte-order marks a strict one stops at.
+        format!("/*c*/{{{password}}}"),
+        format!("\u{b}{{{password}}}"),
+        format!("\u{a0}{{{password}}}"),
+        format!("\u{feff}\u{feff}{{{password}}}"),
+        format!("'{{{password}}}'"),
     ];
     for content_type in
         [None, FORM, Some("application/json"), Some("text/json"), Some("Application/JSON; charset=utf-8")]
@@ -396,6 +403,14 @@ fn json_a_strict_parser_rejects_is_refused() {
     }
     // A declared JSON body with nothing in it hides nothing.
     assert!(parse(None, Some("application/json"), b" ").is_ok());
+    for content_type in ["application/json5", "application/x-ndjson"] {
+        let got = parse(None, Some(content_type), format!("/*c*/{{{password}}}").as_bytes()).map(|_| ());
+        assert_eq!(got, Err(RequestRule::TokenRequestJson), "{content_type}");
+    }
+    let commented = utf16le(&format!("/*c*/{{{password}}}"));
+    assert_eq!(parse(None, FORM, &commented).map(|_| ()), Err(RequestRule::TokenRequestJson));
+    // A form whose values hold braces is still a form.
+    assert!(parse(None, FORM, br#"grant_type=client_credentials&claims={"a":1}"#).is_ok());
     // UTF-16 JSON is read once its NUL bytes are gone.
     assert_eq!(parse(None, None, &utf16le(r#"{"grant_type":"password"}"#)).unwrap().check(), PW);
 }
