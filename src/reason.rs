@@ -342,6 +342,7 @@ request_rules! {
     TokenRequestTransferEncoding = "token_request_transfer_encoding", "a multipart part with a transfer encoding";
     TokenRequestAuthorization = "token_request_authorization", "a token request Authorization header that is not text or names no scheme";
     TokenRequestJson = "token_request_json", "a token request body declared or shaped as JSON that is not one JSON object";
+    TokenRequestNoGrant = "token_request_no_grant", "a body sent to a token endpoint in which no reading finds a grant_type";
     // The egress proxy's own request line.
     BadProxyTarget = "bad_proxy_target", "a proxy target that is not host:port or not a host name";
     NotAProxyRequest = "not_a_proxy_request", "neither CONNECT nor an absolute http:// URL";

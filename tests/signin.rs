@@ -534,3 +534,58 @@ async fn every_basic_credential_in_one_authorization_list_names_its_client() {
     let same = format!("Basic {}, Basic {}", b64(&format!("{SAM_APP}:s")), b64(&format!("{SAM_APP}:s")));
     assert_eq!(with_authorization(&env, &[same.as_bytes()], &body).await.status(), 200);
 }
+
+/// Every token request names its grant: a body sent to a token endpoint in
+/// which no reading finds one (JSON behind a prefix a lenient reader skips,
+/// in UTF-16 or ISO-8859-1) is refused, never forwarded as a request with
+/// nothing to judge; a request that is not a token request still passes.
+#[tokio::test]
+async fn a_token_request_in_which_no_reading_finds_a_grant_is_refused() {
+    let env = TestEnv::setup().route(r#"path_prefix = "/v1""#).more_routes(&strict()).start().await;
+    let json = format!(r#"{{"grant_type":"password","username":"u","password":"Hunter2","client_id":"{SAM_APP}"}}"#);
+    let utf16 = |prefix: &[u8], text: &str, big: bool| {
+        let mut out = prefix.to_vec();
+        for unit in text.encode_utf16() {
+            out.extend_from_slice(&if big { unit.to_be_bytes() } else { unit.to_le_bytes() });
+        }
+        out
+    };
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        (FORM, utf16(b"\xff\xfe", &format!("\u{a0}{json}"), false)),
+        (FORM, utf16(b"\xff\xfe", &format!("\u{feff}{json}"), false)),
+        (FORM, utf16(b"\xfe\xff", &format!("\u{feff}{json}"), true)),
+        (FORM, utf16(b"", &format!("\u{3000}{json}"), false)),
+        ("application/x-www-form-urlencoded; charset=iso-8859-1", [&b"\xa0"[..], json.as_bytes()].concat()),
+        ("application/x-www-form-urlencoded; charset=iso-8859-1", [&b"\x85"[..], json.as_bytes()].concat()),
+        (FORM, format!("#c\n{json}").into_bytes()),
+        (FORM, format!(")]}}'\n{json}").into_bytes()),
+        (FORM, [&b"\xef\xbb\xbf\xff\xfe"[..], json.as_bytes()].concat()),
+    ];
+    for path in
+        ["/oauth2/v2.0/token", "/oauth2/token", "/oauth2/v2.0/%74oken", "/oauth2/v2.0/token;x", "/oauth2/v2.0/TOKEN/"]
+    {
+        for (content_type, body) in &bodies {
+            let rsp = env
+                .client
+                .post(env.url(&format!("/{TID}{path}")))
+                .header("content-type", *content_type)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            bad_request(rsp, "token_request_no_grant", &format!("{path} {content_type} {body:?}")).await;
+        }
+    }
+    assert_eq!(env.upstream.hits(), 0, "nothing reached the token endpoint");
+    // A device code request names no grant, and is no token request.
+    let rsp = env
+        .client
+        .post(env.url(&format!("/{TID}/oauth2/v2.0/devicecode")))
+        .header("content-type", FORM)
+        .body(format!("client_id={SAM_APP}&scope=openid"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(env.upstream.hits(), 1);
+}

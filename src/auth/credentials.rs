@@ -141,12 +141,17 @@ pub fn basic(value: &HeaderValue) -> Result<Vec<&str>, Unreadable> {
     if items.clone().next().is_none_or(|first| scheme_and_rest(first).0.is_empty()) {
         return Err(Unreadable);
     }
-    // In a list, an element that is a bare token (no scheme a server knows,
-    // nothing after it) may be read as the previous element's second
-    // credentials: it cannot be read alike everywhere.
+    // In a list, an element that is a bare token68 (no scheme a server
+    // knows, nothing after it; not an auth-param such as `realm="b"`) may be
+    // read as the previous element's second credentials: it cannot be read
+    // alike everywhere.
     let bare = |item: &str| {
         let (scheme, rest) = scheme_and_rest(item);
-        !scheme.is_empty() && rest.is_empty() && Scheme::of(scheme.as_bytes()) == Scheme::Other
+        let token68 = scheme.trim_end_matches('=');
+        !token68.is_empty()
+            && rest.is_empty()
+            && token68.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+            && Scheme::of(scheme.as_bytes()) == Scheme::Other
     };
     if items.clone().count() > 1 && items.clone().any(bare) {
         return Err(Unreadable);

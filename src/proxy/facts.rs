@@ -119,6 +119,11 @@ pub fn login(parts: &Parts, base: &str, body: &[u8], policy: &RoutePolicy) -> Re
     request.basic_client = token_request::basic_client(&parts.headers)?;
     request.tenant = token_request::path_tenant(parts.uri.path());
     request.token_endpoint = token_request::is_token_endpoint(parts.uri.path());
+    // A token request always names its grant: a body in which no reading
+    // finds one is one the rules could not read, whatever reads it upstream.
+    if request.token_endpoint && request.grant_types.is_empty() && !body.trim_ascii().is_empty() {
+        return Err(Reject::BadRequest(RequestRule::TokenRequestNoGrant));
+    }
     let mut findings = Vec::new();
     if legacy::ws_trust(&upstream_path(base, parts.uri.path())) {
         findings.push(Reason::LegacyAuth);

@@ -94,7 +94,13 @@ pub fn basic_client(headers: &HeaderMap) -> Result<Option<String>, Reject> {
 /// A path to a token endpoint: its last segment is `token`, in any case
 /// (`/{tenant}/oauth2/token`, `/{tenant}/oauth2/v2.0/token`).
 pub fn is_token_endpoint(path: &str) -> bool {
-    path.trim_end_matches('/').rsplit('/').next().is_some_and(|last| last.eq_ignore_ascii_case("token"))
+    path.trim_end_matches('/').rsplit('/').next().is_some_and(|last| {
+        // Read as a server may: percent-decoded, without path parameters or
+        // a trailing dot or space (`%74oken`, `token;x`, `token.`).
+        let decoded = percent_encoding::percent_decode_str(last).decode_utf8_lossy();
+        let name = decoded.split(';').next().unwrap_or_default().trim_end_matches(['.', ' ']);
+        name.eq_ignore_ascii_case("token")
+    })
 }
 
 /// The tenant a sign-in path names in its first segment

@@ -162,6 +162,8 @@ fn basic_credentials_with_any_spacing_anywhere_in_a_list() {
     for v in [&b"Basic abc, ZGVm"[..], b"Basic abc,ZGVm=", b"Bearer x, Basic abc, def"] {
         assert_eq!(basic(v), Err(Unreadable), "{v:?}");
     }
+    // Auth-params of a scheme (Digest's) are not bare tokens.
+    assert_eq!(basic(br#"Digest username="a", realm="b", nonce="c""#), Ok(vec![]));
     for v in [&b""[..], b"  ", b"\xffBasic abc", b"Basic\xa0abc", b", Basic abc"] {
         assert_eq!(basic(v), Err(Unreadable), "{v:?}");
     }

@@ -66,7 +66,9 @@ fn read(body: &[u8], boundary: Option<&[u8]>, declared_json: bool, out: &mut Vec
             }
         }
     }
-    json(body, declared_json, out)
+    // A declared multipart body may open with any preamble (RFC 2046 §5.1.1):
+    // there only a JSON document's own opening makes it shaped as JSON.
+    json(body, declared_json, boundary.is_none(), out)
 }
 
 /// A JSON media type, in any case: `application/json`, `text/json`, any
@@ -403,9 +405,9 @@ fn q_decode(text: &str) -> Vec<u8> {
 /// infinity, single quotes, comments, a trailing comma, deep nesting).
 /// A body with NUL bytes is judged so once they are removed (`params` reads
 /// it again without them): UTF-16 JSON is read, not refused.
-fn json(body: &[u8], declared: bool, out: &mut Vec<Param>) -> Result<(), RequestRule> {
+fn json(body: &[u8], declared: bool, lenient_shapes: bool, out: &mut Vec<Param>) -> Result<(), RequestRule> {
     let start = body.trim_ascii_start();
-    let shaped = json_shaped(body);
+    let shaped = if lenient_shapes { json_shaped(body) } else { matches!(start.first(), Some(b'{' | b'[')) };
     match serde_json::from_slice::<Members>(body) {
         Ok(Members(members)) => {
             out.extend(members);

@@ -84,6 +84,14 @@ fn multipart_token_requests() {
             Ok(PW),
         ),
         (
+            "multipart preamble in quotes or slashes is a preamble",
+            None,
+            Some(mp("b")),
+            b"\"preamble\" /x/\r\n--b\r\nContent-Disposition: form-data; name=grant_type\r\n\r\npassword\r\n--b--"
+                .to_vec(),
+            Ok(PW),
+        ),
+        (
             "multipart padding",
             None,
             Some(mp("b")),
