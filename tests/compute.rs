@@ -318,7 +318,7 @@ async fn report_only_forwards_byte_for_byte_and_records() {
         .unwrap();
     assert_eq!(rsp.status(), 200);
     assert_eq!(rsp.bytes().await.unwrap(), big.as_bytes(), "a streamed body larger than the limit arrives whole");
-    let lines = audit_lines(&log, 3).await;
+    let lines = support::audit_lines(&log, 3).await.1;
     let first = &lines[0];
     assert_eq!(first["decision"], "would_deny");
     assert_eq!(first["reason"], "compute_abuse_suspected");
@@ -334,20 +334,6 @@ async fn report_only_forwards_byte_for_byte_and_records() {
     assert_eq!(lines[1]["reason"], "compute_body_too_large");
     assert_eq!(lines[1]["compute_kind"], "uninspectable");
     assert_eq!(lines[2]["reason"], "compute_body_too_large");
-}
-
-async fn audit_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if lines.len() >= n {
-            assert_eq!(lines.len(), n, "{text}");
-            return lines;
-        }
-        assert!(Instant::now() < deadline, "the decision log has {} of {n} lines", lines.len());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -455,7 +441,7 @@ async fn report_lists_flagged_requests_and_replay_re_decides_them() {
     );
     passes(&env, "PUT", &quota, r#"{"properties": {"limit": {"limitObjectType": "LimitValue", "value": 960}}}"#).await;
     passes(&env, "PUT", &rg(VM_PATH), &vm("Standard_D2s_v5", "eastus")).await;
-    audit_lines(&log, 3).await;
+    support::audit_lines(&log, 3).await;
     let log_path = log.to_str().unwrap();
 
     let (code, out) = mfagate(&["report", "--format", "json", log_path]).await;

@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use base64::Engine;
 use support::idp::{AZURE_CLI, GLOBAL_ADMIN, GRAPH_AUDIENCE, OID, OTHER_TID, SAM_APP, TID, USER_ADMIN, now};
 use support::{TestEnv, assert_rejected};
@@ -378,22 +376,6 @@ async fn exemptions_apply_until_they_expire() {
     assert_eq!(support::sample(&scrape, r#"mfagate_exemptions{state="expired"}"#), 2.0);
 }
 
-/// Reads the decision log until it holds `n` lines (the writer is a thread
-/// of its own; nothing signals a flushed line).
-async fn audit_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if lines.len() >= n {
-            assert_eq!(lines.len(), n, "{text}");
-            return lines;
-        }
-        assert!(Instant::now() < deadline, "the decision log has {} of {n} lines", lines.len());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn decision_log_records_claims_never_the_token() {
     let dir = tempfile::tempdir().unwrap();
@@ -414,7 +396,7 @@ async fn decision_log_records_claims_never_the_token() {
     assert_eq!(env.get("/v1.0/users", Some(&graph)).await.status(), 200);
     assert_eq!(env.get("/v1/customers", None).await.status(), 401);
     assert_eq!(env.get("/nowhere", None).await.status(), 404);
-    let lines = audit_lines(&log, 5).await;
+    let lines = support::audit_lines(&log, 5).await.1;
 
     let allow = &lines[0];
     assert_eq!(allow["route"], "partner-center");

@@ -8,9 +8,6 @@
 
 mod support;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
 use base64::Engine;
 use support::idp::{AZURE_CLI, SAM_APP, TID};
 use support::{TestEnv, assert_rejected};
@@ -172,21 +169,6 @@ fn the_grant_keys_belong_to_login_routes() {
     assert_eq!(key("rule_modes = { deny_grant = \"report-only\" }"), "routes[0].rule_modes.deny_grant");
 }
 
-/// Reads the decision log until it holds `n` lines.
-async fn audit_lines(path: &Path, n: usize) -> (String, Vec<serde_json::Value>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if lines.len() >= n {
-            assert_eq!(lines.len(), n, "{text}");
-            return (text, lines);
-        }
-        assert!(Instant::now() < deadline, "the decision log has {} of {n} lines", lines.len());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn report(args: &[&str]) -> (i32, String) {
     let out = tokio::process::Command::new(BIN).arg("report").args(args).env_remove("MFAGATE_CONFIG").output().await;
     let out = out.expect("mfagate runs");
@@ -246,7 +228,7 @@ async fn the_sign_in_review_records_who_signs_in_and_never_a_secret() {
     statuses.push(rsp.status().as_u16());
     assert_eq!(statuses, [200, 200, 200, 403, 403, 403, 200], "{statuses:?}");
     let n = statuses.len();
-    let (text, lines) = audit_lines(&log, n).await;
+    let (text, lines) = support::audit_lines(&log, n).await;
     for secret in secrets {
         assert!(!text.contains(secret), "{secret} is in the decision log:\n{text}");
     }
@@ -438,7 +420,7 @@ async fn the_sign_in_review_counts_token_requests_only_in_one_spelling() {
         statuses.push(rsp.status().as_u16());
     }
     assert_eq!(statuses, [200, 200, 403, 403, 403]);
-    let (_, lines) = audit_lines(&log, 7).await;
+    let (_, lines) = support::audit_lines(&log, 7).await;
     assert!(lines[..2].iter().all(|l| l.get("client_auth").is_none() && l.get("grant_type").is_none()), "{lines:?}");
     assert_eq!(lines[2]["appid"], SAM_APP, "a client id is recorded lower-case");
     let (_, json) = report(&["--format", "json", &log.display().to_string()]).await;

@@ -435,3 +435,19 @@ pub fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Reads the decision log at `path` until it holds `n` lines (the writer is
+/// a thread of its own; nothing signals a flushed line): its text and lines.
+pub async fn audit_lines(path: &std::path::Path, n: usize) -> (String, Vec<serde_json::Value>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if lines.len() >= n {
+            assert_eq!(lines.len(), n, "{text}");
+            return (text, lines);
+        }
+        assert!(std::time::Instant::now() < deadline, "the decision log has {} of {n} lines", lines.len());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
