@@ -1,26 +1,64 @@
 #!/usr/bin/env python3
-"""Opens N keep-alive TLS connections to the gateway, sends one request on
-each (so that every connection has served a request) and keeps them open and
-idle while the gateway's resident memory is read from /proc.
+"""Opens N keep-alive TLS connections to a server (mfagate, or nginx or
+HAProxy in front of the same upstream), sends one request on each (so that
+every connection has served a request) and keeps them open and idle while
+the server's resident memory is read from /proc.
 
     idle_connections.py --port 18190 --token-file valid.jwt --pid PID -n 10000
 
-Prints the gateway's RSS before, with all connections open and idle, and
-after they are closed, in MiB, one "name value" pair per line.
+The memory is the VmRSS of PID and of every process below it, summed (an
+nginx master and its workers; pages they share are counted once per
+process). Prints it before, with all connections open and idle, and after
+they are closed, in MiB, and the growth per open connection in KiB, one
+"name value" pair per line.
 """
 import argparse
 import asyncio
+import os
 import resource
 import ssl
 import time
 
 
-def rss_mib(pid):
+def tree(pid):
+    """pid and every process below it, found through the parent ids in /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        p = queue.pop()
+        found.append(p)
+        queue.extend(children.get(p, []))
+    return found
+
+
+def rss_kib(pid):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+                return int(line.split()[1])
+    return 0  # a kernel thread or a process on its way out
+
+
+def rss_mib(pid):
+    """The summed VmRSS of pid's process tree, in MiB."""
+    if not os.path.exists(f"/proc/{pid}/status"):
+        raise RuntimeError(f"no process {pid}")
+    total = 0
+    for p in tree(pid):
+        try:
+            total += rss_kib(p)
+        except OSError:
+            pass  # exited between the scan and the read
+    return total / 1024
 
 
 async def open_one(port, request, context, opened):
@@ -43,7 +81,7 @@ async def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token-file", required=True)
-    parser.add_argument("--pid", type=int, required=True, help="the gateway's process id")
+    parser.add_argument("--pid", type=int, required=True, help="the server's process id (its children are counted too)")
     parser.add_argument("-n", "--connections", type=int, default=10000)
     parser.add_argument("--parallel", type=int, default=100, help="connections being opened at once")
     parser.add_argument("--hold", type=float, default=5, help="seconds to hold them idle before reading RSS")
@@ -63,7 +101,9 @@ async def main():
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["http/1.1"])
 
-    print(f"rss_before_mib {rss_mib(args.pid):.1f}", flush=True)
+    before = rss_mib(args.pid)
+    print(f"processes {len(tree(args.pid))}", flush=True)
+    print(f"rss_before_mib {before:.1f}", flush=True)
     opened = []
     gate = asyncio.Semaphore(args.parallel)
 
@@ -80,7 +120,10 @@ async def main():
         print(f"first_failure {failures[0]!r}", flush=True)
     print(f"open_seconds {time.monotonic() - started:.1f}", flush=True)
     await asyncio.sleep(args.hold)
-    print(f"rss_idle_mib {rss_mib(args.pid):.1f}", flush=True)
+    idle = rss_mib(args.pid)
+    print(f"rss_idle_mib {idle:.1f}", flush=True)
+    if opened:
+        print(f"kib_per_connection {(idle - before) * 1024 / len(opened):.1f}", flush=True)
     for writer in opened:
         writer.close()
     await asyncio.sleep(args.hold)
