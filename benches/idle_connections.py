@@ -40,6 +40,22 @@ def tree(pid):
     return found
 
 
+def established(port):
+    """TCP connections to port on this host still established (the server's side)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                next(fh)
+                for line in fh:
+                    fields = line.split()
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                        count += 1
+        except OSError:
+            pass
+    return count
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -124,9 +140,13 @@ async def main():
     print(f"rss_idle_mib {idle:.1f}", flush=True)
     if opened:
         print(f"kib_per_connection {(idle - before) * 1024 / len(opened):.1f}", flush=True)
+    closing = time.monotonic()
     for writer in opened:
         writer.close()
-    await asyncio.sleep(args.hold)
+    await asyncio.wait([asyncio.ensure_future(w.wait_closed()) for w in opened] or [asyncio.sleep(0)],
+                       timeout=args.hold)
+    await asyncio.sleep(max(0.0, args.hold - (time.monotonic() - closing)))
+    print(f"connections_left_open {established(args.port)}", flush=True)
     print(f"rss_after_close_mib {rss_mib(args.pid):.1f}", flush=True)
     return 1 if failures else 0
 

@@ -61,9 +61,7 @@ if [[ -n $REFERENCES ]]; then
     source "$bench_dir/lib.sh"
 fi
 
-# Every server inherits the limit: raise it first. HAProxy sizes its own
-# limit at about twice maxconn and warns when the hard limit is lower; its
-# idle client connections share pooled upstream ones, so IDLE + 2048 does.
+# Every server inherits the limit: raise it first.
 hard=$(ulimit -Hn)
 nofile=$((2 * IDLE + 4096))
 [[ $hard == unlimited ]] || ((nofile <= hard)) || nofile=$hard
@@ -153,7 +151,10 @@ for ref in $REFERENCES; do
             ports=("$HAPROXY_HTTP_PORT" "$HAPROXY_TLS_PORT" "$HAPROXY_NOAUTH_PORT") port=$HAPROXY_TLS_PORT
             conf=$RUN_DIR/haproxy-jwt.cfg
             render "$bench_dir/conf/haproxy-jwt.cfg.in" "$conf"
-            sed -i -e "s/^\([[:space:]]*maxconn\) [0-9]*/\1 $((IDLE + 1024))/" "$conf"
+            # HAProxy wants room for two descriptors per connection and, by
+            # default, refuses to start without it; idle client connections
+            # share pooled upstream ones, so the limit raised above does.
+            sed -i -e "s/^\([[:space:]]*maxconn\) [0-9]*.*/\1 $((IDLE + 1024))\n    no strict-limits/" "$conf"
             grep -Eq "^[[:space:]]*maxconn $((IDLE + 1024))" "$conf" || die "$conf: no global maxconn to raise"
             haproxy -q -c -f "$conf" >/dev/null || die "$conf: invalid"
             cmd=(haproxy -db -f "$conf")
