@@ -89,10 +89,12 @@ anchors() {
 }
 
 # The decision log of the last gateway started in a step: it must have been
-# written (it is emptied at each start).
+# written (it is emptied at each start); then emptied, since a step's log
+# takes hundreds of MB.
 audit_check() { # NAME FILE
     [[ -s $2 ]] || die "$1: mfagate wrote no decision log to $2"
     log "$1: the decision log of the last gateway has $(wc -l <"$2") lines"
+    : >"$2"
 }
 
 gateway=$(printf '%q' "$here/harness-gateway.sh")
@@ -116,6 +118,7 @@ for step in $STEPS; do
             PINNED=1 REFERENCES="nginx haproxy" "$here/memory.sh" >"$TARGETS_WORK/memory.txt" \
                 || die "memory: benches/memory.sh failed (output in $TARGETS_WORK/memory.txt)"
             sed 's/^/[memory] /' "$TARGETS_WORK/memory.txt" >&2
+            [[ -n ${MFAGATE_BENCH_AUDIT:-} ]] || audit_check memory "$LOAD_WORK/audit.jsonl"
             ;;
     esac
 done
