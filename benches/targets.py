@@ -114,6 +114,11 @@ def main():
     row(5, "unloaded latency: p99", cached("G-gateway", "lat", "p99_ms"),
         "bar", 1.0, " ms", 3, "< 1.00×", below=1.0)
 
+    p99 = {t: cached(t, "lat", "p99_ms") for t in ("A-upstream", "B-nginx-tls", "C-haproxy-tls")}
+    if any(v is not None for v in p99.values()):
+        notes.append("unloaded p99 in the same run: " + ", ".join(
+            f"{t} {'-' if v is None else f'{v:.3f} ms'}" for t, v in p99.items()))
+
     head = ["#", "target", "mfagate", "reference", "ratio", "bar", "met"]
     widths = [max(len(head[i]), *(len(r[i]) for r in lines)) for i in range(len(head))]
 
