@@ -14,10 +14,66 @@ use mfagate::{shutdown, telemetry, tls, tools};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// How often memory freed since is handed back to the system.
+const TIDY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// mimalloc hands freed pages back to the system a while after they are
+/// freed, but only when the allocator is next called, and a worker's empty
+/// pages only when that worker collects: once a burst of connections has
+/// closed and the process is quiet, their memory would stay resident. Each
+/// worker collects when it goes idle (at most every `TIDY_EVERY`), and a
+/// thread of its own hands back what is due every `TIDY_EVERY`; both calls
+/// return at once when there is nothing to do.
+fn collect_when_idle() {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
+    LAST.with(|last| {
+        if last.get().is_none_or(|at| at.elapsed() >= TIDY_EVERY) {
+            last.set(Some(std::time::Instant::now()));
+            // SAFETY: mi_collect has no preconditions; it collects the calling thread's heap.
+            unsafe { libmimalloc_sys::mi_collect(true) };
+        }
+    });
+}
+
+/// Transparent huge pages make the kernel back a 2 MiB range with memory
+/// once a few of its pages are used: after a burst of connections has
+/// closed, the pages the allocator gave back are filled in again and stay
+/// resident. The gateway's heap is small enough that huge pages buy nothing.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes no pointers; it only sets a flag on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+fn tidy_memory() {
+    let spawned = std::thread::Builder::new().name("mfagate-tidy".into()).spawn(|| {
+        loop {
+            std::thread::sleep(TIDY_EVERY);
+            // SAFETY: mi_collect has no preconditions; it may be called from any thread.
+            unsafe { libmimalloc_sys::mi_collect(false) };
+            // The TLS library allocates from the C heap, which keeps what is
+            // freed below its top: hand back its free pages too.
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim has no preconditions.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the memory tidying thread");
+    }
+}
+
 /// sysexits.h EX_CONFIG: the configuration is invalid.
 const EX_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
+    no_huge_pages();
     let cli = Cli::parse();
     let source = Source::resolve(cli.config.as_deref());
     match cli.command.unwrap_or(Command::Run) {
@@ -117,6 +173,7 @@ fn run(source: &Source) -> ExitCode {
         }
     };
     let _log = telemetry::init(&config.log);
+    tidy_memory();
     tracing::info!(config = %source.describe(), version = env!("CARGO_PKG_VERSION"), "configuration loaded");
     for warning in config.warnings() {
         tracing::warn!(%warning, "configuration warning");
@@ -133,7 +190,7 @@ fn run(source: &Source) -> ExitCode {
             builder
         }
     };
-    let runtime = match runtime.enable_all().build() {
+    let runtime = match runtime.enable_all().on_thread_park(collect_when_idle).build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

@@ -8,7 +8,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -22,13 +21,11 @@ use tracing::debug;
 use super::accept::{Drain, accept};
 use super::http::Http;
 use super::inspect::{Fault, Inspected, Inspector};
+use super::lifecycle::Conn;
 use super::load::{ConnActivity, Lane, Load, Tracked};
 use super::refusal::Refusal;
 use crate::config::{DrainSettings, HttpSettings, LoadLimits, ServerConfig};
 use crate::upstream::Body;
-
-/// How long a closing connection may stay idle before it is dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// How the TLS listener serves connections under one configuration: its
 /// certificate, HTTP settings and limits.
@@ -37,7 +34,7 @@ pub struct Endpoint {
     load: LoadLimits,
     drain: DrainSettings,
     acceptor: TlsAcceptor,
-    builder: Http,
+    pub(super) builder: Http,
 }
 
 impl Endpoint {
@@ -99,11 +96,14 @@ struct GatewayConn<L> {
 impl<L: LiveGateway> GatewayConn<L> {
     async fn serve(self, tcp: TcpStream, endpoint: Arc<Endpoint>) {
         let http = &endpoint.http;
-        let handshake = tokio::time::timeout(http.tls_handshake_timeout, endpoint.acceptor.accept(tcp));
+        // Boxed: the handshake's state is large, and a connection's task
+        // should not keep room for it once the handshake is done.
+        let handshake = Box::pin(tokio::time::timeout(http.tls_handshake_timeout, endpoint.acceptor.accept(tcp)));
         let tls = tokio::select! {
             () = self.drain.abort.cancelled() => return,
             done = handshake => match done {
-                Ok(Ok(tls)) => tls,
+                // Boxed: the task keeps no room for it.
+                Ok(Ok(tls)) => Box::new(tls),
                 Ok(Err(e)) => {
                     self.load.handshake_failed(false);
                     return debug!(peer = %self.peer, error = %e, "TLS handshake failed");
@@ -117,7 +117,6 @@ impl<L: LiveGateway> GatewayConn<L> {
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let fault = Fault::default();
         let inspector = (!h2).then(|| Inspector::new(http.max_header_bytes, fault.clone()));
-        let io = TokioIo::new(Inspected::new(tls, inspector));
         let activity = Arc::new(ConnActivity::default());
         let service = {
             let (current, load, activity, lane, peer) =
@@ -126,40 +125,26 @@ impl<L: LiveGateway> GatewayConn<L> {
                 // Boxed: hyper keeps room for one request future for as long
                 // as a connection lives, so an idle connection would otherwise
                 // hold a whole request's state machine.
-                let served = Box::pin(request(req, peer, lane, &current, &load, &activity, &fault));
-                async move { Ok::<_, Infallible>(served.await) }
+                let served = request(req, peer, lane, &current, &load, &activity, &fault);
+                Box::pin(async move { Ok::<_, Infallible>(served.await) })
             })
         };
-        let conn = endpoint.builder.serve(io, h2, service);
-        tokio::pin!(conn);
-        let keep_alive = http.keep_alive_timeout;
-        // An overflow connection lives for one answer, and no longer than a request head may take.
-        let overflow_deadline = tokio::time::sleep(http.header_read_timeout);
-        tokio::pin!(overflow_deadline);
-        let mut closing = false;
-        loop {
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        debug!(peer = %self.peer, error = %e, "connection ended with an error");
-                    }
-                    return;
-                }
-                () = self.drain.abort.cancelled() => return,
-                // A client that does not take part in the graceful close
-                // (HTTP/2 waits for a PING answer) is dropped once idle again.
-                () = activity.idle(CLOSE_GRACE), if closing => return,
-                // HTTP/1: hyper marks the answer in progress `Connection:
-                // close` and closes after it; HTTP/2: GOAWAY.
-                () = self.drain.stop.cancelled(), if !closing => closing = true,
-                () = activity.idle(keep_alive), if !closing => closing = true,
-                // HTTP/1 needs no nudge: its answer says `Connection: close`,
-                // and hyper closes once the request body is discarded.
-                () = activity.served_one(), if !closing && self.lane == Lane::Overflow && h2 => closing = true,
-                () = &mut overflow_deadline, if self.lane == Lane::Overflow => return,
+        let conn = Conn {
+            peer: self.peer,
+            load: &self.load,
+            drain: &self.drain,
+            activity: &activity,
+            keep_alive: http.keep_alive_timeout,
+        };
+        match inspector {
+            Some(inspector) if self.lane == Lane::Normal => {
+                conn.serve_parking(tls, inspector, &endpoint, service).await
             }
-            if closing {
-                conn.as_mut().graceful_shutdown();
+            inspector => {
+                let overflow = (self.lane == Lane::Overflow).then_some(http.header_read_timeout);
+                let io = TokioIo::new(Inspected::new(tls, inspector));
+                // Boxed, so that the task of an HTTP/1.1 connection, parked, is small.
+                Box::pin(conn.serve_whole(endpoint.builder.serve(io, h2, service), h2, overflow)).await;
             }
         }
     }

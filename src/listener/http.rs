@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::rt::{Read, Write};
+use hyper::server::conn::http1;
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto::{self, Connection, UpgradeableConnection};
@@ -24,6 +25,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Http {
     h1: auto::Builder<TokioExecutor>,
     h2: auto::Builder<TokioExecutor>,
+    /// HTTP/1.1 alone, for connections that are handed back between requests.
+    h1_only: http1::Builder,
 }
 
 impl Http {
@@ -33,9 +36,15 @@ impl Http {
             .timer(TokioTimer::new())
             .header_read_timeout(settings.header_read_timeout)
             .max_buf_size(settings.max_header_bytes);
+        let mut h1_only = http1::Builder::new();
+        h1_only
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout)
+            .max_buf_size(settings.max_header_bytes);
         if settings.max_headers != 100 {
             // hyper's default; any other value costs a heap allocation per request.
             h1.http1().max_headers(settings.max_headers);
+            h1_only.max_headers(settings.max_headers);
         }
         let mut h2 = auto::Builder::new(TokioExecutor::new()).http2_only();
         h2.http2()
@@ -44,7 +53,20 @@ impl Http {
             .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
             .keep_alive_interval(Some(settings.keep_alive_timeout))
             .keep_alive_timeout(PING_TIMEOUT);
-        Self { h1, h2 }
+        Self { h1, h2, h1_only }
+    }
+
+    /// Serves `io` in HTTP/1.1 as a connection whose stream can be taken
+    /// back once it is idle (`http1::Connection::without_shutdown`).
+    pub fn serve_h1<I, S, B>(&self, io: I, service: S) -> http1::Connection<I, S>
+    where
+        S: Service<Request<Incoming>, Response = Response<B>>,
+        S::Error: Into<Box<dyn StdError + Send + Sync>>,
+        B: Body + 'static,
+        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+        I: Read + Write + Unpin,
+    {
+        self.h1_only.serve_connection(io, service)
     }
 
     /// Serves `io` in HTTP/2 when `h2` (the client chose it by ALPN), else HTTP/1.1.

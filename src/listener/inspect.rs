@@ -11,6 +11,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -34,6 +35,22 @@ impl Fault {
 
     fn set(&self, reason: RequestRule) {
         let _ = self.0.set(reason);
+    }
+}
+
+/// Whether everything the client has sent so far is whole requests: no
+/// part of a next head or of a body is pending. Shared with the connection,
+/// which parks an idle connection only then.
+#[derive(Debug, Clone)]
+pub struct AtRest(Arc<AtomicBool>);
+
+impl AtRest {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, rest: bool) {
+        self.0.store(rest, Ordering::Relaxed);
     }
 }
 
@@ -64,11 +81,27 @@ pub struct Inspector {
     extensions: usize,
     max_head: usize,
     fault: Fault,
+    rest: AtRest,
 }
 
 impl Inspector {
     pub fn new(max_head: usize, fault: Fault) -> Self {
-        Self { state: State::Head, head: Vec::new(), line: Vec::new(), extensions: 0, max_head, fault }
+        let rest = AtRest(Arc::new(AtomicBool::new(true)));
+        Self { state: State::Head, head: Vec::new(), line: Vec::new(), extensions: 0, max_head, fault, rest }
+    }
+
+    /// Whether the client's bytes so far end where a request ends.
+    pub fn at_rest(&self) -> AtRest {
+        self.rest.clone()
+    }
+
+    /// Gives back the buffers a head or chunk line that came in pieces grew,
+    /// between requests.
+    fn release(&mut self) {
+        if matches!(self.state, State::Head) && self.head.is_empty() {
+            self.head = Vec::new();
+            self.line = Vec::new();
+        }
     }
 
     /// Looks at the next bytes the client sent.
@@ -94,6 +127,7 @@ impl Inspector {
             };
             bytes = &bytes[used..];
         }
+        self.rest.set(matches!(self.state, State::Head) && self.head.is_empty());
     }
 
     fn fail(&mut self, reason: RequestRule) -> usize {
@@ -102,6 +136,7 @@ impl Inspector {
     }
 
     fn stop(&mut self) -> usize {
+        self.rest.set(false);
         self.state = State::Done;
         self.head = Vec::new();
         self.line = Vec::new();
@@ -303,6 +338,17 @@ pub struct Inspected<T> {
 impl<T> Inspected<T> {
     pub fn new(inner: T, inspector: Option<Inspector>) -> Self {
         Self { inner, inspector }
+    }
+
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// Gives back the inspector's buffers, between requests.
+    pub fn release(&mut self) {
+        if let Some(inspector) = self.inspector.as_mut() {
+            inspector.release();
+        }
     }
 }
 

@@ -7,13 +7,14 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Frame, SizeHint};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// One listener's counts and their metrics.
 pub struct Load {
@@ -24,6 +25,8 @@ pub struct Load {
     /// Requests admitted: what `max_in_flight` limits.
     in_flight: IntGauge,
     accepted: IntCounter,
+    /// HTTP/1.1 connections idle with no HTTP state (`park`).
+    parked: IntGauge,
     shed_connections: IntCounter,
     shed_requests: IntCounter,
     dropped: IntCounter,
@@ -43,6 +46,13 @@ impl Load {
         )?;
         let accepted = IntCounterVec::new(
             Opts::new("mfagate_connections_accepted_total", "Client connections accepted, by listener."),
+            &["listener"],
+        )?;
+        let parked = IntGaugeVec::new(
+            Opts::new(
+                "mfagate_connections_parked",
+                "Idle HTTP/1.1 connections holding no HTTP buffers until the client sends again, by listener.",
+            ),
             &["listener"],
         )?;
         let in_flight = IntGaugeVec::new(
@@ -66,6 +76,7 @@ impl Load {
         )?;
         registry.register(Box::new(open.clone()))?;
         registry.register(Box::new(accepted.clone()))?;
+        registry.register(Box::new(parked.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(shed.clone()))?;
         registry.register(Box::new(dropped.clone()))?;
@@ -75,6 +86,7 @@ impl Load {
             overflow: AtomicUsize::new(0),
             in_flight: in_flight.with_label_values(&[listener]),
             accepted: accepted.with_label_values(&[listener]),
+            parked: parked.with_label_values(&[listener]),
             shed_connections: shed.with_label_values(&["max_connections"]),
             shed_requests: shed.with_label_values(&["max_in_flight"]),
             dropped,
@@ -97,6 +109,12 @@ impl Load {
         self.overflow.fetch_sub(1, Ordering::AcqRel);
         self.dropped.inc();
         None
+    }
+
+    /// Counts a parked connection until the guard is dropped.
+    pub(super) fn park(&self) -> Parked<'_> {
+        self.parked.inc();
+        Parked { load: self }
     }
 
     /// Admits a request below `max` in flight.
@@ -157,6 +175,16 @@ impl Drop for ConnGuard {
     }
 }
 
+pub(super) struct Parked<'a> {
+    load: &'a Load,
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.load.parked.dec();
+    }
+}
+
 pub(super) struct InFlight {
     load: Arc<Load>,
 }
@@ -168,14 +196,43 @@ impl Drop for InFlight {
 }
 
 /// Requests in flight on one connection, to close it when idle.
-#[derive(Default)]
 pub(super) struct ConnActivity {
     active: AtomicUsize,
     served: AtomicUsize,
     changed: Notify,
+    /// When the connection started: the origin of `rested_at`.
+    born: Instant,
+    /// When the last request in flight ended, in nanoseconds after `born`.
+    rested_at: AtomicU64,
+}
+
+impl Default for ConnActivity {
+    fn default() -> Self {
+        let born = Instant::now();
+        Self {
+            active: AtomicUsize::new(0),
+            served: AtomicUsize::new(0),
+            changed: Notify::new(),
+            born,
+            rested_at: AtomicU64::new(0),
+        }
+    }
 }
 
 impl ConnActivity {
+    /// Since when no request has been in flight; none while one is.
+    pub fn idle_since(&self) -> Option<Instant> {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(self.born + Duration::from_nanos(self.rested_at.load(Ordering::Acquire)))
+    }
+
+    /// How many requests have been answered.
+    pub fn served(&self) -> usize {
+        self.served.load(Ordering::Acquire)
+    }
+
     pub fn enter(self: &Arc<Self>) -> Active {
         self.active.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_waiters();
@@ -219,9 +276,12 @@ pub(super) struct Active {
 
 impl Drop for Active {
     fn drop(&mut self) {
-        self.conn.served.fetch_add(1, Ordering::AcqRel);
-        self.conn.active.fetch_sub(1, Ordering::AcqRel);
-        self.conn.changed.notify_waiters();
+        let conn = &self.conn;
+        let rested = u64::try_from(conn.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        conn.rested_at.store(rested, Ordering::Release);
+        conn.served.fetch_add(1, Ordering::AcqRel);
+        conn.active.fetch_sub(1, Ordering::AcqRel);
+        conn.changed.notify_waiters();
     }
 }
 

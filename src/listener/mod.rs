@@ -7,6 +7,9 @@
 //! - `http`: the HTTP/1.1 and HTTP/2 server settings, shared by the
 //!   gateway, the egress proxy, its intercepted tunnels and the admin
 //!   listener;
+//! - `lifecycle`: how a connection lives after its handshake: idle close,
+//!   graceful close, HTTP/1.1 parked between requests;
+//! - `park`: the stream an idle HTTP/1.1 connection is parked with;
 //! - `load`: connections and requests counted against their limits, with
 //!   their gauges;
 //! - `inspect`: the byte-level framing checks of HTTP/1;
@@ -22,7 +25,9 @@ mod accept;
 mod conn;
 mod http;
 mod inspect;
+mod lifecycle;
 mod load;
+mod park;
 mod plain;
 mod refusal;
 
