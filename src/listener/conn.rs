@@ -138,7 +138,7 @@ impl<L: LiveGateway> GatewayConn<L> {
         };
         match inspector {
             Some(inspector) if self.lane == Lane::Normal => {
-                conn.serve_parking(tls, inspector, &endpoint, service).await
+                conn.serve_parking(tls, inspector, &endpoint.builder, service).await
             }
             inspector => {
                 let overflow = (self.lane == Lane::Overflow).then_some(http.header_read_timeout);

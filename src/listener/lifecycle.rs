@@ -26,7 +26,7 @@ use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
 use super::accept::Drain;
-use super::conn::Endpoint;
+use super::http::Http;
 use super::inspect::{AtRest, Inspected, Inspector};
 use super::load::{ConnActivity, Load, Tracked};
 use super::park::{PARK_AFTER, Resumed};
@@ -145,7 +145,7 @@ impl Conn<'_> {
     /// stream: each is taken down once the connection is idle and the
     /// client has sent nothing of a next request, and the next is built
     /// when the client sends again.
-    pub async fn serve_parking<S>(&self, tls: Tls, inspector: Inspector, endpoint: &Endpoint, service: S)
+    pub async fn serve_parking<S>(&self, tls: Tls, inspector: Inspector, builder: &Http, service: S)
     where
         S: Service<Request<Incoming>, Response = Response<Tracked<Body>>, Error = Infallible>
             + Clone
@@ -157,7 +157,7 @@ impl Conn<'_> {
         let at_rest = inspector.at_rest();
         let mut io = Resumed::new(Inspected::new(tls, Some(inspector)));
         loop {
-            let conn = endpoint.builder.serve_h1(TokioIo::new(io), service.clone());
+            let conn = builder.serve_h1(TokioIo::new(io), service.clone());
             // Boxed, as the hyper connection in it: a parked connection's
             // task holds none of it.
             io = match Box::pin(self.round(conn, &at_rest)).await {
