@@ -167,8 +167,10 @@ pub fn basic(value: &HeaderValue) -> Result<Vec<&str>, Unreadable> {
 /// The first legacy scheme in a field value: its own scheme, or that of any
 /// element of a comma-separated list of credentials.
 fn legacy_scheme(value: &HeaderValue) -> Option<Scheme> {
-    // Bytes that are not ASCII cannot hide a scheme name, but may surround one.
-    let text = String::from_utf8_lossy(value.as_bytes());
+    // Bytes that are not ASCII cannot hide a scheme name, but may surround
+    // one. Most values are ASCII, which `from_utf8` checks a word at a time.
+    let bytes = value.as_bytes();
+    let text = std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), std::borrow::Cow::Borrowed);
     text.split(',').map(|item| Scheme::of(scheme_and_rest(item).0.as_bytes())).find(|s| s.is_legacy())
 }
 
