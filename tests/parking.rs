@@ -153,3 +153,55 @@ async fn a_parked_connection_is_closed_when_idle_for_the_keep_alive_timeout() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_parked_connection_waits_no_longer_than_the_header_timeout_for_a_request() {
+    let env = TestEnv::setup().server("header_read_timeout = \"2s\"\nkeep_alive_timeout = \"30s\"").start().await;
+    let token = env.idp.delegated().mint();
+    // One that served a request, and one that never sent any.
+    let mut used = raw::connect(env.addr, &env.pki.ca_pem, &[b"http/1.1"]).await;
+    used.write_all(get(&token, "/v1/customers").as_bytes()).await.unwrap();
+    assert_eq!(responses(&mut used, 1).await[0].0, 200);
+    let mut unused = raw::connect(env.addr, &env.pki.ca_pem, &[b"http/1.1"]).await;
+    let started = tokio::time::Instant::now();
+    for (tls, what) in [(&mut used, "after a request"), (&mut unused, "without a request")] {
+        let answer = raw::read_until_closed(tls, Duration::from_secs(20)).await;
+        assert!(answer.closed, "{what}: still open after 20 s");
+        assert!(started.elapsed() < Duration::from_secs(6), "{what}: closed after {:?}", started.elapsed());
+    }
+}
+
+#[tokio::test]
+async fn an_empty_line_after_a_request_does_not_keep_the_connection_from_parking() {
+    let env = env().await;
+    let token = env.idp.delegated().mint();
+    let mut tls = raw::connect(env.addr, &env.pki.ca_pem, &[b"http/1.1"]).await;
+    // Some clients send CRLF after a POST body (RFC 9112 §2.2).
+    let post = format!(
+        "POST /v1/customers HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\na=1\r\n"
+    );
+    tls.write_all(post.as_bytes()).await.unwrap();
+    assert_eq!(responses(&mut tls, 1).await[0].0, 200);
+    parked(&env, 1.0).await;
+    tls.write_all(b"\r\n").await.unwrap();
+    parked(&env, 0.0).await;
+    parked(&env, 1.0).await;
+    for n in 0..2 {
+        tls.write_all(get(&token, "/v1/customers?after").as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(tls.read(&mut byte).await.unwrap(), 1, "request {n}: closed");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "request {n}: {head}");
+        let length: usize =
+            head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())).unwrap();
+        let mut body = vec![0u8; length];
+        tls.read_exact(&mut body).await.unwrap();
+        parked(&env, 1.0).await;
+    }
+    assert_eq!(env.upstream.hits(), 3);
+}

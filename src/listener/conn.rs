@@ -135,6 +135,7 @@ impl<L: LiveGateway> GatewayConn<L> {
             drain: &self.drain,
             activity: &activity,
             keep_alive: http.keep_alive_timeout,
+            header_read: http.header_read_timeout,
         };
         match inspector {
             Some(inspector) if self.lane == Lane::Normal => {

@@ -27,6 +27,7 @@ pub struct Http {
     h2: auto::Builder<TokioExecutor>,
     /// HTTP/1.1 alone, for connections that are handed back between requests.
     h1_only: http1::Builder,
+    header_read_timeout: Duration,
 }
 
 impl Http {
@@ -53,12 +54,13 @@ impl Http {
             .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
             .keep_alive_interval(Some(settings.keep_alive_timeout))
             .keep_alive_timeout(PING_TIMEOUT);
-        Self { h1, h2, h1_only }
+        Self { h1, h2, h1_only, header_read_timeout: settings.header_read_timeout }
     }
 
     /// Serves `io` in HTTP/1.1 as a connection whose stream can be taken
     /// back once it is idle (`http1::Connection::without_shutdown`).
-    pub fn serve_h1<I, S, B>(&self, io: I, service: S) -> http1::Connection<I, S>
+    /// `head_within`: how long the client may take to send the first head.
+    pub fn serve_h1<I, S, B>(&self, io: I, service: S, head_within: Duration) -> http1::Connection<I, S>
     where
         S: Service<Request<Incoming>, Response = Response<B>>,
         S::Error: Into<Box<dyn StdError + Send + Sync>>,
@@ -66,7 +68,12 @@ impl Http {
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
         I: Read + Write + Unpin,
     {
-        self.h1_only.serve_connection(io, service)
+        if head_within >= self.header_read_timeout {
+            return self.h1_only.serve_connection(io, service);
+        }
+        let mut builder = self.h1_only.clone();
+        builder.header_read_timeout(head_within);
+        builder.serve_connection(io, service)
     }
 
     /// Serves `io` in HTTP/2 when `h2` (the client chose it by ALPN), else HTTP/1.1.

@@ -95,6 +95,15 @@ impl Inspector {
         self.rest.clone()
     }
 
+    /// How many of `bytes` are empty lines before a next request: CR and LF
+    /// while between requests, none otherwise.
+    fn empty_lines(&self, bytes: &[u8]) -> usize {
+        if !matches!(self.state, State::Head) || !self.head.is_empty() {
+            return 0;
+        }
+        bytes.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count()
+    }
+
     /// Gives back the buffers a head or chunk line that came in pieces grew,
     /// between requests.
     fn release(&mut self) {
@@ -352,15 +361,38 @@ impl<T> Inspected<T> {
     }
 }
 
+/// Reads of nothing but empty lines between requests taken in one poll
+/// before the task yields.
+const MAX_EMPTY_READS: usize = 16;
+
 impl<T: AsyncRead + Unpin> AsyncRead for Inspected<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
-        let ready = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let (Poll::Ready(Ok(())), Some(inspector)) = (&ready, this.inspector.as_mut()) {
-            inspector.feed(&buf.filled()[before..]);
+        let Some(inspector) = this.inspector.as_mut() else {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        };
+        for _ in 0..MAX_EMPTY_READS {
+            let ready = Pin::new(&mut this.inner).poll_read(cx, buf);
+            if !matches!(ready, Poll::Ready(Ok(()))) || buf.filled().len() == before {
+                return ready;
+            }
+            // Empty lines between requests (RFC 9112 §2.2) are dropped here
+            // rather than skipped by hyper, so that a connection they reach
+            // between requests is still between requests for hyper too.
+            let skip = inspector.empty_lines(&buf.filled()[before..]);
+            if skip > 0 {
+                let end = buf.filled().len();
+                buf.filled_mut().copy_within(before + skip..end, before);
+                buf.set_filled(end - skip);
+            }
+            if buf.filled().len() > before {
+                inspector.feed(&buf.filled()[before..]);
+                return ready;
+            }
         }
-        ready
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 

@@ -29,11 +29,14 @@ use super::accept::Drain;
 use super::http::Http;
 use super::inspect::{AtRest, Inspected, Inspector};
 use super::load::{ConnActivity, Load, Tracked};
-use super::park::{PARK_AFTER, Resumed};
+use super::park::{Flushed, PARK_AFTER, Resumed};
 use crate::upstream::Body;
 
 /// How long a closing connection may stay idle before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// The shortest header timeout a resumed connection is given: it woke with
+/// its time all but spent.
+const MIN_HEAD_WITHIN: Duration = Duration::from_millis(10);
 
 /// The TLS stream is boxed: it is handed from one hyper connection to the
 /// next, and a connection's task should not hold room for it twice.
@@ -73,6 +76,9 @@ pub(super) struct Conn<'a> {
     pub drain: &'a Drain,
     pub activity: &'a Arc<ConnActivity>,
     pub keep_alive: Duration,
+    /// How long the client may take to send a request head, counted from
+    /// the end of the last answer: it bounds the wait for the next request.
+    pub header_read: Duration,
 }
 
 impl Conn<'_> {
@@ -156,19 +162,29 @@ impl Conn<'_> {
     {
         let at_rest = inspector.at_rest();
         let mut io = Resumed::new(Inspected::new(tls, Some(inspector)));
+        let flushed = io.flushed();
         loop {
-            let conn = builder.serve_h1(TokioIo::new(io), service.clone());
+            // hyper's header timeout counts from the end of the last answer,
+            // as it does on a connection it keeps: what the connection spent
+            // parked counts too.
+            let since = self.activity.idle_since().unwrap_or_else(Instant::now);
+            let head_within = (since + self.header_read).saturating_duration_since(Instant::now());
+            let conn = builder.serve_h1(TokioIo::new(io), service.clone(), head_within.max(MIN_HEAD_WITHIN));
             // Boxed, as the hyper connection in it: a parked connection's
             // task holds none of it.
-            io = match Box::pin(self.round(conn, &at_rest)).await {
+            io = match Box::pin(self.round(conn, &at_rest, &flushed)).await {
                 Round::Ended => return,
                 Round::Parked(io) => io,
             };
             io.get_mut().release();
             let (_, tls) = io.get_ref().get_ref().get_ref();
             // Bytes hyper had read, or plaintext rustls holds: serve them now.
-            if io.has_unread() || !tls.wants_read() || tls.wants_write() {
+            if io.has_unread() || !tls.wants_read() {
                 continue;
+            }
+            // TLS records rustls has not written yet go out before it waits.
+            if tls.wants_write() && !matches!(tokio::time::timeout(CLOSE_GRACE, io.flush()).await, Ok(Ok(()))) {
+                return;
             }
             match self.parked(&io).await {
                 Wake::Readable => {}
@@ -179,7 +195,12 @@ impl Conn<'_> {
     }
 
     /// Serves one hyper connection until it ends or is parked.
-    async fn round<S>(&self, mut conn: http1::Connection<TokioIo<Stream>, S>, at_rest: &AtRest) -> Round
+    async fn round<S>(
+        &self,
+        mut conn: http1::Connection<TokioIo<Stream>, S>,
+        at_rest: &AtRest,
+        flushed: &Flushed,
+    ) -> Round
     where
         S: Service<Request<Incoming>, Response = Response<Tracked<Body>>, Error = Infallible> + Unpin + Send + 'static,
         S::Future: Unpin + Send + 'static,
@@ -202,25 +223,30 @@ impl Conn<'_> {
                     let Some(served) = parking else { return Round::Ended };
                     let parts = conn.into_parts();
                     let mut io = parts.io.into_inner();
-                    // What hyper read and did not parse: the start of a next request.
-                    io.unread(parts.read_buf);
-                    if served == self.activity.served() && self.activity.idle_since().is_some() {
+                    // What hyper read and did not parse: the start of a next
+                    // request. Empty lines before one (RFC 9112 §2.2) are
+                    // skipped, as hyper skips them.
+                    if !parts.read_buf.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+                        io.unread(parts.read_buf);
+                    }
+                    if !closing && served == self.activity.served() && self.activity.idle_since().is_some() {
                         return Round::Parked(io);
                     }
-                    // A request came in as the connection was taken down:
-                    // hyper answered it `Connection: close`.
+                    // The listener stops, or a request came in as the
+                    // connection was taken down: hyper answered it
+                    // `Connection: close`.
                     close(io).await;
                     return Round::Ended;
                 }
                 () = self.drain.abort.cancelled() => return Round::Ended,
                 () = self.activity.idle(CLOSE_GRACE), if closing => return Round::Ended,
-                () = self.drain.stop.cancelled(), if !closing && parking.is_none() => closing = true,
+                () = self.drain.stop.cancelled(), if !closing => closing = true,
                 () = &mut clock, if !closing && parking.is_none() => match self.due(true) {
                     Due::Later(at) => clock.as_mut().reset(at),
                     Due::Close => closing = true,
                     // hyper closes an idle connection at once; a next request
                     // under way (a slow head) is hyper's header timeout's.
-                    Due::Park if at_rest.get() => {
+                    Due::Park if at_rest.get() && flushed.get() => {
                         parking = Some(self.activity.served());
                         Pin::new(&mut conn).graceful_shutdown();
                     }
@@ -238,7 +264,8 @@ impl Conn<'_> {
     async fn parked(&self, io: &Stream) -> Wake {
         let (tcp, _) = io.get_ref().get_ref().get_ref();
         let _parked = self.load.park();
-        let close_at = self.activity.idle_since().map_or_else(Instant::now, |since| since + self.keep_alive);
+        let wait = self.keep_alive.min(self.header_read);
+        let close_at = self.activity.idle_since().map_or_else(Instant::now, |since| since + wait);
         tokio::select! {
             _ = tcp.readable() => Wake::Readable,
             () = self.drain.stop.cancelled() => Wake::Close,

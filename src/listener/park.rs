@@ -11,6 +11,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,15 +24,38 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// that a busy connection is never parked between its requests.
 pub const PARK_AFTER: Duration = Duration::from_secs(1);
 
+/// Whether everything written to a stream has been flushed: hyper keeps
+/// what it could not write yet in a buffer of its own, which is lost when
+/// its connection is taken down, so a connection is parked only when its
+/// last write was flushed.
+#[derive(Debug, Clone)]
+pub struct Flushed(Arc<AtomicBool>);
+
+impl Flushed {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, flushed: bool) {
+        self.0.store(flushed, Ordering::Relaxed);
+    }
+}
+
 /// A stream with bytes already read from it put back in front.
 pub struct Resumed<T> {
     unread: Bytes,
     inner: T,
+    flushed: Flushed,
 }
 
 impl<T> Resumed<T> {
     pub fn new(inner: T) -> Self {
-        Self { unread: Bytes::new(), inner }
+        Self { unread: Bytes::new(), inner, flushed: Flushed(Arc::new(AtomicBool::new(true))) }
+    }
+
+    /// Whether the last write was flushed, as the stream's owner sees it.
+    pub fn flushed(&self) -> Flushed {
+        self.flushed.clone()
     }
 
     pub fn get_ref(&self) -> &T {
@@ -80,11 +105,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for Resumed<T> {
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Resumed<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.flushed.set(false);
         Pin::new(&mut self.inner).poll_write(cx, data)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        self.flushed.set(matches!(flushed, Poll::Ready(Ok(()))));
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -96,6 +124,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Resumed<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.flushed.set(false);
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
@@ -120,6 +149,18 @@ mod tests {
         io.read_to_string(&mut got).await.unwrap();
         assert_eq!(got, "hello world");
         assert!(!io.has_unread());
+    }
+
+    #[tokio::test]
+    async fn a_write_is_flushed_only_once_flush_returns() {
+        use tokio::io::AsyncWriteExt;
+        let mut io = Resumed::new(Vec::new());
+        let flushed = io.flushed();
+        assert!(flushed.get());
+        io.write_all(b"answer").await.unwrap();
+        assert!(!flushed.get());
+        io.flush().await.unwrap();
+        assert!(flushed.get());
     }
 
     #[tokio::test]
