@@ -225,7 +225,8 @@ impl Conn<'_> {
                     let mut io = parts.io.into_inner();
                     // What hyper read and did not parse: the start of a next
                     // request. Empty lines before one (RFC 9112 §2.2) are
-                    // skipped, as hyper skips them.
+                    // skipped, as hyper skips them: `Inspected` drops those
+                    // a read begins with, not those read with a body's end.
                     if !parts.read_buf.iter().all(|b| matches!(b, b'\r' | b'\n')) {
                         io.unread(parts.read_buf);
                     }

@@ -102,3 +102,39 @@ fn oversized_heads_are_left_to_hyper() {
     assert_eq!(f.get(), None);
     assert!(matches!(i.state, State::Done));
 }
+
+/// A stream that hands out one byte a read.
+struct Bytewise(&'static [u8]);
+
+impl AsyncRead for Bytewise {
+    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Some((first, rest)) = self.0.split_first() {
+            buf.put_slice(&[*first]);
+            self.0 = rest;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What a reader gets from `Inspected` over `input`, whole and a byte a read.
+fn read_through(input: &'static [u8]) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let inspected = || Some(Inspector::new(8192, Fault::default()));
+    let mut whole = Vec::new();
+    runtime.block_on(Inspected::new(input, inspected()).read_to_end(&mut whole)).unwrap();
+    let mut bytewise = Vec::new();
+    runtime.block_on(Inspected::new(Bytewise(input), inspected()).read_to_end(&mut bytewise)).unwrap();
+    assert_eq!(whole, bytewise);
+    whole
+}
+
+#[test]
+fn empty_lines_between_requests_are_dropped_and_nothing_else() {
+    // Before a request, and a read of nothing but empty lines is not the end.
+    assert_eq!(read_through(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n"), b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(read_through(b"\r\n"), b"");
+    // Inside a body they are body bytes.
+    let body = b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n\r\n";
+    assert_eq!(read_through(body), body);
+}
